@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Installs Veil and its default detector models.
+#
+#   ./install.sh            development install into ./.venv (editable, with test tools)
+#   ./install.sh --system   service install: /opt/veil venv, /etc/veil config, systemd unit, 'veil' user
+#   ./install.sh --gpu      also install onnxruntime-gpu (CUDA libraries come from the registry)
+#
+# Running it twice is harmless: packages are re-resolved, verified models are kept.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+mode=dev
+gpu=0
+for arg in "$@"; do
+    case "$arg" in
+        --system) mode=system ;;
+        --gpu) gpu=1 ;;
+        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+        *) echo "install.sh: unknown option '$arg'" >&2; exit 2 ;;
+    esac
+done
+
+die() { echo "install.sh: $*" >&2; exit 1; }
+say() { echo "==> $*"; }
+
+# Debian packages: venv support, libsystemd headers for systemd-python, ffmpeg for ffprobe checks.
+apt_packages=(python3-venv python3-dev pkg-config libsystemd-dev gcc ffmpeg)
+install_apt_packages() {
+    local missing=()
+    for p in "${apt_packages[@]}"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    command -v apt-get >/dev/null || die "missing system packages (${missing[*]}) and no apt-get to install them"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    say "installing system packages: ${missing[*]}"
+    $sudo apt-get update -qq || die "apt-get update failed (no network?)"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || die "apt-get install ${missing[*]} failed"
+}
+
+if [ "$mode" = system ]; then
+    venv=/opt/veil
+else
+    venv="$here/.venv"
+fi
+
+install_apt_packages
+
+if [ ! -x "$venv/bin/python" ]; then
+    say "creating virtual environment $venv"
+    python3 -m venv "$venv" || die "could not create $venv"
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+
+say "installing Veil into $venv"
+if [ "$mode" = system ]; then
+    "${pip[@]}" install "$here[systemd]" || die "pip install failed (no network?)"
+else
+    "${pip[@]}" install -e "$here[systemd,test]" || die "pip install failed (no network?)"
+fi
+if [ "$gpu" -eq 1 ]; then
+    say "installing onnxruntime-gpu"
+    "${pip[@]}" uninstall -y onnxruntime >/dev/null 2>&1 || true
+    "${pip[@]}" install "onnxruntime-gpu[cuda,cudnn]" || die "pip install onnxruntime-gpu failed"
+fi
+
+say "fetching default models"
+"$venv/bin/python" "$here/tools/fetch_models.py" --dest "$venv/share/veil/models" \
+    || die "model fetch failed; nothing was changed in the model directory"
+
+if [ "$mode" = system ]; then
+    "$here/tools/install_system.sh" "$venv" "$here"
+fi
+
+say "done. Try: $venv/bin/veil models"

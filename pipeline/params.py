@@ -1,0 +1,101 @@
+"""Typed processing parameters. They arrive from configuration and are recorded in every sidecar.
+
+Defaults favour recall: a missed face is a privacy leak, an extra blurred patch is not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ClassThresholds(_Strict):
+    """Score >= ``threshold``: a confident detection. ``review_floor`` <= score < ``threshold``: the
+    review band, masked too when ``mask_review_band`` is on, and it flags the file for review."""
+
+    threshold: float = Field(ge=0.0, le=1.0)
+    review_floor: float = Field(ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "ClassThresholds":
+        if self.review_floor > self.threshold:
+            raise ValueError(f"review_floor {self.review_floor} is above threshold {self.threshold}")
+        return self
+
+
+class ModelSpec(_Strict):
+    """One ONNX detector and its contract. ``family`` picks the pre/post-processing."""
+
+    name: str
+    family: Literal["centerface", "yolov8", "yolov5"]
+    path: Path | None = None  # None: the default model file of that name in the model directory
+    classes: tuple[Literal["face", "license_plate"], ...]
+    input_size: int | None = Field(default=None, ge=32)  # fixed-input families (YOLO): square side
+    sha256: str | None = None  # pin: a mismatch refuses to load
+
+
+class ScalePlan(_Strict):
+    """How an image is fed to a detector: whole-image passes at several scales, plus tiles.
+
+    ``max_side``: a whole-image pass is capped at this many pixels on the long side.
+    ``upscale_below``: images whose long side is under this also get a 2x pass for small objects.
+    ``tile_above``: images whose long side is over this also get overlapping native-resolution tiles.
+    """
+
+    max_side: int = Field(ge=64)
+    upscale_below: int = Field(ge=0)
+    tile_above: int = Field(ge=64)
+    tile_size: int = Field(ge=64)
+    tile_overlap: float = Field(default=0.25, ge=0.0, lt=0.9)
+
+
+class DetectorParams(_Strict):
+    face_model: ModelSpec = ModelSpec(name="centerface", family="centerface", classes=("face",))
+    plate_model: ModelSpec = ModelSpec(name="platedet", family="yolov8", classes=("license_plate",), input_size=640)
+    classes: tuple[Literal["face", "license_plate"], ...] = ("face", "license_plate")
+    face: ClassThresholds = ClassThresholds(threshold=0.4, review_floor=0.2)
+    license_plate: ClassThresholds = ClassThresholds(threshold=0.35, review_floor=0.15)
+    face_scales: ScalePlan = ScalePlan(max_side=1920, upscale_below=1024, tile_above=2400, tile_size=1280)
+    plate_scales: ScalePlan = ScalePlan(max_side=640, upscale_below=0, tile_above=1400, tile_size=960)
+    nms_iou: float = Field(default=0.4, gt=0.0, le=1.0)
+
+    def thresholds(self, label: str) -> ClassThresholds:
+        return getattr(self, label)
+
+
+class MaskParams(_Strict):
+    """How regions are masked. Strength is relative to the region, so large faces get as much as small."""
+
+    style: Literal["blur", "mosaic", "solid"] = "blur"
+    shape: Literal["box", "ellipse"] = "box"
+    margin: float = Field(default=0.15, ge=0.0, le=2.0)  # grown on each side, as a share of width/height
+    mask_review_band: bool = True
+    blur_cells: int = Field(default=6, ge=2, le=64)  # detail left across the region's long side, at most
+    mosaic_cells: int = Field(default=8, ge=2, le=64)  # mosaic cells across the region's long side
+    solid_color: tuple[int, int, int] = (0, 0, 0)
+
+
+class OutputParams(_Strict):
+    jpeg_quality: int = Field(default=95, ge=1, le=100)
+    webp_quality: int = Field(default=95, ge=1, le=100)
+    max_pixels: int = Field(default=150_000_000, ge=1)  # refuse larger images: decompression bombs
+
+
+class RuntimeParams(_Strict):
+    """Where inference runs. The provider is explicit and recorded; there is no silent fallback."""
+
+    device: str = "cpu"  # cpu | cuda | cuda:K
+    threads: int = Field(default=0, ge=0)  # intra-op threads; 0 = onnxruntime's default
+    model_dir: Path | None = None  # None: the environment's share/veil/models
+
+
+class Params(_Strict):
+    detector: DetectorParams = DetectorParams()
+    mask: MaskParams = MaskParams()
+    output: OutputParams = OutputParams()
