@@ -9,7 +9,6 @@ import sys
 # Modules that register subcommands, in the order they appear in --help.
 COMMAND_MODULES = (
     "daemon.cmd_process",
-    "daemon.cmd_eval",
     "daemon.cmd_models",
 )
 

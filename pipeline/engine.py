@@ -1,0 +1,95 @@
+"""The detection engine: loaded models plus the scale plan that feeds them. Built once per worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .detect.centerface import CenterFace
+from .detect.nms import merge
+from .detect.onnx import load_session, make_spatial_dims_dynamic
+from .detect.windows import plan_windows
+from .detect.yolo import Yolo, drop_extra_outputs
+from .errors import ModelError
+from .models import default_model_dir, find_source
+from .params import DetectorParams, ModelSpec, RuntimeParams, ScalePlan
+from .qc import ModelRecord
+from .records import Detections, ObjectClass
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    spec: ModelSpec
+    network: CenterFace | Yolo
+    object_class: ObjectClass
+    scales: ScalePlan
+    record: ModelRecord
+
+
+class Engine:
+    def __init__(self, detectors: list[_Loaded], params: DetectorParams):
+        self._detectors = detectors
+        self.params = params
+
+    @classmethod
+    def load(cls, detector: DetectorParams, runtime: RuntimeParams = RuntimeParams()) -> "Engine":
+        model_dir = runtime.model_dir or default_model_dir()
+        loaded = []
+        for label in detector.classes:
+            spec = detector.face_model if label == "face" else detector.plate_model
+            if label not in spec.classes:
+                raise ModelError(f"model {spec.name!r} does not declare class {label!r} (declares {spec.classes})")
+            scales = detector.face_scales if label == "face" else detector.plate_scales
+            loaded.append(_load_one(spec, ObjectClass.from_label(label), scales, model_dir, runtime))
+        return cls(loaded, detector)
+
+    @property
+    def model_records(self) -> list[ModelRecord]:
+        return [d.record for d in self._detectors]
+
+    def detect(self, rgb: np.ndarray, min_score: float | None = None) -> Detections:
+        """All configured classes in an HxWx3 uint8 RGB image, boxes in its pixels.
+
+        Scores go down to each class's review floor, or to ``min_score`` when given (evaluation).
+        """
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected HxWx3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
+        height, width = rgb.shape[:2]
+        found = []
+        for detector in self._detectors:
+            floor = self.params.thresholds(detector.object_class.label).review_floor if min_score is None else min_score
+            for window in plan_windows(height, width, detector.scales, detector.network.fixed_input):
+                boxes, scores = detector.network(window.crop(rgb), floor)
+                if len(scores):
+                    classes = np.full(len(scores), int(detector.object_class))
+                    found.append(Detections(window.to_source(boxes), scores, classes))
+        return merge(Detections.concat(found), self.params.nms_iou)
+
+    def warm_up(self) -> None:
+        """One pass on a blank image, so the first real file does not pay for lazy initialisation."""
+        self.detect(np.zeros((64, 64, 3), dtype=np.uint8))
+
+
+def _load_one(
+    spec: ModelSpec, object_class: ObjectClass, scales: ScalePlan, model_dir: Path, runtime: RuntimeParams
+) -> _Loaded:
+    source = find_source(spec.name)
+    path = spec.path or model_dir / (source.file_name if source else f"{spec.name}.onnx")
+    pinned = spec.sha256 or (source.sha256 if source and spec.path is None else None)
+    if spec.family == "centerface":
+        prepare = make_spatial_dims_dynamic
+    else:
+        prepare = drop_extra_outputs
+    session, digest = load_session(
+        path, device=runtime.device, threads=runtime.threads, expected_sha256=pinned, prepare=prepare
+    )
+    if spec.family == "centerface":
+        network: CenterFace | Yolo = CenterFace(session)
+    else:
+        network = Yolo(session, version=int(spec.family[-1]), num_classes=len(spec.classes))
+    record = ModelRecord(
+        name=spec.name, task=object_class.label, family=spec.family, sha256=digest, providers=session.get_providers()
+    )
+    return _Loaded(spec, network, object_class, scales, record)

@@ -1,0 +1,132 @@
+"""Still images in and out: EXIF orientation applied, pixel modes normalised, metadata stripped.
+
+Loading hands back two arrays: ``pixels`` in the form that will be saved (masked in place) and ``rgb``,
+an 8-bit RGB view for the detectors. Saving builds a fresh image from the array, so no EXIF, XMP, GPS or
+maker notes survive; only the ICC colour profile is carried over.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import InputError
+from ..params import OutputParams
+
+# Our own explicit limit replaces Pillow's global one (checked before any pixel is decoded).
+Image.MAX_IMAGE_PIXELS = None
+
+FORMAT_BY_SUFFIX = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".webp": "WEBP",
+    ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
+}
+SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "BMP"}
+_ALPHA_FREE = {"JPEG", "BMP"}
+
+
+@dataclass
+class LoadedImage:
+    pixels: np.ndarray  # what gets masked and saved: uint8 or uint16; HxW, HxWx2 (LA), HxWx3, HxWx4
+    mode: str  # Pillow mode of ``pixels``: L, LA, RGB, RGBA or I;16
+    rgb: np.ndarray  # HxWx3 uint8 for detection
+    format: str
+    icc_profile: bytes | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+
+def load_image(path: Path, max_pixels: int) -> LoadedImage:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except UnidentifiedImageError:
+        raise InputError("not a readable image (unrecognised or corrupt header)") from None
+    except OSError as error:
+        raise InputError(f"cannot read image: {error}") from error
+    with image:
+        if image.format not in SUPPORTED_FORMATS:
+            raise InputError(f"image format {image.format} is not supported (JPEG, PNG, WebP, TIFF, BMP)")
+        width, height = image.size
+        if width * height > max_pixels:
+            raise InputError(f"image of {width}x{height} exceeds the pixel limit of {max_pixels} (decompression bomb?)")
+        if getattr(image, "n_frames", 1) > 1:
+            raise InputError(f"{image.format} with {image.n_frames} frames: animated and multi-page images are refused")
+        icc = image.info.get("icc_profile")
+        source_format = image.format
+        try:
+            image.load()
+            image = ImageOps.exif_transpose(image)
+        except (OSError, ValueError, SyntaxError) as error:
+            raise InputError(f"corrupt or truncated image data: {error}") from error
+        pixels, mode, notes = _normalise(image)
+    return LoadedImage(pixels, mode, _detection_view(pixels, mode), source_format, icc, notes)
+
+
+def _normalise(image: Image.Image) -> tuple[np.ndarray, str, list[str]]:
+    mode = image.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return np.array(image), mode, []
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return np.array(image).astype(np.uint16), "I;16", []
+    if mode == "I":
+        data = np.array(image)
+        if data.min() < 0 or data.max() > 65535:
+            raise InputError("32-bit integer image with values outside 0..65535 is not supported")
+        return data.astype(np.uint16), "I;16", ["32-bit integer samples stored as 16-bit"]
+    if mode == "1":
+        return np.array(image.convert("L")), "L", ["bilevel image saved as 8-bit grayscale"]
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in image.info
+        target = "RGBA" if has_alpha else "RGB"
+        return np.array(image.convert(target)), target, [f"palette image saved as {target}"]
+    if mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        return np.array(image.convert("RGB")), "RGB", [f"{mode} image converted to RGB"]
+    raise InputError(f"pixel mode {mode} is not supported")
+
+
+def _detection_view(pixels: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "I;16":
+        low, high = np.percentile(pixels, (0.5, 99.5)) if pixels.size else (0, 1)
+        scaled = np.clip((pixels.astype(np.float32) - low) * (255.0 / max(1.0, high - low)), 0, 255)
+        gray = scaled.astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode in ("L", "LA"):
+        gray = pixels if mode == "L" else pixels[:, :, 0]
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(pixels[:, :, :3])
+
+
+def output_format(name: str, source_format: str) -> str:
+    """The output keeps the input's file name, so its suffix decides the encoding."""
+    return FORMAT_BY_SUFFIX.get(Path(name).suffix.lower(), source_format)
+
+
+def save_image(loaded: LoadedImage, path: Path, target_format: str, params: OutputParams) -> list[str]:
+    """Write the (masked) pixels as a fresh image. Returns notes about conversions made."""
+    notes = []
+    image = Image.fromarray(loaded.pixels)  # the mode follows from shape and dtype: L, LA, RGB, RGBA, I;16
+    if target_format in _ALPHA_FREE and image.mode in ("LA", "RGBA"):
+        image = image.convert("RGB" if image.mode == "RGBA" else "L")
+        notes.append(f"{target_format} has no alpha channel: transparency dropped")
+    if target_format in ("JPEG", "WEBP", "BMP") and image.mode == "I;16":
+        image = Image.fromarray((loaded.pixels >> 8).astype(np.uint8))
+        notes.append(f"{target_format} cannot hold 16-bit samples: reduced to 8-bit")
+    options: dict = {}
+    if loaded.icc_profile and target_format in ("JPEG", "PNG", "WEBP", "TIFF"):
+        options["icc_profile"] = loaded.icc_profile
+    if target_format == "JPEG":
+        options.update(quality=params.jpeg_quality, subsampling=0 if params.jpeg_quality >= 90 else 2)
+    elif target_format == "WEBP":
+        options.update(quality=params.webp_quality)
+    elif target_format == "TIFF":
+        options.update(compression="tiff_lzw")
+    image.save(path, format=target_format, **options)
+    return notes

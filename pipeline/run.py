@@ -1,0 +1,111 @@
+"""Process one file: sniff it, detect, mask, write the output, and account for it in a QC report.
+
+``process_file`` never raises for a bad input or a failed step: it returns a report whose disposition is
+"failed", and it guarantees that no output (nor companion file) is left behind then. Fail closed.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__
+from .engine import Engine
+from .errors import InputError, VeilError
+from .mask import confident_and_review, masked_selection, plan_regions, apply_masks
+from .media.image import load_image, output_format, save_image
+from .media.sniff import sniff
+from .models import sha256_of
+from .params import Params
+from .qc import DetectionRecord, ErrorRecord, FileInfo, QCReport
+from .records import Detections, ObjectClass
+
+
+def start_report(name: str, params: Params, engine: Engine) -> QCReport:
+    """A report with the parts every file shares: version, time, models, parameters."""
+    return QCReport(
+        veil_version=__version__,
+        created_at=datetime.now(timezone.utc),
+        input=FileInfo(name=name),
+        models=engine.model_records,
+        params=params.model_dump(mode="json"),
+    )
+
+
+def process_file(src: Path, dst: Path, params: Params, engine: Engine, *, name: str) -> QCReport:
+    started = time.monotonic()
+    report = start_report(name, params, engine)
+    try:
+        report.input.media_type = sniff(src)
+        report.input.size_bytes = src.stat().st_size
+        report.input.sha256 = sha256_of(src)
+        if report.input.media_type == "image":
+            _process_image(src, dst, params, engine, report)
+        elif report.input.media_type == "video":
+            from .video import process_video  # imported lazily: only videos need the video stack
+
+            video_report = process_video(src, dst, params, engine, name=name)
+            known = {k: v for k, v in video_report.input.model_dump().items() if v not in (None, [], "unknown")}
+            video_report.input = report.input.model_copy(update=known)
+            report = video_report
+        else:
+            raise InputError("unrecognised content: neither a supported image nor a video container")
+    except VeilError as error:
+        _fail(report, dst, ErrorRecord(kind=error.kind, message=str(error)))
+    except Exception as error:  # a bug or an unforeseen library error: still fail closed, never crash
+        _fail(report, dst, ErrorRecord(kind="error", message=f"{type(error).__name__}: {error}"))
+    report.processing_seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+def _process_image(src: Path, dst: Path, params: Params, engine: Engine, report: QCReport) -> None:
+    loaded = load_image(src, params.output.max_pixels)
+    width, height = loaded.size
+    report.input.format, report.input.width, report.input.height = loaded.format, width, height
+
+    detections = engine.detect(loaded.rgb)
+    regions = plan_regions(detections, params, loaded.pixels.shape)
+    apply_masks(loaded.pixels, regions, params.mask)
+
+    target_format = output_format(report.input.name, loaded.format)
+    notes = loaded.notes + save_image(loaded, dst, target_format, params.output)
+    report.output = FileInfo(
+        name=report.input.name, sha256=sha256_of(dst), size_bytes=dst.stat().st_size, media_type="image",
+        format=target_format, width=width, height=height, notes=notes,
+    )
+    record_detections(report, detections, params)
+
+
+def record_detections(report: QCReport, detections: Detections, params: Params) -> None:
+    """Fill detections, per-class counts and review reasons from one set of detections."""
+    confident, review = confident_and_review(detections, params.detector)
+    masked = masked_selection(detections, params)
+    report.detections = [
+        DetectionRecord(
+            object_class=ObjectClass(int(c)).label, score=round(float(s), 4),
+            box=tuple(round(float(v), 1) for v in box), band="confident" if conf else "review", masked=bool(m),
+        )
+        for box, s, c, conf, m in zip(detections.boxes, detections.scores, detections.classes, confident, masked)
+    ]
+    for object_class in ObjectClass:
+        selected = detections.classes == int(object_class)
+        report.counts[object_class.label] = int((masked & selected).sum())
+        in_band = int((review & selected).sum())
+        if in_band:
+            bounds = params.detector.thresholds(object_class.label)
+            action = "masked" if params.mask.mask_review_band else "NOT masked"
+            report.review_reasons.append(
+                f"{in_band} {object_class.label} detection(s) in the review band "
+                f"[{bounds.review_floor:.2f}, {bounds.threshold:.2f}), {action}"
+            )
+    report.disposition = "review" if report.review_reasons else "done"
+
+
+def _fail(report: QCReport, dst: Path, error: ErrorRecord) -> None:
+    for leftover in [dst, *(dst.with_name(name) for name in report.companions)]:
+        leftover.unlink(missing_ok=True)
+    report.output = None
+    report.companions = []
+    report.disposition = "failed"
+    report.error = error
