@@ -1,0 +1,68 @@
+"""``veil serve``: run the service (under systemd, or by hand for a trial)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from daemon import log
+from daemon.settings import SYSTEM_CONFIG, ConfigError, load_settings, trial_folder
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="watch ingest folders and anonymize what arrives",
+        description="Watch the configured ingest folders and anonymize whatever arrives. Without --config, "
+                    "--ingest/--output run a trial with the default profile; otherwise the configuration is "
+                    f"read from $VEIL_CONFIG or {SYSTEM_CONFIG}.")
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument("--ingest", type=Path, help="trial: the folder to watch")
+    parser.add_argument("--output", type=Path, help="trial: where clean results go")
+    parser.add_argument("--review", type=Path, help="trial: results that need review (default: sibling of OUTPUT)")
+    parser.add_argument("--failed", type=Path, help="trial: inputs that failed (default: sibling of OUTPUT)")
+    parser.add_argument("--workers", type=int, help="number of worker processes (overrides the configuration)")
+    parser.set_defaults(handler=run)
+
+
+def config_path_for(args: argparse.Namespace) -> Path | None:
+    if args.config is not None:
+        return args.config
+    if getattr(args, "ingest", None) is not None:
+        return None  # a trial needs no file
+    env = os.environ.get("VEIL_CONFIG")
+    return Path(env) if env else SYSTEM_CONFIG
+
+
+def overrides_for(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if (args.ingest is None) != (args.output is None):
+        raise ConfigError("--ingest and --output go together")
+    if args.ingest is not None:
+        overrides["folders"] = [trial_folder(args.ingest, args.output, args.review, args.failed)]
+    elif args.review is not None or args.failed is not None:
+        raise ConfigError("--review and --failed only go with --ingest/--output")
+    if args.workers is not None:
+        overrides["service"] = {"workers": args.workers}
+    return overrides
+
+
+def run(args: argparse.Namespace) -> int:
+    log.configure()
+    try:
+        path = config_path_for(args)
+        overrides = overrides_for(args)
+        settings = load_settings(path, **overrides)
+    except ConfigError as exc:
+        log.get().error("config_invalid", error=str(exc))
+        print(f"veil serve: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    if "service" in overrides:  # keep the file's other service keys: merge instead of replacing the table
+        overrides = {k: v for k, v in overrides.items() if k != "service"}
+        settings = settings.model_copy(update={"service": settings.service.model_copy(update={"workers": args.workers})})
+    log.configure(settings.service.log_level, log_file_names=settings.service.log_file_names)
+    from daemon.lifecycle import Service
+
+    return Service(settings, config_path=path, overrides=overrides).run()

@@ -1,0 +1,118 @@
+"""Durable file operations: write to a temporary name, fsync, then link or rename into place.
+
+``publish`` never overwrites: it links the finished temporary file to its final name, which fails if the name
+exists. A reader of the destination folder therefore sees either nothing or a complete file.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some network filesystems refuse fsync on directories
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _temp_name(final: Path) -> Path:
+    # A dot-name: Veil's own watchers ignore it, and so do most consumers of the destination folder.
+    return final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.veil-tmp")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically (for Veil's own state files, never for outputs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(path)
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def _link_no_overwrite(tmp: Path, final: Path) -> None:
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        # No hard links here (some SMB mounts): check-then-rename, the best such a filesystem allows.
+        if os.path.lexists(final):
+            raise FileExistsError(errno.EEXIST, "exists", str(final)) from None
+        os.rename(tmp, final)
+        return
+    os.unlink(tmp)
+
+
+def publish_bytes(data: bytes, final: Path) -> None:
+    """Write ``data`` as ``final``, durably; FileExistsError if ``final`` exists (it is left untouched)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(final)
+    try:
+        with open(tmp, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _link_no_overwrite(tmp, final)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    fsync_dir(final.parent)
+
+
+def publish_file(src: Path, final: Path) -> None:
+    """Copy ``src`` to ``final``, durably; FileExistsError if ``final`` exists (it is left untouched)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(final)
+    try:
+        with open(src, "rb") as reader, open(tmp, "xb") as writer:
+            shutil.copyfileobj(reader, writer, 1 << 20)
+            writer.flush()
+            os.fsync(writer.fileno())
+        _link_no_overwrite(tmp, final)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    fsync_dir(final.parent)
+
+
+def move_file(src: Path, final: Path) -> None:
+    """Move ``src`` to ``final`` without overwriting: a rename on one filesystem, else a durable copy."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, final)
+    except OSError as exc:
+        if isinstance(exc, FileExistsError):
+            raise
+        publish_file(src, final)
+    fsync_dir(final.parent)
+    os.unlink(src)
+    fsync_dir(src.parent)
+
+
+def same_content(a: Path, b: Path) -> bool:
+    try:
+        if a.stat().st_size != b.stat().st_size:
+            return False
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            while True:
+                ca, cb = fa.read(1 << 20), fb.read(1 << 20)
+                if ca != cb:
+                    return False
+                if not ca:
+                    return True
+    except OSError:
+        return False

@@ -1,0 +1,420 @@
+"""The service: start, main loop, reload, stop. Signal handlers only set flags; the loop does the work.
+
+Start: lock each ingest folder's processing area for this instance, start the workers (models loaded and
+warmed up), resume the jobs a previous run left, rescan, then READY=1. The loop claims complete files, keeps
+the workers fed (at most one waiting job per worker: a flood stays in ingest, not in memory), publishes
+results and pings the systemd watchdog. SIGTERM stops intake, gives running jobs ``stop_timeout_s`` to finish,
+and puts everything unfinished back. SIGHUP re-reads the configuration; an invalid one is refused and the
+service keeps its current one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from collections import deque
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pipeline.qc import QCReport
+
+from daemon import log
+from daemon.jobs import ClaimArea, InstanceBusy, Job
+from daemon.notify import Notifier, watchdog_interval_s
+from daemon.outputs import finalize, publish, sha256_file
+from daemon.pool import Dispatcher, LocalPool, Outcome, PoolBroken
+from daemon.reports import failed_report
+from daemon.settings import ConfigError, FolderSettings, Settings, load_settings
+from daemon.stability import StableFile
+from daemon.status import Counters, status_line, status_path, write_status
+from daemon.watcher import FolderWatcher, InotifyHub
+from daemon.worker import JobSpec, WorkerSpec
+
+_log = log.get("veil.service")
+_TICK_S = 0.25
+_PUBLISH_RETRY_S = 30.0
+
+
+class StartupError(Exception):
+    """The service cannot run with this configuration or environment."""
+
+
+class Service:
+    def __init__(self, settings: Settings, *, config_path: Path | None = None, overrides: dict[str, Any] | None = None,
+                 runner: str = "daemon.worker:PipelineRunner", notifier: Notifier | None = None) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.overrides = overrides or {}
+        self.runner = runner
+        self.notifier = notifier or Notifier()
+        self.counters = Counters()
+        self._stop = False
+        self._reload = False
+        self._areas: dict[str, ClaimArea] = {}
+        self._watchers: list[FolderWatcher] = []
+        self._hub: InotifyHub | None = None
+        self._pool: Dispatcher | None = None
+        self._queue: deque[Job] = deque()
+        self._running: dict[str, Job] = {}
+        self._publish_later: list[tuple[float, Job, QCReport]] = []
+        self._next_folder = 0
+        self._state = "starting"
+        self._started_at = datetime.now(timezone.utc)
+        self._last_ping = 0.0
+        self._ping_every = min(1.0, watchdog_interval_s() or 1.0)
+
+    # -- signals -----------------------------------------------------------------------------------------
+
+    def _on_stop(self, signum, frame) -> None:
+        self._stop = True
+
+    def _on_hup(self, signum, frame) -> None:
+        self._reload = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    # -- start and stop ----------------------------------------------------------------------------------
+
+    def _prepare_folders(self) -> None:
+        for folder in self.settings.folders:
+            for path in (folder.ingest, *folder.destinations()):
+                path.mkdir(parents=True, exist_ok=True)
+            area = ClaimArea(folder, self.settings.service.instance)
+            try:
+                area.lock()
+            except InstanceBusy as exc:
+                self._unlock_all()
+                raise StartupError(str(exc)) from None
+            self._areas[folder.name] = area
+
+    def _unlock_all(self) -> None:
+        for area in self._areas.values():
+            area.unlock()
+        self._areas = {}
+
+    def _worker_specs(self) -> list[WorkerSpec]:
+        service = self.settings.service
+        profiles = {name: params.model_dump_json() for name, params in self.settings.profiles.items()}
+        return [
+            WorkerSpec(index=i, device=service.devices[i % len(service.devices)], threads=service.threads,
+                       model_dir=str(service.model_dir) if service.model_dir else None, profiles=profiles,
+                       runner=self.runner, log_level=service.log_level)
+            for i in range(service.workers)
+        ]
+
+    def start_internals(self) -> None:
+        self._prepare_folders()
+        service = self.settings.service
+        pool = LocalPool(self._worker_specs(), job_timeout_s=service.job_timeout_s,
+                         heartbeat_timeout_s=service.heartbeat_timeout_s)
+        self._status("loading models")
+        try:
+            pool.start()
+        except PoolBroken as exc:
+            self._unlock_all()
+            raise StartupError(str(exc)) from None
+        self._pool = pool
+        self._recover()
+        self._watchers = [FolderWatcher(folder, self.settings.watch) for folder in self.settings.folders]
+        if self.settings.watch.mode == "inotify":
+            try:
+                self._hub = InotifyHub(self._watchers)
+                self._hub.start()
+            except OSError as exc:  # e.g. the inotify watch limit: rescans still find everything, later
+                _log.error("inotify_unavailable", error=str(exc), rescan_interval_s=self.settings.watch.rescan_interval_s)
+                self._hub = None
+        for watcher in self._watchers:
+            watcher.tick()  # the start-up rescan: whatever arrived while Veil was down
+
+    def stop_internals(self, grace_s: float) -> None:
+        """Stop intake, let running jobs finish within ``grace_s``, put the rest back."""
+        if self._hub is not None:
+            self._hub.stop()
+            self._hub = None
+        self._watchers = []
+        while self._queue:
+            self._release(self._queue.popleft())
+        if self._pool is not None:
+            for outcome in self._pool.stop(grace_s):
+                self._handle(outcome)
+            self._pool = None
+        for job in list(self._running.values()):
+            _log.info("job_interrupted", job=job.id, folder=job.record.folder)
+            self._release(job)
+        self._running.clear()
+        for _, job, report in self._publish_later:
+            _log.warning("publish_pending_at_stop", job=job.id, folder=job.record.folder)
+        self._publish_later.clear()
+        self._unlock_all()
+
+    def _release(self, job: Job) -> None:
+        area = self._areas[job.record.folder]
+        if not area.release(job):
+            _log.info("job_kept_for_next_start", job=job.id, folder=job.record.folder, state=job.record.state)
+
+    def _recover(self) -> None:
+        for name, area in self._areas.items():
+            for job in area.recover():
+                _log.info("job_recovered", job=job.id, folder=name, state=job.record.state, attempts=job.record.attempts)
+                if job.record.state == "claimed":
+                    if job.record.attempts:
+                        job.record.failures.append("interrupted (the service stopped during the job)")
+                        job.save()
+                    self._queue.append(job)
+                elif job.record.state == "processed":
+                    try:
+                        self._publish(job, QCReport.from_json(job.report_path.read_bytes()))
+                    except (OSError, ValueError) as exc:
+                        _log.error("recovered_report_unreadable", job=job.id, error=type(exc).__name__)
+                        job.record.state = "claimed"
+                        job.save()
+                        self._queue.append(job)
+                else:  # published: only the original is left to archive or delete
+                    finalize(job, area, self.settings.folder(job.record.folder), _disposition_of(job))
+
+    # -- the loop ----------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.install_signal_handlers()
+        try:
+            self.start_internals()
+        except StartupError as exc:
+            _log.error("startup_failed", error=str(exc))
+            self.notifier.send(STATUS=f"failed to start: {exc}"[:500], ERRNO=1)
+            return 1
+        self._state = "running"
+        _log.info("ready", instance=self.settings.service.instance, workers=self.settings.service.workers,
+                  folders=[f.name for f in self.settings.folders])
+        self.notifier.ready(self._status_text())
+        while not self._stop:
+            if self._reload:
+                self._reload = False
+                self._do_reload()
+            self.step()
+        self._state = "stopping"
+        self.notifier.stopping(self._status_text())
+        _log.info("stopping", in_flight=len(self._running), queued=len(self._queue))
+        self.stop_internals(self.settings.service.stop_timeout_s)
+        self._write_status()
+        _log.info("stopped", **self._counts())
+        return 0
+
+    def step(self) -> None:
+        for watcher in self._watchers:
+            watcher.tick()
+        self._claim()
+        self._dispatch()
+        assert self._pool is not None
+        for outcome in self._pool.poll(_TICK_S):
+            self._handle(outcome)
+        self._retry_publishing()
+        now = time.monotonic()
+        if now - self._last_ping >= self._ping_every:
+            self._last_ping = now
+            self.notifier.send(WATCHDOG=1, STATUS=self._status_text())
+            self._write_status()
+
+    def _claim(self) -> None:
+        """Keep one waiting job per worker; a flood stays in the ingest folders."""
+        want = self.settings.service.workers - len(self._queue)
+        idle_rounds = 0
+        while want > 0 and self._watchers and idle_rounds < len(self._watchers):
+            watcher = self._watchers[self._next_folder % len(self._watchers)]
+            self._next_folder += 1
+            stable = watcher.take()
+            if stable is None:
+                idle_rounds += 1
+                continue
+            idle_rounds = 0
+            job = self._claim_one(watcher, stable)
+            if job is not None:
+                self._queue.append(job)
+                want -= 1
+
+    def _claim_one(self, watcher: FolderWatcher, stable: StableFile) -> Job | None:
+        area = self._areas[watcher.folder.name]
+        try:
+            job = area.claim(stable)
+        except OSError as exc:
+            _log.error("claim_failed", folder=watcher.folder.name, error=exc.strerror or str(exc))
+            return None
+        if job is None:
+            if stable.path.exists():
+                watcher.put_back(stable.path)
+            return None
+        area.remove_marker(stable, self.settings.watch.done_marker)
+        _log.info("job_claimed", job=job.id, folder=job.record.folder, size=job.record.size,
+                  **log.name_field(job.record.rel))
+        return job
+
+    def _dispatch(self) -> None:
+        assert self._pool is not None
+        while self._queue and self._pool.free_slots() > 0:
+            job = self._queue.popleft()
+            if job.record.attempts >= self.settings.service.max_attempts:
+                self._give_up(job)
+                continue
+            shutil.rmtree(job.staging, ignore_errors=True)  # leftovers of an interrupted attempt
+            job.staging.mkdir(parents=True)
+            job.record.attempts += 1
+            job.save()  # counted before it runs: a file that kills the whole service still runs out of tries
+            folder = self.settings.folder(job.record.folder)
+            self._pool.submit(JobSpec(job_id=job.id, profile=folder.profile, src=str(job.input_path),
+                                      dst=str(job.staged_output), name=job.record.rel))
+            self._running[job.id] = job
+
+    def _handle(self, outcome: Outcome) -> None:
+        job = self._running.pop(outcome.job_id, None)
+        if job is None:
+            return
+        if outcome.report_json is None:
+            job.record.failures.append(outcome.failure or "unknown")
+            job.save()
+            self.counters.retried += 1
+            _log.warning("job_attempt_failed", job=job.id, folder=job.record.folder, attempt=job.record.attempts,
+                         reason=outcome.failure)
+            if job.record.attempts >= self.settings.service.max_attempts:
+                self._give_up(job)
+            else:
+                self._queue.append(job)
+            return
+        report = QCReport.from_json(outcome.report_json)
+        self._publish(job, report)
+
+    def _give_up(self, job: Job) -> None:
+        reasons = "; ".join(job.record.failures[-self.settings.service.max_attempts:]) or "unknown"
+        message = f"gave up after {job.record.attempts} attempts: {reasons}"
+        sha = sha256_file(job.input_path) if job.input_path.exists() else None
+        self._publish(job, failed_report(job.record.rel, job.input_path, sha, "error", message))
+
+    def _publish(self, job: Job, report: QCReport) -> None:
+        folder = self.settings.folder(job.record.folder)
+        area = self._areas[folder.name]
+        try:
+            if job.record.state == "claimed":
+                from daemon.fsutil import write_atomic
+
+                write_atomic(job.report_path, report.to_json().encode())
+                job.record.state = "processed"
+                job.save()
+            result = publish(job, area, folder, report)
+            finalize(job, area, folder, report.disposition)
+        except OSError as exc:  # disk full, permissions, a share gone away: keep the job, try again later
+            _log.error("publish_failed", job=job.id, folder=folder.name, error=exc.strerror or str(exc))
+            self.counters.error(job=job.id, folder=folder.name, kind="publish", message=exc.strerror or str(exc))
+            self._publish_later.append((time.monotonic() + _PUBLISH_RETRY_S, job, report))
+            return
+        self.counters.finished(report.disposition, result.duplicate)
+        fields: dict[str, Any] = {"job": job.id, "folder": folder.name, "disposition": report.disposition,
+                                  "duplicate": result.duplicate, "seconds": round(report.processing_seconds, 3),
+                                  "attempts": job.record.attempts}
+        if report.error is not None:
+            fields["error_kind"] = report.error.kind
+            error = {"job": job.id, "folder": folder.name, "kind": report.error.kind}
+            if self.settings.service.log_file_names:
+                fields["error"] = report.error.message
+                error.update(name=job.record.rel, message=report.error.message)
+            self.counters.error(**error)
+        if report.review_reasons:
+            fields["review_reasons"] = len(report.review_reasons)
+        _log.info("job_finished", **fields, **log.name_field(result.name))
+
+    def _retry_publishing(self) -> None:
+        if not self._publish_later:
+            return
+        now = time.monotonic()
+        due = [item for item in self._publish_later if item[0] <= now]
+        self._publish_later = [item for item in self._publish_later if item[0] > now]
+        for _, job, report in due:
+            self._publish(job, report)
+
+    # -- reload ------------------------------------------------------------------------------------------
+
+    def _do_reload(self) -> None:
+        self.notifier.send(RELOADING=1, MONOTONIC_USEC=time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000)
+        try:
+            new = load_settings(self.config_path, **self.overrides)
+        except ConfigError as exc:
+            _log.error("reload_refused", error=str(exc))
+            self.counters.error(kind="config", message=str(exc))
+            self.notifier.ready(self._status_text())
+            return
+        _log.info("reloading")
+        self._state = "reloading"
+        self.stop_internals(self.settings.service.stop_timeout_s)
+        old, self.settings = self.settings, new
+        try:
+            self.start_internals()
+        except StartupError as exc:
+            _log.error("reload_failed", error=str(exc))
+            self.settings = old
+            self.start_internals()  # the old configuration ran a moment ago
+        log.configure(self.settings.service.log_level, log_file_names=self.settings.service.log_file_names)
+        self._state = "running"
+        self.notifier.ready(self._status_text())
+        _log.info("reloaded")
+
+    # -- status ------------------------------------------------------------------------------------------
+
+    def _queue_length(self) -> int:
+        return len(self._queue) + sum(w.ready_count + w.waiting_count for w in self._watchers)
+
+    def _counts(self) -> dict[str, int]:
+        c = self.counters
+        return {"done": c.done, "review": c.review, "failed": c.failed, "duplicate": c.duplicate, "retried": c.retried}
+
+    def _status_text(self) -> str:
+        return status_line(self._queue_length(), len(self._running), self.counters)
+
+    def _status(self, text: str) -> None:
+        self.notifier.status(text)
+
+    def _write_status(self) -> None:
+        service = self.settings.service
+        in_flight = []
+        if self._pool is not None:
+            for item in self._pool.in_flight():
+                job = self._running.get(item.job_id)
+                entry: dict[str, Any] = {"job": item.job_id, "worker": item.worker, "pid": item.pid,
+                                         "running_s": round(time.time() - item.started, 1)}
+                if job is not None:
+                    entry.update(folder=job.record.folder, attempt=job.record.attempts)
+                    if service.log_file_names:
+                        entry["name"] = job.record.rel
+                in_flight.append(entry)
+        pool = self._pool
+        snapshot = {
+            "instance": service.instance,
+            "pid": os.getpid(),
+            "state": self._state,
+            "started_at": self._started_at.isoformat(timespec="seconds"),
+            "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "queue": {
+                "waiting_to_settle": sum(w.waiting_count for w in self._watchers),
+                "complete_in_ingest": sum(w.ready_count for w in self._watchers),
+                "claimed": len(self._queue),
+            },
+            "in_flight": in_flight,
+            "workers": [{"index": i, "pid": pid} for i, pid in enumerate(pool.worker_pids())] if isinstance(pool, LocalPool) else [],
+            "worker_restarts": pool.restarts if isinstance(pool, LocalPool) else 0,
+            "counts": self._counts(),
+            "throughput": self.counters.throughput(),
+            "last_errors": list(self.counters.errors),
+        }
+        try:
+            write_status(status_path(service.resolved_state_dir(), service.instance), snapshot)
+        except OSError as exc:
+            _log.warning("status_not_written", error=exc.strerror or str(exc))
+
+
+def _disposition_of(job: Job) -> str:
+    try:
+        return QCReport.from_json(job.report_path.read_bytes()).disposition
+    except (OSError, ValueError):
+        return "done"  # unknown: treat the original as a success's (archived by default), never lose it

@@ -1,0 +1,183 @@
+"""Routing and publishing one finished job: output/, review/ or failed/, then the original.
+
+Order, each step durable before the next:
+  1. pick final names (deterministic: the ingest-relative path) and record them in the job journal;
+  2. copy the result and its companions (and the contact sheet) into place, never over an existing file;
+  3. write the sidecar last: its presence, with the input's hash, marks the job done;
+  4. archive or delete the original (a failed input went to failed/ in step 2), then drop the job folder.
+
+Idempotent: a job delivered twice (a restart, or a later multi-host backend) finds a sidecar with its own input
+hash at its name and publishes nothing more. A different file already published under the same name keeps its
+name; the newcomer gets the deterministic name ``<stem>.<first 8 hex of its sha256><suffix>`` (then ``-2``, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from pipeline.qc import SIDECAR_SUFFIX, QCReport
+
+from daemon.fsutil import move_file, publish_bytes, publish_file, same_content
+from daemon.jobs import ClaimArea, Job
+from daemon.settings import FolderSettings
+
+CONTACT_SUFFIX = ".contact.jpg"
+_MAX_CANDIDATES = 20
+
+
+@dataclass(frozen=True)
+class Published:
+    disposition: str
+    name: str  # the published relative name
+    duplicate: bool  # the same input had already been published: nothing new was written
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def candidate_names(rel: str, sha256: str) -> list[str]:
+    path = PurePosixPath(rel)
+    names = [rel]
+    stem, suffix = path.name[: len(path.name) - len(path.suffix)] if path.suffix else path.name, path.suffix
+    for i in range(1, _MAX_CANDIDATES):
+        tag = sha256[:8] if i == 1 else f"{sha256[:8]}-{i}"
+        names.append(str(path.with_name(f"{stem}.{tag}{suffix}")))
+    return names
+
+
+def _root_for(folder: FolderSettings, disposition: str) -> Path:
+    return {"done": folder.output, "review": folder.review, "failed": folder.failed}[disposition]
+
+
+def _sidecar_sha(path: Path) -> str | None:
+    try:
+        return QCReport.from_json(path.read_bytes()).input.sha256
+    except (OSError, ValueError):
+        return None
+
+
+def _staged_group(job: Job, report: QCReport) -> list[tuple[Path, str]]:
+    """(staged file, name relative to the main output's folder) for every file to publish, main first."""
+    if report.disposition == "failed":
+        return [(job.input_path, job.input_path.name)]
+    main = job.staged_output
+    group = [(main, main.name)]
+    for name in report.companions:
+        group.append((job.staging / name, name))
+    return group
+
+
+def _rename_companion(name: str, old_main: str, new_main: str) -> str:
+    return new_main + name[len(old_main):] if name.startswith(old_main) else name
+
+
+def _choose_targets(job: Job, folder: FolderSettings, report: QCReport) -> dict[str, str] | None:
+    """Final paths for the staged files plus "sidecar"; None when this input is already published."""
+    root = _root_for(folder, report.disposition)
+    sha = report.input.sha256 or ""
+    group = _staged_group(job, report)
+    main_name = group[0][1]
+    for candidate in candidate_names(job.record.rel, sha):
+        final_main = root / candidate
+        sidecar = final_main.with_name(final_main.name + SIDECAR_SUFFIX)
+        if sidecar.exists():
+            if sha and _sidecar_sha(sidecar) == sha:
+                return None
+            continue
+        targets = {str(src): str(final_main.with_name(_rename_companion(n, main_name, final_main.name))) for src, n in group}
+        if any(os.path.lexists(t) for t in targets.values()):
+            continue  # taken by another file (or one still being published): keep looking
+        targets["sidecar"] = str(sidecar)
+        return targets
+    raise FileExistsError(f"no free output name for job {job.id} after {_MAX_CANDIDATES} candidates")
+
+
+def _place(targets: dict[str, str]) -> bool:
+    """Copy the staged files to their targets; False if a target turned out to hold another file."""
+    placed: list[Path] = []
+    for src, final in targets.items():
+        if src == "sidecar":
+            continue
+        src_path, final_path = Path(src), Path(final)
+        try:
+            publish_file(src_path, final_path)
+            placed.append(final_path)
+        except FileExistsError:
+            if same_content(src_path, final_path):
+                continue  # our own copy from an interrupted earlier try
+            for path in placed:  # lost a race for this name: undo only what this call wrote
+                path.unlink(missing_ok=True)
+            return False
+    return True
+
+
+def publish(job: Job, area: ClaimArea, folder: FolderSettings, report: QCReport) -> Published:
+    """Steps 1-3 for a job in state "processed"; leaves it in state "published"."""
+    root = _root_for(folder, report.disposition)
+    for _ in range(_MAX_CANDIDATES):
+        if not job.record.targets:
+            targets = _choose_targets(job, folder, report)
+            if targets is None:
+                job.record.state = "published"
+                job.save()
+                return Published(report.disposition, job.record.rel, duplicate=True)
+            job.record.targets = targets
+            job.save()
+        if _place(job.record.targets):
+            break
+        job.record.targets = {}
+        job.save()
+    else:
+        raise FileExistsError(f"job {job.id}: every output name was taken while publishing")
+
+    sidecar = Path(job.record.targets["sidecar"])
+    main_final = Path(next(t for s, t in job.record.targets.items() if s != "sidecar"))
+    name = main_final.relative_to(root).as_posix()
+    update: dict = {}
+    if report.output is not None and report.disposition != "failed":
+        update["output"] = report.output.model_copy(update={"name": name})
+    final_report = report.model_copy(update=update)
+    try:
+        publish_bytes(final_report.to_json().encode(), sidecar)
+    except FileExistsError:
+        if _sidecar_sha(sidecar) != report.input.sha256:
+            raise
+    job.record.state = "published"
+    job.save()
+    return Published(report.disposition, name, duplicate=False)
+
+
+def finalize(job: Job, area: ClaimArea, folder: FolderSettings, disposition: str) -> None:
+    """Step 4: the original leaves Veil's hands, then the job folder goes."""
+    payload = job.input_path
+    if payload.exists():
+        if disposition == "failed" or folder.on_success == "delete":
+            payload.unlink()  # a failed input is already in failed/, beside its error sidecar
+        else:
+            _archive(payload, folder.originals, job.record.rel)
+    area.finish(job)
+
+
+def _archive(payload: Path, originals: Path, rel: str) -> None:
+    sha = None
+    for index, candidate in enumerate(candidate_names(rel, "0" * 64)):
+        if index:
+            sha = sha or sha256_file(payload)
+            candidate = candidate_names(rel, sha)[index]
+        final = originals / candidate
+        try:
+            move_file(payload, final)
+            return
+        except FileExistsError:
+            if same_content(payload, final):
+                payload.unlink()  # already archived by an interrupted earlier try
+                return
+    raise FileExistsError(f"no free name in {originals} for an original")

@@ -1,0 +1,221 @@
+"""The service configuration: a TOML file, overridden by ``VEIL_...`` environment variables.
+
+Nested keys use ``__`` in the environment: ``VEIL_SERVICE__WORKERS=2``. Lists and tables take JSON:
+``VEIL_FOLDERS='[{"name": "cams", "ingest": "/srv/in", "output": "/srv/out"}]'``.
+The models here are the contract; ``config/veil.toml`` documents every key.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from pipeline.params import Params
+
+SYSTEM_CONFIG = Path("/etc/veil/veil.toml")
+DEFAULT_PROFILE = "default"
+
+# Names that are never inputs: partial downloads, editor and OS droppings. Matched against every path
+# component, so a whole ``@eaDir`` tree is skipped. Dot-names cover rsync's ``.name.XXXXXX`` temporaries.
+DEFAULT_IGNORE = (
+    ".*", "*.part", "*.partial", "*.tmp", "*.temp", "*.crdownload", "*.download", "*.!qB", "*.swp",
+    "~$*", "~*.tmp", "Thumbs.db", "desktop.ini", "@eaDir", "#recycle", "$RECYCLE.BIN", "lost+found",
+)
+
+
+class ConfigError(Exception):
+    """The configuration is invalid. The message names the bad key and value."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FolderSettings(_Strict):
+    """One watched ingest folder and where its results go."""
+
+    name: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]+$")
+    ingest: Path
+    output: Path
+    review: Path | None = None  # default: a sibling of output named "review"
+    failed: Path | None = None  # default: a sibling of output named "failed"
+    originals: Path | None = None  # default: a sibling of output named "originals"
+    profile: str = DEFAULT_PROFILE
+    # What happens to the original once its results are durable: moved to ``originals`` or deleted.
+    on_success: Literal["archive", "delete"] = "archive"
+
+    @field_validator("ingest", "output", "review", "failed", "originals")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else Path(os.path.abspath(os.path.expanduser(value)))
+
+    @model_validator(mode="after")
+    def _fill_siblings(self) -> "FolderSettings":
+        for field in ("review", "failed", "originals"):
+            if getattr(self, field) is None:
+                object.__setattr__(self, field, self.output.parent / field)
+        paths = {f: getattr(self, f) for f in ("ingest", "output", "review", "failed", "originals")}
+        for field, path in paths.items():
+            if field != "ingest" and (path == self.ingest or self.ingest in path.parents):
+                raise ValueError(f"{field} {str(path)!r} must not be inside the ingest folder {str(self.ingest)!r}")
+        return self
+
+    def destinations(self) -> list[Path]:
+        return [self.output, self.review, self.failed, self.originals]
+
+
+class WatchSettings(_Strict):
+    """How arrivals are noticed and when a file counts as complete."""
+
+    mode: Literal["inotify", "poll"] = "inotify"  # poll: for SMB/NFS shares written by other machines
+    rescan_interval_s: float = Field(default=60.0, gt=0)  # full rescan, even with inotify
+    poll_interval_s: float = Field(default=5.0, gt=0)  # full rescan in poll mode
+    settle_s: float = Field(default=5.0, ge=0)  # size and mtime unchanged this long: the file is complete
+    done_marker: str | None = None  # e.g. ".done": take "x.jpg" only once "x.jpg.done" exists
+    ignore: tuple[str, ...] = ()  # extra glob patterns, added to the built-in list
+
+    def ignore_patterns(self) -> tuple[str, ...]:
+        return DEFAULT_IGNORE + self.ignore
+
+
+class ServiceSettings(_Strict):
+    """The worker pool and the life of the process."""
+
+    instance: str = Field(default_factory=socket.gethostname, pattern=r"^[A-Za-z0-9_.-]+$")
+    workers: int = Field(default=1, ge=1, le=64)
+    devices: tuple[str, ...] = ("cpu",)  # assigned to workers in turn: cpu, cuda, cuda:K
+    threads: int = Field(default=0, ge=0)  # onnxruntime intra-op threads per worker; 0 = its default
+    model_dir: Path | None = None  # None: the environment's share/veil/models
+    job_timeout_s: float = Field(default=3600.0, gt=0)  # a job running longer is a hang: kill, retry
+    heartbeat_timeout_s: float = Field(default=60.0, gt=0)  # a silent worker is hung: kill, retry
+    max_attempts: int = Field(default=3, ge=1)  # tries per file before it is failed with the reason
+    stop_timeout_s: float = Field(default=60.0, ge=0)  # on SIGTERM: running jobs get this long to finish
+    state_dir: Path | None = None  # status file; None: $RUNTIME_DIRECTORY, else a per-user temp folder
+    log_file_names: bool = False  # file names in logs and status; off: job ids and folder names only
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("devices")
+    @classmethod
+    def _known_devices(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one device is needed")
+        for device in value:
+            if device not in ("cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+                raise ValueError(f"unknown device {device!r} (cpu, cuda or cuda:K)")
+        return value
+
+    def resolved_state_dir(self) -> Path:
+        if self.state_dir is not None:
+            return self.state_dir
+        runtime = os.environ.get("RUNTIME_DIRECTORY")
+        if runtime:
+            return Path(runtime.split(":")[0])
+        return Path(os.environ.get("TMPDIR", "/tmp")) / f"veil-{os.getuid()}"
+
+
+_toml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("veil_toml_path", default=None)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VEIL_", env_nested_delimiter="__", extra="forbid", frozen=True, nested_model_default_partial_update=True
+    )
+
+    service: ServiceSettings = ServiceSettings()
+    watch: WatchSettings = WatchSettings()
+    profiles: dict[str, Params] = Field(default_factory=lambda: {DEFAULT_PROFILE: Params()})
+    folders: tuple[FolderSettings, ...] = ()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _toml_path.get()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Settings":
+        if DEFAULT_PROFILE not in self.profiles:
+            self.profiles[DEFAULT_PROFILE] = Params()
+        names = [f.name for f in self.folders]
+        if len(set(names)) != len(names):
+            raise ValueError(f"folder names must be unique, got {names}")
+        ingests = [f.ingest for f in self.folders]
+        for i, a in enumerate(ingests):
+            for b in ingests[i + 1:]:
+                if a == b or a in b.parents or b in a.parents:
+                    raise ValueError(f"ingest folders overlap: {str(a)!r} and {str(b)!r}")
+        for folder in self.folders:
+            if folder.profile not in self.profiles:
+                raise ValueError(f"folder {folder.name!r} uses profile {folder.profile!r}, which is not defined")
+        return self
+
+    def params_for(self, folder: FolderSettings) -> Params:
+        return self.profiles[folder.profile]
+
+    def folder(self, name: str) -> FolderSettings:
+        for folder in self.folders:
+            if folder.name == name:
+                return folder
+        raise KeyError(name)
+
+
+def _format_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ""
+        for part in item["loc"]:
+            key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+        value = item.get("input")
+        shown = "" if isinstance(value, dict) else f" (value: {value!r})"
+        lines.append(f"{key or 'configuration'}: {item['msg']}{shown}")
+    return "; ".join(lines)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read ``path`` (optional), apply ``VEIL_...`` variables, then ``overrides``. Raises ConfigError."""
+    if path is not None:
+        path = Path(path)
+        try:
+            with path.open("rb") as handle:
+                tomllib.load(handle)  # a syntax error is reported with its line, before pydantic sees it
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration {str(path)!r}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    token = _toml_path.set(path)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        where = f"{path}: " if path else ""
+        raise ConfigError(where + _format_error(exc)) from None
+    finally:
+        _toml_path.reset(token)
+    if not settings.folders:
+        raise ConfigError("folders: no watch folder is configured (add a [[folders]] table, or use --ingest/--output)")
+    return settings
+
+
+def trial_folder(ingest: Path, output: Path, review: Path | None, failed: Path | None) -> dict[str, Any]:
+    """The one folder of ``veil serve --ingest IN --output OUT``: the default profile, siblings of OUT."""
+    folder: dict[str, Any] = {"name": "default", "ingest": ingest, "output": output}
+    if review is not None:
+        folder["review"] = review
+    if failed is not None:
+        folder["failed"] = failed
+    return folder

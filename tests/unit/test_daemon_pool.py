@@ -1,0 +1,139 @@
+"""The local pool's supervision, with fake job functions injected into real spawned workers.
+
+The fakes stand in for the pipeline only: processes, pipes, crashes, hangs and timeouts are real.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from daemon.pool import LocalPool, PoolBroken
+from daemon.worker import JobSpec, WorkerSpec
+from pipeline.qc import FileInfo, QCReport
+
+HERE = "test_daemon_pool"  # importable in the spawned child: pytest puts this folder on sys.path
+
+
+class CopyRunner:
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.pid = os.getpid()
+
+    def run(self, job: JobSpec) -> QCReport:
+        data = Path(job.src).read_bytes()
+        if data == b"crash":
+            os._exit(3)
+        if data == b"hang":
+            time.sleep(3600)
+        if data == b"raise":
+            Path(job.dst).write_bytes(b"partial")
+            raise RuntimeError("boom")
+        Path(job.dst).write_bytes(data.upper())
+        return QCReport(veil_version="t", created_at=datetime.now(timezone.utc), input=FileInfo(name=job.name),
+                        output=FileInfo(name=job.name), params={"pid": self.pid})
+
+
+class BrokenRunner:
+    def __init__(self, spec: WorkerSpec) -> None:
+        raise RuntimeError("model file missing")
+
+
+def make_pool(runner: str = f"{HERE}:CopyRunner", workers: int = 1, **kwargs) -> LocalPool:
+    specs = [WorkerSpec(index=i, device="cpu", threads=1, model_dir=None, runner=runner, heartbeat_s=0.2)
+             for i in range(workers)]
+    options = {"job_timeout_s": 30.0, "heartbeat_timeout_s": 10.0, "startup_timeout_s": 60.0}
+    options.update(kwargs)
+    return LocalPool(specs, **options)
+
+
+def job(tmp_path: Path, name: str, data: bytes) -> JobSpec:
+    src = tmp_path / name
+    src.write_bytes(data)
+    return JobSpec(job_id=name, profile="default", src=str(src), dst=str(tmp_path / f"{name}.out"), name=name)
+
+
+def collect(pool: LocalPool, count: int, deadline_s: float = 60.0) -> list:
+    outcomes = []
+    deadline = time.monotonic() + deadline_s
+    while len(outcomes) < count:
+        assert time.monotonic() < deadline, f"only {len(outcomes)} of {count} outcomes"
+        outcomes += pool.poll(0.2)
+    return outcomes
+
+
+@pytest.fixture
+def pool():
+    pools: list[LocalPool] = []
+
+    def start(*args, **kwargs) -> LocalPool:
+        p = make_pool(*args, **kwargs)
+        p.start()
+        pools.append(p)
+        return p
+
+    yield start
+    for p in pools:
+        p.stop(0)
+
+
+def test_jobs_run_and_results_come_back(pool, tmp_path):
+    p = pool(workers=2)
+    assert p.free_slots() == 2
+    p.submit(job(tmp_path, "a", b"abc"))
+    p.submit(job(tmp_path, "b", b"xyz"))
+    assert p.free_slots() == 0
+    outcomes = {o.job_id: o for o in collect(p, 2)}
+    assert set(outcomes) == {"a", "b"} and all(o.failure is None for o in outcomes.values())
+    assert (tmp_path / "a.out").read_bytes() == b"ABC"
+    assert QCReport.from_json(outcomes["a"].report_json).input.sha256  # the worker adds the input hash
+    assert p.free_slots() == 2
+
+
+def test_a_crashing_worker_is_replaced_and_its_job_returned(pool, tmp_path):
+    p = pool()
+    first_pid = p.worker_pids()[0]
+    p.submit(job(tmp_path, "c", b"crash"))
+    [outcome] = collect(p, 1)
+    assert outcome.report_json is None and "exited with code 3" in outcome.failure
+    deadline = time.monotonic() + 60
+    while p.free_slots() == 0:  # the replacement loads and reports ready
+        assert time.monotonic() < deadline
+        p.poll(0.2)
+    assert p.worker_pids()[0] != first_pid and p.restarts == 1
+    p.submit(job(tmp_path, "ok", b"fine"))
+    [outcome] = collect(p, 1)
+    assert outcome.failure is None
+
+
+def test_a_hung_job_times_out(pool, tmp_path):
+    p = pool(job_timeout_s=1.0)
+    p.submit(job(tmp_path, "h", b"hang"))
+    [outcome] = collect(p, 1, deadline_s=30)
+    assert outcome.report_json is None and "timed out" in outcome.failure
+
+
+def test_an_exception_fails_the_file_closed(pool, tmp_path):
+    p = pool()
+    p.submit(job(tmp_path, "r", b"raise"))
+    [outcome] = collect(p, 1)
+    report = QCReport.from_json(outcome.report_json)
+    assert report.disposition == "failed" and "boom" in report.error.message
+    assert not (tmp_path / "r.out").exists()  # the partial output is gone
+
+
+def test_workers_that_cannot_start_stop_the_pool(tmp_path):
+    p = make_pool(f"{HERE}:BrokenRunner")
+    with pytest.raises(PoolBroken, match="model file missing"):
+        p.start()
+
+
+def test_stop_waits_for_running_jobs(pool, tmp_path):
+    p = pool()
+    p.submit(job(tmp_path, "a", b"abc"))
+    outcomes = p.stop(30)
+    assert [o.job_id for o in outcomes] == ["a"]
+    assert all(pid is None for pid in p.worker_pids())

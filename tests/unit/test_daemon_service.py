@@ -1,0 +1,97 @@
+"""The service loop with fake job functions in real workers: retries, giving up, recovery after a crash.
+
+The pipeline is faked (this is plumbing); folders, claims, workers and publishing are real.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from daemon.lifecycle import Service
+from daemon.settings import load_settings, trial_folder
+from pipeline.qc import QCReport
+
+RUNNER = "test_daemon_pool:CopyRunner"
+
+
+def make_service(tmp_path: Path, **service) -> Service:
+    settings = load_settings(
+        None,
+        folders=[trial_folder(tmp_path / "in", tmp_path / "out", None, None)],
+        watch={"settle_s": 0.0, "mode": "poll", "poll_interval_s": 0.2},
+        service={"instance": "t", "workers": 1, "max_attempts": 2, "state_dir": tmp_path / "state",
+                 "heartbeat_timeout_s": 30, **service},
+    )
+    return Service(settings, runner=RUNNER)
+
+
+def run_until(service: Service, done, deadline_s: float = 60.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not done():
+        assert time.monotonic() < deadline, "deadline passed"
+        service.step()
+
+
+def outputs(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_a_file_that_kills_its_worker_every_time_is_failed_and_the_service_goes_on(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad.jpg").write_bytes(b"crash")
+    (tmp_path / "in" / "good.jpg").write_bytes(b"good")
+    service = make_service(tmp_path)
+    service.start_internals()
+    try:
+        run_until(service, lambda: service.counters.failed + service.counters.done == 2)
+    finally:
+        service.stop_internals(5)
+    assert outputs(tmp_path / "failed") == ["bad.jpg", "bad.jpg.veil.json"]
+    report = QCReport.from_json((tmp_path / "failed" / "bad.jpg.veil.json").read_bytes())
+    assert report.error.message.startswith("gave up after 2 attempts") and "exited with code 3" in report.error.message
+    assert (tmp_path / "failed" / "bad.jpg").read_bytes() == b"crash"  # the original, unchanged
+    assert outputs(tmp_path / "out") == ["good.jpg", "good.jpg.veil.json"]
+    assert (tmp_path / "out" / "good.jpg").read_bytes() == b"GOOD"
+    assert outputs(tmp_path / "originals") == ["good.jpg"]
+    assert service.counters.retried == 2
+
+
+def test_unfinished_jobs_are_resumed_by_the_next_start(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(b"a")
+    first = make_service(tmp_path)
+    first._prepare_folders()
+    area = first._areas["default"]
+    from daemon.stability import StableFile
+
+    path = tmp_path / "in" / "a.jpg"
+    st = path.stat()
+    job = area.claim(StableFile(path, st.st_size, st.st_mtime_ns))
+    job.record.attempts = 1  # as if the service died during its first attempt
+    job.save()
+    area.unlock()  # the process is gone: its lock with it
+    second = make_service(tmp_path)
+    second.start_internals()
+    try:
+        run_until(second, lambda: second.counters.done == 1)
+    finally:
+        second.stop_internals(5)
+    assert outputs(tmp_path / "out") == ["a.jpg", "a.jpg.veil.json"]
+    assert not any((tmp_path / "in" / ".veil" / "processing" / "t").iterdir())
+
+
+def test_status_file_reports_counts(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(b"a")
+    service = make_service(tmp_path)
+    service.start_internals()
+    try:
+        run_until(service, lambda: service.counters.done == 1)
+        service._write_status()
+    finally:
+        service.stop_internals(5)
+    status = json.loads((tmp_path / "state" / "status-t.json").read_text())
+    assert status["counts"]["done"] == 1 and status["throughput"]["files_last_minute"] == 1
+    assert "a.jpg" not in json.dumps(status)  # no file names unless the configuration allows them

@@ -1,0 +1,121 @@
+"""Configuration: TOML + VEIL_ environment, validation messages that name the key and the value."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemon.settings import ConfigError, load_settings, trial_folder
+
+REPO = Path(__file__).resolve().parents[2]
+
+GOOD = """
+[service]
+workers = 2
+[profiles.cams.mask]
+style = "mosaic"
+[[folders]]
+name = "cams"
+ingest = "{root}/in"
+output = "{root}/out"
+profile = "cams"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "veil.toml"
+    path.write_text(text.format(root=tmp_path))
+    return path
+
+
+def test_good_file_fills_defaults_and_siblings(tmp_path):
+    settings = load_settings(write(tmp_path, GOOD))
+    folder = settings.folders[0]
+    assert settings.service.workers == 2
+    assert folder.review == tmp_path / "review" and folder.failed == tmp_path / "failed"
+    assert folder.originals == tmp_path / "originals"
+    assert settings.params_for(folder).mask.style == "mosaic"
+    assert "default" in settings.profiles  # always there, for folders that name none
+
+
+def test_environment_overrides_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("VEIL_SERVICE__WORKERS", "3")
+    monkeypatch.setenv("VEIL_WATCH__SETTLE_S", "0.5")
+    settings = load_settings(write(tmp_path, GOOD))
+    assert settings.service.workers == 3
+    assert settings.watch.settle_s == 0.5
+
+
+@pytest.mark.parametrize(
+    "extra, key, value",
+    [
+        ("[service]\nworkers = 0\n", "service.workers", "0"),
+        ("[watch]\nsettle_s = -1\n", "watch.settle_s", "-1"),
+        ("[watch]\nmode = 'fanotify'\n", "watch.mode", "'fanotify'"),
+        ("[service]\ndevices = ['gpu0']\n", "service.devices", "gpu0"),
+        ("[profiles.default.detector.face]\nthreshold = 1.5\nreview_floor = 0.1\n",
+         "profiles.default.detector.face.threshold", "1.5"),
+        ("[profiles.default.mask]\nstyle = 'pixelate'\n", "profiles.default.mask.style", "'pixelate'"),
+        ("[service]\nworkerz = 2\n", "service.workerz", "2"),
+    ],
+)
+def test_bad_value_is_named_with_its_key(tmp_path, extra, key, value):
+    text = GOOD.replace("[service]\nworkers = 2\n", "") + "\n" + extra
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text))
+    assert key in str(info.value)
+    assert value in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("[[folders]]\ningest = '{root}/in'\n", "folders[0].output"),
+        ("[[folders]]\ningest = '{root}/in'\noutput = '{root}/in/out'\n", "must not be inside the ingest"),
+        ("[[folders]]\ningest = '{root}/in'\noutput = '{root}/out'\nprofile = 'nope'\n", "profile 'nope'"),
+        ("[[folders]]\nname='a'\ningest = '{root}/in'\noutput = '{root}/o1'\n"
+         "[[folders]]\nname='b'\ningest = '{root}/in/sub'\noutput = '{root}/o2'\n", "overlap"),
+        ("", "no watch folder"),
+        ("[service\nworkers = 1\n", "invalid TOML"),
+    ],
+)
+def test_inconsistent_files_are_refused(tmp_path, text, needle):
+    with pytest.raises(ConfigError, match=None) as info:
+        load_settings(write(tmp_path, text))
+    assert needle in str(info.value)
+
+
+def test_trial_needs_no_file(tmp_path):
+    settings = load_settings(None, folders=[trial_folder(tmp_path / "in", tmp_path / "out", None, tmp_path / "bad")])
+    folder = settings.folders[0]
+    assert folder.ingest == tmp_path / "in"
+    assert folder.review == tmp_path / "review"
+    assert folder.failed == tmp_path / "bad"
+    assert folder.profile == "default"
+
+
+def _veil(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "daemon.cli", *args], capture_output=True, text=True, cwd=REPO)
+
+
+def test_config_check_accepts_the_shipped_default():
+    result = _veil("config", "check", str(REPO / "config" / "veil.toml"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok:")
+
+
+def test_config_check_names_the_bad_key(tmp_path):
+    path = write(tmp_path, GOOD.replace("workers = 2", "workers = 'many'"))
+    result = _veil("config", "check", str(path))
+    assert result.returncode == 1
+    assert "service.workers" in result.stderr and "'many'" in result.stderr
+
+
+def test_serve_refuses_an_invalid_configuration(tmp_path):
+    path = write(tmp_path, GOOD.replace("workers = 2", "workers = -4"))
+    result = _veil("serve", "--config", str(path))
+    assert result.returncode == 2
+    assert "service.workers" in result.stderr and "-4" in result.stderr
