@@ -10,6 +10,9 @@ import sys
 COMMAND_MODULES = (
     "daemon.cmd_process",
     "daemon.cmd_models",
+    "daemon.cmd_serve",
+    "daemon.cmd_config",
+    "daemon.cmd_status",
 )
 
 
