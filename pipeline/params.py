@@ -87,6 +87,41 @@ class OutputParams(_Strict):
     max_pixels: int = Field(default=150_000_000, ge=1)  # refuse larger images: decompression bombs
 
 
+class TrackerParams(_Strict):
+    """ByteTrack-style association. Scores are split per class by that class's threshold (high) and
+    review floor (low); only high-score detections start tracks."""
+
+    match_iou: float = Field(default=0.2, gt=0.0, le=1.0)  # first stage: high-score detections vs tracks
+    low_match_iou: float = Field(default=0.4, gt=0.0, le=1.0)  # second stage: low-score detections
+    # Fast motion: high-score detections left over after IoU matching may still join a track whose predicted
+    # centre is within this many box sizes (times the square root of the frames since its last match).
+    centre_gate: float = Field(default=1.5, ge=0.0, le=10.0)
+    lost_frames: int = Field(default=30, ge=0, le=600)  # a lost track is kept (and can be re-found) this long
+
+
+class VideoParams(_Strict):
+    """Video encoding and the temporal mask plan. Frame counts are in frames of the input."""
+
+    codec: Literal["h264", "hevc", "mpeg4"] = "h264"
+    crf: int = Field(default=18, ge=0, le=51)  # constant quality (x264/x265); ignored when bitrate is set
+    bitrate: int | None = Field(default=None, ge=10_000)  # bits/s; replaces crf
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"] = "medium"
+    pix_fmt: Literal["yuv420p", "yuv444p"] = "yuv420p"
+    detect_stride: int = Field(default=1, ge=1, le=30)  # detect every k-th frame; track and interpolate between
+    lookahead_frames: int = Field(default=30, ge=1, le=600)  # frames held back so the future can mask the past
+    backfill_frames: int = Field(default=15, ge=0, le=600)  # mask a new track this far before its first hit
+    lost_mask_frames: int = Field(default=15, ge=0, le=600)  # keep masking a lost track on its prediction
+    temporal_dilation: int = Field(default=1, ge=0, le=10)  # a track's mask also covers its box this many frames away
+    tracker: TrackerParams = TrackerParams()
+
+    @model_validator(mode="after")
+    def _lookahead_covers(self) -> "VideoParams":
+        needed = max(self.backfill_frames, self.detect_stride, self.temporal_dilation)
+        if self.lookahead_frames < needed:
+            raise ValueError(f"lookahead_frames {self.lookahead_frames} must be >= {needed} (backfill, stride, dilation)")
+        return self
+
+
 class RuntimeParams(_Strict):
     """Where inference runs. The provider is explicit and recorded; there is no silent fallback."""
 
@@ -99,3 +134,4 @@ class Params(_Strict):
     detector: DetectorParams = DetectorParams()
     mask: MaskParams = MaskParams()
     output: OutputParams = OutputParams()
+    video: VideoParams = VideoParams()

@@ -1,0 +1,5 @@
+"""Multi-object tracking: a ByteTrack-style tracker (Kalman prediction, two-stage matching) per class."""
+
+from .bytetrack import ByteTracker, TrackObservation
+
+__all__ = ["ByteTracker", "TrackObservation"]

@@ -1,0 +1,142 @@
+"""ByteTrack-style association, run separately for each object class.
+
+Every frame: predict each track with its Kalman filter; match high-score detections to all tracks (live
+and lost) by IoU, then the leftovers by centre distance (fast motion, detection stride); match the low-score detections to the live tracks left over; start a track from each unmatched
+high-score detection; drop tracks lost for longer than ``lost_frames``. The tracker only *adds*
+knowledge: it never removes a detection (the mask plan masks raw detections whatever the tracker says).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.params import TrackerParams
+from pipeline.records import Detections
+
+from . import kalman
+from .matching import assign, centre_similarity, iou_matrix
+
+
+@dataclass(frozen=True)
+class TrackObservation:
+    """Where a track is on one frame: the matched detection's box, or the Kalman prediction if unmatched."""
+
+    track_id: int
+    object_class: int
+    box: tuple[float, float, float, float]
+    score: float  # the matched detection's score; the track's last score when predicted
+    matched: bool
+    detection_index: int | None  # index into the frame's detections when matched
+
+
+@dataclass
+class _Track:
+    track_id: int
+    object_class: int
+    mean: np.ndarray
+    cov: np.ndarray
+    score: float
+    last_matched: int  # frame index
+    lost: bool = False
+
+    def box(self) -> np.ndarray:
+        return kalman.xywh_to_xyxy(self.mean)
+
+
+@dataclass(frozen=True)
+class ScoreBands:
+    """Per class: ``high`` starts and first-stage-matches tracks, ``low`` and up extends them."""
+
+    high: float
+    low: float
+
+
+class ByteTracker:
+    def __init__(self, params: TrackerParams, bands: dict[int, ScoreBands]) -> None:
+        self.params = params
+        self.bands = bands
+        self._tracks: list[_Track] = []
+        self._next_id = 1  # per tracker instance: ids restart for every video
+        self._last_frame: int | None = None
+
+    def step(self, frame_index: int, dets: Detections | None) -> list[TrackObservation]:
+        """Advance to ``frame_index``. ``dets`` None means the frame was not run through the detector
+        (detection stride): tracks are only predicted, and nobody counts as lost for it."""
+        steps = 1 if self._last_frame is None else max(1, frame_index - self._last_frame)
+        self._last_frame = frame_index
+        for track in self._tracks:
+            track.mean, track.cov = kalman.predict(track.mean, track.cov, steps)
+        if dets is None:
+            return [self._observe(t, None, None) for t in self._tracks]
+
+        observations: list[TrackObservation] = []
+        born: list[_Track] = []
+        for object_class in sorted({t.object_class for t in self._tracks} | {int(c) for c in dets.classes}):
+            observations += self._associate(frame_index, object_class, dets, born)
+        self._tracks = [t for t in self._tracks if frame_index - t.last_matched <= self.params.lost_frames]
+        self._tracks += born
+        alive = {t.track_id for t in self._tracks}
+        return [o for o in observations if o.track_id in alive]
+
+    def _associate(self, frame_index: int, object_class: int, dets: Detections, born: list[_Track]) -> list[TrackObservation]:
+        band = self.bands.get(object_class, ScoreBands(high=0.5, low=0.1))
+        in_class = np.flatnonzero(dets.classes == object_class)
+        high = in_class[dets.scores[in_class] >= band.high]
+        low = in_class[(dets.scores[in_class] < band.high) & (dets.scores[in_class] >= band.low)]
+        tracks = [t for t in self._tracks if t.object_class == object_class]
+        track_boxes = np.array([t.box() for t in tracks]).reshape(-1, 4)
+
+        observations = []
+        pairs, free_tracks, free_high = assign(iou_matrix(track_boxes, dets.boxes[high]), self.params.match_iou)
+        for ti, di in pairs:
+            observations.append(self._match(tracks[ti], frame_index, dets, int(high[di])))
+        if self.params.centre_gate > 0 and free_tracks and free_high:
+            gaps = np.array([frame_index - tracks[ti].last_matched for ti in free_tracks])
+            near = centre_similarity(track_boxes[free_tracks], dets.boxes[high[free_high]], self.params.centre_gate * np.sqrt(gaps))
+            pairs_far, _, _ = assign(near, 1e-6)
+            for ri, ci in pairs_far:
+                observations.append(self._match(tracks[free_tracks[ri]], frame_index, dets, int(high[free_high[ci]])))
+            taken_t = {free_tracks[ri] for ri, _ in pairs_far}
+            taken_d = {free_high[ci] for _, ci in pairs_far}
+            free_tracks = [ti for ti in free_tracks if ti not in taken_t]
+            free_high = [di for di in free_high if di not in taken_d]
+
+        live_left = [ti for ti in free_tracks if not tracks[ti].lost]
+        pairs_low, _, _ = assign(iou_matrix(track_boxes[live_left], dets.boxes[low]), self.params.low_match_iou)
+        matched_low = set()
+        for li, di in pairs_low:
+            ti = live_left[li]
+            matched_low.add(ti)
+            observations.append(self._match(tracks[ti], frame_index, dets, int(low[di])))
+
+        for ti in free_tracks:
+            if ti in matched_low:
+                continue
+            tracks[ti].lost = True
+            observations.append(self._observe(tracks[ti], None, None))
+
+        for di in free_high:
+            index = int(high[di])
+            mean, cov = kalman.initiate(dets.boxes[index])
+            track = _Track(self._next_id, object_class, mean, cov, float(dets.scores[index]), frame_index)
+            self._next_id += 1
+            born.append(track)
+            observations.append(self._observe(track, dets, index))
+        return observations
+
+    def _match(self, track: _Track, frame_index: int, dets: Detections, index: int) -> TrackObservation:
+        track.mean, track.cov = kalman.update(track.mean, track.cov, dets.boxes[index])
+        track.score = float(dets.scores[index])
+        track.last_matched = frame_index
+        track.lost = False
+        return self._observe(track, dets, index)
+
+    @staticmethod
+    def _observe(track: _Track, dets: Detections | None, index: int | None) -> TrackObservation:
+        if dets is not None and index is not None:
+            box = tuple(float(v) for v in dets.boxes[index])  # the detection itself, not the smoothed state
+            return TrackObservation(track.track_id, track.object_class, box, float(dets.scores[index]), True, index)
+        box = tuple(float(v) for v in track.box())
+        return TrackObservation(track.track_id, track.object_class, box, track.score, False, None)

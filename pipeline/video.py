@@ -1,0 +1,206 @@
+"""Process one video: decode, detect, track, plan, mask, encode, remux audio, and report.
+
+Frames stream through a bounded look-ahead buffer (``params.video.lookahead_frames``): the memory held is
+that many decoded frames, whatever the video's length. The output and its boxes companion are written
+under temporary names beside ``dst`` and renamed only when complete; on any failure both are removed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, deque
+from pathlib import Path
+
+from .engine import Engine
+from .errors import ProcessingError
+from .mask import apply_masks, grow, plan_regions
+from .media.video import (
+    ENCODER_BY_CODEC,
+    DecodedFrame,
+    VideoInfo,
+    VideoReader,
+    VideoWriter,
+    output_container,
+    probe_video,
+)
+from .models import sha256_of
+from .params import Params
+from .qc import FileInfo, QCReport
+from .records import MaskRegion, ObjectClass
+from .run import start_report
+from .video_plan import FramePlan, MaskPlanner, review_band_count
+from .video_qc import BOXES_SUFFIX, MAX_LISTED, BoxesWriter, TrackSummary, VideoSummary, class_label
+
+# MaskRegion.source for each way a track box came about.
+_REGION_SOURCE = {"interpolated": "interpolated"}
+
+
+def companion_name(dst: Path) -> str:
+    return dst.name + BOXES_SUFFIX
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.name}.partial")
+
+
+def frame_regions(plan: FramePlan, params: Params, shape: tuple[int, ...]) -> list[tuple[MaskRegion, int | None]]:
+    """Every region to mask on this frame, each with the track it belongs to (None: a raw detection)."""
+    regions: list[tuple[MaskRegion, int | None]] = [(r, None) for r in plan_regions(plan.detections, params, shape)]
+    for track in plan.tracks:
+        box = grow(track.hull, params.mask.margin, shape)
+        if box[2] <= box[0] or box[3] <= box[1]:
+            continue  # wholly outside the picture (a back-fill or prediction past the edge)
+        source = _REGION_SOURCE.get(track.source, "track")
+        regions.append((MaskRegion(box, ObjectClass(track.object_class), track.score, source), track.track_id))
+    return regions
+
+
+class _Run:
+    """The state of one video's pass: counters for the QC summary."""
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+        self.frames_written = 0
+        self.frames_detected = 0
+        self.untracked = 0
+        self.gaps: list[int] = []
+        self.review_frames: Counter[str] = Counter()
+        self.masked_regions: Counter[str] = Counter()
+
+    def account(self, plan: FramePlan, regions: list[tuple[MaskRegion, int | None]]) -> None:
+        if plan.detected:
+            self.frames_detected += 1
+        if plan.detection_gap:
+            self.gaps.append(plan.index)
+        for label in review_band_count(plan, self.params.detector):
+            self.review_frames[label] += 1
+        raw = sum(1 for _, track_id in regions if track_id is None)
+        matched = sum(1 for t in plan.tracks if t.source == "detection")  # each took one of the raw detections
+        self.untracked += max(0, raw - matched)
+        for region, _ in regions:
+            self.masked_regions[region.object_class.label] += 1
+
+
+def process_video(src: Path, dst: Path, params: Params, engine: Engine, *, name: str) -> QCReport:
+    """Mask every frame of ``src`` into ``dst`` (same container), with a boxes companion beside it."""
+    info = probe_video(src)
+    report = start_report(name, params, engine)
+    report.input = FileInfo(name=name, media_type="video", format=info.container, width=info.width, height=info.height)
+    boxes_path = dst.with_name(companion_name(dst))
+    partial_video, partial_boxes = _partial(dst), _partial(boxes_path)
+    try:
+        summary = _transcode(src, partial_video, partial_boxes, info, output_container(dst), params, engine)
+        os.replace(partial_boxes, boxes_path)
+        os.replace(partial_video, dst)
+    except BaseException:
+        for leftover in (partial_video, partial_boxes, boxes_path, dst):
+            leftover.unlink(missing_ok=True)
+        raise
+
+    report.companions = [boxes_path.name]
+    report.output = FileInfo(
+        name=name, sha256=sha256_of(dst), size_bytes=dst.stat().st_size, media_type="video",
+        format=summary.container, width=info.width, height=info.height,
+    )
+    report.video = summary.model_dump(mode="json", by_alias=True)
+    report.counts = _track_counts(summary)
+    report.review_reasons = _review_reasons(summary, params)
+    report.disposition = "review" if report.review_reasons else "done"
+    return report
+
+
+def _transcode(
+    src: Path, out: Path, boxes: Path, info: VideoInfo, container: str, params: Params, engine: Engine
+) -> VideoSummary:
+    video_params = params.video
+    planner = MaskPlanner(video_params, params.detector)
+    run = _Run(params)
+    buffer: deque[DecodedFrame] = deque()
+    writer: VideoWriter | None = None
+    boxes_writer = BoxesWriter(boxes, width=info.width, height=info.height, time_base=str(info.time_base),
+                               rate=str(info.average_rate) if info.average_rate else None)
+
+    def emit(plans: list[FramePlan]) -> None:
+        for plan in plans:
+            frame = buffer.popleft()
+            if frame.index != plan.index:
+                raise ProcessingError(f"mask plan for frame {plan.index} met frame {frame.index}")
+            regions = frame_regions(plan, params, frame.rgb.shape)
+            apply_masks(frame.rgb, [r for r, _ in regions], params.mask)
+            writer.write(frame, info.time_base)
+            boxes_writer.frame(plan, frame.pts, regions)
+            run.account(plan, regions)
+
+    try:
+        with VideoReader(src, audio_sink=lambda packet: writer.mux_audio(packet)) as reader:
+            writer = VideoWriter(out, info, video_params, reader.audio, container=container, input_stream=reader.video)
+            frames_decoded = 0
+            for frame in reader.frames():
+                frames_decoded += 1
+                buffer.append(frame)
+                detect = frame.index % video_params.detect_stride == 0
+                detections = engine.detect(frame.rgb) if detect else None
+                emit(planner.push(frame.index, detections))
+            if frames_decoded == 0:
+                raise ProcessingError("no frame could be decoded")
+            emit(planner.finish())
+            writer.close()
+            decode_log = reader.log
+            audio = [s.codec_context.name for s in reader.audio]
+        boxes_writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        boxes_writer.close()
+        raise
+    if buffer:
+        raise ProcessingError(f"{len(buffer)} decoded frame(s) were never masked")
+
+    tracks = [
+        TrackSummary(
+            id=s.track_id, object_class=class_label(s.object_class), first_frame=s.first_frame, last_frame=s.last_frame,
+            detected_frames=s.detected_frames, min_score=round(s.min_score, 4), max_score=round(s.max_score, 4),
+            filled={k: v for k, v in s.filled.items() if v},
+        )
+        for s in sorted(planner.stats.values(), key=lambda s: s.track_id)
+    ]
+    return VideoSummary(
+        container=container,
+        codec_in=info.codec,
+        codec_out=ENCODER_BY_CODEC[video_params.codec],
+        width=info.width, height=info.height, rotation=info.rotation,
+        frames_declared=info.frame_count, frames_decoded=frames_decoded, frames_written=writer.frames_written,
+        frames_detected=run.frames_detected, detect_stride=video_params.detect_stride,
+        duration_in_s=info.duration_s, audio_streams=audio, dropped_streams=list(info.dropped_streams),
+        tracks=tracks, untracked_detections=max(0, run.untracked), detection_gaps=len(run.gaps),
+        detection_gap_frames=run.gaps[:MAX_LISTED], review_band_frames=dict(run.review_frames),
+        decode_warnings=decode_log.warnings[:MAX_LISTED], decode_warning_count=len(decode_log.warnings),
+        corrupt_frames=decode_log.corrupt_frames[:MAX_LISTED],
+    )
+
+
+def _track_counts(summary: VideoSummary) -> dict[str, int]:
+    """Per class, the number of distinct tracked objects masked."""
+    counts = {c.label: 0 for c in ObjectClass}
+    for track in summary.tracks:
+        counts[track.object_class] += 1
+    return counts
+
+
+def _review_reasons(summary: VideoSummary, params: Params) -> list[str]:
+    reasons = []
+    if summary.decode_warning_count:
+        reasons.append(
+            f"{summary.decode_warning_count} decode warning(s): {summary.frames_decoded} decoded frame(s) were all "
+            f"masked, but frames may be missing or damaged"
+        )
+    elif summary.frames_declared and summary.frames_declared != summary.frames_decoded:
+        reasons.append(f"the container declares {summary.frames_declared} frames, {summary.frames_decoded} decoded")
+    for label, frames in summary.review_band_frames.items():
+        bounds = params.detector.thresholds(label)
+        action = "masked" if params.mask.mask_review_band else "NOT masked"
+        reasons.append(
+            f"{label} detection(s) in the review band [{bounds.review_floor:.2f}, {bounds.threshold:.2f}) on "
+            f"{frames} frame(s), {action}"
+        )
+    return reasons

@@ -1,0 +1,142 @@
+"""The per-frame mask plan: raw detections plus track boxes, using the look-ahead buffer."""
+
+import numpy as np
+import pytest
+
+from pipeline.params import DetectorParams, VideoParams
+from pipeline.records import Detections, ObjectClass
+from pipeline.video_plan import MaskPlanner
+
+FACE = int(ObjectClass.FACE)
+
+
+def det(box, score=0.9, cls=FACE):
+    return Detections(np.array([box], dtype=float), np.array([score]), np.array([cls]))
+
+
+def run(frames, **video):
+    """Push ``frames`` (a list of Detections or None) and return every emitted plan, in order."""
+    planner = MaskPlanner(VideoParams(**video), DetectorParams())
+    plans = []
+    for index, detections in enumerate(frames):
+        plans += planner.push(index, detections)
+    plans += planner.finish()
+    assert [p.index for p in plans] == list(range(len(frames)))
+    return plans, planner
+
+
+def covers(plan, point):
+    """Does any planned box (raw detection or track hull) on this frame contain ``point``?"""
+    x, y = point
+    boxes = [tuple(b) for b in plan.detections.boxes] + [t.hull for t in plan.tracks]
+    return any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in boxes)
+
+
+def test_empty_video_and_no_detections():
+    plans, _ = run([])
+    assert plans == []
+    plans, _ = run([Detections.empty()] * 5)
+    assert all(not p.tracks and not len(p.detections) for p in plans)
+
+
+def test_frames_leave_only_after_the_lookahead():
+    planner = MaskPlanner(VideoParams(lookahead_frames=3, backfill_frames=3), DetectorParams())
+    assert [planner.push(i, Detections.empty()) for i in range(3)] == [[], [], []]
+    (plan,) = planner.push(3, Detections.empty())
+    assert plan.index == 0 and planner.buffered == 3
+
+
+def test_out_of_order_frames_are_refused():
+    planner = MaskPlanner(VideoParams(), DetectorParams())
+    planner.push(0, None)
+    with pytest.raises(ValueError):
+        planner.push(2, None)
+
+
+def test_every_raw_detection_is_kept_even_when_no_track_takes_it():
+    low = det((10, 10, 30, 30), score=0.25)  # review band: starts no track
+    plans, _ = run([low, Detections.empty()])
+    assert len(plans[0].detections) == 1 and plans[0].tracks == ()
+
+
+def test_gap_inside_a_track_is_interpolated():
+    frames = [det((10 * i, 0, 10 * i + 40, 40)) for i in range(10)]
+    for i in (4, 5, 6):
+        frames[i] = Detections.empty()  # missed for three frames
+    plans, _ = run(frames, temporal_dilation=0)
+    for i in (4, 5, 6):
+        (track,) = plans[i].tracks
+        assert track.source == "interpolated"
+        assert track.box == pytest.approx((10 * i, 0, 10 * i + 40, 40))
+    # Frames 4 and 6 each have an empty neighbour, 5 has two: none sits between two frames with detections.
+    assert [p.detection_gap for p in plans] == [False] * 10
+
+
+def test_single_missed_frame_is_flagged_as_a_detection_gap():
+    frames = [det((0, 0, 40, 40))] * 3
+    frames = [frames[0], Detections.empty(), frames[2]]
+    plans, _ = run(frames)
+    assert [p.detection_gap for p in plans] == [False, True, False]
+    assert plans[1].tracks and plans[1].tracks[0].source == "interpolated"
+
+
+def test_track_first_seen_late_is_backfilled_before_its_first_detection():
+    # An object moving right is visible from frame 0 but only detected from frame 8.
+    frames = [Detections.empty()] * 8 + [det((5 * i, 100, 5 * i + 40, 140)) for i in range(8, 16)]
+    plans, _ = run(frames, backfill_frames=5, temporal_dilation=0)
+    for i in range(3, 8):
+        (track,) = plans[i].tracks
+        assert track.source == "backfill"
+        assert covers(plans[i], (5 * i + 20, 120))  # the object's true centre on that frame
+    assert all(not p.tracks for p in plans[:3])  # beyond backfill_frames: nothing
+
+
+def test_lost_track_is_masked_on_its_prediction_for_lost_mask_frames():
+    frames = [det((10 * i, 0, 10 * i + 40, 40)) for i in range(10)] + [Detections.empty()] * 10
+    plans, _ = run(frames, lost_mask_frames=4, temporal_dilation=0)
+    sources = [p.tracks[0].source if p.tracks else None for p in plans[10:]]
+    assert sources[:4] == ["predicted"] * 4 and sources[4:] == [None] * 6
+
+
+def test_dilation_runs_the_mask_ahead_of_fast_motion():
+    frames = [det((30 * i, 0, 30 * i + 40, 40)) for i in range(6)]
+    plans, _ = run(frames, temporal_dilation=1)
+    hull = plans[2].tracks[0].hull
+    assert hull == pytest.approx((30, 0, 130, 40))  # frames 1..3 joined
+
+
+def test_detection_stride_fills_the_skipped_frames():
+    truth = [(12 * i, 50, 12 * i + 40, 90) for i in range(13)]
+    frames = [det(b) if i % 3 == 0 else None for i, b in enumerate(truth)]
+    plans, _ = run(frames, detect_stride=3, temporal_dilation=0)
+    for i, plan in enumerate(plans):
+        assert plan.detected == (i % 3 == 0)
+        (track,) = plan.tracks
+        assert track.box == pytest.approx(truth[i], abs=1e-6)  # linear motion: interpolation is exact
+
+
+def test_track_statistics():
+    frames = [det((10 * i, 0, 10 * i + 40, 40), score=0.5 + 0.04 * i) for i in range(8)]
+    frames[3] = Detections.empty()
+    _, planner = run(frames)
+    (stats,) = planner.stats.values()
+    assert (stats.first_frame, stats.last_frame, stats.detected_frames) == (0, 7, 7)
+    assert stats.min_score == pytest.approx(0.5) and stats.max_score == pytest.approx(0.78)
+    assert stats.filled["interpolated"] == 1
+
+
+def test_memory_stays_bounded_on_a_long_video():
+    planner = MaskPlanner(VideoParams(lookahead_frames=10, backfill_frames=5), DetectorParams())
+    for index in range(3000):
+        x = (index * 7) % 600
+        detections = det((x, 0, x + 40, 40)) if index % 50 < 40 else Detections.empty()
+        planner.push(index, detections)
+    assert planner.buffered == 10
+    assert len(planner._history) < 10  # old tracks forgotten
+    assert all(len(h.detected) <= 60 for h in planner._history.values())
+    assert len(planner._detect_counts) <= 12
+
+
+def test_lookahead_must_cover_backfill():
+    with pytest.raises(ValueError):
+        VideoParams(lookahead_frames=5, backfill_frames=10)
