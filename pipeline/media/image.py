@@ -22,9 +22,9 @@ Image.MAX_IMAGE_PIXELS = None
 
 FORMAT_BY_SUFFIX = {
     ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".webp": "WEBP",
-    ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
+    ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".gif": "GIF",
 }
-SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "BMP"}
+SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF"}  # GIF: single frame only
 _ALPHA_FREE = {"JPEG", "BMP"}
 
 
@@ -53,11 +53,12 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
         raise InputError(f"cannot read image: {error}") from error
     with image:
         if image.format not in SUPPORTED_FORMATS:
-            raise InputError(f"image format {image.format} is not supported (JPEG, PNG, WebP, TIFF, BMP)")
+            raise InputError(f"image format {image.format} is not supported (JPEG, PNG, WebP, TIFF, BMP, GIF)")
         width, height = image.size
         if width * height > max_pixels:
             raise InputError(f"image of {width}x{height} exceeds the pixel limit of {max_pixels} (decompression bomb?)")
         if getattr(image, "n_frames", 1) > 1:
+            # Masking one frame of many would publish the others unmasked: refuse the whole file.
             raise InputError(f"{image.format} with {image.n_frames} frames: animated and multi-page images are refused")
         icc = image.info.get("icc_profile")
         source_format = image.format

@@ -1,0 +1,111 @@
+"""Box geometry: IoU, NMS, windows and letterbox mapping (property tests where the claim is general)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.detect.nms import iou_matrix, merge, nms
+from pipeline.detect.windows import Window, plan_windows, tile_starts
+from pipeline.detect.yolo import Letterbox
+from pipeline.params import ScalePlan
+from pipeline.records import Detections
+
+coordinate = st.floats(min_value=0, max_value=1000, allow_nan=False)
+
+
+@st.composite
+def boxes(draw, min_size=0, max_size=12):
+    count = draw(st.integers(min_size, max_size))
+    rows = []
+    for _ in range(count):
+        x1, y1 = draw(coordinate), draw(coordinate)
+        rows.append([x1, y1, x1 + draw(st.floats(1, 300)), y1 + draw(st.floats(1, 300))])
+    return np.array(rows, dtype=np.float32).reshape(-1, 4)
+
+
+@given(boxes(min_size=1))
+def test_iou_is_symmetric_bounded_and_one_on_itself(b):
+    matrix = iou_matrix(b, b)
+    assert np.allclose(matrix, matrix.T, atol=1e-6)
+    assert (matrix >= 0).all() and (matrix <= 1 + 1e-6).all()
+    assert np.allclose(np.diag(matrix), 1.0, atol=1e-5)
+
+
+@given(boxes(min_size=1), st.floats(0.1, 0.9))
+def test_nms_keeps_the_best_and_no_kept_pair_overlaps_beyond_threshold(b, threshold):
+    scores = np.linspace(1.0, 0.1, len(b)).astype(np.float32)[::-1].copy()
+    keep = nms(b, scores, threshold)
+    assert keep[0] == int(np.argmax(scores))
+    kept = b[keep]
+    overlap = iou_matrix(kept, kept) - np.eye(len(kept))
+    assert (overlap <= threshold + 1e-6).all()
+    # every dropped box overlaps some better kept box beyond the threshold
+    dropped = np.setdiff1d(np.arange(len(b)), keep)
+    for index in dropped:
+        better = keep[scores[keep] >= scores[index]]
+        assert iou_matrix(b[index : index + 1], b[better]).max() > threshold
+
+
+def test_nms_drops_a_box_lying_inside_a_better_one():
+    outer = [0, 0, 100, 100]
+    inner = [10, 10, 40, 40]  # IoU 0.09, but wholly inside
+    keep = nms(np.array([outer, inner], np.float32), np.array([0.9, 0.5], np.float32), 0.4, containment=0.8)
+    assert keep.tolist() == [0]
+
+
+def test_merge_never_suppresses_across_classes():
+    same_box = [[0, 0, 50, 50], [0, 0, 50, 50]]
+    merged = merge(Detections(same_box, [0.9, 0.8], [1, 2]), 0.4)
+    assert sorted(merged.classes.tolist()) == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "length, tile, overlap",
+    [(0, 10, 0.25), (10, 10, 0.25), (11, 10, 0.25), (1000, 320, 0.25), (1920, 1280, 0.5), (5000, 640, 0.0)],
+)
+def test_tiles_cover_the_whole_length_with_the_overlap_asked(length, tile, overlap):
+    starts = tile_starts(length, tile, overlap)
+    assert starts[0] == 0
+    assert starts[-1] + tile >= length
+    for a, b in zip(starts, starts[1:]):
+        assert b - a <= tile * (1 - overlap) + 1  # shared at least `overlap` of a tile
+
+
+@given(st.integers(16, 3000), st.integers(16, 3000), st.floats(0.25, 3.0), boxes(min_size=1))
+def test_window_maps_crop_pixels_back_to_source(height, width, scale, b):
+    window = Window(0, 0, width, height, scale)
+    crop_w, crop_h = round(width * scale), round(height * scale)
+    if min(crop_w, crop_h) < 1:
+        return
+    in_crop = b * np.array([crop_w / width, crop_h / height] * 2, np.float32)
+    assert np.allclose(window.to_source(in_crop), b, rtol=1e-4, atol=1e-2)
+
+
+def test_plan_windows_adds_upscale_and_tiles_only_where_asked():
+    plan = ScalePlan(max_side=1920, upscale_below=1024, tile_above=2400, tile_size=1280)
+    assert len(plan_windows(480, 640, plan, None)) == 2  # whole + 2x
+    assert len(plan_windows(1080, 1920, plan, None)) == 1  # whole only
+    big = plan_windows(3000, 4000, plan, None)
+    assert big[0].scale == pytest.approx(1920 / 4000) and len(big) > 4  # whole (downscaled) + native tiles
+
+
+@given(st.integers(8, 4000), st.integers(8, 4000), st.sampled_from([320, 640, 1280]), st.data())
+@settings(max_examples=200)
+def test_letterbox_inverse_maps_back_to_source_pixels(height, width, size, data):
+    letterbox = Letterbox(height, width, size)
+    x1 = data.draw(st.floats(0, width - 1))
+    y1 = data.draw(st.floats(0, height - 1))
+    source = np.array([[x1, y1, x1 + 1, y1 + 1]], np.float32)
+    left, top = letterbox.offsets()
+    forward = source * letterbox.ratio + np.array([left, top, left, top], np.float32)
+    assert np.allclose(letterbox.invert(forward), source, atol=1e-2 * max(1, 1 / letterbox.ratio))
+
+
+def test_letterbox_output_is_square_and_padded_with_114():
+    image = np.zeros((100, 300, 3), np.uint8)
+    boxed = Letterbox(100, 300, 640).apply(image)
+    assert boxed.shape == (640, 640, 3)
+    assert (boxed[0, 0] == 114).all() and (boxed[320, 320] == 0).all()

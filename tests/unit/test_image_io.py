@@ -1,0 +1,159 @@
+"""Image input and output: orientation, pixel modes, limits, and metadata that must not survive."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from pipeline.errors import InputError
+from pipeline.media.image import load_image, output_format, save_image
+from pipeline.media.sniff import sniff
+from pipeline.params import OutputParams
+
+LIMIT = 50_000_000
+
+
+def _exif_with_gps_and_orientation(orientation: int) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # Orientation
+    exif[0x010F] = "CameraMaker"  # Make
+    exif[0xA431] = "SERIAL-12345"  # BodySerialNumber
+    exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 36.0)}  # GPS IFD
+    return exif
+
+
+def test_exif_orientation_is_applied_before_detection(tmp_path):
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :10] = 255  # a white band on the left of the stored image
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(pixels).save(path, exif=_exif_with_gps_and_orientation(6))  # 6: rotate 90 cw to display
+    loaded = load_image(path, LIMIT)
+    assert loaded.rgb.shape == (40, 20, 3)  # displayed upright: tall, not wide
+    assert loaded.rgb[:10].mean() > 200  # the band is now on top
+
+
+def test_output_has_no_exif_gps_xmp_or_serial_but_keeps_icc(tmp_path):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    path = tmp_path / "in.jpg"
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(
+        path, exif=_exif_with_gps_and_orientation(1), icc_profile=icc, xmp=b"<x:xmpmeta>secret place</x:xmpmeta>"
+    )
+    loaded = load_image(path, LIMIT)
+    out = tmp_path / "out.jpg"
+    save_image(loaded, out, "JPEG", OutputParams())
+    data = out.read_bytes()
+    with Image.open(out) as image:
+        assert not image.getexif()
+        assert image.info.get("icc_profile") == icc
+        assert "xmp" not in image.info
+    for secret in (b"SERIAL-12345", b"CameraMaker", b"secret place", b"Exif\x00\x00"):
+        assert secret not in data
+
+
+@pytest.mark.parametrize(
+    "mode, saved_as",
+    [("L", "L"), ("LA", "LA"), ("RGBA", "RGBA"), ("P", "RGB"), ("1", "L"), ("I;16", "I;16"), ("CMYK", "RGB")],
+)
+def test_pixel_modes_are_handled(tmp_path, mode, saved_as):
+    suffix = ".jpg" if mode == "CMYK" else ".png"
+    path = tmp_path / f"in{suffix}"
+    Image.new(mode, (24, 16)).save(path)
+    loaded = load_image(path, LIMIT)
+    assert loaded.mode == saved_as
+    assert loaded.rgb.shape == (16, 24, 3) and loaded.rgb.dtype == np.uint8
+    out = tmp_path / f"out{suffix}"
+    save_image(loaded, out, output_format(out.name, loaded.format), OutputParams())
+    with Image.open(out) as image:
+        assert image.size == (24, 16)
+
+
+def test_alpha_is_dropped_with_a_note_when_the_name_says_jpeg(tmp_path):
+    path = tmp_path / "in.png"
+    Image.new("RGBA", (8, 8), (1, 2, 3, 4)).save(path)
+    loaded = load_image(path, LIMIT)
+    notes = save_image(loaded, tmp_path / "out.jpg", "JPEG", OutputParams())
+    assert any("transparency dropped" in n for n in notes)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares huge dimensions but carries almost no data: a decompression bomb's header."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not a readable image"),
+        (b"hello, I am text", "not a readable image"),
+        (_png_header_only(100_000, 100_000), "exceeds the pixel limit"),
+    ],
+)
+def test_bad_images_raise_a_clear_input_error(tmp_path, content, message):
+    path = tmp_path / "bad.png"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        load_image(path, LIMIT)
+
+
+def test_truncated_jpeg_is_refused(tmp_path):
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(InputError, match="corrupt or truncated"):
+        load_image(path, LIMIT)
+
+
+def test_animated_gif_is_refused_by_rule(tmp_path):
+    path = tmp_path / "anim.gif"
+    frames = [Image.new("RGB", (8, 8), (80 * i, 0, 0)) for i in range(3)]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with pytest.raises(InputError, match="3 frames"):
+        load_image(path, LIMIT)
+
+
+@pytest.mark.parametrize(
+    "head, kind",
+    [
+        (b"\xff\xd8\xff\xe0" + b"\0" * 60, "image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 60, "image"),
+        (b"RIFF\0\0\0\0WEBPVP8 ", "image"),
+        (b"RIFF\0\0\0\0AVI LIST", "video"),
+        (b"\0\0\0\x18ftypmp42" + b"\0" * 20, "video"),
+        (b"\x1a\x45\xdf\xa3" + b"\0" * 20, "video"),
+        (b"just some text", "unknown"),
+    ],
+)
+def test_sniff_decides_by_content_not_name(tmp_path, head, kind):
+    path = tmp_path / "misleading.jpg"
+    path.write_bytes(head)
+    assert sniff(path) == kind
+
+
+def test_sniff_refuses_links_and_fifos_without_opening_them(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.jpg")
+    (tmp_path / "link.jpg").symlink_to("/etc/passwd")
+    for name in ("fifo.jpg", "link.jpg"):
+        with pytest.raises(InputError, match="not a regular file"):
+            sniff(tmp_path / name)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(InputError, match="empty file"):
+        sniff(Path(tmp_path / "empty.jpg"))
+
+
+def test_multi_page_tiff_is_refused_by_rule(tmp_path):
+    path = tmp_path / "pages.tif"
+    Image.new("RGB", (8, 8)).save(path, save_all=True, append_images=[Image.new("RGB", (8, 8), (9, 9, 9))])
+    with pytest.raises(InputError, match="2 frames"):
+        load_image(path, LIMIT)
