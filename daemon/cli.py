@@ -9,6 +9,8 @@ import sys
 # Modules that register subcommands, in the order they appear in --help.
 COMMAND_MODULES = (
     "daemon.cmd_process",
+    "daemon.cmd_eval",
+    "daemon.cmd_eval_video",
     "daemon.cmd_models",
     "daemon.cmd_serve",
     "daemon.cmd_config",
