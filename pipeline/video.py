@@ -18,8 +18,7 @@ from .media.video import (
     ENCODER_BY_CODEC,
     DecodedFrame,
     VideoInfo,
-    VideoReader,
-    VideoWriter,
+    transcode,
     output_container,
     probe_video,
 )
@@ -116,45 +115,35 @@ def _transcode(
     planner = MaskPlanner(video_params, params.detector)
     run = _Run(params)
     buffer: deque[DecodedFrame] = deque()
-    writer: VideoWriter | None = None
     boxes_writer = BoxesWriter(boxes, width=info.width, height=info.height, time_base=str(info.time_base),
                                rate=str(info.average_rate) if info.average_rate else None)
 
-    def emit(plans: list[FramePlan]) -> None:
+    def masked(plans: list[FramePlan]) -> list[DecodedFrame]:
+        ready = []
         for plan in plans:
             frame = buffer.popleft()
             if frame.index != plan.index:
                 raise ProcessingError(f"mask plan for frame {plan.index} met frame {frame.index}")
             regions = frame_regions(plan, params, frame.rgb.shape)
             apply_masks(frame.rgb, [r for r, _ in regions], params.mask)
-            writer.write(frame, info.time_base)
             boxes_writer.frame(plan, frame.pts, regions)
             run.account(plan, regions)
+            ready.append(frame)
+        return ready
+
+    def stage(frame: DecodedFrame | None) -> list[DecodedFrame]:
+        if frame is None:
+            return masked(planner.finish())
+        buffer.append(frame)
+        detect = frame.index % video_params.detect_stride == 0
+        return masked(planner.push(frame.index, engine.detect(frame.rgb) if detect else None))
 
     try:
-        with VideoReader(src, audio_sink=lambda packet: writer.mux_audio(packet)) as reader:
-            writer = VideoWriter(out, info, video_params, reader.audio, container=container, input_stream=reader.video)
-            frames_decoded = 0
-            for frame in reader.frames():
-                frames_decoded += 1
-                buffer.append(frame)
-                detect = frame.index % video_params.detect_stride == 0
-                detections = engine.detect(frame.rgb) if detect else None
-                emit(planner.push(frame.index, detections))
-            if frames_decoded == 0:
-                raise ProcessingError("no frame could be decoded")
-            emit(planner.finish())
-            writer.close()
-            decode_log = reader.log
-            audio = [s.codec_context.name for s in reader.audio]
+        result = transcode(src, out, info, video_params, stage, container=container)
+    finally:
         boxes_writer.close()
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        boxes_writer.close()
-        raise
-    if buffer:
-        raise ProcessingError(f"{len(buffer)} decoded frame(s) were never masked")
+    decode_log = result.decode_log
+    frames_decoded = result.frames_decoded
 
     tracks = [
         TrackSummary(
@@ -169,9 +158,9 @@ def _transcode(
         codec_in=info.codec,
         codec_out=ENCODER_BY_CODEC[video_params.codec],
         width=info.width, height=info.height, rotation=info.rotation,
-        frames_declared=info.frame_count, frames_decoded=frames_decoded, frames_written=writer.frames_written,
+        frames_declared=info.frame_count, frames_decoded=frames_decoded, frames_written=result.frames_written,
         frames_detected=run.frames_detected, detect_stride=video_params.detect_stride,
-        duration_in_s=info.duration_s, audio_streams=audio, dropped_streams=list(info.dropped_streams),
+        duration_in_s=info.duration_s, audio_streams=list(result.audio_codecs), dropped_streams=list(info.dropped_streams),
         tracks=tracks, untracked_detections=max(0, run.untracked), detection_gaps=len(run.gaps),
         detection_gap_frames=run.gaps[:MAX_LISTED], review_band_frames=dict(run.review_frames),
         decode_warnings=decode_log.warnings[:MAX_LISTED], decode_warning_count=len(decode_log.warnings),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import Interpolation
 
 from pipeline.errors import InputError, ProcessingError
 from pipeline.params import VideoParams
@@ -33,6 +34,13 @@ CONTAINER_BY_SUFFIX: dict[str, str] = {
 }
 
 ENCODER_BY_CODEC: dict[str, str] = {"h264": "libx264", "hevc": "libx265", "mpeg4": "mpeg4"}
+
+# Colour conversion flags: with accurate rounding and full chroma interpolation, YUV -> RGB -> YUV gives
+# the luma back bit-exact; swscale's defaults darken every pixel by about one level per round trip.
+_SWS_FLAGS = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT | Interpolation.FULL_CHR_H_INP
+
+# AVColorSpace values swscale has matrices for: BT.709, FCC, BT.470BG, SMPTE 170M, SMPTE 240M, BT.2020.
+_SWS_COLORSPACES = (1, 4, 5, 6, 7, 9, 10)
 
 # Stream metadata worth keeping: a language tag identifies nobody. Everything else (handler names with
 # device models, creation times, encoder strings, locations) is dropped.
@@ -54,6 +62,8 @@ class VideoInfo:
     duration_s: float | None
     audio_codecs: tuple[str, ...]
     dropped_streams: tuple[str, ...]  # "data:1", "subtitle:3", ... streams that will not be carried over
+    colorspace: int = 0  # FFmpeg AVColorSpace of the first frame (0 or 2: unspecified)
+    color_range: int = 0  # FFmpeg AVColorRange: 1 limited (TV), 2 full (PC); 0 unspecified
 
 
 @dataclass
@@ -145,6 +155,8 @@ def probe_video(path: Path) -> VideoInfo:
             duration_s=duration_s,
             audio_codecs=tuple(s.codec_context.name for s in container.streams.audio if s.codec_context is not None),
             dropped_streams=dropped,
+            colorspace=int(first.colorspace or 0),
+            color_range=int(first.color_range or 0),
         )
 
 
@@ -218,6 +230,8 @@ class VideoReader:
     def _decode(self, packet: av.Packet | None, index: int) -> list[av.VideoFrame]:
         try:
             return self.video.decode(packet)
+        except av.error.EOFError:
+            return []  # the decoder was already drained (the demuxer's own flush packet came first)
         except av.error.FFmpegError as exc:
             self.log.undecodable_packets += 1
             self.log.warnings.append(f"undecodable packet near frame {index}: {type(exc).__name__}")
@@ -236,7 +250,10 @@ class VideoReader:
             # Timestamps must rise for the muxer; a repeat here is a broken stream, keep the frame anyway.
             self.log.warnings.append(f"frame {index} timestamp does not increase; shifted by one frame")
             pts = last_pts + step
-        rgb = upright(frame.to_ndarray(format="rgb24"), self._rotation)
+        # The YUV matrix comes from the frame's tags; the range must be passed or swscale assumes limited.
+        rgb = upright(frame.to_ndarray(
+            format="rgb24", src_color_range=frame.color_range or None, interpolation=_SWS_FLAGS
+        ), self._rotation)
         return DecodedFrame(index=index, pts=int(pts), duration=int(frame.duration or 0), rgb=rgb)
 
     @property
@@ -303,8 +320,17 @@ class VideoWriter:
             stream.max_b_frames = 0  # AVI has no composition times: B-frames would play out of order elsewhere
         stream.time_base = info.time_base
         stream.codec_context.time_base = info.time_base
+        # Convert back to YUV with the input's matrix and range and tag the output the same, so colours and
+        # levels survive the round trip (a full-range phone video stays full range).
+        self._colorspace = info.colorspace if info.colorspace in _SWS_COLORSPACES else None
+        self._color_range = info.color_range if info.color_range in (1, 2) else None
+        self._pix_fmt = stream.pix_fmt
+        if self._colorspace is not None:
+            stream.codec_context.colorspace = self._colorspace
+        if self._color_range is not None:
+            stream.codec_context.color_range = self._color_range
         if source is not None:
-            for attr in ("color_range", "color_primaries", "color_trc", "colorspace"):
+            for attr in ("color_primaries", "color_trc"):
                 value = getattr(source.codec_context, attr, None)
                 if value:
                     setattr(stream.codec_context, attr, value)
@@ -320,7 +346,10 @@ class VideoWriter:
         return out
 
     def write(self, frame: DecodedFrame, time_base: Fraction) -> None:
-        image = av.VideoFrame.from_ndarray(coded(frame.rgb, self._rotation), format="rgb24")
+        image = av.VideoFrame.from_ndarray(coded(frame.rgb, self._rotation), format="rgb24").reformat(
+            format=self._pix_fmt, dst_colorspace=self._colorspace, dst_color_range=self._color_range,
+            interpolation=_SWS_FLAGS,
+        )
         image.pts = frame.pts
         image.time_base = time_base
         if frame.duration:
@@ -352,3 +381,54 @@ class VideoWriter:
             self._container.close()
         except av.error.FFmpegError:
             pass
+
+
+@dataclass(frozen=True)
+class TranscodeResult:
+    frames_decoded: int
+    frames_written: int
+    audio_codecs: tuple[str, ...]
+    decode_log: DecodeLog
+
+
+def transcode(
+    src: Path,
+    dst: Path,
+    info: VideoInfo,
+    params: VideoParams,
+    stage: Callable[[DecodedFrame | None], list[DecodedFrame]],
+    *,
+    container: str | None = None,
+) -> TranscodeResult:
+    """Decode ``src``, pass every frame through ``stage`` and encode what it returns into ``dst``.
+
+    ``stage(frame)`` may hold frames back (a look-ahead) and return them later, in order; ``stage(None)``
+    at the end must return all it still holds. Audio is remuxed alongside. Raises ProcessingError when a
+    decoded frame never comes back, and leaves ``dst`` for the caller to delete on any error.
+    """
+    writer: VideoWriter | None = None
+    decoded = 0
+
+    def write(frames: list[DecodedFrame]) -> None:
+        for frame in frames:
+            writer.write(frame, info.time_base)
+
+    try:
+        with VideoReader(src, audio_sink=lambda packet: writer.mux_audio(packet)) as reader:
+            writer = VideoWriter(dst, info, params, reader.audio, container=container, input_stream=reader.video)
+            for frame in reader.frames():
+                decoded += 1
+                write(stage(frame))
+            if decoded == 0:
+                raise ProcessingError("no frame could be decoded")
+            write(stage(None))
+            writer.close()
+            audio = tuple(s.codec_context.name for s in reader.audio)
+            decode_log = reader.log
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer.frames_written != decoded:
+        raise ProcessingError(f"{decoded} frame(s) decoded but {writer.frames_written} written")
+    return TranscodeResult(decoded, writer.frames_written, audio, decode_log)
