@@ -23,8 +23,9 @@ done
 die() { echo "install.sh: $*" >&2; exit 1; }
 say() { echo "==> $*"; }
 
-# Debian packages: venv support, libsystemd headers for systemd-python, ffmpeg for ffprobe checks.
-apt_packages=(python3-venv python3-dev pkg-config libsystemd-dev gcc ffmpeg)
+# Debian packages: venv support, libsystemd headers for systemd-python, ffmpeg for ffprobe checks,
+# systemd for systemd-analyze (the unit is verified in a test) and the service itself.
+apt_packages=(python3-venv python3-dev pkg-config libsystemd-dev gcc ffmpeg systemd)
 install_apt_packages() {
     local missing=()
     for p in "${apt_packages[@]}"; do

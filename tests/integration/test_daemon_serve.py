@@ -1,0 +1,467 @@
+"""The real daemon: `veil serve` as a subprocess with the real models, on temporary folders.
+
+Each test polls with a deadline; nothing sleeps to synchronise. Images are tiny (64x48) and videos are a
+second or two at 160x120, so the suite stays within a few minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.qc import SIDECAR_SUFFIX, QCReport
+
+REPO = Path(__file__).resolve().parents[2]
+MODELS = Path(sys.prefix) / "share" / "veil" / "models"
+
+pytestmark = pytest.mark.skipif(not (MODELS / "centerface.onnx").exists(), reason=f"models not installed in {MODELS}")
+
+# Faces only, in the burst: the plate model (640x640 input) is what makes a file cost 0.3 s on CPU.
+FAST_PROFILE = """
+[profiles.default.detector]
+classes = ["face"]
+"""
+
+
+def wait_for(condition: Callable[[], Any], deadline_s: float, what: str) -> Any:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {deadline_s} s waiting for {what}")
+        time.sleep(0.05)  # polling interval, not synchronisation: the condition decides
+
+
+def write_image(path: Path, seed: int, size: tuple[int, int] = (64, 48)) -> None:
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path, quality=90)
+
+
+def write_video(path: Path, seconds: float = 1.0, fps: int = 10, seed: int = 0) -> None:
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    tmp = path.with_name(path.name + ".part")  # written under an ignored name, then renamed: a complete file
+    with av.open(str(tmp), "w", format="mp4") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        base = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+        for i in range(int(seconds * fps)):
+            frame = np.roll(base, i * 3, axis=1)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    tmp.rename(path)
+
+
+def files(folder: Path) -> list[str]:
+    if not folder.exists():
+        return []
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and ".veil" not in p.relative_to(folder).parts)
+
+
+def sidecars(root: Path) -> list[str]:
+    return [name for name in files(root) if name.endswith(SIDECAR_SUFFIX)]
+
+
+class Daemon:
+    """One `veil serve` process and its folders."""
+
+    def __init__(self, root: Path, *, instance: str = "t1", workers: int = 1, extra: str = "", settle_s: float = 0.3,
+                 stop_timeout_s: float = 30.0, profile: str = FAST_PROFILE, ingest: Path | None = None,
+                 output: Path | None = None) -> None:
+        self.root = root
+        self.instance = instance
+        self.ingest = ingest or root / "in"
+        self.output = output or root / "out"
+        self.state = root / f"state-{instance}"
+        self.config = root / f"veil-{instance}.toml"
+        self.log_path = root / f"daemon-{instance}.log"
+        self.config.write_text(f"""
+[service]
+instance = "{instance}"
+workers = {workers}
+threads = 1
+state_dir = "{self.state}"
+log_file_names = true
+stop_timeout_s = {stop_timeout_s}
+heartbeat_timeout_s = 30
+[watch]
+settle_s = {settle_s}
+rescan_interval_s = 2.0
+{extra}
+[[folders]]
+ingest = "{self.ingest}"
+output = "{self.output}"
+{profile}
+""")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, env: dict[str, str] | None = None, args: list[str] | None = None) -> "Daemon":
+        self.log_handle = open(self.log_path, "ab")
+        full_env = {**os.environ, **(env or {})}
+        full_env.pop("NOTIFY_SOCKET", None) if env is None or "NOTIFY_SOCKET" not in env else None
+        command = [sys.executable, "-m", "daemon.cli", "serve", *(args or ["--config", str(self.config)])]
+        self.proc = subprocess.Popen(command, cwd=REPO, env=full_env, stdout=self.log_handle, stderr=self.log_handle)
+        return self
+
+    def status(self) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.state / f"status-{self.instance}.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def wait_ready(self, deadline_s: float = 120) -> "Daemon":
+        def ready() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, f"daemon exited: {self.log_path.read_text()}"
+            status = self.status()
+            return bool(status and status["pid"] == self.proc.pid and status["state"] == "running")
+
+        wait_for(ready, deadline_s, "the daemon to be ready")
+        return self
+
+    def finished(self) -> int:
+        status = self.status()
+        if not status:
+            return 0
+        counts = status["counts"]
+        return counts["done"] + counts["review"] + counts["failed"] + counts["duplicate"]
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if name is None or event.get("event") == name:
+                out.append(event)
+        return out
+
+    def stop(self, sig: int = signal.SIGTERM, deadline_s: float = 60) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(deadline_s)
+        finally:
+            self.log_handle.close()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(30)
+        self.log_handle.close()
+
+
+@pytest.fixture
+def daemons():
+    started: list[Daemon] = []
+
+    def make(*args, **kwargs) -> Daemon:
+        daemon = Daemon(*args, **kwargs)
+        started.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in started:
+        if daemon.proc is not None and daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait(30)
+
+
+def assert_each_once(daemon: Daemon, names: list[str], *, root: Path | None = None) -> dict[str, QCReport]:
+    """Every input published exactly once (output or review, or failed), with its sidecar; nothing left."""
+    root = root or daemon.root
+    found: dict[str, QCReport] = {}
+    for folder in ("out", "review", "failed"):
+        for sidecar in sidecars(root / folder):
+            report = QCReport.from_json((root / folder / sidecar).read_bytes())
+            name = sidecar[: -len(SIDECAR_SUFFIX)]
+            assert (root / folder / name).is_file(), f"sidecar without its file: {folder}/{name}"
+            assert report.input.name not in found, f"{report.input.name} published twice"
+            found[report.input.name] = report
+    assert sorted(found) == sorted(names)
+    assert files(daemon.ingest) == [], "ingest is not empty"
+    processing = daemon.ingest / ".veil" / "processing" / daemon.instance
+    assert not processing.exists() or list(processing.iterdir()) == [], "claimed jobs left over"
+    return found
+
+
+def test_files_copied_slowly_are_taken_only_when_complete(tmp_path, daemons):
+    daemon = daemons(tmp_path, settle_s=1.5).start().wait_ready()
+    source = tmp_path / "src.jpg"
+    write_image(source, 1, size=(320, 240))
+    data = source.read_bytes()
+    chunks = [data[i: i + len(data) // 6 + 1] for i in range(0, len(data), len(data) // 6 + 1)]
+    target = daemon.ingest / "slow.jpg"
+    partial = daemon.ingest / "other.jpg.part"
+    for chunk in chunks:
+        with target.open("ab") as a, partial.open("ab") as b:
+            a.write(chunk)
+            b.write(chunk)
+        assert target.exists() and partial.exists(), "taken while still being written"
+        time.sleep(0.4)  # the slow writer itself (under settle_s between chunks), not a synchronisation
+    assert target.read_bytes() == data
+    wait_for(lambda: daemon.finished() == 1, 60, "the slow file")
+    assert partial.exists(), "a .part file was taken"
+    partial.rename(daemon.ingest / "other.jpg")  # the writer's final rename
+    wait_for(lambda: daemon.finished() == 2, 60, "the renamed file")
+    assert daemon.stop() == 0
+    reports = assert_each_once(daemon, ["slow.jpg", "other.jpg"])
+    assert all(r.disposition in ("done", "review") for r in reports.values())
+    assert all(r.input.size_bytes == len(data) for r in reports.values())  # complete, not a prefix
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_burst_of_images_and_videos_each_processed_once(tmp_path, daemons):
+    daemon = daemons(tmp_path, workers=2).start().wait_ready()
+    names = []
+    for i in range(200):
+        name = f"batch{i // 50}/img{i:03d}.jpg"
+        write_image(daemon.ingest / name, i)
+        names.append(name)
+    for i in range(3):
+        write_video(daemon.ingest / f"clip{i}.mp4", seconds=1.0, seed=i)
+        names.append(f"clip{i}.mp4")
+    (daemon.ingest / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    names.append("broken.jpg")
+    (daemon.ingest / "Thumbs.db").write_bytes(b"x")
+    (daemon.ingest / ".DS_Store").write_bytes(b"x")
+
+    most_claimed = 0
+    peak: dict[int, int] = {}
+
+    def all_done() -> bool:
+        nonlocal most_claimed
+        status = daemon.status()
+        if status:
+            most_claimed = max(most_claimed, status["queue"]["claimed"])
+            for pid in [daemon.proc.pid] + [w["pid"] for w in status["workers"] if w["pid"]]:
+                try:
+                    peak[pid] = max(peak.get(pid, 0), _vm_hwm_kib(pid))
+                except (OSError, AssertionError):
+                    pass
+        return daemon.finished() >= len(names)
+
+    wait_for(all_done, 600, "the burst")
+    status = daemon.status()
+    assert daemon.stop() == 0
+    (daemon.ingest / "Thumbs.db").unlink()
+    (daemon.ingest / ".DS_Store").unlink()
+    reports = assert_each_once(daemon, names)
+    assert reports["broken.jpg"].disposition == "failed" and reports["broken.jpg"].error.kind == "input"
+    assert (tmp_path / "failed" / "broken.jpg").read_bytes().startswith(b"\xff\xd8\xff not")
+    assert all(reports[n].disposition in ("done", "review") for n in names if n != "broken.jpg")
+    for name in names:
+        if reports[name].disposition == "review":
+            assert (tmp_path / "review" / f"{name}.contact.jpg").is_file()
+    assert len(files(tmp_path / "originals")) == len(names) - 1
+    assert status["counts"]["failed"] == 1 and status["counts"]["duplicate"] == 0
+    # Backpressure: at most one waiting job per worker was ever claimed; the flood stayed in ingest.
+    assert most_claimed <= 2
+    # Memory bounded: the service process stays small, workers hold models and one file.
+    assert peak[daemon.proc.pid] < 400 * 1024, peak
+    assert max(peak.values()) < 1500 * 1024, peak
+
+
+def _video_in_flight(daemon: Daemon, name: str, min_s: float = 0.5) -> dict | None:
+    status = daemon.status()
+    for job in (status or {}).get("in_flight", []):
+        if job.get("name") == name and job["running_s"] >= min_s:
+            return job
+    return None
+
+
+def _wait_gone(pid: int, deadline_s: float = 30) -> None:
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+    wait_for(gone, deadline_s, f"process {pid} to end")
+
+
+SLOW_PROFILE = ""  # the default profile: faces and plates; a 1 s clip then takes several seconds
+
+
+def test_kill_9_of_the_daemon_mid_video_loses_and_duplicates_nothing(tmp_path, daemons):
+    first = daemons(tmp_path, profile=SLOW_PROFILE).start().wait_ready()
+    write_video(first.ingest / "clip.mp4", seconds=2.0)
+    for i in range(3):
+        write_image(first.ingest / f"img{i}.jpg", i)
+    job = wait_for(lambda: _video_in_flight(first, "clip.mp4"), 120, "the video to be in flight")
+    first.kill()
+    _wait_gone(job["pid"])  # its worker dies with it
+    published = sidecars(tmp_path / "out") + sidecars(tmp_path / "review")
+    assert "clip.mp4.veil.json" not in published
+    assert _processing_left(first)  # the claimed video waits in the processing area
+    second = daemons(tmp_path, profile=SLOW_PROFILE)
+    second.start().wait_ready()
+    wait_for(lambda: not files(second.ingest) and not _processing_left(second)
+             and len(sidecars(tmp_path / "out") + sidecars(tmp_path / "review")) == 4, 300,
+             "everything to complete after the restart")
+    assert second.stop() == 0
+    reports = assert_each_once(second, ["clip.mp4", "img0.jpg", "img1.jpg", "img2.jpg"])
+    assert reports["clip.mp4"].disposition in ("done", "review")
+    assert any(e.get("file") is None for e in second.events("job_recovered"))
+    assert len(files(tmp_path / "originals")) == 4
+
+
+def _processing_left(daemon: Daemon) -> bool:
+    processing = daemon.ingest / ".veil" / "processing" / daemon.instance
+    return processing.exists() and any(processing.iterdir())
+
+
+def test_kill_9_of_a_worker_mid_video_retries_the_job(tmp_path, daemons):
+    daemon = daemons(tmp_path, profile=SLOW_PROFILE).start().wait_ready()
+    write_video(daemon.ingest / "clip.mp4", seconds=2.0)
+    job = wait_for(lambda: _video_in_flight(daemon, "clip.mp4"), 120, "the video to be in flight")
+    os.kill(job["pid"], signal.SIGKILL)
+    wait_for(lambda: daemon.finished() == 1, 300, "the retried video")
+    status = daemon.status()
+    assert daemon.stop() == 0
+    reports = assert_each_once(daemon, ["clip.mp4"])
+    assert reports["clip.mp4"].disposition in ("done", "review")
+    assert status["worker_restarts"] >= 1
+    [failure] = daemon.events("job_attempt_failed")
+    assert "code -9" in failure["reason"]
+
+
+def test_sigterm_during_work_stops_cleanly_and_resumes(tmp_path, daemons):
+    first = daemons(tmp_path, profile=SLOW_PROFILE, stop_timeout_s=1.0).start().wait_ready()
+    write_video(first.ingest / "clip.mp4", seconds=2.0)
+    names = ["clip.mp4"]
+    for i in range(5):
+        write_image(first.ingest / f"img{i}.jpg", i)
+        names.append(f"img{i}.jpg")
+    wait_for(lambda: _video_in_flight(first, "clip.mp4"), 120, "the video to be in flight")
+    started = time.monotonic()
+    assert first.stop(deadline_s=60) == 0
+    stop_took = time.monotonic() - started
+    assert stop_took < 1.0 + 10.0, stop_took  # the grace period plus shutting workers down
+    assert any(e["event"] == "job_interrupted" for e in first.events())
+    assert "clip.mp4.veil.json" not in sidecars(tmp_path / "out") + sidecars(tmp_path / "review")
+    assert not _processing_left(first)  # unfinished work was put back into ingest
+    assert (first.ingest / "clip.mp4").exists()
+    second = daemons(tmp_path, profile=SLOW_PROFILE)
+    second.start().wait_ready()
+    wait_for(lambda: not files(second.ingest) and not _processing_left(second)
+             and len(sidecars(tmp_path / "out") + sidecars(tmp_path / "review")) == len(names), 300, "the rest")
+    assert second.stop() == 0
+    assert_each_once(second, names)
+
+
+def test_sd_notify_sequence_on_a_real_socket(tmp_path, daemons):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    address = str(tmp_path / "notify.sock")
+    sock.bind(address)
+    sock.settimeout(0.2)
+    messages: list[dict[str, str]] = []
+
+    def receive() -> None:
+        try:
+            while True:
+                raw = sock.recv(65536).decode()
+                messages.append(dict(line.split("=", 1) for line in raw.split("\n") if "=" in line))
+        except socket.timeout:
+            pass
+
+    def seen(key: str, value: str | None = None, after: int = 0) -> int | None:
+        receive()
+        for index, message in enumerate(messages[after:], after):
+            if key in message and (value is None or value in message[key]):
+                return index + 1  # 1-based, so a match at 0 is truthy
+        return None
+
+    daemon = daemons(tmp_path)
+    env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "2000000"}
+    state = tmp_path / "state-trial"
+    daemon.start(env={**env, "VEIL_SERVICE__STATE_DIR": str(state), "VEIL_SERVICE__INSTANCE": "trial",
+                      "VEIL_WATCH__SETTLE_S": "0.2", "VEIL_SERVICE__LOG_FILE_NAMES": "true"},
+                 args=["--ingest", str(daemon.ingest), "--output", str(daemon.output)])  # a trial: no file
+    ready = wait_for(lambda: seen("READY", "1"), 120, "READY=1")
+    assert seen("STATUS", "loading models") < ready  # models load before READY
+    assert messages[ready - 1]["MAINPID"] == str(daemon.proc.pid)
+    first_ping = wait_for(lambda: seen("WATCHDOG", "1", after=ready), 10, "WATCHDOG=1")
+    wait_for(lambda: seen("WATCHDOG", "1", after=first_ping), 10, "a second WATCHDOG=1")
+    write_image(daemon.ingest / "a.jpg", 1)
+    wait_for(lambda: seen("STATUS", "done 1") or seen("STATUS", "review 1"), 60, "STATUS with the count")
+    assert "queue" in messages[-1].get("STATUS", "queue") and "in flight" in messages[ready - 1]["STATUS"]
+    mark = len(messages)
+    daemon.proc.send_signal(signal.SIGHUP)
+    reloading = wait_for(lambda: seen("RELOADING", "1", after=mark), 30, "RELOADING=1")
+    wait_for(lambda: seen("READY", "1", after=reloading), 120, "READY=1 after the reload")
+    mark = len(messages)
+    assert daemon.stop() == 0
+    assert seen("STOPPING", "1", after=mark)
+    assert (tmp_path / "out" / "a.jpg.veil.json").exists() or (tmp_path / "review" / "a.jpg.veil.json").exists()
+
+
+def test_two_daemons_on_one_ingest_never_process_a_file_twice(tmp_path, daemons):
+    a = daemons(tmp_path, instance="a").start()
+    b = daemons(tmp_path, instance="b").start()
+    a.wait_ready()
+    b.wait_ready()
+    names = []
+    for i in range(60):
+        write_image(a.ingest / f"img{i:02d}.jpg", i)
+        names.append(f"img{i:02d}.jpg")
+    wait_for(lambda: a.finished() + b.finished() >= len(names), 300, "both daemons to finish")
+    assert a.stop() == 0 and b.stop() == 0
+    assert_each_once(a, names)
+    finished = [e["file"] for d in (a, b) for e in d.events("job_finished")]
+    assert sorted(finished) == sorted(names)  # each processed once, by one of them
+    assert not any(e["duplicate"] for d in (a, b) for e in d.events("job_finished"))
+
+
+def test_same_instance_name_twice_is_refused(tmp_path, daemons):
+    first = daemons(tmp_path, instance="same").start().wait_ready()
+    second = daemons(tmp_path, instance="same")
+    second.state = tmp_path / "state-other"
+    second.start()
+    assert second.proc.wait(120) == 1
+    assert "instance name 'same'" in second.log_path.read_text()
+    assert first.proc.poll() is None
+    assert first.stop() == 0
+
+
+def test_veil_status_shows_the_running_service(tmp_path, daemons):
+    daemon = daemons(tmp_path).start().wait_ready()
+    write_image(daemon.ingest / "a.jpg", 3)
+    wait_for(lambda: daemon.finished() == 1, 60, "one file")
+    result = subprocess.run([sys.executable, "-m", "daemon.cli", "status", "--state-dir", str(daemon.state)],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"instance t1 (pid {daemon.proc.pid}): running" in result.stdout
+    assert "throughput: 1 files in the last minute" in result.stdout
+    assert daemon.stop() == 0
+    result = subprocess.run([sys.executable, "-m", "daemon.cli", "status", "--state-dir", str(daemon.state)],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 3 and "not running" in result.stdout
