@@ -79,7 +79,12 @@ class PipelineRunner:
         report = process_file(Path(job.src), Path(job.dst), params, self.engines[job.profile], name=job.name)
         if report.disposition == "review" and Path(job.dst).exists():
             sheet = Path(job.dst).with_name(Path(job.dst).name + ".contact.jpg")
-            write_contact_sheet(Path(job.dst), report, sheet)
+            try:
+                write_contact_sheet(Path(job.dst), report, sheet)
+            except Exception as exc:  # noqa: BLE001 - the sheet is a reviewer's aid: its loss is noted, not fatal
+                sheet.unlink(missing_ok=True)
+                reasons = [*report.review_reasons, f"no contact sheet: {type(exc).__name__}"]
+                return report.model_copy(update={"review_reasons": reasons})
             report = report.model_copy(update={"companions": [*report.companions, sheet.name]})
         return report
 

@@ -465,3 +465,44 @@ def test_veil_status_shows_the_running_service(tmp_path, daemons):
     result = subprocess.run([sys.executable, "-m", "daemon.cli", "status", "--state-dir", str(daemon.state)],
                             capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 3 and "not running" in result.stdout
+
+
+# A review band from 0.02 to 0.99: on noise, CenterFace's weak responses land in it, so files go to review.
+REVIEW_PROFILE = """
+[profiles.default.detector]
+classes = ["face"]
+[profiles.default.detector.face]
+threshold = 0.99
+review_floor = 0.02
+"""
+
+
+def test_review_files_get_a_contact_sheet_of_masked_pixels_only(tmp_path, daemons):
+    daemon = daemons(tmp_path, profile=REVIEW_PROFILE).start().wait_ready()
+    source = tmp_path / "source.jpg"
+    write_image(source, 1, size=(160, 120))
+    (daemon.ingest / "noise.jpg").write_bytes(source.read_bytes())
+    write_video(daemon.ingest / "clip.mp4", seconds=1.0)
+    wait_for(lambda: daemon.finished() == 2, 120, "both files")
+    assert daemon.stop() == 0
+    reports = assert_each_once(daemon, ["noise.jpg", "clip.mp4"])
+    review = tmp_path / "review"
+    for name in ("noise.jpg", "clip.mp4"):
+        assert reports[name].disposition == "review", reports[name].review_reasons
+        assert (review / f"{name}.contact.jpg").is_file()
+        assert f"{name}.contact.jpg" in reports[name].companions
+    masked = [d for d in reports["noise.jpg"].detections if d.masked]
+    assert masked, "the test needs masked detections"
+    original = np.asarray(Image.open(source).convert("RGB"), dtype=np.float32)
+    output = np.asarray(Image.open(review / "noise.jpg").convert("RGB"), dtype=np.float32)
+    sheet_image = Image.open(review / "noise.jpg.contact.jpg").convert("RGB")
+    scale = sheet_image.width / output.shape[1]
+    sheet = np.asarray(sheet_image.resize((output.shape[1], int(round(sheet_image.height / scale)))), dtype=np.float32)
+    for det in masked:  # inside each masked box (away from the drawn outline) the sheet shows the masked output
+        x1, y1, x2, y2 = det.box
+        w, h = x2 - x1, y2 - y1
+        xs = slice(int(x1 + w * 0.3), int(np.ceil(x2 - w * 0.3)))
+        ys = slice(int(y1 + h * 0.3), int(np.ceil(y2 - h * 0.3)))
+        to_output = np.abs(sheet[ys, xs] - output[ys, xs]).mean()
+        to_original = np.abs(sheet[ys, xs] - original[ys, xs]).mean()
+        assert to_output < to_original / 3, (to_output, to_original)

@@ -1,0 +1,63 @@
+"""config/veil.toml documents every key of the settings models, each with a comment."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import typing
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from daemon.settings import FolderSettings, Settings, load_settings
+from pipeline.params import Params
+
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "veil.toml"
+COMMENTED_KEY = re.compile(r"^#\s?([a-z_0-9]+ = .*)$")
+
+
+def _uncommented() -> dict:
+    """The file with its commented-out optional keys (``# key = value``) switched on."""
+    lines = [COMMENTED_KEY.sub(r"\1", line) for line in CONFIG.read_text().splitlines()]
+    return tomllib.loads("\n".join(lines))
+
+
+def _missing(model: type[BaseModel], table: dict, prefix: str) -> list[str]:
+    missing = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        if name not in table:
+            missing.append(key)
+            continue
+        annotation = field.annotation
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            missing += _missing(annotation, table[name], key + ".")
+        elif origin is tuple and args and args[0] is FolderSettings:
+            missing += _missing(FolderSettings, table[name][0], key + "[0].")
+        elif origin is dict and args and args[1] is Params:
+            missing += _missing(Params, table[name]["default"], key + ".default.")
+    return missing
+
+
+def test_every_key_is_in_the_default_file():
+    assert _missing(Settings, _uncommented(), "") == []
+
+
+def test_every_key_has_a_comment_in_its_table_or_above_it():
+    lines = CONFIG.read_text().splitlines()
+    for index, line in enumerate(lines):
+        if not re.match(r"^[a-z_0-9]+ = ", line):
+            continue
+        start = index
+        while start > 0 and not lines[start].startswith("["):
+            start -= 1
+        span = lines[max(0, start - 6): index]
+        assert any(b.startswith("#") for b in span), f"undocumented: {line}"
+
+
+def test_the_file_with_optional_keys_switched_on_is_still_valid(tmp_path):
+    path = tmp_path / "veil.toml"
+    path.write_text("\n".join(COMMENTED_KEY.sub(r"\1", line) for line in CONFIG.read_text().splitlines()))
+    settings = load_settings(path)
+    assert settings.watch.done_marker == ".done"
