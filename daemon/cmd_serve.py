@@ -44,13 +44,14 @@ def overrides_for(args: argparse.Namespace) -> dict[str, Any]:
         overrides["folders"] = [trial_folder(args.ingest, args.output, args.review, args.failed)]
     elif args.review is not None or args.failed is not None:
         raise ConfigError("--review and --failed only go with --ingest/--output")
-    if args.workers is not None:
-        overrides["service"] = {"workers": args.workers}
     return overrides
 
 
 def run(args: argparse.Namespace) -> int:
     log.configure()
+    if args.workers is not None:
+        # Through the environment, so it merges with the file's [service] table and survives a reload.
+        os.environ["VEIL_SERVICE__WORKERS"] = str(args.workers)
     try:
         path = config_path_for(args)
         overrides = overrides_for(args)
@@ -59,9 +60,6 @@ def run(args: argparse.Namespace) -> int:
         log.get().error("config_invalid", error=str(exc))
         print(f"veil serve: invalid configuration: {exc}", file=sys.stderr)
         return 2
-    if "service" in overrides:  # keep the file's other service keys: merge instead of replacing the table
-        overrides = {k: v for k, v in overrides.items() if k != "service"}
-        settings = settings.model_copy(update={"service": settings.service.model_copy(update={"workers": args.workers})})
     log.configure(settings.service.log_level, log_file_names=settings.service.log_file_names)
     from daemon.lifecycle import Service
 

@@ -87,7 +87,7 @@ class Daemon:
 
     def __init__(self, root: Path, *, instance: str = "t1", workers: int = 1, extra: str = "", settle_s: float = 0.3,
                  stop_timeout_s: float = 30.0, profile: str = FAST_PROFILE, ingest: Path | None = None,
-                 output: Path | None = None) -> None:
+                 output: Path | None = None, log_file_names: bool = True) -> None:
         self.root = root
         self.instance = instance
         self.ingest = ingest or root / "in"
@@ -101,7 +101,7 @@ instance = "{instance}"
 workers = {workers}
 threads = 1
 state_dir = "{self.state}"
-log_file_names = true
+log_file_names = {str(log_file_names).lower()}
 stop_timeout_s = {stop_timeout_s}
 heartbeat_timeout_s = 30
 [watch]
@@ -506,3 +506,49 @@ def test_review_files_get_a_contact_sheet_of_masked_pixels_only(tmp_path, daemon
         to_output = np.abs(sheet[ys, xs] - output[ys, xs]).mean()
         to_original = np.abs(sheet[ys, xs] - original[ys, xs]).mean()
         assert to_output < to_original / 3, (to_output, to_original)
+
+
+def test_poll_mode_with_done_markers_and_no_file_names_in_logs(tmp_path, daemons):
+    extra = 'mode = "poll"\npoll_interval_s = 0.3\ndone_marker = ".done"'
+    daemon = daemons(tmp_path, extra=extra, log_file_names=False).start().wait_ready()
+    write_image(daemon.ingest / "waiting-for-marker.jpg", 1)
+    write_image(daemon.ingest / "marked.jpg", 2)
+    (daemon.ingest / "marked.jpg.done").write_bytes(b"")
+    wait_for(lambda: daemon.finished() == 1, 60, "the marked file")
+    # Every scan that found marked.jpg's marker also saw the older file: without its marker it stays.
+    assert (daemon.ingest / "waiting-for-marker.jpg").exists()
+    assert not (daemon.ingest / "marked.jpg.done").exists()  # the marker goes with its file
+    (daemon.ingest / "waiting-for-marker.jpg.done").write_bytes(b"")
+    wait_for(lambda: daemon.finished() == 2, 60, "the second file")
+    status_text = (daemon.state / "status-t1.json").read_text()
+    assert daemon.stop() == 0
+    assert_each_once(daemon, ["waiting-for-marker.jpg", "marked.jpg"])
+    log_text = daemon.log_path.read_text()
+    assert len(daemon.events("job_finished")) == 2
+    for name in ("waiting-for-marker", "marked.jpg"):
+        assert name not in log_text and name not in status_text
+
+
+def test_sighup_reloads_and_an_invalid_file_is_refused(tmp_path, daemons):
+    daemon = daemons(tmp_path).start().wait_ready()
+    original = daemon.config.read_text()
+    second_in, second_out = tmp_path / "in2", tmp_path / "out2"
+    daemon.config.write_text(original + f"""
+[[folders]]
+name = "second"
+ingest = "{second_in}"
+output = "{second_out}"
+""")
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: daemon.events("reloaded"), 120, "the reload")
+    write_image(second_in / "new-folder.jpg", 5)
+    wait_for(lambda: (second_out / "new-folder.jpg.veil.json").exists(), 60, "a file in the added folder")
+
+    daemon.config.write_text(original.replace("workers = 1", "workers = 'lots'"))
+    daemon.proc.send_signal(signal.SIGHUP)
+    [refused] = wait_for(lambda: daemon.events("reload_refused"), 30, "the refusal")
+    assert "service.workers" in refused["error"] and "'lots'" in refused["error"]
+    write_image(daemon.ingest / "after.jpg", 6)  # still running, with the previous configuration
+    wait_for(lambda: (tmp_path / "out" / "after.jpg.veil.json").exists(), 60, "a file after the refusal")
+    assert daemon.proc.poll() is None
+    assert daemon.stop() == 0
