@@ -16,7 +16,7 @@ from daemon.pool import LocalPool, PoolBroken
 from daemon.worker import JobSpec, WorkerSpec
 from pipeline.qc import FileInfo, QCReport
 
-HERE = "test_daemon_pool"  # importable in the spawned child: pytest puts this folder on sys.path
+HERE = __name__  # importable in the spawned child, which gets this process's sys.path
 
 
 class CopyRunner:

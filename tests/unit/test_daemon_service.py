@@ -13,7 +13,27 @@ from daemon.lifecycle import Service
 from daemon.settings import load_settings, trial_folder
 from pipeline.qc import QCReport
 
-RUNNER = "test_daemon_pool:CopyRunner"
+RUNNER = f"{__name__}:CopyRunner"  # the fake job function, imported by the spawned worker
+
+
+class CopyRunner:
+    """Stands in for the pipeline: "crash" kills the worker, anything else is upper-cased."""
+
+    def __init__(self, spec) -> None:
+        pass
+
+    def run(self, job):
+        import os
+        from datetime import datetime, timezone
+
+        from pipeline.qc import FileInfo
+
+        data = Path(job.src).read_bytes()
+        if data == b"crash":
+            os._exit(3)
+        Path(job.dst).write_bytes(data.upper())
+        return QCReport(veil_version="t", created_at=datetime.now(timezone.utc), input=FileInfo(name=job.name),
+                        output=FileInfo(name=job.name))
 
 
 def make_service(tmp_path: Path, **service) -> Service:
