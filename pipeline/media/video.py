@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.logging
 import numpy as np
 from av.video.reformatter import Interpolation
 
@@ -178,6 +179,8 @@ class VideoReader:
         self._audio_sink = audio_sink
         self.log = DecodeLog()
         self._rotation: int | None = None
+        self._decoder_name = self.video.codec_context.name
+        _listen_to_ffmpeg()
 
     def __enter__(self) -> "VideoReader":
         return self
@@ -196,7 +199,9 @@ class VideoReader:
         packets = self._container.demux(*streams)
         while True:
             try:
-                packet = next(packets)
+                with av.logging.Capture(local=False) as messages:
+                    packet = next(packets)
+                self._note(messages, index, decoder=False)
             except StopIteration:
                 break
             except av.error.FFmpegError as exc:  # the container itself is cut or damaged here
@@ -227,9 +232,19 @@ class VideoReader:
             return max(1, round(1 / (rate * tb)))
         return 1
 
+    def _note(self, messages: list[tuple[int, str, str]], index: int, *, decoder: bool) -> None:
+        """Keep FFmpeg's complaints: errors from anywhere, warnings from the video decoder. Decoders
+        conceal damage (a missing JPEG end, a lost slice) and say so only in the log."""
+        for level, name, text in messages:
+            if level <= av.logging.ERROR or (decoder and level <= av.logging.WARNING and name == self._decoder_name):
+                self.log.warnings.append(f"{name} near frame {index}: {text.strip()}"[:200])
+
     def _decode(self, packet: av.Packet | None, index: int) -> list[av.VideoFrame]:
         try:
-            return self.video.decode(packet)
+            with av.logging.Capture(local=False) as messages:
+                frames = self.video.decode(packet)
+            self._note(messages, index, decoder=True)
+            return frames
         except av.error.EOFError:
             return []  # the decoder was already drained (the demuxer's own flush packet came first)
         except av.error.FFmpegError as exc:
@@ -259,6 +274,13 @@ class VideoReader:
     @property
     def rotation(self) -> int:
         return self._rotation or 0
+
+
+def _listen_to_ffmpeg() -> None:
+    """PyAV drops FFmpeg's log unless a level is set; warnings are needed to see concealed damage."""
+    level = av.logging.get_level()
+    if level is None or level < av.logging.WARNING:  # lower numbers are more severe: raise it to WARNING
+        av.logging.set_level(av.logging.WARNING)
 
 
 def output_container(dst: Path) -> str:

@@ -1,0 +1,181 @@
+"""process_video end to end with the real detectors: the media contract, QC, failure handling, and the
+moving-camera masking targets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from pipeline.params import DetectorParams, Params, VideoParams
+from pipeline.qc import QCReport
+from pipeline.records import ObjectClass
+from pipeline.run import process_file
+from pipeline.video import companion_name, process_video
+from pipeline.video_qc import read_boxes
+from tests.conftest import EVAL
+
+needs_ffprobe = pytest.mark.skipif(not shutil.which("ffprobe"), reason="needs ffprobe")
+FACES_ONLY = DetectorParams(classes=("face",))
+
+
+@pytest.fixture(scope="module")
+def plate_engine():
+    from pipeline.engine import Engine
+
+    return Engine.load(DetectorParams(classes=("license_plate",)))
+
+
+def ffprobe(path: Path) -> dict:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_packets", "-show_format", "-show_streams", "-of", "json", str(path)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(out)
+
+
+def flat_clip(path: Path, frames: int = 12, size=(96, 64)) -> None:
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), 40 + index, dtype=np.uint8), format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def test_process_file_dispatches_a_video_and_writes_the_companion(tmp_path, face_engine):
+    src, dst = tmp_path / "clip.mp4", tmp_path / "out" / "clip.mp4"
+    dst.parent.mkdir()
+    flat_clip(src)
+    report = process_file(src, dst, Params(detector=FACES_ONLY), face_engine, name="clip.mp4")
+    assert report.disposition == "done", report.error
+    assert report.input.media_type == "video" and report.input.sha256
+    assert report.companions == [companion_name(dst)]
+    assert sorted(p.name for p in dst.parent.iterdir()) == ["clip.mp4", "clip.mp4.boxes.jsonl.gz"]
+    video = QCReport.from_json(report.to_json()).video
+    assert video["frames_decoded"] == video["frames_written"] == 12
+    assert video["tracks"] == [] and video["decode_warnings"] == []
+    records = list(read_boxes(dst.with_name(companion_name(dst))))
+    assert records[0]["width"] == 96 and [r["f"] for r in records[1:]] == list(range(12))
+
+
+def test_a_bad_video_fails_closed_and_leaves_nothing(tmp_path, face_engine):
+    src, dst = tmp_path / "clip.mp4", tmp_path / "out" / "clip.mp4"
+    dst.parent.mkdir()
+    flat_clip(src)
+    data = src.read_bytes()
+    src.write_bytes(data[: len(data) // 3])  # cut: the index (moov) is at the end, so nothing plays
+    report = process_file(src, dst, Params(detector=FACES_ONLY), face_engine, name="clip.mp4")
+    assert report.disposition == "failed" and report.error is not None
+    assert list(dst.parent.iterdir()) == []
+
+
+def test_a_failure_mid_stream_removes_partial_files(tmp_path):
+    src, dst = tmp_path / "clip.mp4", tmp_path / "out" / "clip.mp4"
+    dst.parent.mkdir()
+    flat_clip(src, frames=40)
+
+    class Exploding:
+        model_records = []
+
+        def __init__(self):
+            self.calls = 0
+
+        def detect(self, rgb):
+            self.calls += 1
+            if self.calls == 20:
+                raise RuntimeError("inference failed")
+            from pipeline.records import Detections
+
+            return Detections.empty()
+
+    with pytest.raises(RuntimeError):
+        process_video(src, dst, Params(), Exploding(), name="clip.mp4")
+    assert list(dst.parent.iterdir()) == []
+
+
+def damage_packet(path: Path, number: int) -> None:
+    """Zero most of one video packet's payload, in place (its file offset from PyAV)."""
+    with av.open(str(path)) as container:
+        packets = [p for p in container.demux(video=0) if p.size]
+        target = packets[number]
+        offset, size = target.pos, target.size
+    data = bytearray(path.read_bytes())
+    data[offset + size // 4 : offset + size] = bytes(size - size // 4)
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_frames_route_to_review_never_done(tmp_path, face_engine):
+    src, dst = tmp_path / "clip.avi", tmp_path / "out" / "clip.avi"
+    dst.parent.mkdir()
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25", "-t", "0.8",
+                    "-c:v", "mjpeg", "-q:v", "3", str(src)], check=True)
+    damage_packet(src, 10)
+    report = process_video(src, dst, Params(detector=FACES_ONLY), face_engine, name="clip.avi")
+    assert report.disposition == "review"
+    assert any("decode warning" in reason for reason in report.review_reasons)
+    assert report.video["decode_warning_count"] >= 1
+
+
+# --- the shared clips: the media contract ------------------------------------------------------------
+
+
+def shared_videos() -> list[Path]:
+    folder = EVAL / "videos"
+    return sorted(folder.glob("*.mp4")) if folder.is_dir() else []
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+@needs_ffprobe
+@pytest.mark.parametrize("name", [p.name for p in shared_videos()] or ["(absent)"])
+def test_shared_clips_keep_frames_duration_audio_and_drop_data(tmp_path, face_engine, name):
+    src = EVAL / "videos" / name
+    if not src.is_file():
+        pytest.skip("../shared/eval/videos not present")
+    dst = tmp_path / name
+    # Detection every 10th frame and a fast preset keep this test short; the media path is the same.
+    params = Params(detector=FACES_ONLY, video=VideoParams(detect_stride=10, lookahead_frames=30, preset="ultrafast"))
+    report = process_video(src, dst, params, face_engine, name=name)
+    assert report.disposition in ("done", "review"), report.error
+    before, after = ffprobe(src), ffprobe(dst)
+    vin = next(s for s in before["streams"] if s["codec_type"] == "video")
+    vout = next(s for s in after["streams"] if s["codec_type"] == "video")
+    assert int(vout["nb_read_packets"]) == int(vin["nb_read_packets"]) == report.video["frames_written"]
+    assert float(after["format"]["duration"]) == pytest.approx(float(before["format"]["duration"]), abs=0.05)
+    kinds_in = [s["codec_type"] for s in before["streams"]]
+    kinds_out = [s["codec_type"] for s in after["streams"]]
+    assert kinds_out.count("audio") == kinds_in.count("audio")
+    assert set(kinds_out) <= {"video", "audio"}
+    assert not report.video["decode_warnings"]
+
+
+# --- the moving-camera targets -----------------------------------------------------------------------
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+@pytest.mark.parametrize("object_class", [ObjectClass.FACE, ObjectClass.LICENSE_PLATE], ids=["faces", "plates"])
+def test_moving_camera_clips_are_masked_on_every_frame(tmp_path, object_class, face_engine, plate_engine):
+    from pipeline.video_eval import DEFAULT_SETS, run_set
+
+    if not (EVAL / "README.md").is_file():
+        pytest.skip("../shared/eval not present")
+    eval_set = next(s for s in DEFAULT_SETS if s.object_class == object_class)
+    from dataclasses import replace
+
+    eval_set = replace(eval_set, clips=2, frames=30, seed=11)
+    params = Params(detector=DetectorParams(classes=(object_class.label,)))
+    engine = face_engine if object_class == ObjectClass.FACE else plate_engine
+    summary, results = run_set(eval_set, EVAL, tmp_path, params, engine)
+    assert summary["box_frames"] >= 30
+    assert summary["mask_recall"] >= 0.999, [(r.name, r.recall, r.longest_unmasked_run) for r in results]
+    assert summary["longest_unmasked_run"] <= 1
+    assert 0.0 <= summary["tracking_annotated"]["IDF1"] <= 1.0
