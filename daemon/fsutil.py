@@ -73,9 +73,32 @@ def publish_bytes(data: bytes, final: Path) -> None:
     fsync_dir(final.parent)
 
 
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def publish_file(src: Path, final: Path) -> None:
-    """Copy ``src`` to ``final``, durably; FileExistsError if ``final`` exists (it is left untouched)."""
+    """Put ``src``'s content at ``final``, durably; FileExistsError if ``final`` exists (left untouched).
+
+    On one filesystem this is a hard link (instant, even for a large video; ``src`` stays); otherwise a copy
+    to a temporary name that is then linked into place.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
+    _fsync_file(src)  # the writer (the pipeline) need not have synced it
+    try:
+        os.link(src, final)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+    else:
+        fsync_dir(final.parent)
+        return
     tmp = _temp_name(final)
     try:
         with open(src, "rb") as reader, open(tmp, "xb") as writer:

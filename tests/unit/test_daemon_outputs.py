@@ -141,3 +141,24 @@ def test_candidate_names_are_deterministic():
     sha = "ab" * 32
     assert candidate_names("d/x.tar.gz", sha)[:3] == ["d/x.tar.gz", "d/x.tar.abababab.gz", "d/x.tar.abababab-2.gz"]
     assert candidate_names("noext", sha)[1] == "noext.abababab"
+
+
+def test_publish_links_on_one_filesystem_and_copies_across(tmp_path, monkeypatch):
+    src = tmp_path / "staged.mp4"
+    src.write_bytes(b"video")
+    publish_file(src, tmp_path / "out" / "a.mp4")
+    assert (tmp_path / "out" / "a.mp4").stat().st_ino == src.stat().st_ino  # a link: no copy of a large file
+
+    import errno
+    import os as real_os
+
+    def cross_device(a, b):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(real_os, "link", cross_device)  # as if output/ were another filesystem
+    with pytest.raises(FileExistsError):
+        publish_file(src, tmp_path / "out" / "a.mp4")
+    publish_file(src, tmp_path / "out" / "b.mp4")
+    copied = tmp_path / "out" / "b.mp4"
+    assert copied.read_bytes() == b"video" and copied.stat().st_ino != src.stat().st_ino
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "b.mp4"]
