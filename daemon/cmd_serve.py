@@ -11,6 +11,8 @@ from typing import Any
 from daemon import log
 from daemon.settings import SYSTEM_CONFIG, ConfigError, load_settings, trial_folder
 
+EX_CONFIG = 78  # sysexits.h; the unit does not restart on it: a restart cannot fix a configuration
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         log.get().error("config_invalid", error=str(exc))
         print(f"veil serve: invalid configuration: {exc}", file=sys.stderr)
-        return 2
+        return EX_CONFIG
     log.configure(settings.service.log_level, log_file_names=settings.service.log_file_names)
     from daemon.lifecycle import Service
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from daemon.settings import ConfigError, ServiceSettings, load_settings

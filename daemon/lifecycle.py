@@ -22,12 +22,13 @@ from typing import Any
 from pipeline.qc import QCReport
 
 from daemon import log
+from daemon.fsutil import write_atomic
 from daemon.jobs import ClaimArea, InstanceBusy, Job
 from daemon.notify import Notifier, watchdog_interval_s
 from daemon.outputs import finalize, publish, sha256_file
 from daemon.pool import Dispatcher, LocalPool, Outcome, PoolBroken
 from daemon.reports import failed_report
-from daemon.settings import ConfigError, FolderSettings, Settings, load_settings
+from daemon.settings import ConfigError, Settings, load_settings
 from daemon.stability import StableFile
 from daemon.status import Counters, status_line, status_path, write_status
 from daemon.watcher import FolderWatcher, InotifyHub
@@ -84,7 +85,11 @@ class Service:
     def _prepare_folders(self) -> None:
         for folder in self.settings.folders:
             for path in (folder.ingest, *folder.destinations()):
-                path.mkdir(parents=True, exist_ok=True)
+                try:
+                    path.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    self._unlock_all()
+                    raise StartupError(f"folder {folder.name!r}: cannot create {path}: {exc.strerror}") from None
             area = ClaimArea(folder, self.settings.service.instance)
             try:
                 area.lock()
@@ -113,7 +118,7 @@ class Service:
         service = self.settings.service
         pool = LocalPool(self._worker_specs(), job_timeout_s=service.job_timeout_s,
                          heartbeat_timeout_s=service.heartbeat_timeout_s)
-        self._status("loading models")
+        self.notifier.status("loading models")
         try:
             pool.start()
         except PoolBroken as exc:
@@ -298,12 +303,10 @@ class Service:
         area = self._areas[folder.name]
         try:
             if job.record.state == "claimed":
-                from daemon.fsutil import write_atomic
-
                 write_atomic(job.report_path, report.to_json().encode())
                 job.record.state = "processed"
                 job.save()
-            result = publish(job, area, folder, report)
+            result = publish(job, folder, report)
             finalize(job, area, folder, report.disposition)
         except OSError as exc:  # disk full, permissions, a share gone away: keep the job, try again later
             _log.error("publish_failed", job=job.id, folder=folder.name, error=exc.strerror or str(exc))
@@ -371,9 +374,6 @@ class Service:
 
     def _status_text(self) -> str:
         return status_line(self._queue_length(), len(self._running), self.counters)
-
-    def _status(self, text: str) -> None:
-        self.notifier.status(text)
 
     def _write_status(self) -> None:
         service = self.settings.service

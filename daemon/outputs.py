@@ -119,7 +119,7 @@ def _place(targets: dict[str, str]) -> bool:
     return True
 
 
-def publish(job: Job, area: ClaimArea, folder: FolderSettings, report: QCReport) -> Published:
+def publish(job: Job, folder: FolderSettings, report: QCReport) -> Published:
     """Steps 1-3 for a job in state "processed"; leaves it in state "published"."""
     root = _root_for(folder, report.disposition)
     for _ in range(_MAX_CANDIDATES):

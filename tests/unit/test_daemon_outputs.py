@@ -66,7 +66,7 @@ def test_publish_never_overwrites(tmp_path):
 def test_clean_result_goes_to_output_and_original_to_originals(tmp_path):
     f, area = setup(tmp_path)
     job, report = claimed_job(f, area, "a/x.jpg", b"orig")
-    published = publish(job, area, f, report)
+    published = publish(job, f, report)
     finalize(job, area, f, report.disposition)
     assert published.name == "a/x.jpg" and not published.duplicate
     assert (f.output / "a/x.jpg").read_bytes() == b"masked"
@@ -79,7 +79,7 @@ def test_clean_result_goes_to_output_and_original_to_originals(tmp_path):
 def test_review_result_brings_its_companions(tmp_path):
     f, area = setup(tmp_path, on_success="delete")
     job, report = claimed_job(f, area, "x.jpg", b"orig", disposition="review")
-    publish(job, area, f, report)
+    publish(job, f, report)
     finalize(job, area, f, report.disposition)
     assert sorted(p.name for p in f.review.iterdir()) == ["x.jpg", "x.jpg.contact.jpg", "x.jpg.veil.json"]
     assert list(f.output.iterdir()) == [] and list(f.originals.iterdir()) == []
@@ -88,7 +88,7 @@ def test_review_result_brings_its_companions(tmp_path):
 def test_failed_input_goes_to_failed_unchanged_with_its_error(tmp_path):
     f, area = setup(tmp_path)
     job, report = claimed_job(f, area, "x.jpg", b"garbage", result=None, disposition="failed")
-    publish(job, area, f, report)
+    publish(job, f, report)
     finalize(job, area, f, report.disposition)
     assert (f.failed / "x.jpg").read_bytes() == b"garbage"
     assert QCReport.from_json((f.failed / "x.jpg.veil.json").read_bytes()).error.kind == "input"
@@ -98,10 +98,10 @@ def test_failed_input_goes_to_failed_unchanged_with_its_error(tmp_path):
 def test_redelivered_job_publishes_once(tmp_path):
     f, area = setup(tmp_path)
     first, report = claimed_job(f, area, "x.jpg", b"same")
-    publish(first, area, f, report)
+    publish(first, f, report)
     finalize(first, area, f, "done")
     again, report2 = claimed_job(f, area, "x.jpg", b"same")
-    published = publish(again, area, f, report2)
+    published = publish(again, f, report2)
     finalize(again, area, f, "done")
     assert published.duplicate
     assert sorted(p.name for p in f.output.iterdir()) == ["x.jpg", "x.jpg.veil.json"]
@@ -110,11 +110,11 @@ def test_redelivered_job_publishes_once(tmp_path):
 def test_different_file_with_a_taken_name_gets_a_deterministic_suffix(tmp_path):
     f, area = setup(tmp_path)
     first, report = claimed_job(f, area, "x.jpg", b"one")
-    publish(first, area, f, report)
+    publish(first, f, report)
     finalize(first, area, f, "done")
     second, report2 = claimed_job(f, area, "x.jpg", b"two", result=b"masked two")
     sha = report2.input.sha256
-    published = publish(second, area, f, report2)
+    published = publish(second, f, report2)
     finalize(second, area, f, "done")
     assert published.name == f"x.{sha[:8]}.jpg"
     assert (f.output / "x.jpg").read_bytes() == b"masked"  # untouched
@@ -131,7 +131,7 @@ def test_interrupted_publish_resumes_without_duplicates(tmp_path):
     job.save()
     publish_file(job.staged_output, f.output / "x.jpg")
     [recovered] = ClaimArea(f, "a").recover()
-    published = publish(recovered, area, f, report)
+    published = publish(recovered, f, report)
     finalize(recovered, area, f, "done")
     assert published.name == "x.jpg" and not published.duplicate
     assert sorted(p.name for p in f.output.iterdir()) == ["x.jpg", "x.jpg.veil.json"]
