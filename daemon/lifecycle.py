@@ -197,18 +197,24 @@ class Service:
         _log.info("ready", instance=self.settings.service.instance, workers=self.settings.service.workers,
                   folders=[f.name for f in self.settings.folders])
         self.notifier.ready(self._status_text())
-        while not self._stop:
-            if self._reload:
-                self._reload = False
-                self._do_reload()
-            self.step()
+        code = 0
+        try:
+            while not self._stop:
+                if self._reload:
+                    self._reload = False
+                    self._do_reload()
+                self.step()
+        except PoolBroken as exc:  # workers no longer start (e.g. models gone): stop, systemd restarts us
+            _log.error("workers_broken", error=str(exc))
+            self._pool = None
+            code = 1
         self._state = "stopping"
         self.notifier.stopping(self._status_text())
         _log.info("stopping", in_flight=len(self._running), queued=len(self._queue))
         self.stop_internals(self.settings.service.stop_timeout_s)
         self._write_status()
         _log.info("stopped", **self._counts())
-        return 0
+        return code
 
     def step(self) -> None:
         for watcher in self._watchers:

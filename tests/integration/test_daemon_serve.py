@@ -552,3 +552,25 @@ output = "{second_out}"
     wait_for(lambda: (tmp_path / "out" / "after.jpg.veil.json").exists(), 60, "a file after the refusal")
     assert daemon.proc.poll() is None
     assert daemon.stop() == 0
+
+
+def test_missing_models_refuse_to_start_without_ready(tmp_path, daemons):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    address = str(tmp_path / "notify.sock")
+    sock.bind(address)
+    daemon = daemons(tmp_path, extra="")
+    daemon.config.write_text(daemon.config.read_text().replace(
+        "[watch]", f'model_dir = "{tmp_path / "no-models"}"\n[watch]'))
+    daemon.start(env={"NOTIFY_SOCKET": address})
+    assert daemon.proc.wait(120) == 1
+    [failed] = daemon.events("startup_failed")
+    assert "could not start" in failed["error"] and "centerface" in failed["error"]
+    sock.settimeout(0.5)
+    received = []
+    try:
+        while True:
+            received.append(sock.recv(65536).decode())
+    except socket.timeout:
+        pass
+    assert not any("READY=1" in m for m in received)
+    assert any("ERRNO=1" in m for m in received)

@@ -137,3 +137,15 @@ def test_stop_waits_for_running_jobs(pool, tmp_path):
     outcomes = p.stop(30)
     assert [o.job_id for o in outcomes] == ["a"]
     assert all(pid is None for pid in p.worker_pids())
+
+
+def test_a_frozen_worker_is_found_by_its_missing_heartbeat(pool, tmp_path):
+    import signal
+
+    p = pool(heartbeat_timeout_s=1.5)  # the job timeout (30 s) is far away
+    p.submit(job(tmp_path, "f", b"hang"))  # a long job: only the heartbeat thread speaks
+    pid = p.worker_pids()[0]
+    os.kill(pid, signal.SIGSTOP)  # the whole process frozen: no heartbeat either
+    [outcome] = collect(p, 1, deadline_s=30)
+    assert outcome.report_json is None and "silent" in outcome.failure
+    assert p.worker_pids()[0] != pid
