@@ -25,7 +25,7 @@ from daemon import log
 from daemon.fsutil import write_atomic
 from daemon.jobs import ClaimArea, InstanceBusy, Job
 from daemon.notify import Notifier, watchdog_interval_s
-from daemon.outputs import finalize, publish, sha256_file
+from daemon.outputs import finalize, missing_results, publish, sha256_file
 from daemon.pool import Dispatcher, LocalPool, Outcome, PoolBroken
 from daemon.reports import failed_report
 from daemon.settings import ConfigError, Settings, load_settings
@@ -307,6 +307,11 @@ class Service:
     def _publish(self, job: Job, report: QCReport) -> None:
         folder = self.settings.folder(job.record.folder)
         area = self._areas[folder.name]
+        if job.record.state == "claimed" and missing_results(job, report):
+            missing = ", ".join(missing_results(job, report))
+            sha = report.input.sha256
+            report = failed_report(job.record.rel, job.input_path, sha, "processing",
+                                   f"the pipeline reported {report.disposition!r} but did not write: {missing}")
         try:
             if job.record.state == "claimed":
                 write_atomic(job.report_path, report.to_json().encode())

@@ -67,7 +67,8 @@ def _sidecar_sha(path: Path) -> str | None:
 def _staged_group(job: Job, report: QCReport) -> list[tuple[Path, str]]:
     """(staged file, name relative to the main output's folder) for every file to publish, main first."""
     if report.disposition == "failed":
-        return [(job.input_path, job.input_path.name)]
+        # The original goes to failed/ beside its error; if even that is gone, the sidecar says so alone.
+        return [(job.input_path, job.input_path.name)] if job.input_path.exists() else []
     main = job.staged_output
     group = [(main, main.name)]
     for name in report.companions:
@@ -84,7 +85,7 @@ def _choose_targets(job: Job, folder: FolderSettings, report: QCReport) -> dict[
     root = _root_for(folder, report.disposition)
     sha = report.input.sha256 or ""
     group = _staged_group(job, report)
-    main_name = group[0][1]
+    main_name = group[0][1] if group else ""
     for candidate in candidate_names(job.record.rel, sha):
         final_main = root / candidate
         sidecar = final_main.with_name(final_main.name + SIDECAR_SUFFIX)
@@ -139,7 +140,7 @@ def publish(job: Job, folder: FolderSettings, report: QCReport) -> Published:
         raise FileExistsError(f"job {job.id}: every output name was taken while publishing")
 
     sidecar = Path(job.record.targets["sidecar"])
-    main_final = Path(next(t for s, t in job.record.targets.items() if s != "sidecar"))
+    main_final = sidecar.with_name(sidecar.name[: -len(SIDECAR_SUFFIX)])
     name = main_final.relative_to(root).as_posix()
     update: dict = {}
     if report.output is not None and report.disposition != "failed":
@@ -181,3 +182,10 @@ def _archive(payload: Path, originals: Path, rel: str) -> None:
                 payload.unlink()  # already archived by an interrupted earlier try
                 return
     raise FileExistsError(f"no free name in {originals} for an original")
+
+
+def missing_results(job: Job, report: QCReport) -> list[str]:
+    """Files a successful report promises that are not in staging (a pipeline fault: fail closed)."""
+    if report.disposition == "failed":
+        return []
+    return [name for path, name in _staged_group(job, report) if not path.is_file()]

@@ -162,3 +162,23 @@ def test_publish_links_on_one_filesystem_and_copies_across(tmp_path, monkeypatch
     copied = tmp_path / "out" / "b.mp4"
     assert copied.read_bytes() == b"video" and copied.stat().st_ino != src.stat().st_ino
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "b.mp4"]
+
+
+def test_a_failed_job_whose_input_vanished_still_gets_its_sidecar(tmp_path):
+    f, area = setup(tmp_path)
+    job, report = claimed_job(f, area, "x.jpg", b"data", result=None, disposition="failed")
+    job.input_path.unlink()
+    published = publish(job, f, report)
+    finalize(job, area, f, "failed")
+    assert published.name == "x.jpg"
+    assert [p.name for p in f.failed.iterdir()] == ["x.jpg.veil.json"] and not job.dir.exists()
+
+
+def test_missing_results_are_detected(tmp_path):
+    from daemon.outputs import missing_results
+
+    f, area = setup(tmp_path)
+    job, report = claimed_job(f, area, "x.jpg", b"data", disposition="review")
+    assert missing_results(job, report) == []
+    job.staged_output.unlink()
+    assert missing_results(job, report) == ["x.jpg"]

@@ -115,3 +115,34 @@ def test_status_file_reports_counts(tmp_path):
     status = json.loads((tmp_path / "state" / "status-t.json").read_text())
     assert status["counts"]["done"] == 1 and status["throughput"]["files_last_minute"] == 1
     assert "a.jpg" not in json.dumps(status)  # no file names unless the configuration allows them
+
+
+class NoOutputRunner:
+    """A faulty pipeline: claims success but writes nothing."""
+
+    def __init__(self, spec) -> None:
+        pass
+
+    def run(self, job):
+        from datetime import datetime, timezone
+
+        from pipeline.qc import FileInfo
+
+        return QCReport(veil_version="t", created_at=datetime.now(timezone.utc), input=FileInfo(name=job.name),
+                        output=FileInfo(name=job.name))
+
+
+def test_a_success_without_its_output_is_failed_closed(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jpg").write_bytes(b"a")
+    service = make_service(tmp_path)
+    service.runner = f"{__name__}:NoOutputRunner"
+    service.start_internals()
+    try:
+        run_until(service, lambda: service.counters.failed == 1)
+    finally:
+        service.stop_internals(5)
+    assert outputs(tmp_path / "out") == []
+    assert outputs(tmp_path / "failed") == ["a.jpg", "a.jpg.veil.json"]
+    report = QCReport.from_json((tmp_path / "failed" / "a.jpg.veil.json").read_bytes())
+    assert "did not write: a.jpg" in report.error.message
