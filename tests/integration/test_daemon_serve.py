@@ -207,7 +207,7 @@ def assert_each_once(daemon: Daemon, names: list[str], *, root: Path | None = No
 
 
 def test_files_copied_slowly_are_taken_only_when_complete(tmp_path, daemons):
-    daemon = daemons(tmp_path, settle_s=1.5).start().wait_ready()
+    daemon = daemons(tmp_path, settle_s=3.0).start().wait_ready()
     source = tmp_path / "src.jpg"
     write_image(source, 1, size=(320, 240))
     data = source.read_bytes()
@@ -219,7 +219,7 @@ def test_files_copied_slowly_are_taken_only_when_complete(tmp_path, daemons):
             a.write(chunk)
             b.write(chunk)
         assert target.exists() and partial.exists(), "taken while still being written"
-        time.sleep(0.4)  # the slow writer itself (under settle_s between chunks), not a synchronisation
+        time.sleep(0.3)  # the slow writer itself (well under settle_s between chunks), not a synchronisation
     assert target.read_bytes() == data
     wait_for(lambda: daemon.finished() == 1, 60, "the slow file")
     assert partial.exists(), "a .part file was taken"
@@ -285,8 +285,9 @@ def test_burst_of_images_and_videos_each_processed_once(tmp_path, daemons):
     # Backpressure: at most one waiting job per worker was ever claimed; the flood stayed in ingest.
     assert most_claimed <= 2
     # Memory bounded: the service process stays small, workers hold models and one file.
-    assert peak[daemon.proc.pid] < 400 * 1024, peak
-    assert max(peak.values()) < 1500 * 1024, peak
+    # Measured here: ~110 MB for the service, ~230 MB per worker.
+    assert peak[daemon.proc.pid] < 300 * 1024, peak
+    assert max(peak.values()) < 1024 * 1024, peak
 
 
 def _video_in_flight(daemon: Daemon, name: str, min_s: float = 0.5) -> dict | None:
@@ -308,12 +309,13 @@ def _wait_gone(pid: int, deadline_s: float = 30) -> None:
     wait_for(gone, deadline_s, f"process {pid} to end")
 
 
-SLOW_PROFILE = ""  # the default profile: faces and plates; a 1 s clip then takes several seconds
+SLOW_PROFILE = ""  # the default profile: faces and plates; a 3 s clip then takes several seconds
+KILL_CLIP_S = 3.0
 
 
 def test_kill_9_of_the_daemon_mid_video_loses_and_duplicates_nothing(tmp_path, daemons):
     first = daemons(tmp_path, profile=SLOW_PROFILE).start().wait_ready()
-    write_video(first.ingest / "clip.mp4", seconds=2.0)
+    write_video(first.ingest / "clip.mp4", seconds=KILL_CLIP_S)
     for i in range(3):
         write_image(first.ingest / f"img{i}.jpg", i)
     job = wait_for(lambda: _video_in_flight(first, "clip.mp4"), 120, "the video to be in flight")
@@ -341,7 +343,7 @@ def _processing_left(daemon: Daemon) -> bool:
 
 def test_kill_9_of_a_worker_mid_video_retries_the_job(tmp_path, daemons):
     daemon = daemons(tmp_path, profile=SLOW_PROFILE).start().wait_ready()
-    write_video(daemon.ingest / "clip.mp4", seconds=2.0)
+    write_video(daemon.ingest / "clip.mp4", seconds=KILL_CLIP_S)
     job = wait_for(lambda: _video_in_flight(daemon, "clip.mp4"), 120, "the video to be in flight")
     os.kill(job["pid"], signal.SIGKILL)
     wait_for(lambda: daemon.finished() == 1, 300, "the retried video")
@@ -355,8 +357,8 @@ def test_kill_9_of_a_worker_mid_video_retries_the_job(tmp_path, daemons):
 
 
 def test_sigterm_during_work_stops_cleanly_and_resumes(tmp_path, daemons):
-    first = daemons(tmp_path, profile=SLOW_PROFILE, stop_timeout_s=1.0).start().wait_ready()
-    write_video(first.ingest / "clip.mp4", seconds=2.0)
+    first = daemons(tmp_path, profile=SLOW_PROFILE, stop_timeout_s=0.5).start().wait_ready()
+    write_video(first.ingest / "clip.mp4", seconds=KILL_CLIP_S)
     names = ["clip.mp4"]
     for i in range(5):
         write_image(first.ingest / f"img{i}.jpg", i)
@@ -365,7 +367,7 @@ def test_sigterm_during_work_stops_cleanly_and_resumes(tmp_path, daemons):
     started = time.monotonic()
     assert first.stop(deadline_s=60) == 0
     stop_took = time.monotonic() - started
-    assert stop_took < 1.0 + 10.0, stop_took  # the grace period plus shutting workers down
+    assert stop_took < 0.5 + 10.0, stop_took  # the grace period plus shutting workers down
     assert any(e["event"] == "job_interrupted" for e in first.events())
     assert "clip.mp4.veil.json" not in sidecars(tmp_path / "out") + sidecars(tmp_path / "review")
     assert not _processing_left(first)  # unfinished work was put back into ingest
