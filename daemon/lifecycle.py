@@ -147,8 +147,10 @@ class Service:
             self._release(self._queue.popleft())
         if self._pool is not None:
             for outcome in self._pool.stop(grace_s):
-                self._handle(outcome)
+                self._handle(outcome)  # may queue a job again (a worker that died meanwhile)
             self._pool = None
+        while self._queue:
+            self._release(self._queue.popleft())
         for job in list(self._running.values()):
             _log.info("job_interrupted", job=job.id, folder=job.record.folder)
             self._release(job)
@@ -166,6 +168,7 @@ class Service:
     def _recover(self) -> None:
         for name, area in self._areas.items():
             for job in area.recover():
+                job.record.folder = name  # the folder holding it decides, even if it was renamed since
                 _log.info("job_recovered", job=job.id, folder=name, state=job.record.state, attempts=job.record.attempts)
                 if job.record.state == "claimed":
                     if job.record.attempts:

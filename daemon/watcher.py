@@ -36,6 +36,8 @@ class FolderWatcher:
         self._hints: set[Path] = set()
         self._hints_lock = threading.Lock()
         self._next_scan = 0.0  # the first tick scans
+        self._last_poll = float("-inf")
+        self._poll_every = min(0.5, max(0.05, watch.settle_s / 4))
 
     # Called from the watchdog thread: only record the hint, the main loop does the rest.
     def hint(self, path: Path) -> None:
@@ -82,6 +84,9 @@ class FolderWatcher:
                 _scan_subtree(self, path)  # a folder moved in brings files without events of their own
             else:
                 self._consider(path)
+        if now - self._last_poll < self._poll_every:
+            return  # stat-ing thousands of arriving files four times a second is waste
+        self._last_poll = now
         for stable in self._tracker.poll():
             self._ready.append(stable)
             self._ready_paths.add(stable.path)
