@@ -4,7 +4,7 @@ Order, each step durable before the next:
   1. pick final names (deterministic: the ingest-relative path) and record them in the job journal;
   2. copy the result and its companions (and the contact sheet) into place, never over an existing file;
   3. write the sidecar last: its presence, with the input's hash, marks the job done;
-  4. archive or delete the original (a failed input went to failed/ in step 2), then drop the job folder.
+  4. archive, delete or keep the original (a failed input went to failed/ in step 2), then drop the job folder.
 
 Idempotent: a job delivered twice (a restart, or a later multi-host backend) finds a sidecar with its own input
 hash at its name and publishes nothing more. A different file already published under the same name keeps its
@@ -20,8 +20,9 @@ from pathlib import Path, PurePosixPath
 
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
 
-from daemon.fsutil import move_file, publish_bytes, publish_file, same_content
+from daemon.fsutil import fsync_dir, move_file, publish_bytes, publish_file, same_content
 from daemon.jobs import ClaimArea, Job
+from daemon.kept import KeptLedger
 from daemon.settings import FolderSettings
 
 CONTACT_SUFFIX = ".contact.jpg"
@@ -162,9 +163,26 @@ def finalize(job: Job, area: ClaimArea, folder: FolderSettings, disposition: str
     if payload.exists():
         if disposition == "failed" or folder.on_success == "delete":
             payload.unlink()  # a failed input is already in failed/, beside its error sidecar
+        elif folder.on_success == "keep" and _keep(payload, folder, job.record.rel):
+            pass
         else:
             _archive(payload, folder.originals, job.record.rel)
     area.finish(job)
+
+
+def _keep(payload: Path, folder: FolderSettings, rel: str) -> bool:
+    """Put the original back where it arrived, recorded as done first; False if a newcomer took the name."""
+    st = payload.stat()
+    KeptLedger(folder.ingest).record(rel, st.st_size, st.st_mtime_ns)
+    home = folder.ingest / rel
+    home.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(payload, home)  # the same inode: size and mtime stay as recorded
+    except FileExistsError:
+        return False  # a new file arrived under this name meanwhile: archive ours instead
+    os.unlink(payload)
+    fsync_dir(home.parent)
+    return True
 
 
 def _archive(payload: Path, originals: Path, rel: str) -> None:

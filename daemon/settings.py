@@ -48,8 +48,9 @@ class FolderSettings(_Strict):
     failed: Path | None = None  # default: a sibling of output named "failed"
     originals: Path | None = None  # default: a sibling of output named "originals"
     profile: str = DEFAULT_PROFILE
-    # What happens to the original once its results are durable: moved to ``originals`` or deleted.
-    on_success: Literal["archive", "delete"] = "archive"
+    # What happens to the original once its results are durable: moved to ``originals``, deleted, or kept
+    # in the ingest folder (recorded as done, so it is not processed again unless it changes).
+    on_success: Literal["archive", "delete", "keep"] = "archive"
 
     @field_validator("ingest", "output", "review", "failed", "originals")
     @classmethod

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from daemon import log
+from daemon.kept import KeptLedger
 from daemon.settings import FolderSettings, WatchSettings
 from daemon.stability import STATE_DIR_NAME, StabilityTracker, StableFile, is_ignored
 
@@ -35,6 +36,8 @@ class FolderWatcher:
         self._ready_paths: set[Path] = set()
         self._hints: set[Path] = set()
         self._hints_lock = threading.Lock()
+        self._kept = KeptLedger(folder.ingest)
+        self._kept_seen: dict[Path, tuple[int, int]] = {}  # kept originals: skipped while unchanged
         self._next_scan = 0.0  # the first tick scans
         self._last_poll = float("-inf")
         self._poll_every = min(0.5, max(0.05, watch.settle_s / 4))
@@ -57,6 +60,15 @@ class FolderWatcher:
     def _consider(self, path: Path) -> None:
         if path in self._ready_paths or path in self._tracker:
             return
+        if path in self._kept_seen:
+            try:
+                st = os.stat(path)
+            except OSError:
+                del self._kept_seen[path]
+                return
+            if (st.st_size, st.st_mtime_ns) == self._kept_seen[path]:
+                return  # a kept original, unchanged
+            del self._kept_seen[path]
         if self._wanted(path):
             self._tracker.observe(path)
 
@@ -88,6 +100,10 @@ class FolderWatcher:
             return  # stat-ing thousands of arriving files four times a second is waste
         self._last_poll = now
         for stable in self._tracker.poll():
+            rel = stable.path.relative_to(self.root).as_posix()
+            if self._kept.is_kept(rel, stable.size, stable.mtime_ns):
+                self._kept_seen[stable.path] = (stable.size, stable.mtime_ns)
+                continue
             self._ready.append(stable)
             self._ready_paths.add(stable.path)
 

@@ -576,3 +576,24 @@ def test_missing_models_refuse_to_start_without_ready(tmp_path, daemons):
         pass
     assert not any("READY=1" in m for m in received)
     assert any("ERRNO=1" in m for m in received)
+
+
+def test_kept_originals_stay_and_are_not_processed_again(tmp_path, daemons):
+    extra = 'mode = "poll"\npoll_interval_s = 0.2'
+    daemon = daemons(tmp_path, extra=extra)
+    daemon.config.write_text(daemon.config.read_text().replace('output = "', 'on_success = "keep"\noutput = "', 1))
+    daemon.start().wait_ready()
+    write_image(daemon.ingest / "kept.jpg", 1)
+    wait_for(lambda: daemon.finished() == 1 and (daemon.ingest / "kept.jpg").exists(), 60, "the first file, kept")
+    for i, name in enumerate(("later1.jpg", "later2.jpg"), 2):  # each found by scans that also see kept.jpg
+        write_image(daemon.ingest / name, i)
+        wait_for(lambda: daemon.finished() == i, 60, name)
+    assert [e["file"] for e in daemon.events("job_finished")] == ["kept.jpg", "later1.jpg", "later2.jpg"]
+    write_image(daemon.ingest / "kept.jpg", 99)  # changed content under the same name: processed again
+    wait_for(lambda: daemon.finished() == 4, 60, "the changed file")
+    assert daemon.stop() == 0
+    published = sidecars(tmp_path / "out") + sidecars(tmp_path / "review")
+    assert len(published) == 4 and "kept.jpg.veil.json" in published
+    assert len([p for p in published if p.startswith("kept.")]) == 2  # the second under its hash-suffixed name
+    assert files(daemon.ingest) == ["kept.jpg", "later1.jpg", "later2.jpg"]
+    assert files(tmp_path / "originals") == []

@@ -182,3 +182,29 @@ def test_missing_results_are_detected(tmp_path):
     assert missing_results(job, report) == []
     job.staged_output.unlink()
     assert missing_results(job, report) == ["x.jpg"]
+
+
+def test_keep_puts_the_original_back_recorded_as_done(tmp_path):
+    from daemon.kept import KeptLedger
+
+    f, area = setup(tmp_path, on_success="keep")
+    job, report = claimed_job(f, area, "sub/x.jpg", b"orig")
+    publish(job, f, report)
+    finalize(job, area, f, "done")
+    home = f.ingest / "sub" / "x.jpg"
+    assert home.read_bytes() == b"orig" and list(f.originals.iterdir()) == []
+    st = home.stat()
+    ledger = KeptLedger(f.ingest)
+    assert ledger.is_kept("sub/x.jpg", st.st_size, st.st_mtime_ns)
+    assert not ledger.is_kept("sub/x.jpg", st.st_size + 1, st.st_mtime_ns)  # changed: new content
+    assert not ledger.is_kept("other.jpg", st.st_size, st.st_mtime_ns)
+
+
+def test_keep_archives_when_a_newcomer_took_the_name(tmp_path):
+    f, area = setup(tmp_path, on_success="keep")
+    job, report = claimed_job(f, area, "x.jpg", b"orig")
+    (f.ingest / "x.jpg").write_bytes(b"newcomer")
+    publish(job, f, report)
+    finalize(job, area, f, "done")
+    assert (f.ingest / "x.jpg").read_bytes() == b"newcomer"
+    assert (f.originals / "x.jpg").read_bytes() == b"orig"
