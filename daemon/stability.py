@@ -50,6 +50,7 @@ class StabilityTracker:
         self.done_marker = done_marker
         self._clock = clock
         self._seen: dict[Path, _Seen | None] = {}
+        self.rejected: set[Path] = set()
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -61,6 +62,13 @@ class StabilityTracker:
         if self.done_marker and path.name.endswith(self.done_marker):
             # The marker itself is not an input: it makes its subject a candidate.
             path = path.with_name(path.name[: -len(self.done_marker)])
+        if path in self.rejected:
+            try:
+                if not _is_regular(os.stat(path, follow_symlinks=False).st_mode):
+                    return  # still not a regular file: already reported
+            except OSError:
+                pass
+            self.rejected.discard(path)
         self._seen.setdefault(path, None)
 
     def forget(self, path: Path) -> None:
@@ -77,6 +85,7 @@ class StabilityTracker:
                 continue
             if not _is_regular(st.st_mode):
                 del self._seen[path]
+                self.rejected.add(path)  # symlinks, FIFOs, devices: never followed nor read
                 continue
             if self.done_marker:
                 if os.path.lexists(str(path) + self.done_marker):

@@ -99,7 +99,12 @@ class FolderWatcher:
         if now - self._last_poll < self._poll_every:
             return  # stat-ing thousands of arriving files four times a second is waste
         self._last_poll = now
-        for stable in self._tracker.poll():
+        rejected = len(self._tracker.rejected)
+        ready = self._tracker.poll()
+        if len(self._tracker.rejected) > rejected:
+            _log.warning("not_regular_files_ignored", folder=self.folder.name,
+                         count=len(self._tracker.rejected) - rejected)
+        for stable in ready:
             rel = stable.path.relative_to(self.root).as_posix()
             if self._kept.is_kept(rel, stable.size, stable.mtime_ns):
                 self._kept_seen[stable.path] = (stable.size, stable.mtime_ns)

@@ -103,3 +103,19 @@ def test_done_marker_gates_the_file(tmp_path):
     (tmp_path / "a.jpg.done").write_bytes(b"")
     tracker.observe(tmp_path / "a.jpg.done")  # the marker's event makes its subject a candidate
     assert [r.path for r in tracker.poll()] == [path]
+
+
+def test_symlinks_are_never_followed_and_not_offered_again(tmp_path):
+    target = tmp_path / "secret.jpg"
+    target.write_bytes(b"private")
+    link = tmp_path / "link.jpg"
+    link.symlink_to(target)
+    tracker = StabilityTracker(0.0)
+    tracker.observe(link)
+    assert tracker.poll() == [] and tracker.rejected == {link}
+    tracker.observe(link)  # the next rescan
+    assert len(tracker) == 0
+    link.unlink()
+    link.write_bytes(b"a real file now")  # replaced by a regular file of the same name: offered
+    tracker.observe(link)
+    assert [r.path for r in tracker.poll()] == [link] and tracker.rejected == set()
