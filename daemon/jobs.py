@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import stat
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -129,8 +130,8 @@ class ClaimArea:
         except FileNotFoundError:
             shutil.rmtree(job.dir, ignore_errors=True)  # another instance was faster, or the writer removed it
             return None
-        st = os.stat(job.input_path)
-        if (st.st_size, st.st_mtime_ns) != (stable.size, stable.mtime_ns):
+        st = os.lstat(job.input_path)  # not following a symlink swapped in since the file was checked
+        if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (stable.size, stable.mtime_ns):
             self._give_back(job)  # still being written after all: return it and wait again
             return None
         fsync_dir(job.input_path.parent)
