@@ -25,6 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--frames", type=int, default=60, help="frames per clip")
     parser.add_argument("--size", default="640x360", help="clip size WxH")
     parser.add_argument("--stride", type=int, default=1, help="detection stride (detect every k-th frame)")
+    parser.add_argument("--track-margin", type=float, default=None, help="extra margin on track masks (default: the setting's)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", type=Path, help="keep the clips and outputs in this folder")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -48,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         # Each set runs only its class's detector: the other class's boxes are not annotated there.
         params = Params(
             detector=DetectorParams(classes=(eval_set.object_class.label,)),
-            video=VideoParams(detect_stride=args.stride),
+            video=VideoParams(detect_stride=args.stride, lookahead_frames=max(30, args.stride),
+                              **({} if args.track_margin is None else {"track_margin": args.track_margin})),
         )
         engine = Engine.load(params.detector)
         with tempfile.TemporaryDirectory(prefix="veil-eval-video-") as tmp:
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         failed |= not ok
         print(_format(eval_set.name, summary, ok))
     if args.json:
-        args.json.write_text(json.dumps({"stride": args.stride, "sets": summaries}, indent=2))
+        args.json.write_text(json.dumps({"stride": args.stride, "track_margin": args.track_margin, "sets": summaries}, indent=2))
     return 1 if failed else 0
 
 

@@ -46,7 +46,7 @@ def frame_regions(plan: FramePlan, params: Params, shape: tuple[int, ...]) -> li
     """Every region to mask on this frame, each with the track it belongs to (None: a raw detection)."""
     regions: list[tuple[MaskRegion, int | None]] = [(r, None) for r in plan_regions(plan.detections, params, shape)]
     for track in plan.tracks:
-        box = grow(track.hull, params.mask.margin, shape)
+        box = grow(track.hull, params.mask.margin + params.video.track_margin, shape)
         if box[2] <= box[0] or box[3] <= box[1]:
             continue  # wholly outside the picture (a back-fill or prediction past the edge)
         source = _REGION_SOURCE.get(track.source, "track")
@@ -163,7 +163,7 @@ def _transcode(
         duration_in_s=info.duration_s, audio_streams=list(result.audio_codecs), dropped_streams=list(info.dropped_streams),
         tracks=tracks, untracked_detections=max(0, run.untracked), detection_gaps=len(run.gaps),
         detection_gap_frames=run.gaps[:MAX_LISTED], review_band_frames=dict(run.review_frames),
-        decode_warnings=decode_log.warnings[:MAX_LISTED], decode_warning_count=len(decode_log.warnings),
+        decode_warnings=decode_log.warnings[:MAX_LISTED], decode_warning_count=decode_log.warnings.total,
         corrupt_frames=decode_log.corrupt_frames[:MAX_LISTED],
     )
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -340,9 +341,11 @@ def run_set(eval_set: EvalSet, shared_eval: Path, work: Path, params, engine, *,
         clip = work / f"{spec.name}.mp4"
         truth = render_clip(spec, clip, size=eval_set.size, frames=eval_set.frames, seed=eval_set.seed + number, motion=motion)
         dst = work / "out" / clip.name
+        started = time.perf_counter()
         report = process_video(clip, dst, params, engine, name=clip.name)
+        seconds = time.perf_counter() - started
         result = score_clip(spec.name, truth, dst.with_name(companion_name(dst)), params.mask, (eval_set.object_class,))
         results.append(result)
         log(f"{eval_set.name} {spec.name}: recall {result.recall:.4f}, longest unmasked run "
-            f"{max(result.longest_unmasked_run.values(), default=0)}, {report.processing_seconds:.1f}s")
+            f"{max(result.longest_unmasked_run.values(), default=0)}, {report.disposition}, {seconds:.1f}s")
     return summarise(results), results

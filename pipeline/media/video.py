@@ -77,12 +77,28 @@ class DecodedFrame:
     rgb: np.ndarray  # HxWx3 uint8, upright; masked in place
 
 
+MAX_KEPT_WARNINGS = 1000  # a wholly broken hour-long file must not fill memory with messages
+
+
+class _Capped(list):
+    """A list that keeps its first MAX_KEPT_WARNINGS items and counts the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def append(self, item) -> None:
+        self.total += 1
+        if len(self) < MAX_KEPT_WARNINGS:
+            super().append(item)
+
+
 @dataclass
 class DecodeLog:
     """Problems met while decoding. Safe to log: positions and FFmpeg messages, never pixels."""
 
-    warnings: list[str] = field(default_factory=list)
-    corrupt_frames: list[int] = field(default_factory=list)  # indexes of frames FFmpeg flagged as corrupt
+    warnings: _Capped = field(default_factory=_Capped)  # .total counts those past the cap too
+    corrupt_frames: _Capped = field(default_factory=_Capped)  # indexes of frames FFmpeg flagged as corrupt
     undecodable_packets: int = 0
     truncated: bool = False
 

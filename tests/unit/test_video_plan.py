@@ -140,3 +140,25 @@ def test_memory_stays_bounded_on_a_long_video():
 def test_lookahead_must_cover_backfill():
     with pytest.raises(ValueError):
         VideoParams(lookahead_frames=5, backfill_frames=10)
+
+
+def test_frame_regions_union_raw_detections_and_track_hulls():
+    from pipeline.params import Params
+    from pipeline.video import frame_regions
+    from pipeline.video_plan import FramePlan, TrackBox
+
+    params = Params(video=VideoParams(track_margin=0.1))
+    raw = Detections(np.array([[10, 10, 30, 30], [50, 50, 60, 60]], float), np.array([0.9, 0.25]), np.array([FACE, FACE]))
+    tracks = (
+        TrackBox(7, FACE, (100, 100, 120, 120), (100, 100, 140, 120), 0.8, "interpolated"),
+        TrackBox(8, FACE, (-80, 0, -40, 40), (-80, 0, -40, 40), 0.8, "backfill"),  # wholly off the left edge
+    )
+    plan = FramePlan(0, True, raw, tracks, False)
+    regions = frame_regions(plan, params, (240, 320, 3))
+    raw_regions = [r for r, tid in regions if tid is None]
+    track_regions = [(r, tid) for r, tid in regions if tid is not None]
+    assert len(raw_regions) == 2  # the review-band detection is masked too (mask_review_band on)
+    ((region, track_id),) = track_regions
+    assert track_id == 7 and region.source == "interpolated"
+    margin = params.mask.margin + 0.1  # mask margin plus the track margin, on the hull (40 x 20)
+    assert region.box == pytest.approx((100 - 40 * margin, 100 - 20 * margin, 140 + 40 * margin, 120 + 20 * margin))
