@@ -110,11 +110,12 @@ class VideoParams(_Strict):
     detect_stride: int = Field(default=1, ge=1, le=30)  # detect every k-th frame; track and interpolate between
     lookahead_frames: int = Field(default=30, ge=1, le=600)  # frames held back so the future can mask the past
     backfill_frames: int = Field(default=15, ge=0, le=600)  # mask a new track this far before its first hit
-    lost_mask_frames: int = Field(default=15, ge=0, le=600)  # keep masking a lost track on its prediction
+    lost_mask_frames: int = Field(default=30, ge=0, le=600)  # keep masking a lost track on its prediction
     temporal_dilation: int = Field(default=1, ge=0, le=10)  # a track's mask also covers its box this many frames away
     # A track's box is an estimate (interpolated, predicted, or a detection that jitters from frame to frame):
     # its mask gets this much more margin, as a share of the box size on each side, on top of mask.margin.
     track_margin: float = Field(default=0.1, ge=0.0, le=1.0)
+    camera_motion: bool = True  # compensate camera motion (optical flow) in track predictions and back-fills
     tracker: TrackerParams = TrackerParams()
 
     @model_validator(mode="after")

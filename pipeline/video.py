@@ -27,6 +27,7 @@ from .params import Params
 from .qc import FileInfo, QCReport
 from .records import MaskRegion, ObjectClass
 from .run import start_report
+from .track.motion import CameraMotion
 from .video_plan import FramePlan, MaskPlanner, review_band_count
 from .video_qc import BOXES_SUFFIX, MAX_LISTED, BoxesWriter, TrackSummary, VideoSummary, class_label
 
@@ -113,6 +114,7 @@ def _transcode(
 ) -> VideoSummary:
     video_params = params.video
     planner = MaskPlanner(video_params, params.detector)
+    camera = CameraMotion() if video_params.camera_motion else None
     run = _Run(params)
     buffer: deque[DecodedFrame] = deque()
     boxes_writer = BoxesWriter(boxes, width=info.width, height=info.height, time_base=str(info.time_base),
@@ -136,7 +138,8 @@ def _transcode(
             return masked(planner.finish())
         buffer.append(frame)
         detect = frame.index % video_params.detect_stride == 0
-        return masked(planner.push(frame.index, engine.detect(frame.rgb) if detect else None))
+        motion = camera.update(frame.rgb) if camera is not None else None
+        return masked(planner.push(frame.index, engine.detect(frame.rgb) if detect else None, motion))
 
     try:
         result = transcode(src, out, info, video_params, stage, container=container)

@@ -23,6 +23,7 @@ from .mask import confident_and_review
 from .params import DetectorParams, VideoParams
 from .records import Detections, ObjectClass
 from .track.bytetrack import ByteTracker, ScoreBands, TrackObservation
+from .track.motion import invert, warp_boxes
 
 # Where a planned box came from. "detection": matched on that very frame.
 # "dilation": no box of its own on that frame, only a neighbour's within ``temporal_dilation``.
@@ -95,16 +96,20 @@ class MaskPlanner:
         self._history: dict[int, _History] = {}
         self._detect_counts: dict[int, int] = {}  # detected frame -> number of detections, recent frames only
         self.stats: dict[int, TrackStats] = {}
+        self._camera: dict[int, np.ndarray] = {}  # frame -> transform from the frame before; recent frames only
         self._latest = -1
 
-    def push(self, index: int, detections: Detections | None) -> list[FramePlan]:
-        """Add the next frame; return the frames that are now ready, oldest first."""
+    def push(self, index: int, detections: Detections | None, camera: np.ndarray | None = None) -> list[FramePlan]:
+        """Add the next frame; return the frames that are now ready, oldest first. ``camera``: the 2x3
+        transform from the previous frame's pixels to this one's (None: a still camera)."""
         if index != self._latest + 1:
             raise ValueError(f"frames must come in order: expected {self._latest + 1}, got {index}")
         self._latest = index
+        if camera is not None:
+            self._camera[index] = np.asarray(camera, dtype=np.float64)
         if detections is not None:
             self._detect_counts[index] = len(detections)
-        for observation in self.tracker.step(index, detections):
+        for observation in self.tracker.step(index, detections, camera):
             self._record(index, observation)
         self._pending.append(_Pending(index, detections))
         ready = []
@@ -174,14 +179,26 @@ class MaskPlanner:
             return self._backfill(history, after, frame), "backfill", history.scores[after]
         return None
 
+    def _carry(self, box: np.ndarray, start: int, end: int) -> np.ndarray:
+        """Move a box seen on frame ``start`` to frame ``end`` along the camera's motion (either way)."""
+        for frame in range(start + 1, end + 1):  # forwards
+            if frame in self._camera:
+                box = warp_boxes(box, self._camera[frame])[0]
+        for frame in range(start, end, -1):  # backwards
+            if frame in self._camera:
+                box = warp_boxes(box, invert(self._camera[frame]))[0]
+        return box
+
     def _backfill(self, history: _History, first: int, frame: int) -> np.ndarray:
-        """The box ``first - frame`` frames before the first hit: run the first observed motion backwards."""
+        """The box ``first - frame`` frames before the first hit: carried back along the camera's motion,
+        and along the object's own first observed motion (relative to the scene)."""
         later = [f for f in history.detected[1:4] if f > first]
         velocity = np.zeros(4)
         if later:
-            velocity = (history.boxes[later[-1]] - history.boxes[first]) / (later[-1] - first)
+            expected = self._carry(history.boxes[first], first, later[-1])  # where the camera alone takes it
+            velocity = (history.boxes[later[-1]] - expected) / (later[-1] - first)
         back = first - frame
-        box = history.boxes[first] - velocity * back
+        box = self._carry(history.boxes[first] - velocity * back, first, frame)
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         half_w = (box[2] - box[0]) / 2 * (1 + BACKFILL_GROWTH * back)
         half_h = (box[3] - box[1]) / 2 * (1 + BACKFILL_GROWTH * back)
@@ -225,6 +242,8 @@ class MaskPlanner:
             del history.detected[: max(0, cut - 1)]
             for frame in [f for f in history.predicted if f < keep_from]:
                 del history.predicted[frame]
+        for frame in [f for f in self._camera if f < emitted - self.params.temporal_dilation]:
+            del self._camera[frame]
         # The next frame to leave needs the last detected frame at or before this one, and those after.
         earlier = [f for f in self._detect_counts if f <= emitted]
         for frame in earlier[:-1]:

@@ -61,12 +61,15 @@ class ByteTracker:
         self._next_id = 1  # per tracker instance: ids restart for every video
         self._last_frame: int | None = None
 
-    def step(self, frame_index: int, dets: Detections | None) -> list[TrackObservation]:
+    def step(self, frame_index: int, dets: Detections | None, camera: np.ndarray | None = None) -> list[TrackObservation]:
         """Advance to ``frame_index``. ``dets`` None means the frame was not run through the detector
-        (detection stride): tracks are only predicted, and nobody counts as lost for it."""
+        (detection stride): tracks are only predicted, and nobody counts as lost for it. ``camera``: the
+        2x3 transform from the previous frame's pixels to this one's, applied to every track first."""
         steps = 1 if self._last_frame is None else max(1, frame_index - self._last_frame)
         self._last_frame = frame_index
         for track in self._tracks:
+            if camera is not None:
+                track.mean, track.cov = kalman.warp(track.mean, track.cov, camera)
             track.mean, track.cov = kalman.predict(track.mean, track.cov, steps)
         if dets is None:
             return [self._observe(t, None, None) for t in self._tracks]

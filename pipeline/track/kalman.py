@@ -60,3 +60,18 @@ def update(mean: np.ndarray, cov: np.ndarray, box_xyxy: np.ndarray) -> tuple[np.
     mean = mean + gain @ (measurement - _OBSERVE @ mean)
     cov = cov - gain @ innovation_cov @ gain.T
     return mean, cov
+
+
+def warp(mean: np.ndarray, cov: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Move a state by a 2x3 camera transform (BoT-SORT's camera-motion compensation): the centre and
+    velocity through the linear part (plus the shift for the centre), sizes by its scale."""
+    linear = matrix[:, :2]
+    scale = float(np.sqrt(abs(np.linalg.det(linear))))
+    transform = np.zeros((2 * _DIM, 2 * _DIM))
+    transform[0:2, 0:2] = linear
+    transform[2:4, 2:4] = np.eye(2) * scale
+    transform[4:6, 4:6] = linear
+    transform[6:8, 6:8] = np.eye(2) * scale
+    mean = transform @ mean
+    mean[:2] += matrix[:, 2]
+    return mean, transform @ cov @ transform.T

@@ -1,0 +1,69 @@
+"""Camera motion between consecutive frames, so predictions follow a panning, zooming or shaking camera.
+
+A Kalman filter alone extrapolates a box along its recent image velocity, which for a hand-held camera
+is mostly the camera's motion and changes direction all the time: a lost face's prediction drifts off the
+face within a few frames. As in BoT-SORT's camera-motion compensation, the global transform between two
+frames is estimated from sparse optical flow (corners tracked with pyramidal Lucas-Kanade, a similarity
+transform fitted with RANSAC, so people moving in front of a still camera do not count as camera motion),
+and applied to every track before it is predicted.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+MAX_SIDE = 480  # frames are analysed at most this large: camera motion needs no detail
+MIN_POINTS = 12
+MIN_INLIER_SHARE = 0.3
+
+
+class CameraMotion:
+    """Feed frames in order; each call returns the 2x3 transform from the previous frame's pixels to this
+    frame's (identity for the first frame, or when the estimate is not trustworthy)."""
+
+    def __init__(self, max_side: int = MAX_SIDE) -> None:
+        self.max_side = max_side
+        self._previous: np.ndarray | None = None
+        self._scale = 1.0
+
+    def update(self, rgb: np.ndarray) -> np.ndarray:
+        height, width = rgb.shape[:2]
+        self._scale = min(1.0, self.max_side / max(height, width))
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        if self._scale < 1.0:
+            gray = cv2.resize(gray, None, fx=self._scale, fy=self._scale, interpolation=cv2.INTER_AREA)
+        previous, self._previous = self._previous, gray
+        if previous is None or previous.shape != gray.shape:
+            return IDENTITY.copy()
+        return self._estimate(previous, gray)
+
+    def _estimate(self, previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+        corners = cv2.goodFeaturesToTrack(previous, maxCorners=400, qualityLevel=0.01, minDistance=7, blockSize=5)
+        if corners is None or len(corners) < MIN_POINTS:
+            return IDENTITY.copy()
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(previous, current, corners, None, winSize=(21, 21), maxLevel=3)
+        found = status.reshape(-1) == 1
+        if found.sum() < MIN_POINTS:
+            return IDENTITY.copy()
+        matrix, inliers = cv2.estimateAffinePartial2D(
+            corners[found], moved[found], method=cv2.RANSAC, ransacReprojThreshold=2.0
+        )
+        if matrix is None or inliers is None or inliers.mean() < MIN_INLIER_SHARE:
+            return IDENTITY.copy()
+        matrix = matrix.astype(np.float64)
+        matrix[:, 2] /= self._scale  # the linear part is scale-free; the shift is in analysed pixels
+        return matrix
+
+
+def warp_boxes(boxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Boxes (N, 4) x1 y1 x2 y2 moved by a 2x3 transform: the axis-aligned hull of the moved corners."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    corners = np.stack([boxes[:, [0, 1]], boxes[:, [2, 1]], boxes[:, [0, 3]], boxes[:, [2, 3]]], axis=1)
+    moved = corners @ matrix[:, :2].T + matrix[:, 2]
+    return np.concatenate([moved.min(axis=1), moved.max(axis=1)], axis=1)
+
+
+def invert(matrix: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))

@@ -1,0 +1,107 @@
+"""Camera-motion compensation: the global transform between frames, and tracks that follow it."""
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.params import DetectorParams, TrackerParams, VideoParams
+from pipeline.records import Detections, ObjectClass
+from pipeline.track.bytetrack import ByteTracker, ScoreBands
+from pipeline.track.motion import IDENTITY, CameraMotion, invert, warp_boxes
+from pipeline.video_plan import MaskPlanner
+
+FACE = int(ObjectClass.FACE)
+
+
+def scene(seed=0, size=(400, 600)):
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (*size, 3)).astype(np.uint8)
+    return cv2.GaussianBlur(noise, (0, 0), 3)
+
+
+def view(image, matrix, out=(240, 320)):
+    return cv2.warpAffine(image, matrix, (out[1], out[0]))
+
+
+def similarity(scale, angle_deg, tx, ty):
+    a = np.radians(angle_deg)
+    return np.array([[scale * np.cos(a), -scale * np.sin(a), tx], [scale * np.sin(a), scale * np.cos(a), ty]])
+
+
+def compose(second, first):
+    """second after first, as 2x3 matrices."""
+    return (np.vstack([second, [0, 0, 1]]) @ np.vstack([first, [0, 0, 1]]))[:2]
+
+
+def test_first_frame_and_featureless_frames_give_identity():
+    motion = CameraMotion()
+    np.testing.assert_allclose(motion.update(np.zeros((120, 160, 3), np.uint8)), IDENTITY)
+    np.testing.assert_allclose(motion.update(np.zeros((120, 160, 3), np.uint8)), IDENTITY)  # nothing to track
+
+
+@pytest.mark.parametrize("step", [similarity(1, 0, -7, 3), similarity(1.03, 0.8, -4, -2), similarity(0.97, -1, 5, 6)])
+def test_estimates_pan_zoom_and_roll(step):
+    image = scene()
+    first = similarity(1.0, 0, -120, -80)
+    motion = CameraMotion()
+    motion.update(view(image, first))
+    estimate = motion.update(view(image, compose(step, first)))
+    points = np.array([[40.0, 30.0], [280.0, 200.0], [160.0, 120.0]])
+    expected = points @ step[:, :2].T + step[:, 2]
+    got = points @ estimate[:, :2].T + estimate[:, 2]
+    np.testing.assert_allclose(got, expected, atol=0.6)
+
+
+def test_large_frames_are_analysed_small_but_answer_in_full_pixels():
+    image = cv2.resize(scene(), (1800, 1200))
+    first = similarity(1.0, 0, -200, -100)
+    step = similarity(1.0, 0, -21, 9)
+    motion = CameraMotion(max_side=480)
+    motion.update(view(image, first, out=(720, 1280)))
+    estimate = motion.update(view(image, compose(step, first), out=(720, 1280)))
+    np.testing.assert_allclose(estimate[:, 2], [-21, 9], atol=1.5)
+
+
+def test_warp_boxes_and_invert_round_trip():
+    matrix = similarity(1.2, 0, 10, -5)
+    boxes = np.array([[0, 0, 10, 20], [5, 5, 15, 15]], float)
+    np.testing.assert_allclose(warp_boxes(boxes, matrix), [[10, -5, 22, 19], [16, 1, 28, 13]])
+    np.testing.assert_allclose(warp_boxes(warp_boxes(boxes, matrix), invert(matrix)), boxes, atol=1e-9)
+
+
+def test_lost_track_follows_the_camera_not_its_old_velocity():
+    bands = {FACE: ScoreBands(0.5, 0.2)}
+    tracker = ByteTracker(TrackerParams(), bands)
+    pan = similarity(1, 0, -10, 0)  # the camera turns: everything moves 10 px left per frame
+    box = np.array([200.0, 100, 240, 140])
+    for frame in range(6):  # a face seen while the camera pans
+        camera = None if frame == 0 else pan
+        box = box if frame == 0 else warp_boxes(box, pan)[0]
+        tracker.step(frame, Detections(box[None], [0.9], [FACE]), camera)
+    reverse = similarity(1, 0, 12, 0)  # the camera swings back; the face is missed from here on
+    for frame in range(6, 10):
+        box = warp_boxes(box, reverse)[0]
+        (obs,) = tracker.step(frame, Detections.empty(), reverse)
+        assert not obs.matched
+        assert obs.box == pytest.approx(tuple(box), abs=3)
+
+
+def test_backfill_runs_back_along_the_camera_motion():
+    pan = similarity(1, 0, -8, 2)
+    boxes = {}
+    box = np.array([300.0, 100, 340, 140])
+    for frame in range(20):
+        box = box if frame == 0 else warp_boxes(box, pan)[0]
+        boxes[frame] = box
+    planner = MaskPlanner(VideoParams(backfill_frames=6, temporal_dilation=0), DetectorParams())
+    plans = []
+    for frame in range(20):
+        detections = Detections(boxes[frame][None], [0.9], [FACE]) if frame >= 10 else Detections.empty()
+        plans += planner.push(frame, detections, None if frame == 0 else pan)
+    plans += planner.finish()
+    for frame in range(4, 10):
+        (track,) = plans[frame].tracks
+        assert track.source == "backfill"
+        centre = (np.array(track.box[:2]) + np.array(track.box[2:])) / 2
+        truth = (boxes[frame][:2] + boxes[frame][2:]) / 2
+        np.testing.assert_allclose(centre, truth, atol=2)
