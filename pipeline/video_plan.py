@@ -168,8 +168,10 @@ class MaskPlanner:
         before = history.detected[at - 1] if at > 0 else None
         after = history.detected[at] if at < len(history.detected) else None
         if before is not None and after is not None:
+            # Both ends carried to this frame along the camera's motion, then blended: exact for a still
+            # object under a panning camera, linear in the object's own motion.
             t = (frame - before) / (after - before)
-            box = (1 - t) * history.boxes[before] + t * history.boxes[after]
+            box = (1 - t) * self._carry(history.boxes[before], before, frame) + t * self._carry(history.boxes[after], after, frame)
             return box, "interpolated", min(history.scores[before], history.scores[after])
         if before is not None:
             if frame - before <= self.params.lost_mask_frames and frame in history.predicted:
@@ -242,7 +244,7 @@ class MaskPlanner:
             del history.detected[: max(0, cut - 1)]
             for frame in [f for f in history.predicted if f < keep_from]:
                 del history.predicted[frame]
-        for frame in [f for f in self._camera if f < emitted - self.params.temporal_dilation]:
+        for frame in [f for f in self._camera if f < keep_from - 1]:  # gaps are carried from their start
             del self._camera[frame]
         # The next frame to leave needs the last detected frame at or before this one, and those after.
         earlier = [f for f in self._detect_counts if f <= emitted]

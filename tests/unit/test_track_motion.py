@@ -105,3 +105,24 @@ def test_backfill_runs_back_along_the_camera_motion():
         centre = (np.array(track.box[:2]) + np.array(track.box[2:])) / 2
         truth = (boxes[frame][:2] + boxes[frame][2:]) / 2
         np.testing.assert_allclose(centre, truth, atol=2)
+
+
+def test_gap_is_interpolated_along_the_camera_motion():
+    # A still face under a camera that pans right and then left again: the straight line between the
+    # ends of the gap would miss it, the camera-carried blend does not.
+    moves = [similarity(1, 0, -15, 0)] * 8 + [similarity(1, 0, 15, 0)] * 8
+    box, boxes = np.array([200.0, 100, 240, 140]), {}
+    for frame in range(17):
+        box = box if frame == 0 else warp_boxes(box, moves[frame - 1])[0]
+        boxes[frame] = box
+    planner = MaskPlanner(VideoParams(temporal_dilation=0), DetectorParams())
+    plans = []
+    for frame in range(17):
+        seen = frame <= 2 or frame >= 14
+        detections = Detections(boxes[frame][None], [0.9], [FACE]) if seen else Detections.empty()
+        plans += planner.push(frame, detections, None if frame == 0 else moves[frame - 1])
+    plans += planner.finish()
+    for frame in range(3, 14):
+        (track,) = plans[frame].tracks
+        assert track.source == "interpolated"
+        np.testing.assert_allclose(track.box, boxes[frame], atol=1.0)
