@@ -37,7 +37,10 @@ def add_params_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--classes", default="face,license_plate", help="comma-separated: face, license_plate")
     group.add_argument("--style", choices=["blur", "mosaic", "solid"], default="blur")
     group.add_argument("--shape", choices=["box", "ellipse"], default="box")
-    group.add_argument("--margin", type=float, default=MaskParams().margin, help="grown on each side, share of size")
+    group.add_argument("--margin", type=float, default=MaskParams().margin,
+                       help="plates: grown on each side, share of size")
+    group.add_argument("--face-margin", type=float, default=MaskParams().face_margin,
+                       help="faces: grown on each side after squaring, share of size")
     group.add_argument("--jpeg-quality", type=int, default=OutputParams().jpeg_quality)
     group.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     group.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: all cores)")
@@ -48,7 +51,7 @@ def params_from_arguments(args: argparse.Namespace) -> tuple[Params, RuntimePara
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
     params = Params(
         detector=DetectorParams(classes=classes),
-        mask=MaskParams(style=args.style, shape=args.shape, margin=args.margin),
+        mask=MaskParams(style=args.style, shape=args.shape, margin=args.margin, face_margin=args.face_margin),
         output=OutputParams(jpeg_quality=args.jpeg_quality),
     )
     return params, RuntimeParams(device=args.device, threads=args.threads, model_dir=args.model_dir)

@@ -34,9 +34,20 @@ def plan_regions(dets: Detections, params: Params, shape: tuple[int, ...]) -> li
     """The regions to mask for these detections: selected by score, grown by the margin, clipped."""
     chosen = dets[masked_selection(dets, params)]
     return [
-        MaskRegion(grow(box, params.mask.margin, shape), ObjectClass(int(c)), float(s))
+        MaskRegion(region_box(box, ObjectClass(int(c)), params.mask, shape), ObjectClass(int(c)), float(s))
         for box, s, c in zip(chosen.boxes, chosen.scores, chosen.classes)
     ]
+
+
+def region_box(box, object_class: ObjectClass, params: MaskParams, shape: tuple[int, ...], extra_margin: float = 0.0):
+    """The area masked for one detected box: faces squared, then grown by their class's margin, clipped."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if object_class == ObjectClass.FACE:
+        if params.square_faces:
+            centre_x, centre_y, half = (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1) / 2
+            x1, y1, x2, y2 = centre_x - half, centre_y - half, centre_x + half, centre_y + half
+        return grow((x1, y1, x2, y2), params.face_margin + extra_margin, shape)
+    return grow((x1, y1, x2, y2), params.margin + extra_margin, shape)
 
 
 def grow(box, margin: float, shape: tuple[int, ...]) -> tuple[float, float, float, float]:

@@ -53,6 +53,8 @@ class ScalePlan(_Strict):
     tile_above: int = Field(ge=64)
     tile_size: int = Field(ge=64)
     tile_overlap: float = Field(default=0.25, ge=0.0, lt=0.9)
+    downscale: bool = False  # also a whole-image pass at half scale, for objects that fill the frame
+    rotate_180: bool = False  # also the whole image upside down (faces on playing cards, scans put in wrongly)
 
 
 class DetectorParams(_Strict):
@@ -61,7 +63,9 @@ class DetectorParams(_Strict):
     classes: tuple[Literal["face", "license_plate"], ...] = ("face", "license_plate")
     face: ClassThresholds = ClassThresholds(threshold=0.4, review_floor=0.2)
     license_plate: ClassThresholds = ClassThresholds(threshold=0.35, review_floor=0.15)
-    face_scales: ScalePlan = ScalePlan(max_side=1920, upscale_below=1024, tile_above=2400, tile_size=1280)
+    face_scales: ScalePlan = ScalePlan(
+        max_side=1920, upscale_below=1024, tile_above=2400, tile_size=1280, downscale=True, rotate_180=True
+    )
     plate_scales: ScalePlan = ScalePlan(max_side=640, upscale_below=0, tile_above=1400, tile_size=960)
     nms_iou: float = Field(default=0.4, gt=0.0, le=1.0)
 
@@ -74,7 +78,11 @@ class MaskParams(_Strict):
 
     style: Literal["blur", "mosaic", "solid"] = "blur"
     shape: Literal["box", "ellipse"] = "box"
-    margin: float = Field(default=0.15, ge=0.0, le=2.0)  # grown on each side, as a share of width/height
+    margin: float = Field(default=0.15, ge=0.0, le=2.0)  # plates: grown on each side, share of width/height
+    face_margin: float = Field(default=0.25, ge=0.0, le=2.0)  # faces: the same, after squaring
+    # Face detectors box the inner face; hair, ears and forehead identify too. A face region is first made
+    # square on its longer side, then grown by face_margin.
+    square_faces: bool = True
     mask_review_band: bool = True
     blur_cells: int = Field(default=6, ge=2, le=64)  # detail left across the region's long side, at most
     mosaic_cells: int = Field(default=8, ge=2, le=64)  # mosaic cells across the region's long side

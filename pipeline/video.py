@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .engine import Engine
 from .errors import ProcessingError
-from .mask import apply_masks, grow, plan_regions
+from .mask import apply_masks, plan_regions, region_box
 from .media.video import (
     ENCODER_BY_CODEC,
     DecodedFrame,
@@ -47,7 +47,7 @@ def frame_regions(plan: FramePlan, params: Params, shape: tuple[int, ...]) -> li
     """Every region to mask on this frame, each with the track it belongs to (None: a raw detection)."""
     regions: list[tuple[MaskRegion, int | None]] = [(r, None) for r in plan_regions(plan.detections, params, shape)]
     for track in plan.tracks:
-        box = grow(track.hull, params.mask.margin + params.video.track_margin, shape)
+        box = region_box(track.hull, ObjectClass(track.object_class), params.mask, shape, params.video.track_margin)
         if box[2] <= box[0] or box[3] <= box[1]:
             continue  # wholly outside the picture (a back-fill or prediction past the edge)
         source = _REGION_SOURCE.get(track.source, "track")

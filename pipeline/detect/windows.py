@@ -22,22 +22,28 @@ class Window:
     x1: int
     y1: int
     scale: float  # network pixels per source pixel; for fixed-input models the letterbox decides
+    upside_down: bool = False
+
+    @property
+    def crop_size(self) -> tuple[int, int]:
+        return max(1, round((self.x1 - self.x0) * self.scale)), max(1, round((self.y1 - self.y0) * self.scale))
 
     def crop(self, image: np.ndarray) -> np.ndarray:
         view = image[self.y0 : self.y1, self.x0 : self.x1]
-        if self.scale == 1.0:
-            return view
-        width = max(1, round((self.x1 - self.x0) * self.scale))
-        height = max(1, round((self.y1 - self.y0) * self.scale))
-        interpolation = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
-        return cv2.resize(view, (width, height), interpolation=interpolation)
+        if self.scale != 1.0:
+            interpolation = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
+            view = cv2.resize(view, self.crop_size, interpolation=interpolation)
+        return np.ascontiguousarray(view[::-1, ::-1]) if self.upside_down else view
 
     def to_source(self, boxes: np.ndarray) -> np.ndarray:
         """Map boxes from the crop's pixels back to the source image."""
         if not len(boxes):
             return boxes
-        scale_x = (self.x1 - self.x0) / max(1, round((self.x1 - self.x0) * self.scale))
-        scale_y = (self.y1 - self.y0) / max(1, round((self.y1 - self.y0) * self.scale))
+        crop_w, crop_h = self.crop_size
+        if self.upside_down:
+            boxes = np.stack([crop_w - boxes[:, 2], crop_h - boxes[:, 3], crop_w - boxes[:, 0], crop_h - boxes[:, 1]], 1)
+        scale_x = (self.x1 - self.x0) / crop_w
+        scale_y = (self.y1 - self.y0) / crop_h
         mapped = boxes * np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
         mapped += np.array([self.x0, self.y0, self.x0, self.y0], dtype=np.float32)
         return mapped
@@ -59,6 +65,10 @@ def plan_windows(height: int, width: int, plan: ScalePlan, fixed_input: int | No
     windows = []
     whole_scale = 1.0 if fixed_input else min(1.0, plan.max_side / long_side)
     windows.append(Window(0, 0, width, height, whole_scale))
+    if plan.rotate_180:
+        windows.append(Window(0, 0, width, height, whole_scale, upside_down=True))
+    if plan.downscale and long_side * whole_scale >= 128:
+        windows.append(Window(0, 0, width, height, whole_scale / 2))
     if plan.upscale_below and long_side < plan.upscale_below:
         if fixed_input:
             windows += _tiles(height, width, fixed_input // 2, plan.tile_overlap, 1.0)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.mask import apply_masks, coverage, grow, plan_regions
+from pipeline.mask import apply_masks, coverage, grow, plan_regions, region_box
 from pipeline.params import MaskParams, Params
 from pipeline.records import Detections, MaskRegion, ObjectClass
 
@@ -101,6 +101,21 @@ def test_plan_applies_threshold_review_band_and_margin():
     params = Params()
     regions = plan_regions(detections, params, (100, 100))
     assert [r.score for r in regions] == pytest.approx([0.9, 0.3])  # below the review floor: not masked
-    assert regions[0].box == pytest.approx(grow((10, 10, 30, 30), params.mask.margin, (100, 100)))
+    assert regions[0].box == pytest.approx(grow((10, 10, 30, 30), params.mask.face_margin, (100, 100)))
     strict = params.model_copy(update={"mask": MaskParams(mask_review_band=False)})
     assert len(plan_regions(detections, strict, (100, 100))) == 1
+
+
+@pytest.mark.parametrize(
+    "box, object_class, expected",
+    [
+        # a tall face box becomes a square on its long side, centred, then grows by face_margin (0.25)
+        ((40, 30, 60, 70), ObjectClass.FACE, (20, 20, 80, 80)),
+        # a plate keeps its shape and grows by margin (0.15)
+        ((40, 30, 60, 70), ObjectClass.LICENSE_PLATE, (37, 24, 63, 76)),
+        # clipped to the image
+        ((0, 0, 10, 10), ObjectClass.FACE, (0, 0, 12.5, 12.5)),
+    ],
+)
+def test_region_box_squares_faces_and_grows_by_class_margin(box, object_class, expected):
+    assert region_box(box, object_class, MaskParams(), (100, 100)) == pytest.approx(expected)

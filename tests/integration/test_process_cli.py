@@ -1,0 +1,98 @@
+"""``veil process`` end to end, as a user runs it: real models, real files, the real command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline.qc import QCReport
+from tests.conftest import eval_set
+
+VEIL = [sys.executable, "-m", "daemon.cli"]
+
+
+def veil(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([*VEIL, *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def dlib_faces(tmp_path_factory) -> tuple[Path, dict]:
+    folder = eval_set("dlib_faces_voc")
+    return folder, json.loads((folder / "annotations.json").read_text())
+
+
+def test_every_labelled_face_is_masked_and_the_sidecar_accounts_for_it(tmp_path, dlib_faces):
+    folder, gt = dlib_faces
+    source = tmp_path / "in" / "party"
+    source.mkdir(parents=True)
+    first = gt["images"][0]
+    shutil.copy(folder / "images" / first["file_name"], source / "photo.jpg")
+    result = veil("process", tmp_path / "in", "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    output = tmp_path / "out" / "party" / "photo.jpg"  # relative path and name kept
+    report = QCReport.from_json((output.parent / "photo.jpg.veil.json").read_text())
+    assert report.output.sha256 and report.input.sha256 != report.output.sha256
+    assert report.counts["face"] >= sum(a["image_id"] == first["id"] for a in gt["annotations"])
+    assert {m.name for m in report.models} == {"centerface", "platedet"}
+    assert all(m.providers == ["CPUExecutionProvider"] for m in report.models)
+
+    before = np.asarray(Image.open(source / "photo.jpg").convert("RGB"), dtype=np.int16)
+    after = np.asarray(Image.open(output).convert("RGB"), dtype=np.int16)
+    for annotation in (a for a in gt["annotations"] if a["image_id"] == first["id"]):
+        x, y, w, h = (int(round(v)) for v in annotation["bbox"])
+        changed = np.abs(after[y : y + h, x : x + w] - before[y : y + h, x : x + w]).max(axis=2) > 8
+        assert changed.mean() > 0.5, f"face at {annotation['bbox']} looks unmasked"
+
+
+def test_formats_are_kept_and_failures_are_listed_one_per_line(tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rng = np.random.default_rng(7)
+    for name in ("a.png", "b.webp", "c.tiff", "d.bmp", "e.jpg"):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(inputs / name)
+    (inputs / "notes.txt").write_text("not an image")
+    (inputs / "empty.jpg").write_bytes(b"")
+    result = veil("process", inputs, "-o", tmp_path / "out")
+    assert result.returncode == 1
+    failed_lines = [line for line in result.stderr.splitlines() if line.startswith("FAILED")]
+    assert len(failed_lines) == 2
+    assert any("notes.txt" in line and "unrecognised content" in line for line in failed_lines)
+    assert any("empty.jpg" in line and "empty file" in line for line in failed_lines)
+    for name, fmt in (("a.png", "PNG"), ("b.webp", "WEBP"), ("c.tiff", "TIFF"), ("d.bmp", "BMP"), ("e.jpg", "JPEG")):
+        with Image.open(tmp_path / "out" / name) as image:
+            assert image.format == fmt
+    assert not (tmp_path / "out" / "notes.txt").exists()
+    failed = QCReport.from_json((tmp_path / "out" / "empty.jpg.veil.json").read_text())
+    assert failed.disposition == "failed" and failed.error.kind == "input"
+    assert not list((tmp_path / "out").glob(".*veil-partial*"))
+
+
+def test_existing_outputs_are_never_overwritten_by_default(tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.new("RGB", (32, 32)).save(inputs / "x.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "x.png").write_bytes(b"precious")
+    result = veil("process", inputs, "-o", tmp_path / "out")
+    assert result.returncode == 1 and "already exists" in result.stderr
+    assert (tmp_path / "out" / "x.png").read_bytes() == b"precious"
+
+
+def test_a_corrupt_model_refuses_to_start(tmp_path):
+    from pipeline.models import default_model_dir
+
+    models = tmp_path / "models"
+    shutil.copytree(default_model_dir(), models)
+    (models / "centerface.onnx").write_bytes(b"garbage")
+    Image.new("RGB", (32, 32)).save(tmp_path / "x.png")
+    result = veil("process", tmp_path / "x.png", "-o", tmp_path / "out", "--model-dir", models)
+    assert result.returncode == 2
+    assert "checksum mismatch for centerface.onnx" in result.stderr
+    assert not (tmp_path / "out" / "x.png").exists()
