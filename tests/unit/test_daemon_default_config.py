@@ -61,3 +61,10 @@ def test_the_file_with_optional_keys_switched_on_is_still_valid(tmp_path):
     path.write_text("\n".join(COMMENTED_KEY.sub(r"\1", line) for line in CONFIG.read_text().splitlines()))
     settings = load_settings(path)
     assert settings.watch.done_marker == ".done"
+
+
+def test_the_shipped_profile_is_the_code_default():
+    """A table in the file replaces the whole default object, so a key left out there silently changes a
+    default (e.g. turns off a detection pass). The shipped file must mean exactly the code's defaults."""
+    settings = load_settings(CONFIG)
+    assert settings.profiles["default"] == Params()
