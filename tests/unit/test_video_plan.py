@@ -130,8 +130,9 @@ def test_memory_stays_bounded_on_a_long_video():
     for index in range(3000):
         x = (index * 7) % 600
         detections = det((x, 0, x + 40, 40)) if index % 50 < 40 else Detections.empty()
-        planner.push(index, detections)
+        planner.push(index, detections, np.array([[1.0, 0, 0.5], [0, 1.0, 0]]))
     assert planner.buffered == 10
+    assert len(planner._camera) <= 80  # camera transforms: look-ahead plus the lost-track window
     assert len(planner._history) < 10  # old tracks forgotten
     assert all(len(h.detected) <= 60 for h in planner._history.values())
     assert len(planner._detect_counts) <= 12
@@ -160,5 +161,9 @@ def test_frame_regions_union_raw_detections_and_track_hulls():
     assert len(raw_regions) == 2  # the review-band detection is masked too (mask_review_band on)
     ((region, track_id),) = track_regions
     assert track_id == 7 and region.source == "interpolated"
-    margin = params.mask.margin + 0.1  # mask margin plus the track margin, on the hull (40 x 20)
-    assert region.box == pytest.approx((100 - 40 * margin, 100 - 20 * margin, 140 + 40 * margin, 120 + 20 * margin))
+    from pipeline.mask import region_box
+
+    hull, face = (100, 100, 140, 120), ObjectClass.FACE
+    assert region.box == pytest.approx(region_box(hull, face, params.mask, (240, 320), 0.1))  # the whole hull
+    plain = region_box(hull, face, params.mask, (240, 320))
+    assert region.box[0] < plain[0] and region.box[1] < plain[1] and region.box[2] > plain[2] and region.box[3] > plain[3]
