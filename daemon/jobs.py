@@ -15,6 +15,7 @@ to start instead of "recovering" jobs that are still running.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -87,6 +88,15 @@ class Job:
         write_atomic(self.dir / "job.json", self.record.model_dump_json(indent=1).encode())
 
 
+def _refuse_linked_parents(path: Path, ingest: Path) -> None:
+    """A folder on the way swapped for a symlink would make the rename take a file from outside the share."""
+    for parent in path.parents:
+        if parent == ingest:
+            return
+        if os.path.islink(parent):
+            raise OSError(errno.ELOOP, "a folder on the path is a symbolic link")
+
+
 class ClaimArea:
     """This instance's processing folder inside one ingest folder."""
 
@@ -117,6 +127,7 @@ class ClaimArea:
     def claim(self, stable: StableFile) -> Job | None:
         """Take ``stable`` for this instance, or None if it is gone or still changing."""
         rel = stable.path.relative_to(self.folder.ingest).as_posix()
+        _refuse_linked_parents(stable.path, self.folder.ingest)
         job_id = uuid.uuid4().hex[:16]
         job = Job(
             JobRecord(job_id=job_id, folder=self.folder.name, rel=rel, size=stable.size, mtime_ns=stable.mtime_ns,

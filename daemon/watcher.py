@@ -78,6 +78,7 @@ class FolderWatcher:
         for dirpath, dirnames, filenames in os.walk(self.root, onerror=None):
             base = Path(dirpath)
             dirnames[:] = [d for d in dirnames if d != STATE_DIR_NAME and self._wanted(base / d)]
+            _report_linked_dirs(self, base, dirnames)
             for name in filenames:
                 seen += 1
                 self._consider(base / name)
@@ -92,7 +93,7 @@ class FolderWatcher:
         with self._hints_lock:
             hints, self._hints = self._hints, set()
         for path in hints:
-            if path.is_dir():
+            if path.is_dir() and not path.is_symlink():  # a link to a folder is never walked into
                 _scan_subtree(self, path)  # a folder moved in brings files without events of their own
             else:
                 self._consider(path)
@@ -133,12 +134,23 @@ class FolderWatcher:
         return len(self._tracker)
 
 
+def _report_linked_dirs(watcher: FolderWatcher, base: Path, dirnames: list[str]) -> None:
+    """Links to folders are candidates like any link: rejected and reported, never walked (os.walk does not)."""
+    for name in dirnames:
+        if os.path.islink(base / name):
+            watcher._consider(base / name)
+
+
 def _scan_subtree(watcher: FolderWatcher, top: Path) -> None:
     if not watcher._wanted(top):
+        return
+    if os.path.islink(top):  # replaced by a link since the caller looked: report it, never walk it
+        watcher._consider(top)
         return
     for dirpath, dirnames, filenames in os.walk(top):
         base = Path(dirpath)
         dirnames[:] = [d for d in dirnames if watcher._wanted(base / d)]
+        _report_linked_dirs(watcher, base, dirnames)
         for name in filenames:
             watcher._consider(base / name)
 
