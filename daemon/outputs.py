@@ -27,6 +27,8 @@ from daemon.settings import FolderSettings
 
 CONTACT_SUFFIX = ".contact.jpg"
 _MAX_CANDIDATES = 20
+# A final name plus ".contact.jpg" or ".veil.json", inside a temporary name's affixes, stays under 255 bytes.
+_MAX_NAME_BYTES = 200
 
 
 @dataclass(frozen=True)
@@ -44,14 +46,27 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def name_too_long(rel: str) -> bool:
+    return len(PurePosixPath(rel).name.encode()) > _MAX_NAME_BYTES
+
+
 def candidate_names(rel: str, sha256: str) -> list[str]:
+    """Output names to try, in order. A name too long to carry its companions' suffixes is shortened and
+    tagged with the hash from the first candidate on (a 255-byte limit holds for every name we create)."""
     path = PurePosixPath(rel)
-    names = [rel]
     stem, suffix = path.name[: len(path.name) - len(path.suffix)] if path.suffix else path.name, path.suffix
+    if len(suffix.encode()) > 16:
+        stem, suffix = path.name, ""
+    names = [str(path.with_name(_fit(stem, f".{sha256[:8]}{suffix}")))] if name_too_long(rel) else [rel]
     for i in range(1, _MAX_CANDIDATES):
         tag = sha256[:8] if i == 1 else f"{sha256[:8]}-{i}"
-        names.append(str(path.with_name(f"{stem}.{tag}{suffix}")))
+        names.append(str(path.with_name(_fit(stem, f".{tag}{suffix}"))))
     return names
+
+
+def _fit(stem: str, tail: str) -> str:
+    budget = _MAX_NAME_BYTES - len(tail.encode())
+    return stem.encode()[:budget].decode(errors="ignore") + tail
 
 
 def _root_for(folder: FolderSettings, disposition: str) -> Path:
@@ -188,7 +203,7 @@ def _keep(payload: Path, folder: FolderSettings, rel: str) -> bool:
 def _archive(payload: Path, originals: Path, rel: str) -> None:
     sha = None
     for index, candidate in enumerate(candidate_names(rel, "0" * 64)):
-        if index:
+        if index or name_too_long(rel):
             sha = sha or sha256_file(payload)
             candidate = candidate_names(rel, sha)[index]
         final = originals / candidate
