@@ -1,0 +1,89 @@
+"""The moving-camera ground truth and its metrics, checked on a synthetic photo (no evaluation data needed)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.params import MaskParams
+from pipeline.records import ObjectClass
+from pipeline.track.matching import iou_matrix
+from pipeline.video_eval import ClipSpec, GroundTruth, Motion, render_clip, score_clip, summarise
+
+FACE = int(ObjectClass.FACE)
+SQUARES = np.array([[300.0, 200, 360, 260], [500, 260, 540, 300]])
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> tuple[Path, GroundTruth]:
+    folder = tmp_path_factory.mktemp("gt")
+    photo = np.zeros((480, 720, 3), dtype=np.uint8)
+    for x1, y1, x2, y2 in SQUARES.astype(int):
+        photo[y1:y2, x1:x2] = 255  # two white objects on black: their true position is easy to find
+    cv2.imwrite(str(folder / "photo.png"), photo)
+    spec = ClipSpec(folder / "photo.png", SQUARES, np.array([FACE, FACE]), np.array([11, 22]), "synthetic")
+    truth = render_clip(spec, folder / "clip.mp4", size=(320, 180), frames=24, seed=1, motion=Motion(shake_px=1.5))
+    return folder / "clip.mp4", truth
+
+
+def test_ground_truth_boxes_sit_on_the_rendered_objects(clip):
+    path, truth = clip
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="gray") for f in container.decode(video=0)]
+    assert len(frames) == len(truth.frames) == 24
+    checked = 0
+    for image, gt in zip(frames, truth.frames):
+        _, labels, stats, _ = cv2.connectedComponentsWithStats((image > 128).astype(np.uint8))
+        blobs = np.array([[x, y, x + w, y + h] for x, y, w, h, area in stats[1:] if area > 20], dtype=float)
+        for box in gt["boxes"]:
+            assert len(blobs), "an object in the ground truth is not in the picture"
+            assert iou_matrix(np.array([box]), blobs).max() > 0.75
+            checked += 1
+    assert checked >= 24  # at least one object on every frame
+
+
+def test_camera_moves_the_objects(clip):
+    _, truth = clip
+    centres = [np.mean(np.array(f["boxes"])[:, [0, 2]]) for f in truth.frames if f["boxes"]]
+    assert max(centres) - min(centres) > 40  # the pan and the whip moved them across the frame
+
+
+def write_companion(path: Path, truth: GroundTruth, drop: dict[int, set[int]]) -> None:
+    """A boxes companion whose masks are the ground truth itself, except objects dropped on given frames."""
+    with gzip.open(path, "wt") as handle:
+        handle.write(json.dumps({"schema": "veil.boxes/1", "width": truth.width, "height": truth.height}) + "\n")
+        for index, gt in enumerate(truth.frames):
+            mask, trk = [], []
+            for object_id, box in zip(gt["ids"], gt["boxes"]):
+                trk.append([object_id, FACE, *box, "detection"])
+                if object_id not in drop.get(index, set()):
+                    mask.append([*box, FACE, 0.9, object_id, "detection"])
+            handle.write(json.dumps({"f": index, "det": [], "trk": trk, "mask": mask}) + "\n")
+        handle.write(json.dumps({"end": True, "frames": len(truth.frames)}) + "\n")
+
+
+def test_perfect_masks_score_full_recall_and_tracking(clip, tmp_path):
+    _, truth = clip
+    write_companion(tmp_path / "b.jsonl.gz", truth, {})
+    result = score_clip("c", truth, tmp_path / "b.jsonl.gz", MaskParams(), (ObjectClass.FACE,))
+    summary = summarise([result])
+    assert summary["mask_recall"] == 1.0 and summary["longest_unmasked_run"] == 0
+    assert summary["tracking_all_tracks"]["IDF1"] == pytest.approx(1.0)
+    assert summary["tracking_all_tracks"]["HOTA"] == pytest.approx(1.0)
+
+
+def test_unmasked_frames_count_and_the_longest_run_is_found(clip, tmp_path):
+    _, truth = clip
+    first = truth.frames[5]["ids"][0]
+    drop = {5: {first}, 6: {first}, 12: {first}}
+    write_companion(tmp_path / "b.jsonl.gz", truth, drop)
+    result = score_clip("c", truth, tmp_path / "b.jsonl.gz", MaskParams(), (ObjectClass.FACE,))
+    assert result.box_frames - result.masked_box_frames == 3
+    assert result.longest_unmasked_run[first] == 2
+    assert summarise([result])["objects_unmasked_2plus"] == 1
