@@ -57,16 +57,34 @@ class ScalePlan(_Strict):
     rotate_180: bool = False  # also the whole image upside down (faces on playing cards, scans put in wrongly)
 
 
+class FaceScales(ScalePlan):
+    """The face plan. Every field has its face default, so a partial table in a file keeps the others."""
+
+    max_side: int = Field(default=1920, ge=64)
+    upscale_below: int = Field(default=1024, ge=0)
+    tile_above: int = Field(default=2400, ge=64)
+    tile_size: int = Field(default=1280, ge=64)
+    downscale: bool = True
+    rotate_180: bool = True
+
+
+class PlateScales(ScalePlan):
+    """The plate plan (a fixed 640 input: ``max_side`` is the letterbox side, ``upscale_below`` means 2x tiles)."""
+
+    max_side: int = Field(default=640, ge=64)
+    upscale_below: int = Field(default=0, ge=0)
+    tile_above: int = Field(default=1400, ge=64)
+    tile_size: int = Field(default=960, ge=64)
+
+
 class DetectorParams(_Strict):
     face_model: ModelSpec = ModelSpec(name="centerface", family="centerface", classes=("face",))
     plate_model: ModelSpec = ModelSpec(name="platedet", family="yolov8", classes=("license_plate",), input_size=640)
     classes: tuple[Literal["face", "license_plate"], ...] = ("face", "license_plate")
     face: ClassThresholds = ClassThresholds(threshold=0.4, review_floor=0.2)
     license_plate: ClassThresholds = ClassThresholds(threshold=0.35, review_floor=0.15)
-    face_scales: ScalePlan = ScalePlan(
-        max_side=1920, upscale_below=1024, tile_above=2400, tile_size=1280, downscale=True, rotate_180=True
-    )
-    plate_scales: ScalePlan = ScalePlan(max_side=640, upscale_below=0, tile_above=1400, tile_size=960)
+    face_scales: FaceScales = FaceScales()
+    plate_scales: PlateScales = PlateScales()
     nms_iou: float = Field(default=0.4, gt=0.0, le=1.0)
 
     def thresholds(self, label: str) -> ClassThresholds:
