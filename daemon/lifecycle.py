@@ -22,6 +22,7 @@ from typing import Any
 from pipeline.qc import QCReport
 
 from daemon import log
+from daemon.drift.service import DriftService
 from daemon.fsutil import write_atomic
 from daemon.jobs import ClaimArea, InstanceBusy, Job
 from daemon.notify import Notifier, watchdog_interval_s
@@ -58,6 +59,7 @@ class Service:
         self._watchers: list[FolderWatcher] = []
         self._hub: InotifyHub | None = None
         self._pool: Dispatcher | None = None
+        self._drift: DriftService | None = None  # drift monitoring, spot checks, metrics (docs/drift.md)
         self._queue: deque[Job] = deque()
         self._running: dict[str, Job] = {}
         self._publish_later: list[tuple[float, Job, QCReport]] = []
@@ -115,6 +117,11 @@ class Service:
 
     def start_internals(self) -> None:
         self._prepare_folders()
+        try:
+            self._drift = DriftService(self.settings)
+        except OSError as exc:  # e.g. the metrics port is taken, or the drift store cannot be opened
+            self._unlock_all()
+            raise StartupError(f"drift monitoring or metrics: {exc}") from None
         service = self.settings.service
         pool = LocalPool(self._worker_specs(), job_timeout_s=service.job_timeout_s,
                          heartbeat_timeout_s=service.heartbeat_timeout_s)
@@ -123,6 +130,7 @@ class Service:
             pool.start()
         except PoolBroken as exc:
             self._unlock_all()
+            self._drift.close()
             raise StartupError(str(exc)) from None
         self._pool = pool
         self._recover()
@@ -158,6 +166,9 @@ class Service:
         for _, job, report in self._publish_later:
             _log.warning("publish_pending_at_stop", job=job.id, folder=job.record.folder)
         self._publish_later.clear()
+        if self._drift is not None:
+            self._drift.close()
+            self._drift = None
         self._unlock_all()
 
     def _release(self, job: Job) -> None:
@@ -233,6 +244,8 @@ class Service:
             self._last_ping = now
             self.notifier.send(WATCHDOG=1, STATUS=self._status_text())
             self._write_status()
+            if self._drift is not None:
+                self._drift.tick(self._queue_length(), self.counters.throughput()["files_per_minute_10m"])
 
     def _claim(self) -> None:
         """Keep one waiting job per worker; a flood stays in the ingest folders."""
@@ -287,12 +300,13 @@ class Service:
         job = self._running.pop(outcome.job_id, None)
         if job is None:
             return
-        if outcome.report_json is None:
-            job.record.failures.append(outcome.failure or "unknown")
+        failure = outcome.failure if outcome.report_json is None else _changed_since_claim(job)
+        if failure or outcome.report_json is None:
+            job.record.failures.append(failure or "unknown")
             job.save()
             self.counters.retried += 1
             _log.warning("job_attempt_failed", job=job.id, folder=job.record.folder, attempt=job.record.attempts,
-                         reason=outcome.failure)
+                         reason=failure)
             if job.record.attempts >= self.settings.service.max_attempts:
                 self._give_up(job)
             else:
@@ -341,6 +355,8 @@ class Service:
         if report.review_reasons:
             fields["review_reasons"] = len(report.review_reasons)
         _log.info("job_finished", **fields, **log.name_field(result.name))
+        if self._drift is not None:
+            self._drift.finished(folder, report, result.name, result.duplicate)
 
     def _retry_publishing(self) -> None:
         if not self._publish_later:
@@ -425,6 +441,19 @@ class Service:
             write_status(status_path(service.resolved_state_dir(), service.instance), snapshot)
         except OSError as exc:
             _log.warning("status_not_written", error=exc.strerror or str(exc))
+
+
+def _changed_since_claim(job: Job) -> str | None:
+    """A writer still holding the claimed file open may have changed it under the worker: then the result
+    may mix two versions. Record the new state and say why, so the job runs again on what is there now."""
+    try:
+        st = os.lstat(job.input_path)
+    except OSError:
+        return None  # gone: publishing reports it (a failed job whose input vanished still gets its sidecar)
+    if (st.st_size, st.st_mtime_ns) == (job.record.size, job.record.mtime_ns):
+        return None
+    job.record.size, job.record.mtime_ns = st.st_size, st.st_mtime_ns
+    return "the input changed while it was processed"
 
 
 def _disposition_of(job: Job) -> str:
