@@ -26,7 +26,7 @@ from daemon.drift.service import DriftService
 from daemon.fsutil import write_atomic
 from daemon.jobs import ClaimArea, InstanceBusy, Job
 from daemon.notify import Notifier, watchdog_interval_s
-from daemon.outputs import finalize, missing_results, publish, sha256_file
+from daemon.outputs import finalize, missing_results, publish, sha256_or_none
 from daemon.pool import Dispatcher, LocalPool, Outcome, PoolBroken
 from daemon.reports import failed_report
 from daemon.settings import ConfigError, Settings, load_settings
@@ -318,7 +318,7 @@ class Service:
     def _give_up(self, job: Job) -> None:
         reasons = "; ".join(job.record.failures[-self.settings.service.max_attempts:]) or "unknown"
         message = f"gave up after {job.record.attempts} attempts: {reasons}"
-        sha = sha256_file(job.input_path) if job.input_path.exists() else None
+        sha = sha256_or_none(job.input_path)  # an unreadable input must still get its error sidecar
         self._publish(job, failed_report(job.record.rel, job.input_path, sha, "error", message))
 
     def _publish(self, job: Job, report: QCReport) -> None:

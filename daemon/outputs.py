@@ -13,6 +13,7 @@ name; the newcomer gets the deterministic name ``<stem>.<first 8 hex of its sha2
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from dataclasses import dataclass
@@ -48,6 +49,14 @@ def sha256_file(path: Path) -> str:
 
 def name_too_long(rel: str) -> bool:
     return len(PurePosixPath(rel).name.encode()) > _MAX_NAME_BYTES
+
+
+def sha256_or_none(path: Path) -> str | None:
+    """The hash for a sidecar when the file may be gone or unreadable (the error says why, elsewhere)."""
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
 
 
 def candidate_names(rel: str, sha256: str) -> list[str]:
@@ -117,15 +126,25 @@ def _choose_targets(job: Job, folder: FolderSettings, report: QCReport) -> dict[
     raise FileExistsError(f"no free output name for job {job.id} after {_MAX_CANDIDATES} candidates")
 
 
-def _place(targets: dict[str, str]) -> bool:
-    """Copy the staged files to their targets; False if a target turned out to hold another file."""
+def _place(targets: dict[str, str], movable: Path | None = None) -> bool:
+    """Copy the staged files to their targets; False if a target turned out to hold another file.
+
+    ``movable`` (a failed input) may be moved instead when it cannot be read: the service may not link or
+    copy a file that another user dropped with no read permission, but it must still reach failed/."""
     placed: list[Path] = []
     for src, final in targets.items():
         if src == "sidecar":
             continue
         src_path, final_path = Path(src), Path(final)
+        if src_path == movable and not src_path.exists() and final_path.exists():
+            continue  # moved there by an interrupted earlier try
         try:
-            publish_file(src_path, final_path)
+            try:
+                publish_file(src_path, final_path)
+            except PermissionError:
+                if src_path != movable:
+                    raise
+                _move_no_overwrite(src_path, final_path)
             placed.append(final_path)
         except FileExistsError:
             if same_content(src_path, final_path):
@@ -134,6 +153,14 @@ def _place(targets: dict[str, str]) -> bool:
                 path.unlink(missing_ok=True)
             return False
     return True
+
+
+def _move_no_overwrite(src: Path, final: Path) -> None:
+    if os.path.lexists(final):
+        raise FileExistsError(errno.EEXIST, "exists", str(final))
+    os.rename(src, final)  # same filesystem only; across, the error keeps the job for a later try
+    fsync_dir(final.parent)
+    fsync_dir(src.parent)
 
 
 def publish(job: Job, folder: FolderSettings, report: QCReport) -> Published:
@@ -148,7 +175,7 @@ def publish(job: Job, folder: FolderSettings, report: QCReport) -> Published:
                 return Published(report.disposition, job.record.rel, duplicate=True)
             job.record.targets = targets
             job.save()
-        if _place(job.record.targets):
+        if _place(job.record.targets, movable=job.input_path if report.disposition == "failed" else None):
             break
         job.record.targets = {}
         job.save()
@@ -215,6 +242,17 @@ def _archive(payload: Path, originals: Path, rel: str) -> None:
                 payload.unlink()  # already archived by an interrupted earlier try
                 return
     raise FileExistsError(f"no free name in {originals} for an original")
+
+
+def publish_spot_check(folder: FolderSettings, name: str) -> None:
+    """Drift spot check: copy a published clean result and its sidecar to the folder's spotcheck/ (never over a file)."""
+    for suffix in ("", SIDECAR_SUFFIX):
+        src, dst = folder.output / (name + suffix), folder.spotcheck / (name + suffix)
+        try:
+            publish_file(src, dst)
+        except FileExistsError:
+            if not same_content(src, dst):
+                raise
 
 
 def missing_results(job: Job, report: QCReport) -> list[str]:

@@ -106,9 +106,9 @@ def _load_runner(spec: WorkerSpec) -> Runner:
 def _ensure_hash(report: QCReport, src: Path) -> QCReport:
     if report.input.sha256:
         return report
-    from daemon.outputs import sha256_file
+    from daemon.outputs import sha256_or_none
 
-    return report.model_copy(update={"input": report.input.model_copy(update={"sha256": sha256_file(src)})})
+    return report.model_copy(update={"input": report.input.model_copy(update={"sha256": sha256_or_none(src)})})
 
 
 def worker_main(conn, spec: WorkerSpec) -> None:
@@ -155,13 +155,13 @@ def worker_main(conn, spec: WorkerSpec) -> None:
         try:
             report = _ensure_hash(runner.run(job), src)
         except Exception as exc:  # noqa: BLE001 - a bug must fail this file closed, not kill the service
-            from daemon.outputs import sha256_file
+            from daemon.outputs import sha256_or_none
             from daemon.reports import failed_report
 
             if dst.exists():
                 dst.unlink()
             detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            report = failed_report(job.name, src, sha256_file(src) if src.exists() else None, "processing",
+            report = failed_report(job.name, src, sha256_or_none(src), "processing",
                                    f"internal error: {detail}")
         busy.clear()
         send("result", job.job_id, report.to_json())
