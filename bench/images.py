@@ -453,7 +453,7 @@ exact region (JPEG re-encoding noise; a large value would mean the exact region 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a handful of images (about 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="a handful of images (a few minutes)")
     parser.add_argument("--eval-root", type=Path, default=EVAL_ROOT)
     parser.add_argument("--deface", choices=["plain", "ort", "both"], default="both",
                         help="which deface install to measure (plain: pip install deface only)")
