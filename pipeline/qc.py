@@ -71,6 +71,7 @@ class QCReport(_Model):
     review_reasons: list[str] = Field(default_factory=list)
     error: ErrorRecord | None = None
     video: dict[str, Any] | None = None  # filled by the video pipeline (tracks, frames, warnings)
+    features: dict | None = None  # drift-monitoring statistics, versioned inside (pipeline/features.py)
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2, by_alias=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from . import __version__
 from .engine import Engine
 from .errors import InputError, VeilError
+from .features import image_features
 from .mask import confident_and_review, masked_selection, plan_regions, apply_masks
 from .media.image import load_image, output_format, save_image
 from .media.sniff import sniff
@@ -65,6 +66,7 @@ def _process_image(src: Path, dst: Path, params: Params, engine: Engine, report:
     report.input.format, report.input.width, report.input.height = loaded.format, width, height
 
     detections = engine.detect(loaded.rgb)
+    features = image_features(src, loaded.rgb, detections, params, loaded.format)  # drift statistics, before masking
     regions = plan_regions(detections, params, loaded.pixels.shape)
     apply_masks(loaded.pixels, regions, params.mask)
 
@@ -75,6 +77,7 @@ def _process_image(src: Path, dst: Path, params: Params, engine: Engine, report:
         format=target_format, width=width, height=height, notes=notes,
     )
     record_detections(report, detections, params)
+    report.features = features
 
 
 def record_detections(report: QCReport, detections: Detections, params: Params) -> None:

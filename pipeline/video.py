@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .engine import Engine
 from .errors import ProcessingError
+from .features import VideoFeatures
 from .mask import apply_masks, plan_regions, region_box
 from .media.video import (
     ENCODER_BY_CODEC,
@@ -84,12 +85,13 @@ class _Run:
 def process_video(src: Path, dst: Path, params: Params, engine: Engine, *, name: str) -> QCReport:
     """Mask every frame of ``src`` into ``dst`` (same container), with a boxes companion beside it."""
     info = probe_video(src)
+    features = VideoFeatures.for_video(params, info.average_rate, info.codec, info.width, info.height)  # drift
     report = start_report(name, params, engine)
     report.input = FileInfo(name=name, media_type="video", format=info.container, width=info.width, height=info.height)
     boxes_path = dst.with_name(companion_name(dst))
     partial_video, partial_boxes = _partial(dst), _partial(boxes_path)
     try:
-        summary = _transcode(src, partial_video, partial_boxes, info, output_container(dst), params, engine)
+        summary = _transcode(src, partial_video, partial_boxes, info, output_container(dst), params, engine, features)
         os.replace(partial_boxes, boxes_path)
         os.replace(partial_video, dst)
     except BaseException:
@@ -103,6 +105,7 @@ def process_video(src: Path, dst: Path, params: Params, engine: Engine, *, name:
         format=summary.container, width=info.width, height=info.height,
     )
     report.video = summary.model_dump(mode="json", by_alias=True)
+    report.features = features.result(report.video)  # drift statistics (pipeline/features.py)
     report.counts = _track_counts(summary)
     report.review_reasons = _review_reasons(summary, params)
     report.disposition = "review" if report.review_reasons else "done"
@@ -110,7 +113,8 @@ def process_video(src: Path, dst: Path, params: Params, engine: Engine, *, name:
 
 
 def _transcode(
-    src: Path, out: Path, boxes: Path, info: VideoInfo, container: str, params: Params, engine: Engine
+    src: Path, out: Path, boxes: Path, info: VideoInfo, container: str, params: Params, engine: Engine,
+    features: VideoFeatures | None = None,
 ) -> VideoSummary:
     video_params = params.video
     planner = MaskPlanner(video_params, params.detector)
@@ -139,7 +143,10 @@ def _transcode(
         buffer.append(frame)
         detect = frame.index % video_params.detect_stride == 0
         motion = camera.update(frame.rgb) if camera is not None else None
-        return masked(planner.push(frame.index, engine.detect(frame.rgb) if detect else None, motion))
+        detections = engine.detect(frame.rgb) if detect else None
+        if features is not None:
+            features.frame(frame.index, frame.rgb, detections)  # drift statistics, before masking
+        return masked(planner.push(frame.index, detections, motion))
 
     try:
         result = transcode(src, out, info, video_params, stage, container=container)

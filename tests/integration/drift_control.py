@@ -1,0 +1,59 @@
+"""Shared by the drift integration tests: the control records (real images, real models), computed once.
+
+They take a minute or two on 2 CPU cores, so they are kept in pytest's cache under a key made of everything
+they depend on: the model hashes, the features version, the chosen images and the perturbations. Any change
+recomputes them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
+EVAL = SHARED / "eval"
+PER_SET = int(os.environ.get("VEIL_DRIFT_CONTROL_PER_SET", "3"))  # images from each of the 4 control sets
+
+
+def require_eval() -> None:
+    if not all((EVAL / name / "annotations.json").is_file() for name in ("rbnr_faces", "cmu_mit_faces",
+                                                                         "openalpr_endtoend", "ucsd_lp")):
+        pytest.skip("../shared/eval is absent")
+
+
+@functools.cache
+def _engine_and_params():
+    from pipeline.engine import Engine
+    from pipeline.params import Params, RuntimeParams
+
+    params = Params()
+    return Engine.load(params.detector, RuntimeParams(threads=2)), params
+
+
+def control_records(cache) -> tuple[list[dict], object]:
+    """(records, params); ``cache`` is pytest's ``request.config.cache`` (None: always compute)."""
+    from daemon.drift.control import PERTURBATIONS, control_images, measure
+    from pipeline.features import FEATURES_VERSION
+
+    require_eval()
+    engine, params = _engine_and_params()
+    images = control_images(EVAL, PER_SET)
+    key_text = json.dumps([sorted(m.sha256 for m in engine.model_records), FEATURES_VERSION, PER_SET,
+                           [str(i.file.relative_to(EVAL)) for i in images], sorted(PERTURBATIONS),
+                           params.model_dump(mode="json")], sort_keys=True)
+    key = "veil/drift-control/" + hashlib.sha256(key_text.encode()).hexdigest()[:16]
+    records = _MEMO.get(key) or (cache.get(key, None) if cache is not None else None)
+    if records is None:
+        records = measure(images, params, engine)
+        if cache is not None:
+            cache.set(key, records)
+    _MEMO[key] = records
+    return records, params
+
+
+_MEMO: dict[str, list[dict]] = {}  # one computation per test session, whichever test asks first
