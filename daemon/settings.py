@@ -47,29 +47,30 @@ class FolderSettings(_Strict):
     review: Path | None = None  # default: a sibling of output named "review"
     failed: Path | None = None  # default: a sibling of output named "failed"
     originals: Path | None = None  # default: a sibling of output named "originals"
+    spotcheck: Path | None = None  # drift spot checks (copies of clean results); default: sibling "spotcheck"
     profile: str = DEFAULT_PROFILE
     # What happens to the original once its results are durable: moved to ``originals``, deleted, or kept
     # in the ingest folder (recorded as done, so it is not processed again unless it changes).
     on_success: Literal["archive", "delete", "keep"] = "archive"
 
-    @field_validator("ingest", "output", "review", "failed", "originals")
+    @field_validator("ingest", "output", "review", "failed", "originals", "spotcheck")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else Path(os.path.abspath(os.path.expanduser(value)))
 
     @model_validator(mode="after")
     def _fill_siblings(self) -> "FolderSettings":
-        for field in ("review", "failed", "originals"):
+        for field in ("review", "failed", "originals", "spotcheck"):
             if getattr(self, field) is None:
                 object.__setattr__(self, field, self.output.parent / field)
-        paths = {f: getattr(self, f) for f in ("ingest", "output", "review", "failed", "originals")}
+        paths = {f: getattr(self, f) for f in ("ingest", "output", "review", "failed", "originals", "spotcheck")}
         for field, path in paths.items():
             if field != "ingest" and (path == self.ingest or self.ingest in path.parents):
                 raise ValueError(f"{field} {str(path)!r} must not be inside the ingest folder {str(self.ingest)!r}")
         return self
 
     def destinations(self) -> list[Path]:
-        return [self.output, self.review, self.failed, self.originals]
+        return [self.output, self.review, self.failed, self.originals, self.spotcheck]
 
 
 class WatchSettings(_Strict):
@@ -121,6 +122,40 @@ class ServiceSettings(_Strict):
         return Path(os.environ.get("TMPDIR", "/tmp")) / f"veil-{os.getuid()}"
 
 
+class DriftSettings(_Strict):
+    """Drift monitoring and spot checks (docs/drift.md)."""
+
+    enabled: bool = True
+    store_dir: Path | None = None  # drift.sqlite and audit.jsonl; None: $STATE_DIRECTORY, else service.state_dir
+    spot_check_rate: float = Field(default=0.02, ge=0, le=1)  # share of clean files also copied to spotcheck/
+    alert_spot_check_rate: float = Field(default=0.10, ge=0, le=1)  # the share while an alert is unacknowledged
+    reference_min_days: int = Field(default=7, ge=1)
+    reference_min_files: int = Field(default=1000, ge=1)
+    window_min_files: int = Field(default=300, ge=1)  # fewer in the window: "insufficient data", never an alert
+    window_max_days: int = Field(default=7, ge=1)  # how far back a window may reach to gather window_min_files
+    sample_per_day: int = Field(default=500, ge=10)  # feature vectors kept per source and day (for KS tests)
+    ks_alpha: float = Field(default=0.01, gt=0, lt=1)  # family-wise, Holm-corrected over the features
+    psi_floor: float = Field(default=0.05, ge=0)  # the least PSI excess that can count as drift
+    proportion_alpha: float = Field(default=0.01, gt=0, lt=1)
+    proportion_limit: float = Field(default=0.05, ge=0, le=1)  # absolute change of a share that can count
+    hysteresis_days: int = Field(default=2, ge=1)  # consecutive days to raise or to clear a state
+    check_interval_s: float = Field(default=3600.0, gt=0)  # how often the service looks for days to check
+
+    def resolved_store_dir(self, service: "ServiceSettings") -> Path:
+        if self.store_dir is not None:
+            return self.store_dir
+        state = os.environ.get("STATE_DIRECTORY")
+        return Path(state.split(":")[0]) if state else service.resolved_state_dir()
+
+
+class MetricsSettings(_Strict):
+    """Prometheus metrics over HTTP; off unless enabled. Bind to localhost unless you mean otherwise."""
+
+    enabled: bool = False
+    address: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=1, le=65535)
+
+
 _toml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("veil_toml_path", default=None)
 
 
@@ -131,6 +166,8 @@ class Settings(BaseSettings):
 
     service: ServiceSettings = ServiceSettings()
     watch: WatchSettings = WatchSettings()
+    drift: DriftSettings = DriftSettings()
+    metrics: MetricsSettings = MetricsSettings()
     profiles: dict[str, Params] = Field(default_factory=lambda: {DEFAULT_PROFILE: Params()})
     folders: tuple[FolderSettings, ...] = ()
 

@@ -1,0 +1,342 @@
+"""Per-source drift monitoring: intake of sidecar features, a frozen reference, daily checks, escalation.
+
+Two tracks per source, each with its own state: "input" (image statistics; drift is a warning) and
+"detector" (detector outputs; drift in the risky direction is an alert, otherwise a warning). A track
+changes state only after ``hysteresis_days`` consecutive days agree, both ways. A change of resolution,
+codec, JPEG quality or grayscale/IR mode raises a ``format_change`` event at once, without statistics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from pipeline.qc import QCReport
+
+from daemon import log
+from daemon.audit import AuditLog
+from daemon.drift import stats
+from daemon.drift.schema import FEATURES, flatten
+from daemon.drift.store import DriftStore, Observation, day_of
+
+_log = log.get("veil.drift")
+LEVELS = ("ok", "warning", "alert")
+_REFERENCE_SAMPLE = 5000
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """The numbers behind every decision; the service fills them from ``[drift]`` (see daemon/settings.py)."""
+
+    spot_check_rate: float = 0.02
+    alert_spot_check_rate: float = 0.10
+    reference_min_days: int = 7
+    reference_min_files: int = 1000
+    window_min_files: int = 300
+    window_max_days: int = 7
+    ks_alpha: float = 0.01
+    psi_floor: float = 0.05
+    proportion_alpha: float = 0.01
+    proportion_limit: float = 0.05
+    hysteresis_days: int = 2
+
+
+def models_key(report: QCReport) -> str:
+    """A short key for the detector models that produced a file's detections (a new model: a new key)."""
+    shas = sorted(m.sha256 for m in report.models)
+    return hashlib.sha256("/".join(shas).encode()).hexdigest()[:12] if shas else "none"
+
+
+def observation(report: QCReport, at: float) -> Observation | None:
+    """The monitored numbers of one finished file, or None if its sidecar carries none (failed, older version)."""
+    if report.disposition == "failed":
+        return None
+    flat = flatten(report.features)
+    if flat is None:
+        return None
+    return Observation(at, flat[0], flat[1], models_key(report))
+
+
+def _column(matrix: np.ndarray, index: int) -> np.ndarray:
+    values = matrix[:, index]
+    return values[~np.isnan(values)]
+
+
+def _direction(ref: np.ndarray, win: np.ndarray) -> int:
+    """+1 if the window lies above the reference, -1 below (medians, then means for coarse counts)."""
+    if not ref.size or not win.size:
+        return 0
+    for a, b in ((np.median(win), np.median(ref)), (win.mean(), ref.mean())):
+        if a != b:
+            return 1 if a > b else -1
+    return 0
+
+
+class DriftMonitor:
+    def __init__(self, store: DriftStore, config: DriftConfig = DriftConfig(), *,
+                 clock: Callable[[], float] = time.time, audit: AuditLog | None = None) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.audit = audit  # operator actions (approval, acknowledgement) are audit events
+        self._refs: dict[int, tuple[dict[str, Any], dict[str, np.ndarray]]] = {}  # frozen: parsed once
+
+    def reference(self, source: str) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+        """The active reference and its sample as columns (cached: a reference never changes once frozen)."""
+        ref_id = self.store.active_reference_id(source)
+        if ref_id is None:
+            return None
+        if ref_id not in self._refs:
+            ref = self.store.active_reference(source)
+            assert ref is not None
+            matrix = np.array(ref["sample"], dtype=np.float64).reshape(-1, len(FEATURES))
+            self._refs[ref_id] = (ref, {f.name: _column(matrix, i) for i, f in enumerate(FEATURES)})
+        return self._refs[ref_id]
+
+    # -- intake ------------------------------------------------------------------------------------------
+
+    def observe(self, source: str, report: QCReport) -> None:
+        item = observation(report, self.clock())
+        if item is not None:
+            self.observe_many(source, [item])
+
+    def observe_many(self, source: str, items: Iterable[Observation]) -> list[tuple[str, str]]:
+        items = list(items)
+        has_reference = self.store.active_reference(source) is not None
+        new = self.store.add(source, items)
+        if has_reference:
+            for key, value in new:
+                at = min(o.at for o in items if o.formats.get(key) == value)
+                self.store.add_event(at, source, "format_change", {"key": key, "value": value})
+                _log.warning("drift_format_change", source=source, key=key, value=value)
+        return new if has_reference else []
+
+    # -- reference ---------------------------------------------------------------------------------------
+
+    def build_reference(self, source: str, before_day: int, *, after_day: int | None = None) -> dict[str, Any] | None:
+        """Freeze a provisional reference from the first full days (after ``after_day``) that hold enough."""
+        per_day = {d: n for d, n in self.store.files_per_day(source).items()
+                   if d < before_day and (after_day is None or d > after_day)}
+        if not per_day:
+            return None
+        days = sorted(per_day)
+        first, total, last = days[0], 0, None
+        for day in range(first, before_day):
+            total += per_day.get(day, 0)
+            if day - first + 1 >= self.config.reference_min_days and total >= self.config.reference_min_files:
+                last = day
+                break
+        if last is None:
+            return None
+        models = max(((m, n) for d in range(first, last + 1) for m, n in self.store.models_per_day(source, d).items()),
+                     key=lambda mn: mn[1])[0]
+        whole = self._hists(source, first, last, models)
+        per_day_hists = {d: self._hists(source, d, d, models) for d in range(first, last + 1) if per_day.get(d)}
+        thresholds = {}
+        for feature in FEATURES:
+            if feature.kind != "continuous":
+                continue
+            excess = [stats.excess_psi(whole[feature.name] - h[feature.name], h[feature.name])
+                      for h in per_day_hists.values() if h[feature.name].sum() and (whole[feature.name] - h[feature.name]).sum()]
+            thresholds[feature.name] = stats.psi_threshold(excess, self.config.psi_floor)
+        sample, sample_models = self.store.sample(source, first, last)
+        detector_columns = np.array([f.group == "detector" for f in FEATURES])
+        sample = sample.copy()
+        sample[np.ix_(sample_models != models, detector_columns)] = np.nan  # other models: input statistics only
+        if len(sample) > _REFERENCE_SAMPLE:
+            picks = np.random.default_rng(first).choice(len(sample), _REFERENCE_SAMPLE, replace=False)
+            sample = sample[np.sort(picks)]
+        formats = self.store.format_values(source, until=(last + 1) * 86400.0)
+        ref = {
+            "first_day": first, "last_day": last, "files": int(sum(per_day.get(d, 0) for d in range(first, last + 1))),
+            "models": models, "created_at": self.clock(),
+            "hist": {k: v.tolist() for k, v in whole.items()}, "thresholds": thresholds, "sample": sample.tolist(),
+            "formats": {k: sorted(v) for k, v in formats.items()},
+        }
+        ref["id"] = self.store.save_reference(source, ref)
+        self.store.add_event(self.clock(), source, "reference_provisional",
+                             {"first_day": first, "last_day": last, "files": ref["files"], "models": models})
+        _log.info("drift_reference_provisional", source=source, first_day=first, last_day=last, files=ref["files"])
+        return self.store.active_reference(source)
+
+    def _hists(self, source: str, first: int, last: int, models: str) -> dict[str, np.ndarray]:
+        """Input features over all files; detector features only over files from ``models``."""
+        everything = self.store.histograms(source, first, last)
+        detector = self.store.histograms(source, first, last, models)
+        return {f.name: (detector if f.group == "detector" else everything)[f.name] for f in FEATURES}
+
+    # -- daily checks ------------------------------------------------------------------------------------
+
+    def run_due(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Check every full day not yet checked, for every source."""
+        today = day_of(self.clock() if now is None else now)
+        results = []
+        for source in self.store.sources():
+            last = self.store.last_checked_day(source)
+            days = self.store.files_per_day(source)
+            start = (last + 1) if last is not None else min(days)
+            for day in range(start, today):
+                results.append(self.check(source, day))
+        return results
+
+    def check(self, source: str, day: int) -> dict[str, Any]:
+        now = self.clock()
+        cached = self.reference(source)
+        if cached is None and self.build_reference(source, day + 1) is not None:
+            cached = self.reference(source)
+        if cached is None:
+            result: dict[str, Any] = {"status": "learning"}
+        elif day <= cached[0]["last_day"]:
+            result = {"status": "reference"}
+        else:
+            result = self._evaluate(source, day, *cached)
+            if result["status"] == "checked":
+                self._escalate(source, "input", result["input_level"], result["input_signals"], now)
+                if result["detector_level"] is not None:
+                    self._escalate(source, "detector", result["detector_level"], result["detector_signals"], now)
+        result["state"] = self.status_level(source)
+        self.store.save_check(source, day, now, result)
+        _log.info("drift_evaluation", source=source, day=day, status=result["status"], state=result["state"],
+                  input=result.get("input_level"), detector=result.get("detector_level"),
+                  signals=result.get("input_signals", []) + result.get("detector_signals", []))
+        return result
+
+    def _window(self, source: str, day: int, ref: dict[str, Any]) -> tuple[int, int]:
+        per_day = self.store.files_per_day(source)
+        first, total = day, per_day.get(day, 0)
+        while total < self.config.window_min_files and first - 1 > ref["last_day"] and day - first + 1 < self.config.window_max_days:
+            first -= 1
+            total += per_day.get(first, 0)
+        return first, total
+
+    def _evaluate(self, source: str, day: int, ref: dict[str, Any], ref_columns: dict[str, np.ndarray]) -> dict[str, Any]:
+        if not self.store.files_per_day(source).get(day):
+            return {"status": "no files"}  # no verdict: an older day's data must not count twice towards a state
+        first, files = self._window(source, day, ref)
+        base = {"window": [first, day], "files": files}
+        if files < self.config.window_min_files:
+            return {"status": "insufficient data", **base}
+        models = ref["models"]
+        detector_files = sum(self.store.files_per_day(source, models).get(d, 0) for d in range(first, day + 1))
+        detector_ok = detector_files >= self.config.window_min_files
+        window = self._hists(source, first, day, models)
+        rows, row_models = self.store.sample(source, first, day)
+        det_rows = rows[row_models == models]
+
+        tested: dict[str, dict[str, Any]] = {}
+        for index, feature in enumerate(FEATURES):
+            if feature.kind != "continuous" or (feature.group == "detector" and not detector_ok):
+                continue
+            ref_hist, win_hist = np.asarray(ref["hist"][feature.name]), window[feature.name]
+            if not ref_hist.sum() or not win_hist.sum():
+                continue
+            ref_values = ref_columns[feature.name]
+            win_values = _column(det_rows if feature.group == "detector" else rows, index)
+            tested[feature.name] = {
+                "psi": stats.psi(ref_hist, win_hist), "expected": stats.psi_expected(ref_hist, win_hist),
+                "threshold": ref["thresholds"][feature.name],
+                "ks_p": stats.ks_pvalue(ref_values, win_values), "direction": _direction(ref_values, win_values),
+                "reference_median": float(np.median(ref_values)) if ref_values.size else None,
+                "window_median": float(np.median(win_values)) if win_values.size else None,
+            }
+        rejected = stats.holm({k: v["ks_p"] for k, v in tested.items()}, self.config.ks_alpha)
+        for name, item in tested.items():
+            item["excess"] = item["psi"] - item["expected"]
+            item["drifted"] = bool(item["excess"] > item["threshold"] and rejected[name])
+
+        proportions: dict[str, dict[str, Any]] = {}
+        props = [f for f in FEATURES if f.kind == "proportion" and (f.group == "input" or detector_ok)]
+        for feature in props:
+            ref_hist, win_hist = np.asarray(ref["hist"][feature.name]), window[feature.name]
+            test = stats.two_proportion(int(ref_hist[1]), int(ref_hist.sum()), int(win_hist[1]), int(win_hist.sum()),
+                                        alpha=self.config.proportion_alpha / max(1, len(props)),
+                                        limit=self.config.proportion_limit)
+            proportions[feature.name] = {"reference": test.reference, "window": test.window, "p": test.pvalue,
+                                         "drifted": test.drifted, "direction": int(np.sign(test.window - test.reference))}
+
+        by_name = {f.name: f for f in FEATURES}
+        drifted = {n: v for n, v in {**tested, **proportions}.items() if v["drifted"]}
+        input_signals = sorted(n for n in drifted if by_name[n].group == "input")
+        detector_signals = sorted(n for n in drifted if by_name[n].group == "detector")
+        risky = [n for n in detector_signals if by_name[n].risky * drifted[n]["direction"] > 0]
+        detector_level = None if not detector_ok else ("alert" if risky else "warning" if detector_signals else "ok")
+        return {
+            "status": "checked", **base, "detector_files": detector_files,
+            "detector_reference": "valid" if detector_ok else "no files from the reference's models",
+            "features": tested, "proportions": proportions,
+            "input_level": "warning" if input_signals else "ok", "input_signals": input_signals,
+            "detector_level": detector_level, "detector_signals": risky or detector_signals,
+        }
+
+    def _escalate(self, source: str, track: str, level: str, signals: list[str], now: float) -> None:
+        """Two consecutive days (``hysteresis_days``) of the same verdict raise or clear a track's state."""
+        state = self.store.state(source, track)
+        changed_at = None
+        if level == state["state"]:
+            state.update(candidate=level, streak=0)
+            if level != "ok":
+                state["signals"] = sorted(set(state["signals"]) | set(signals))
+        else:
+            state["streak"] = state["streak"] + 1 if state["candidate"] == level else 1
+            state["candidate"] = level
+            if state["streak"] >= self.config.hysteresis_days:
+                state.update(state=level, since=now, streak=0, signals=signals)
+                changed_at = now
+        self.store.save_state(source, track, state, changed_at)
+        if changed_at is None:
+            return
+        _log.warning("drift_state_change", source=source, track=track, state=level, signals=signals)
+        self.store.add_event(now, source, "state_change", {"track": track, "state": level, "signals": signals})
+        if level == "alert" and not self.store.spot(source)["raised"]:
+            self.store.set_spot(source, True, now)
+            _log.warning("drift_spot_check_raised", source=source, rate=self.config.alert_spot_check_rate)
+
+    # -- operator actions and status ---------------------------------------------------------------------
+
+    def approve(self, source: str, by: str) -> dict[str, Any] | None:
+        ref = self.store.approve_reference(source, self.clock(), by)
+        if ref is not None:
+            self.store.add_event(self.clock(), source, "reference_approved", {"reference": ref["id"], "by": by})
+            if self.audit is not None:
+                self.audit.append("drift_reference_approved", actor=by, source=source, reference=ref["id"],
+                                  first_day=ref["first_day"], last_day=ref["last_day"], files=ref["files"],
+                                  models=ref["models"])
+            _log.info("drift_reference_approved", source=source, reference=ref["id"])
+        return ref
+
+    def rebuild(self, source: str, after_day: int) -> dict[str, Any] | None:
+        """A new provisional reference from the days after ``after_day`` (e.g. after a new detector model)."""
+        return self.build_reference(source, day_of(self.clock()), after_day=after_day)
+
+    def acknowledge(self, source: str, by: str) -> None:
+        self.store.set_spot(source, False, self.clock(), by)
+        self.store.add_event(self.clock(), source, "acknowledged", {"by": by, "state": self.status_level(source)})
+        if self.audit is not None:
+            self.audit.append("drift_acknowledged", actor=by, source=source, state=self.status_level(source))
+        _log.info("drift_acknowledged", source=source)
+
+    def status_level(self, source: str) -> str:
+        states = [self.store.state(source, t)["state"] for t in ("input", "detector")]
+        return max(states, key=LEVELS.index)
+
+    def spot_rate(self, source: str) -> float:
+        raised = self.store.spot(source)["raised"]
+        return self.config.alert_spot_check_rate if raised else self.config.spot_check_rate
+
+    def status(self, source: str) -> dict[str, Any]:
+        ref = self.store.active_reference(source)
+        checks = self.store.checks(source)
+        return {
+            "source": source,
+            "state": self.status_level(source),
+            "tracks": {t: self.store.state(source, t) for t in ("input", "detector")},
+            "reference": None if ref is None else {k: ref[k] for k in ("id", "first_day", "last_day", "files", "models",
+                                                                      "status", "approved_at", "approved_by")},
+            "last_check": None if not checks else {k: checks[-1].get(k) for k in ("day", "status", "files", "input_signals",
+                                                                                  "detector_signals")},
+            "spot_check": {**self.store.spot(source), "rate": self.spot_rate(source)},
+        }
