@@ -182,6 +182,11 @@ class ClaimArea:
             try:
                 record = JobRecord.model_validate_json((job_dir / "job.json").read_bytes())
             except (OSError, ValueError) as exc:
+                input_dir = job_dir / "input"
+                if not input_dir.is_dir() or not any(input_dir.iterdir()):
+                    # Killed before its journal was first written: the input was never moved, nothing to keep.
+                    shutil.rmtree(job_dir, ignore_errors=True)
+                    continue
                 _log.error("job_journal_unreadable", job=job_dir.name, folder=self.folder.name, error=type(exc).__name__)
                 continue  # left in place for an operator: never guess and never delete an input
             job = Job(record, job_dir)
