@@ -51,6 +51,8 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
         raise InputError("not a readable image (unrecognised or corrupt header)") from None
     except OSError as error:
         raise InputError(f"cannot read image: {error}") from error
+    except Exception as error:  # noqa: BLE001 - Pillow's parsers raise KeyError, TypeError ... on damaged headers
+        raise InputError(f"corrupt image header: {type(error).__name__}") from error
     with image:
         if image.format not in SUPPORTED_FORMATS:
             raise InputError(f"image format {image.format} is not supported (JPEG, PNG, WebP, TIFF, BMP, GIF)")
@@ -67,6 +69,8 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
             image = ImageOps.exif_transpose(image)
         except (OSError, ValueError, SyntaxError) as error:
             raise InputError(f"corrupt or truncated image data: {error}") from error
+        except Exception as error:  # noqa: BLE001 - and other types from damaged data (found by fuzzing)
+            raise InputError(f"corrupt image data: {type(error).__name__}") from error
         pixels, mode, notes = _normalise(image)
     return LoadedImage(pixels, mode, _detection_view(pixels, mode), source_format, icc, notes)
 
