@@ -3,7 +3,13 @@
 It knows nothing about services: ``process_file(src, dst, params, engine, name=...)`` works in a REPL.
 """
 
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# Official onnxruntime builds (1.29+) collect telemetry on Linux too and queue it for upload to Microsoft
+# (a device id and an event store under ~/.cache/Microsoft). No network at run time: switched off before
+# anything loads onnxruntime. The variable is read by the library, and inherited by worker processes.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 try:
     __version__ = version("veil")
