@@ -507,3 +507,51 @@ def test_logs_hold_no_detections_and_sidecars_no_pixels(tmp_path, daemons):
                     assert len(value) < 1000, (sidecar, path)  # no encoded image or array
                 if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
                     assert len(value) <= 4, (sidecar, path, len(value))  # boxes, never pixel rows
+
+
+UNIT = REPO / "systemd" / "veil.service"
+
+
+def _unit_settings() -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in UNIT.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            found.setdefault(key.strip(), []).append(value.strip())
+    return found
+
+
+def test_systemd_unit_is_hardened_and_scores_ok_offline():
+    unit = _unit_settings()
+    # A dedicated unprivileged user, no capabilities, the unit's umask, and no network at all.
+    assert unit["User"] == ["veil"] and unit["Group"] == ["veil"]
+    assert unit["CapabilityBoundingSet"] == [""] and unit["AmbientCapabilities"] == [""]
+    assert unit["NoNewPrivileges"] == ["yes"] and unit["UMask"] == ["0027"]
+    assert unit["PrivateNetwork"] == ["yes"] and unit["IPAddressDeny"] == ["any"]
+    assert unit["RestrictAddressFamilies"] == ["AF_UNIX"]
+    assert unit["ProtectSystem"] == ["strict"] and unit["ProtectHome"] == ["yes"]
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    result = subprocess.run([analyze, "security", "--offline=yes", "--no-pager", str(UNIT)],
+                            capture_output=True, text=True, timeout=120)
+    if "Overall exposure level" not in result.stdout:
+        pytest.skip(f"this systemd-analyze cannot score a unit file offline: {result.stderr.strip()[:200]}")
+    line = next(l for l in result.stdout.splitlines() if "Overall exposure level" in l)
+    score = float(line.split(":")[1].split()[0])
+    assert score <= 2.5, line  # "OK" is below 4.0; the shipped unit scores 2.3 with systemd 252
+
+
+def test_onnxruntime_telemetry_is_off_no_device_id_no_event_store(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    write_image(tmp_path / "in" / "a.jpg", 1)
+    env = {k: v for k, v in os.environ.items() if k not in ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME")}
+    result = subprocess.run([sys.executable, "-m", "daemon.cli", "process", str(tmp_path / "in"), "-o",
+                             str(tmp_path / "out"), "--classes", "face"],
+                            cwd=REPO, env={**env, "HOME": str(home)}, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "a.jpg").is_file()
+    # With telemetry on, onnxruntime writes ~/.cache/Microsoft/DeveloperTools/.onnxruntime/{deviceid,onnxruntime.db}.
+    assert [p.relative_to(home).as_posix() for p in home.rglob("*")] == []
+    assert "telemetry" not in result.stderr.lower()
