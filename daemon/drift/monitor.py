@@ -106,7 +106,7 @@ class DriftMonitor:
 
     def observe_many(self, source: str, items: Iterable[Observation]) -> list[tuple[str, str]]:
         items = list(items)
-        has_reference = self.store.active_reference(source) is not None
+        has_reference = self.store.active_reference_id(source) is not None
         new = self.store.add(source, items)
         if has_reference:
             for key, value in new:
@@ -143,6 +143,13 @@ class DriftMonitor:
             excess = [stats.excess_psi(whole[feature.name] - h[feature.name], h[feature.name])
                       for h in per_day_hists.values() if h[feature.name].sum() and (whole[feature.name] - h[feature.name]).sum()]
             thresholds[feature.name] = stats.psi_threshold(excess, self.config.psi_floor)
+        # a share must move by more than its own day-to-day spread in the reference, and at least the set limit
+        proportion_limits = {}
+        for feature in FEATURES:
+            if feature.kind == "proportion":
+                shares = [h[feature.name][1] / h[feature.name].sum() for h in per_day_hists.values() if h[feature.name].sum()]
+                spread = 3.0 * float(np.std(shares, ddof=1)) if len(shares) > 1 else 0.0
+                proportion_limits[feature.name] = max(self.config.proportion_limit, spread)
         sample, sample_models = self.store.sample(source, first, last)
         detector_columns = np.array([f.group == "detector" for f in FEATURES])
         sample = sample.copy()
@@ -154,7 +161,7 @@ class DriftMonitor:
         ref = {
             "first_day": first, "last_day": last, "files": int(sum(per_day.get(d, 0) for d in range(first, last + 1))),
             "models": models, "created_at": self.clock(),
-            "hist": {k: v.tolist() for k, v in whole.items()}, "thresholds": thresholds, "sample": sample.tolist(),
+            "hist": {k: v.tolist() for k, v in whole.items()}, "thresholds": thresholds, "proportion_limits": proportion_limits, "sample": sample.tolist(),
             "formats": {k: sorted(v) for k, v in formats.items()},
         }
         ref["id"] = self.store.save_reference(source, ref)
@@ -254,8 +261,9 @@ class DriftMonitor:
             ref_hist, win_hist = np.asarray(ref["hist"][feature.name]), window[feature.name]
             test = stats.two_proportion(int(ref_hist[1]), int(ref_hist.sum()), int(win_hist[1]), int(win_hist.sum()),
                                         alpha=self.config.proportion_alpha / max(1, len(props)),
-                                        limit=self.config.proportion_limit)
+                                        limit=ref["proportion_limits"][feature.name])
             proportions[feature.name] = {"reference": test.reference, "window": test.window, "p": test.pvalue,
+                                         "limit": ref["proportion_limits"][feature.name],
                                          "drifted": test.drifted, "direction": int(np.sign(test.window - test.reference))}
 
         by_name = {f.name: f for f in FEATURES}

@@ -68,6 +68,23 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
+def _reference_band(monitor: DriftMonitor, source: str) -> dict[str, tuple[float, float]]:
+    """Per trend feature, the lowest and highest daily median over the reference's days."""
+    ref = monitor.store.active_reference(source)
+    if ref is None:
+        return {}
+    index = {f.name: i for i, f in enumerate(FEATURES)}
+    medians: dict[str, list[float]] = {name: [] for name in TREND_FEATURES}
+    for day in range(ref["first_day"], ref["last_day"] + 1):
+        rows, _ = monitor.store.sample(source, day, day)
+        for name in TREND_FEATURES:
+            values = rows[:, index[name]]
+            values = values[~np.isnan(values)]
+            if values.size:
+                medians[name].append(float(np.median(values)))
+    return {name: (min(v), max(v)) for name, v in medians.items() if v}
+
+
 def _plots(monitor: DriftMonitor, source: str, first_day: int, last_day: int) -> dict[str, bytes]:
     import matplotlib
 
@@ -75,15 +92,14 @@ def _plots(monitor: DriftMonitor, source: str, first_day: int, last_day: int) ->
     import matplotlib.pyplot as plt
 
     out: dict[str, bytes] = {}
-    cached = monitor.reference(source)
+    band = _reference_band(monitor, source)
     checks = [c for c in monitor.store.checks(source, first_day, last_day) if c.get("status") == "checked"]
     fig, axes = plt.subplots(1, len(TREND_FEATURES), figsize=(4 * len(TREND_FEATURES), 2.8))
     for ax, name in zip(axes, TREND_FEATURES):
         days = [c["day"] - first_day + 1 for c in checks if name in c["features"]]
         medians = [c["features"][name]["window_median"] for c in checks if name in c["features"]]
-        if cached is not None and cached[1][name].size:
-            low, high = np.percentile(cached[1][name], [10, 90])
-            ax.axhspan(low, high, color="#cfe3f5", label="reference p10-p90")
+        if name in band:
+            ax.axhspan(*band[name], color="#cfe3f5", label="reference: range of daily medians")
         ax.plot(days, medians, marker="o", ms=3, color="#1f4e79", label="daily median")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("day of month", fontsize=8)
@@ -99,6 +115,7 @@ def _plots(monitor: DriftMonitor, source: str, first_day: int, last_day: int) ->
             ratio = [max(((v["psi"] - v["expected"]) / v["threshold"] for v in c["features"].values()), default=0)
                      for c in checks]
             ax.bar(days, ratio, color="#1f4e79")
+            ax.set_yscale("symlog", linthresh=1.0)
             ax.axhline(1.0, color="#c00000", lw=1, label="threshold")
             ax.set_title("largest PSI excess / threshold, per day", fontsize=9)
             ax.legend(fontsize=7)
