@@ -202,6 +202,7 @@ class DriftMonitor:
         else:
             result = self._evaluate(source, day, *cached)
             if result["status"] == "checked":
+                self._note_reference_validity(source, day, result)
                 self._escalate(source, "input", result["input_level"], result["input_signals"], now)
                 if result["detector_level"] is not None:
                     self._escalate(source, "detector", result["detector_level"], result["detector_signals"], now)
@@ -279,6 +280,17 @@ class DriftMonitor:
             "input_level": "warning" if input_signals else "ok", "input_signals": input_signals,
             "detector_level": detector_level, "detector_signals": risky or detector_signals,
         }
+
+    def _note_reference_validity(self, source: str, day: int, result: dict[str, Any]) -> None:
+        """An event, once, when files stop coming from the reference's detector models (e.g. a model update)."""
+        if result["detector_level"] is not None:
+            return
+        previous = [c for c in self.store.checks(source, day - 7, day - 1) if c.get("status") == "checked"]
+        if previous and previous[-1].get("detector_level") is None:
+            return  # already reported
+        self.store.add_event(self.clock(), source, "detector_reference_invalid", {"day": day})
+        _log.warning("drift_detector_reference_invalid", source=source,
+                     hint="veil drift baseline --source NAME --rebuild-after DATE")
 
     def _escalate(self, source: str, track: str, level: str, signals: list[str], now: float) -> None:
         """Two consecutive days (``hysteresis_days``) of the same verdict raise or clear a track's state."""

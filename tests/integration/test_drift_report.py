@@ -46,7 +46,7 @@ def _eval_report(tmp_path: Path) -> dict:
 @pytest.fixture(scope="module")
 def month(request, tmp_path_factory):
     require_eval()
-    records, params = control_records(request.config.cache)
+    records, params = control_records(getattr(request.config, "cache", None))
     scenarios = [Scenario("entrance"), Scenario("car-park", "scores_lowered", SHIFTS["scores_lowered"], 16),
                  Scenario("loading-bay", "jpeg_q20", SHIFTS["jpeg_q20"], 20)]
     scenarios += [Scenario(f"sensitivity-{n}", n, mix, 16) for n, mix in SENSITIVITY.items()]

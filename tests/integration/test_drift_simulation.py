@@ -32,7 +32,7 @@ EXPECTED_SIGNAL = {  # the kind of signal each shift must raise, at the least
 @pytest.fixture(scope="module")
 def simulation(request, tmp_path_factory):
     require_eval()
-    records, params = control_records(request.config.cache)
+    records, params = control_records(getattr(request.config, "cache", None))
     scenarios = [Scenario(f"quiet-{i:02d}") for i in range(QUIET_SOURCES)]
     scenarios += [Scenario(f"shift-{name}", name, mix, SHIFT_DAY) for name, mix in SHIFTS.items()]
     scenarios += [Scenario(f"sensitivity-{name}", name, mix, SHIFT_DAY) for name, mix in SENSITIVITY.items()]

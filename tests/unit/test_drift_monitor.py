@@ -144,3 +144,4 @@ def test_approval_is_an_audit_event_and_a_new_model_invalidates_the_detector_ref
     monitor.observe_many("cam", [Observation(start + 3600 + i, r, fmt, "m2") for i, r in enumerate(rows)])
     result = monitor.run_due((START + 9) * DAY + 60)[-1]
     assert result["detector_level"] is None and result["detector_reference"].startswith("no files")
+    assert [e["kind"] for e in monitor.store.events("cam")][-1] == "detector_reference_invalid"
