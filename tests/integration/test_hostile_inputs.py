@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import stat
 import struct
 import subprocess
@@ -294,10 +295,10 @@ def _in_flight(daemon: Daemon, name: str) -> dict | None:
 
 
 def test_a_file_modified_or_replaced_after_its_claim_is_never_published_from_a_mix(tmp_path, daemons):
-    # The default profile (faces and plates): a 3 s clip is in flight for seconds, long enough to change it.
+    # The default profile (faces and plates): a 2 s clip is in flight for seconds, long enough to change it.
     daemon = daemons(tmp_path, profile="").start().wait_ready()
-    first = _video_bytes(tmp_path / "v1.part", seconds=3.0, seed=1)
-    second = _video_bytes(tmp_path / "v2.part", seconds=3.0, seed=2)
+    first = _video_bytes(tmp_path / "v1.part", seconds=2.0, seed=1)
+    second = _video_bytes(tmp_path / "v2.part", seconds=1.0, seed=2)
     third = _video_bytes(tmp_path / "v3.part", seconds=1.0, seed=3)
     assert len({first, second, third}) == 3
     target = daemon.ingest / "clip.mp4"
@@ -445,7 +446,8 @@ def test_unprivileged_service_unreadable_input_unwritable_output_umask_and_no_li
             assert os.stat(f"/proc/{pid}").st_uid == NOBODY
             assert not _socket_inodes(pid) & _inet_inodes(), f"process {pid} holds an IP socket"
 
-        os.chown(root / "out", NOBODY, NOBODY)  # the operator fixes the folder: the next retry publishes
+        os.chown(root / "out", NOBODY, NOBODY)  # the operator fixes the folder and reloads (or waits 30 s)
+        daemon.proc.send_signal(signal.SIGHUP)
         wait_for(lambda: (root / "out" / "good.jpg.veil.json").exists(), 120, "the result after the fix")
     finally:
         if daemon.proc.poll() is None:
