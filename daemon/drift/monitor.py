@@ -84,6 +84,7 @@ class DriftMonitor:
         self.clock = clock
         self.audit = audit  # operator actions (approval, acknowledgement) are audit events
         self._refs: dict[int, tuple[dict[str, Any], dict[str, np.ndarray]]] = {}  # frozen: parsed once
+        self.behind = False  # run_due ran out of its time budget with days still due
 
     def reference(self, source: str) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
         """The active reference and its sample as columns (cached: a reference never changes once frozen)."""
@@ -178,15 +179,24 @@ class DriftMonitor:
 
     # -- daily checks ------------------------------------------------------------------------------------
 
-    def run_due(self, now: float | None = None) -> list[dict[str, Any]]:
-        """Check every full day not yet checked, for every source."""
+    def run_due(self, now: float | None = None, *, budget_s: float | None = None) -> list[dict[str, Any]]:
+        """Check every full day not yet checked, for every source, in order.
+
+        With ``budget_s`` it stops once that much time is spent (the service loop must keep pinging its
+        watchdog); ``self.behind`` then says that more days are due.
+        """
         today = day_of(self.clock() if now is None else now)
-        results = []
+        started = time.monotonic()
+        results: list[dict[str, Any]] = []
+        self.behind = False
         for source in self.store.sources():
             last = self.store.last_checked_day(source)
             days = self.store.files_per_day(source)
             start = (last + 1) if last is not None else min(days)
             for day in range(start, today):
+                if budget_s is not None and results and time.monotonic() - started > budget_s:  # one at least
+                    self.behind = True
+                    return results
                 results.append(self.check(source, day))
         return results
 

@@ -18,6 +18,7 @@ from daemon.drift.store import DB_NAME, DriftStore
 from daemon.settings import FolderSettings, Settings
 
 _log = log.get("veil.drift")
+_CHECK_BUDGET_S = 2.0  # per loop tick: the main loop must keep feeding workers and pinging the watchdog
 
 
 def drift_config(settings: Settings) -> DriftConfig:
@@ -74,8 +75,9 @@ class DriftService:
             now = time.monotonic()
             if self.monitor is None or now < self._next_check:
                 return
-            self._next_check = now + self.settings.drift.check_interval_s
-            self.monitor.run_due()
+            self.monitor.run_due(budget_s=_CHECK_BUDGET_S)
+            # a long backlog (e.g. after downtime) is worked off a slice per second, between jobs
+            self._next_check = now + (1.0 if self.monitor.behind else self.settings.drift.check_interval_s)
             if self.metrics is not None:
                 for source in self.monitor.store.sources():
                     checks = self.monitor.store.checks(source)

@@ -145,3 +145,18 @@ def test_approval_is_an_audit_event_and_a_new_model_invalidates_the_detector_ref
     result = monitor.run_due((START + 9) * DAY + 60)[-1]
     assert result["detector_level"] is None and result["detector_reference"].startswith("no files")
     assert [e["kind"] for e in monitor.store.events("cam")][-1] == "detector_reference_invalid"
+
+
+def test_checks_due_are_worked_off_within_a_time_budget(setup):
+    monitor, clock, _ = setup
+    rng = np.random.default_rng(6)
+    start = START * DAY
+    fmt = {"resolution": "1920x1080", "codec": "jpeg", "jpeg_quality": "90", "mode": "colour"}
+    for day in range(10):  # ten days of files, nothing checked yet (the service was down)
+        rows = _vectors(rng, 200)
+        monitor.observe_many("cam", [Observation(start + day * DAY + 3600 + i, r, fmt, "m1") for i, r in enumerate(rows)])
+    first = monitor.run_due((START + 10) * DAY + 60, budget_s=0.0)
+    assert len(first) == 1 and monitor.behind  # one check, then the budget is spent
+    rest = monitor.run_due((START + 10) * DAY + 60)
+    assert len(rest) == 9 and not monitor.behind
+    assert monitor.store.last_checked_day("cam") == START + 9
