@@ -141,14 +141,18 @@ class DriftMonitor:
         for feature in FEATURES:
             if feature.kind != "continuous":
                 continue
-            excess = [stats.excess_psi(whole[feature.name] - h[feature.name], h[feature.name])
-                      for h in per_day_hists.values() if h[feature.name].sum() and (whole[feature.name] - h[feature.name]).sum()]
+            excess = []
+            for h in per_day_hists.values():
+                day_hist, rest = h[feature.name], whole[feature.name] - h[feature.name]
+                if day_hist.sum() and rest.sum():
+                    excess.append(stats.excess_psi(rest, day_hist))  # each day against the rest
             thresholds[feature.name] = stats.psi_threshold(excess, self.config.psi_floor)
         # a share must move by more than its own day-to-day spread in the reference, and at least the set limit
         proportion_limits = {}
         for feature in FEATURES:
             if feature.kind == "proportion":
-                shares = [h[feature.name][1] / h[feature.name].sum() for h in per_day_hists.values() if h[feature.name].sum()]
+                shares = [h[feature.name][1] / h[feature.name].sum()
+                          for h in per_day_hists.values() if h[feature.name].sum()]
                 spread = 3.0 * float(np.std(shares, ddof=1)) if len(shares) > 1 else 0.0
                 proportion_limits[feature.name] = max(self.config.proportion_limit, spread)
         sample, sample_models = self.store.sample(source, first, last)
@@ -162,7 +166,8 @@ class DriftMonitor:
         ref = {
             "first_day": first, "last_day": last, "files": int(sum(per_day.get(d, 0) for d in range(first, last + 1))),
             "models": models, "created_at": self.clock(),
-            "hist": {k: v.tolist() for k, v in whole.items()}, "thresholds": thresholds, "proportion_limits": proportion_limits, "sample": sample.tolist(),
+            "hist": {k: v.tolist() for k, v in whole.items()}, "thresholds": thresholds,
+            "proportion_limits": proportion_limits, "sample": sample.tolist(),
             "formats": {k: sorted(v) for k, v in formats.items()},
         }
         ref["id"] = self.store.save_reference(source, ref)
@@ -226,7 +231,8 @@ class DriftMonitor:
     def _window(self, source: str, day: int, ref: dict[str, Any]) -> tuple[int, int]:
         per_day = self.store.files_per_day(source)
         first, total = day, per_day.get(day, 0)
-        while total < self.config.window_min_files and first - 1 > ref["last_day"] and day - first + 1 < self.config.window_max_days:
+        while (total < self.config.window_min_files and first - 1 > ref["last_day"]
+               and day - first + 1 < self.config.window_max_days):
             first -= 1
             total += per_day.get(first, 0)
         return first, total

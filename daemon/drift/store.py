@@ -242,7 +242,8 @@ class DriftStore:
     def events(self, source: str | None = None, since: float = 0.0, until: float = 1e18) -> list[dict[str, Any]]:
         query = "SELECT at, source, kind, detail FROM events WHERE at BETWEEN ? AND ?" + (" AND source=?" if source else "")
         args: tuple = (since, until) + ((source,) if source else ())
-        return [{"at": at, "source": s, "kind": k, **json.loads(d)} for at, s, k, d in self.db.execute(query + " ORDER BY at", args)]
+        rows = self.db.execute(query + " ORDER BY at", args)
+        return [{"at": at, "source": s, "kind": k, **json.loads(d)} for at, s, k, d in rows]
 
     def spot(self, source: str) -> dict[str, Any]:
         row = self.db.execute("SELECT raised, raised_at, acked_at, acked_by FROM spot WHERE source=?", (source,)).fetchone()

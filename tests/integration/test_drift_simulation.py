@@ -87,7 +87,9 @@ def sensitivity_rows(records, results) -> list[dict]:
 
     def cost(name: str, label: str) -> str:
         base, after = recall["none"][label], recall[name][label]
-        return "n/a" if base is None or after is None else f"{100 * base:.0f}% -> {100 * after:.0f}% ({100 * (after - base):+.0f} pt)"
+        if base is None or after is None:
+            return "n/a"
+        return f"{100 * base:.0f}% -> {100 * after:.0f}% ({100 * (after - base):+.0f} pt)"
 
     rows = []
     for name in sorted(SENSITIVITY):
