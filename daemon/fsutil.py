@@ -24,9 +24,18 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _temp_name(final: Path) -> Path:
+def _temp_name(final: Path, tag: str | None = None) -> Path:
     # A dot-name: Veil's own watchers ignore it, and so do most consumers of the destination folder.
-    return final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.veil-tmp")
+    return final.with_name(f".{final.name}.{tag or uuid.uuid4().hex[:8]}.veil-tmp")
+
+
+def _own_temp(final: Path, tag: str | None) -> Path:
+    """With a tag (a job id), the temporary name is the same on every try: a try cut short by kill -9 left
+    it behind, and it is ours to remove now instead of lying in the destination folder for ever."""
+    tmp = _temp_name(final, tag)
+    if tag:
+        tmp.unlink(missing_ok=True)
+    return tmp
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -57,10 +66,10 @@ def _link_no_overwrite(tmp: Path, final: Path) -> None:
     os.unlink(tmp)
 
 
-def publish_bytes(data: bytes, final: Path) -> None:
+def publish_bytes(data: bytes, final: Path, tag: str | None = None) -> None:
     """Write ``data`` as ``final``, durably; FileExistsError if ``final`` exists (it is left untouched)."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(final)
+    tmp = _own_temp(final, tag)
     try:
         with open(tmp, "xb") as handle:
             handle.write(data)
@@ -81,7 +90,7 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def publish_file(src: Path, final: Path) -> None:
+def publish_file(src: Path, final: Path, tag: str | None = None) -> None:
     """Put ``src``'s content at ``final``, durably; FileExistsError if ``final`` exists (left untouched).
 
     On one filesystem this is a hard link (instant, even for a large video; ``src`` stays); otherwise a copy
@@ -99,7 +108,7 @@ def publish_file(src: Path, final: Path) -> None:
     else:
         fsync_dir(final.parent)
         return
-    tmp = _temp_name(final)
+    tmp = _own_temp(final, tag)
     try:
         with open(src, "rb") as reader, open(tmp, "xb") as writer:
             shutil.copyfileobj(reader, writer, 1 << 20)

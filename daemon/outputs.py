@@ -126,7 +126,7 @@ def _choose_targets(job: Job, folder: FolderSettings, report: QCReport) -> dict[
     raise FileExistsError(f"no free output name for job {job.id} after {_MAX_CANDIDATES} candidates")
 
 
-def _place(targets: dict[str, str], movable: Path | None = None) -> bool:
+def _place(targets: dict[str, str], movable: Path | None = None, tag: str | None = None) -> bool:
     """Copy the staged files to their targets; False if a target turned out to hold another file.
 
     ``movable`` (a failed input) may be moved instead when it cannot be read: the service may not link or
@@ -140,7 +140,7 @@ def _place(targets: dict[str, str], movable: Path | None = None) -> bool:
             continue  # moved there by an interrupted earlier try
         try:
             try:
-                publish_file(src_path, final_path)
+                publish_file(src_path, final_path, tag=tag)
             except PermissionError:
                 if src_path != movable:
                     raise
@@ -175,7 +175,7 @@ def publish(job: Job, folder: FolderSettings, report: QCReport) -> Published:
                 return Published(report.disposition, job.record.rel, duplicate=True)
             job.record.targets = targets
             job.save()
-        if _place(job.record.targets, movable=job.input_path if report.disposition == "failed" else None):
+        if _place(job.record.targets, movable=job.input_path if report.disposition == "failed" else None, tag=job.id):
             break
         job.record.targets = {}
         job.save()
@@ -190,7 +190,7 @@ def publish(job: Job, folder: FolderSettings, report: QCReport) -> Published:
         update["output"] = report.output.model_copy(update={"name": name})
     final_report = report.model_copy(update=update)
     try:
-        publish_bytes(final_report.to_json().encode(), sidecar)
+        publish_bytes(final_report.to_json().encode(), sidecar, tag=job.id)
     except FileExistsError:
         if _sidecar_sha(sidecar) != report.input.sha256:
             raise
