@@ -55,6 +55,7 @@ class Row:
     lost: int = 0
     duplicated: int = 0
     unmasked: int = 0
+    leftovers: int = 0  # Veil's temporary files left in a destination folder (partial copies, never inputs)
     notes: list[str] = field(default_factory=list)
 
 
@@ -132,9 +133,12 @@ def account(row: Row, root: Path, inputs: dict[str, Path]) -> dict[str, tuple[st
                 if unchanged:
                     row.unmasked += 1
                     row.notes.append(f"{folder}/{main}: {unchanged} masked region(s) unchanged")
-    for folder in ("out", "review"):
+    for folder in ("out", "review", "failed", "originals"):
         for name in tree_files(root / folder):
-            if f"{folder}/{name}" not in referenced:
+            if name.endswith(".veil-tmp"):
+                row.leftovers += 1
+                row.notes.append(f"{folder}/{name}: temporary file left behind")
+            elif folder in ("out", "review") and f"{folder}/{name}" not in referenced:
                 row.unmasked += 1
                 row.notes.append(f"{folder}/{name}: published without a sidecar")
     for name in inputs:
@@ -399,15 +403,17 @@ def main() -> int:
         details += lines
 
     print()
-    header = ("scenario", "cases tried", "faults injected", "files lost", "duplicated", "unmasked publications")
+    header = ("scenario", "cases tried", "faults injected", "files lost", "duplicated", "unmasked publications",
+              "temp files left")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
-        print(f"| {row.scenario} | {row.cases} | {row.faults} | {row.lost} | {row.duplicated} | {row.unmasked} |")
+        print(f"| {row.scenario} | {row.cases} | {row.faults} | {row.lost} | {row.duplicated} | {row.unmasked} | "
+              f"{row.leftovers} |")
     total = Row("total", sum(r.cases for r in rows), sum(r.faults for r in rows), sum(r.lost for r in rows),
-                sum(r.duplicated for r in rows), sum(r.unmasked for r in rows))
+                sum(r.duplicated for r in rows), sum(r.unmasked for r in rows), sum(r.leftovers for r in rows))
     print(f"| **{total.scenario}** | {total.cases} | {total.faults} | {total.lost} | {total.duplicated} | "
-          f"{total.unmasked} |")
+          f"{total.unmasked} | {total.leftovers} |")
     print()
     for line in details:
         print(line)
@@ -417,7 +423,7 @@ def main() -> int:
     print(f"load average at end {os.getloadavg()[0]:.1f}")
     if not args.keep:
         shutil.rmtree(WORK, ignore_errors=True)
-    return 1 if total.lost or total.duplicated or total.unmasked else 0
+    return 1 if total.lost or total.duplicated or total.unmasked or total.leftovers else 0
 
 
 if __name__ == "__main__":
