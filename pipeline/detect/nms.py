@@ -26,31 +26,54 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, containment: float = 1.01) -> np.ndarray:
-    """Greedy NMS. Returns kept indices, best score first.
+def nms_groups(
+    boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, containment: float = 1.01
+) -> list[tuple[int, np.ndarray]]:
+    """Greedy NMS. Returns (kept index, indices it suppressed) pairs, best score first.
 
-    A box is also dropped when more than ``containment`` of its own area lies inside a better box: across
+    A box is also suppressed when more than ``containment`` of its own area lies inside a better box: across
     scales and tiles the same face shows up as a whole box and as a part of it.
     """
     order = np.argsort(-scores, kind="stable")
     areas = box_area(boxes)
-    keep: list[int] = []
+    groups: list[tuple[int, np.ndarray]] = []
     while order.size:
-        best = order[0]
-        keep.append(int(best))
-        rest = order[1:]
+        best, rest = order[0], order[1:]
         inter = intersection(boxes[best : best + 1], boxes[rest])[0]
         union = areas[best] + areas[rest] - inter
         iou = np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
         inside = np.where(areas[rest] > 0, inter / np.maximum(areas[rest], 1e-9), 1.0)
-        order = rest[(iou <= iou_threshold) & (inside <= containment)]
-    return np.asarray(keep, dtype=np.int64)
+        survives = (iou <= iou_threshold) & (inside <= containment)
+        groups.append((int(best), rest[~survives]))
+        order = rest[survives]
+    return groups
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, containment: float = 1.01) -> np.ndarray:
+    """Greedy NMS: kept indices, best score first."""
+    return np.asarray([kept for kept, _ in nms_groups(boxes, scores, iou_threshold, containment)], dtype=np.int64)
+
+
+FUSE_SCORE_RATIO = 0.5  # a suppressed box widens the kept one when it scored at least this share of it
 
 
 def merge(detections: Detections, iou_threshold: float, containment: float = 0.8) -> Detections:
-    """Per-class NMS over detections gathered from several passes."""
-    kept = []
+    """Per-class NMS over detections gathered from several passes, fusing each group to its hull.
+
+    A tile can cut an object and report the visible part with a higher score than the whole view's box;
+    plain NMS would then keep the part and leave the rest unmasked. The kept box is therefore widened to
+    cover the confident boxes it suppressed.
+    """
+    fused = []
     for object_class in np.unique(detections.classes):
         subset = detections[detections.classes == object_class]
-        kept.append(subset[nms(subset.boxes, subset.scores, iou_threshold, containment)])
-    return Detections.concat(kept)
+        boxes = subset.boxes.copy()
+        kept = []
+        for best, suppressed in nms_groups(subset.boxes, subset.scores, iou_threshold, containment):
+            partners = suppressed[subset.scores[suppressed] >= FUSE_SCORE_RATIO * subset.scores[best]]
+            if len(partners):
+                group = subset.boxes[np.append(partners, best)]
+                boxes[best] = [*group[:, :2].min(axis=0), *group[:, 2:].max(axis=0)]
+            kept.append(best)
+        fused.append(Detections(boxes[kept], subset.scores[kept], subset.classes[kept]))
+    return Detections.concat(fused)

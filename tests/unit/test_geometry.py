@@ -127,3 +127,26 @@ def test_letterbox_output_is_square_and_padded_with_114():
     boxed = Letterbox(100, 300, 640).apply(image)
     assert boxed.shape == (640, 640, 3)
     assert (boxed[0, 0] == 114).all() and (boxed[320, 320] == 0).all()
+
+
+def test_merge_widens_a_partial_box_to_the_whole_object():
+    whole = [100, 100, 220, 150]  # the object seen in the whole-image pass
+    cut = [100, 100, 170, 150]  # the part a tile saw, scored higher
+    faint = [100, 100, 300, 150]  # a low-score candidate it suppresses: not allowed to widen the box
+    merged = merge(Detections([whole, cut, faint], [0.6, 0.9, 0.2], [2, 2, 2]), 0.3)
+    assert len(merged) == 1
+    assert merged.scores[0] == pytest.approx(0.9)
+    assert merged.boxes[0].tolist() == whole
+
+
+@given(boxes(min_size=1), st.floats(0.1, 0.9))
+def test_merged_boxes_cover_every_confident_input_box(b, threshold):
+    scores = np.linspace(1.0, 0.5, len(b)).astype(np.float32)  # all within the fuse ratio of each other
+    merged = merge(Detections(b, scores, np.ones(len(b))), threshold)
+    for box in b:
+        inside = (
+            (merged.boxes[:, 0] <= box[0] + 1e-3) & (merged.boxes[:, 1] <= box[1] + 1e-3)
+            & (merged.boxes[:, 2] >= box[2] - 1e-3) & (merged.boxes[:, 3] >= box[3] - 1e-3)
+        )
+        kept_itself = np.isclose(merged.boxes, box, atol=1e-3).all(axis=1)
+        assert inside.any() or kept_itself.any()
