@@ -59,9 +59,13 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
         width, height = image.size
         if width * height > max_pixels:
             raise InputError(f"image of {width}x{height} exceeds the pixel limit of {max_pixels} (decompression bomb?)")
-        if getattr(image, "n_frames", 1) > 1:
+        try:
+            frames = getattr(image, "n_frames", 1)  # TIFF walks its pages here: damage shows up here too
+        except Exception as error:  # noqa: BLE001 - KeyError, TypeError ... from damaged page headers
+            raise InputError(f"corrupt image pages: {type(error).__name__}") from error
+        if frames > 1:
             # Masking one frame of many would publish the others unmasked: refuse the whole file.
-            raise InputError(f"{image.format} with {image.n_frames} frames: animated and multi-page images are refused")
+            raise InputError(f"{image.format} with {frames} frames: animated and multi-page images are refused")
         icc = image.info.get("icc_profile")
         source_format = image.format
         try:
