@@ -26,6 +26,8 @@ say() { echo "==> $*"; }
 # Debian packages: venv support, libsystemd headers for systemd-python, ffmpeg for ffprobe checks,
 # systemd for systemd-analyze (the unit is verified in a test) and the service itself.
 apt_packages=(python3-venv python3-dev pkg-config libsystemd-dev gcc ffmpeg systemd)
+# The development install adds what the tests drive: libfaketime (clock jumps), chromium (the drift report).
+test_apt_packages=(libfaketime chromium)
 install_apt_packages() {
     local missing=()
     for p in "${apt_packages[@]}"; do
@@ -47,6 +49,7 @@ else
     venv="$here/.venv"
 fi
 
+[ "$mode" = dev ] && apt_packages+=("${test_apt_packages[@]}")
 install_apt_packages
 
 if [ ! -x "$venv/bin/python" ]; then
@@ -61,6 +64,9 @@ if [ "$mode" = system ]; then
 else
     "${pip[@]}" install -e "$here[systemd,test]" || die "pip install failed (no network?)"
 fi
+# TrackEval (IDF1/HOTA for veil eval-video) declares the desktop opencv-python as a dependency, which would
+# replace the headless build: install it alone; what it really needs (numpy, scipy) is already there.
+"${pip[@]}" install --no-deps "trackeval==1.3.0" || die "pip install trackeval failed"
 if [ "$gpu" -eq 1 ]; then
     say "installing onnxruntime-gpu"
     "${pip[@]}" uninstall -y onnxruntime >/dev/null 2>&1 || true

@@ -91,9 +91,12 @@ def run(args: argparse.Namespace) -> int:
         partial = target.with_name(f".{target.stem}.veil-partial{target.suffix}")
         report = process_file(job.src, partial, params, engine, name=job.name)
         if report.disposition != "failed":
+            published = []
             for companion in report.companions:  # named after the partial file: carry the suffix over
-                suffix = companion.removeprefix(partial.name)
-                os.replace(partial.with_name(companion), target.with_name(target.name + suffix))
+                final = target.name + companion.removeprefix(partial.name)
+                os.replace(partial.with_name(companion), target.with_name(final))
+                published.append(final)
+            report.companions = published
             os.replace(partial, target)
         else:
             failures.append((job, report.error.message if report.error else "unknown error"))

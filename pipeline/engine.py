@@ -49,10 +49,13 @@ class Engine:
     def model_records(self) -> list[ModelRecord]:
         return [d.record for d in self._detectors]
 
-    def detect(self, rgb: np.ndarray, min_score: float | None = None) -> Detections:
+    def detect(
+        self, rgb: np.ndarray, min_score: float | None = None, scales: dict[ObjectClass, ScalePlan] | None = None
+    ) -> Detections:
         """All configured classes in an HxWx3 uint8 RGB image, boxes in its pixels.
 
         Scores go down to each class's review floor, or to ``min_score`` when given (evaluation).
+        ``scales`` replaces the configured scale plan of a class (video frames use a lighter one).
         """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected HxWx3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
@@ -60,7 +63,8 @@ class Engine:
         found = []
         for detector in self._detectors:
             floor = self.params.thresholds(detector.object_class.label).review_floor if min_score is None else min_score
-            for window in plan_windows(height, width, detector.scales, detector.network.fixed_input):
+            plan = (scales or {}).get(detector.object_class, detector.scales)
+            for window in plan_windows(height, width, plan, detector.network.fixed_input):
                 boxes, scores = detector.network(window.crop(rgb), floor)
                 if len(scores):
                     classes = np.full(len(scores), int(detector.object_class))

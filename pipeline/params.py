@@ -147,6 +147,10 @@ class VideoParams(_Strict):
     track_margin: float = Field(default=0.1, ge=0.0, le=1.0)
     camera_motion: bool = True  # compensate camera motion (optical flow) in track predictions and back-fills
     tracker: TrackerParams = TrackerParams()
+    # Frames get lighter detector plans than photos: neighbouring frames and the tracker cover much of what
+    # extra passes would find, and upside-down or 2x-tiled passes would multiply the cost of every frame.
+    face_scales: FaceScales = FaceScales(downscale=False, rotate_180=False)
+    plate_scales: PlateScales = PlateScales(upscale_below=0)
 
     @model_validator(mode="after")
     def _lookahead_covers(self) -> "VideoParams":

@@ -117,6 +117,7 @@ def _transcode(
     features: VideoFeatures | None = None,
 ) -> VideoSummary:
     video_params = params.video
+    frame_scales = {ObjectClass.FACE: video_params.face_scales, ObjectClass.LICENSE_PLATE: video_params.plate_scales}
     planner = MaskPlanner(video_params, params.detector)
     camera = CameraMotion() if video_params.camera_motion else None
     run = _Run(params)
@@ -143,7 +144,7 @@ def _transcode(
         buffer.append(frame)
         detect = frame.index % video_params.detect_stride == 0
         motion = camera.update(frame.rgb) if camera is not None else None
-        detections = engine.detect(frame.rgb) if detect else None
+        detections = engine.detect(frame.rgb, scales=frame_scales) if detect else None
         if features is not None:
             features.frame(frame.index, frame.rgb, detections)  # drift statistics, before masking
         return masked(planner.push(frame.index, detections, motion))

@@ -96,3 +96,23 @@ def test_a_corrupt_model_refuses_to_start(tmp_path):
     assert result.returncode == 2
     assert "checksum mismatch for centerface.onnx" in result.stderr
     assert not (tmp_path / "out" / "x.png").exists()
+
+
+def test_a_video_is_published_with_its_boxes_companion_under_the_final_name(tmp_path):
+    import av
+
+    clip = tmp_path / "in" / "clip.mp4"
+    clip.parent.mkdir()
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for index in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), index * 20, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    result = veil("process", clip.parent, "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    report = QCReport.from_json((tmp_path / "out" / "clip.mp4.veil.json").read_text())
+    assert report.companions and all(name.startswith("clip.mp4") for name in report.companions)
+    assert all((tmp_path / "out" / name).is_file() for name in report.companions)
+    assert report.video["frames_written"] == 10

@@ -111,8 +111,8 @@ def test_plan_applies_threshold_review_band_and_margin():
     [
         # a tall face box becomes a square on its long side, centred, then grows by face_margin (0.25)
         ((40, 30, 60, 70), ObjectClass.FACE, (20, 20, 80, 80)),
-        # a plate keeps its shape and grows by margin (0.15)
-        ((40, 30, 60, 70), ObjectClass.LICENSE_PLATE, (37, 24, 63, 76)),
+        # a plate keeps its shape and grows by margin (0.2)
+        ((40, 30, 60, 70), ObjectClass.LICENSE_PLATE, (36, 22, 64, 78)),
         # clipped to the image
         ((0, 0, 10, 10), ObjectClass.FACE, (0, 0, 12.5, 12.5)),
     ],
