@@ -59,7 +59,7 @@ class Service:
         self._watchers: list[FolderWatcher] = []
         self._hub: InotifyHub | None = None
         self._pool: Dispatcher | None = None
-        self._drift: DriftService | None = None  # drift monitoring, spot checks, metrics (docs/drift.md)
+        self._drift: DriftService | None = None  # drift monitoring, spot checks, metrics (README)
         self._queue: deque[Job] = deque()
         self._running: dict[str, Job] = {}
         self._publish_later: list[tuple[float, Job, QCReport]] = []

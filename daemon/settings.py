@@ -123,7 +123,7 @@ class ServiceSettings(_Strict):
 
 
 class DriftSettings(_Strict):
-    """Drift monitoring and spot checks (docs/drift.md)."""
+    """Drift monitoring and spot checks (README: "Drift monitoring")."""
 
     enabled: bool = True
     store_dir: Path | None = None  # drift.sqlite and audit.jsonl; None: $STATE_DIRECTORY, else service.state_dir

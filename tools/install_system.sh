@@ -78,7 +78,7 @@ chmod 0644 "$unit_dir/veil.service.d/10-folders.conf"
 
 doc_dir="$dest$venv/share/doc/veil"
 install -d -m 0755 "$doc_dir"
-install -m 0644 "$repo/docs/operations.md" "$doc_dir/operations.md"
+install -m 0644 "$repo/README.md" "$doc_dir/README.md"
 
 if [ -n "$dest" ]; then
     say "staged under $dest (no user, no systemctl)"
