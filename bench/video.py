@@ -25,7 +25,6 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +37,7 @@ from pipeline.engine import Engine  # noqa: E402
 from pipeline.params import DetectorParams, Params, RuntimeParams, VideoParams  # noqa: E402
 from pipeline.records import ObjectClass  # noqa: E402
 from pipeline.video import process_video  # noqa: E402
-from pipeline.video_eval import FACE_SETS, Motion, load_specs, render_clip  # noqa: E402
+from pipeline.video_eval import Motion, load_specs, render_clip  # noqa: E402
 
 EVAL_ROOT = REPO / ".." / "shared" / "eval"
 WORK = anchor.WORK / "video"
