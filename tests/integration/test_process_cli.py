@@ -116,3 +116,17 @@ def test_a_video_is_published_with_its_boxes_companion_under_the_final_name(tmp_
     assert report.companions and all(name.startswith("clip.mp4") for name in report.companions)
     assert all((tmp_path / "out" / name).is_file() for name in report.companions)
     assert report.video["frames_written"] == 10
+
+
+def test_veil_eval_writes_a_report_and_a_plot(tmp_path, dlib_faces):
+    folder, gt = dlib_faces
+    result = veil("eval", "--gt", folder / "annotations.json", "--images", folder / "images",
+                  "--report", tmp_path / "eval.json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "eval.json").read_text())
+    (face,) = report["classes"]
+    assert face["object_class"] == "face" and face["ground_truth"] == len(gt["annotations"])
+    assert 0 < face["ap50"] <= 1 and len(face["pr_curve"]) == 101
+    assert face["mask_recall"] == pytest.approx(1 - face["mask_leaks"] / face["ground_truth"], abs=1e-4)
+    assert (tmp_path / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "mask recall" in result.stdout

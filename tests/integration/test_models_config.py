@@ -1,0 +1,56 @@
+"""Detector models by configuration: another YOLO export in place of a default, and refusals at load."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from pipeline.engine import Engine
+from pipeline.errors import ModelError
+from pipeline.models import default_model_dir, sha256_of
+from pipeline.params import DetectorParams, ModelSpec, RuntimeParams
+from pipeline.records import ObjectClass
+
+
+def test_a_configured_yolo_model_replaces_the_default_plate_model(tmp_path, engine):
+    own = tmp_path / "my-plates.onnx"
+    shutil.copy(default_model_dir() / "platedet.onnx", own)
+    spec = ModelSpec(name="my-plates", family="yolov8", path=own, classes=("license_plate",), sha256=sha256_of(own))
+    custom = Engine.load(DetectorParams(classes=("license_plate",), plate_model=spec))
+    (record,) = custom.model_records
+    assert record.name == "my-plates" and record.family == "yolov8" and record.sha256 == spec.sha256
+    image = np.random.default_rng(3).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    mine = custom.detect(image)
+    default = engine.detect(image).of_class(ObjectClass.LICENSE_PLATE)
+    assert np.allclose(mine.boxes, default.boxes) and np.allclose(mine.scores, default.scores)
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        # a face model declared as a YOLO export: its contract does not match
+        (dict(name="wrong", family="yolov8", file="centerface.onnx", classes=("license_plate",)), "YOLO contract"),
+        # a pinned checksum that does not match
+        (dict(name="pinned", family="yolov8", file="platedet.onnx", classes=("license_plate",), sha256="0" * 64),
+         "checksum mismatch"),
+        # a model that does not declare the class it is asked for
+        (dict(name="faces-only", family="centerface", file="centerface.onnx", classes=("face",)), "does not declare"),
+    ],
+)
+def test_a_model_that_does_not_match_its_contract_refuses_to_load(tmp_path, spec, message):
+    path = tmp_path / spec.pop("file")
+    shutil.copy(default_model_dir() / path.name, path)
+    model = ModelSpec(path=path, **spec)
+    with pytest.raises(ModelError, match=message):
+        Engine.load(DetectorParams(classes=("license_plate",), plate_model=model), RuntimeParams())
+
+
+def test_cuda_without_the_cuda_provider_is_refused_not_silently_cpu():
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has the CUDA provider")
+    with pytest.raises(ModelError, match="no CUDAExecutionProvider"):
+        Engine.load(DetectorParams(classes=("face",)), RuntimeParams(device="cuda:0"))
