@@ -54,15 +54,21 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, containment
     return np.asarray([kept for kept, _ in nms_groups(boxes, scores, iou_threshold, containment)], dtype=np.int64)
 
 
-FUSE_SCORE_RATIO = 0.5  # a suppressed box widens the kept one when it scored at least this share of it
+FUSE_SCORE_RATIO = 0.5  # a suppressed box may widen the kept one when it scored at least this share of it
+FUSE_GROWTH = 1.3  # ... and when together they span at least this much more area than the kept box alone
+
+
+def _hull(boxes: np.ndarray) -> np.ndarray:
+    return np.array([*boxes[:, :2].min(axis=0), *boxes[:, 2:].max(axis=0)], dtype=np.float32)
 
 
 def merge(detections: Detections, iou_threshold: float, containment: float = 0.8) -> Detections:
-    """Per-class NMS over detections gathered from several passes, fusing each group to its hull.
+    """Per-class NMS over detections gathered from several passes, widening a kept box that is a part.
 
     A tile can cut an object and report the visible part with a higher score than the whole view's box;
-    plain NMS would then keep the part and leave the rest unmasked. The kept box is therefore widened to
-    cover the confident boxes it suppressed.
+    plain NMS would then keep the part and leave the rest unmasked. So a kept box is widened to the hull of
+    the confident boxes it suppressed that reach well beyond it. Boxes that merely jitter between passes
+    do not widen it, so the masks do not swell with the number of passes.
     """
     fused = []
     for object_class in np.unique(detections.classes):
@@ -70,10 +76,14 @@ def merge(detections: Detections, iou_threshold: float, containment: float = 0.8
         boxes = subset.boxes.copy()
         kept = []
         for best, suppressed in nms_groups(subset.boxes, subset.scores, iou_threshold, containment):
-            partners = suppressed[subset.scores[suppressed] >= FUSE_SCORE_RATIO * subset.scores[best]]
-            if len(partners):
-                group = subset.boxes[np.append(partners, best)]
-                boxes[best] = [*group[:, :2].min(axis=0), *group[:, 2:].max(axis=0)]
+            confident = suppressed[subset.scores[suppressed] >= FUSE_SCORE_RATIO * subset.scores[best]]
+            own_area = max(float(box_area(subset.boxes[best : best + 1])[0]), 1e-9)
+            partners = [
+                index for index in confident
+                if box_area(_hull(subset.boxes[[best, index]])[None])[0] >= FUSE_GROWTH * own_area
+            ]
+            if partners:
+                boxes[best] = _hull(subset.boxes[[best, *partners]])
             kept.append(best)
         fused.append(Detections(boxes[kept], subset.scores[kept], subset.classes[kept]))
     return Detections.concat(fused)
