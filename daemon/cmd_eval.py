@@ -9,9 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from daemon.cmd_process import add_params_arguments, params_from_arguments
-from pipeline.engine import Engine
-from pipeline.errors import ModelError
+from daemon.cmd_process import add_params_arguments, load_from_arguments
 from pipeline.evaluate import COVERED, EvalReport, evaluate, plot_precision_recall
 from pipeline.records import ObjectClass
 
@@ -31,12 +29,9 @@ def run(args: argparse.Namespace) -> int:
     if args.classes is None:  # default: the classes the ground truth has
         categories = {a["category_id"] for a in json.loads(args.gt.read_text())["annotations"]}
         args.classes = ",".join(ObjectClass(c).label for c in sorted(categories)) or "face,license_plate"
-    try:
-        params, runtime = params_from_arguments(args)
-        engine = Engine.load(params.detector, runtime)
-    except (ModelError, ValueError) as error:
-        print(f"veil: cannot start: {error}", file=sys.stderr)
+    if (loaded := load_from_arguments(args)) is None:
         return 2
+    params, engine = loaded
     progress = (lambda items: tqdm(items, unit="image")) if sys.stderr.isatty() else (lambda items: items)
     report = evaluate(args.gt, args.images, params, engine, match_iou=args.iou, progress=progress)
     print_summary(report)

@@ -57,6 +57,16 @@ def params_from_arguments(args: argparse.Namespace) -> tuple[Params, RuntimePara
     return params, RuntimeParams(device=args.device, threads=args.threads, model_dir=args.model_dir)
 
 
+def load_from_arguments(args: argparse.Namespace) -> tuple[Params, Engine] | None:
+    """The parameters and the loaded models, or None after saying on stderr why Veil cannot start."""
+    try:
+        params, runtime = params_from_arguments(args)
+        return params, Engine.load(params.detector, runtime)
+    except (ModelError, ValueError) as error:
+        print(f"veil: cannot start: {error}", file=sys.stderr)
+        return None
+
+
 def collect_jobs(inputs: list[Path]) -> list[Job]:
     jobs = []
     for root in inputs:
@@ -72,12 +82,9 @@ def collect_jobs(inputs: list[Path]) -> list[Job]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        params, runtime = params_from_arguments(args)
-        engine = Engine.load(params.detector, runtime)
-    except (ModelError, ValueError) as error:
-        print(f"veil: cannot start: {error}", file=sys.stderr)
+    if (loaded := load_from_arguments(args)) is None:
         return 2
+    params, engine = loaded
     jobs = collect_jobs(args.inputs)
     failures, reviews = [], 0
     progress = tqdm(jobs, unit="file", disable=not sys.stderr.isatty())
