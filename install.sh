@@ -66,7 +66,7 @@ else
 fi
 # TrackEval (IDF1/HOTA for veil eval-video) declares the desktop opencv-python as a dependency, which would
 # replace the headless build: install it alone; what it really needs (numpy, scipy) is already there.
-"${pip[@]}" install --no-deps "trackeval==1.3.0" || die "pip install trackeval failed"
+"${pip[@]}" install --no-deps "trackeval==1.3.0" "tabulate>=0.9" || die "pip install trackeval failed"
 if [ "$gpu" -eq 1 ]; then
     say "installing onnxruntime-gpu"
     "${pip[@]}" uninstall -y onnxruntime >/dev/null 2>&1 || true
