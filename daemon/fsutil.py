@@ -69,10 +69,15 @@ def _link_no_overwrite(tmp: Path, final: Path) -> None:
 def publish_bytes(data: bytes, final: Path, tag: str | None = None) -> None:
     """Write ``data`` as ``final``, durably; FileExistsError if ``final`` exists (it is left untouched)."""
     final.parent.mkdir(parents=True, exist_ok=True)
+    _write_via_temp(final, tag, lambda handle: handle.write(data))
+
+
+def _write_via_temp(final: Path, tag: str | None, write) -> None:
+    """Write through a temporary name (``write(handle)``), fsync, link into place without overwriting."""
     tmp = _own_temp(final, tag)
     try:
         with open(tmp, "xb") as handle:
-            handle.write(data)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         _link_no_overwrite(tmp, final)
@@ -108,17 +113,8 @@ def publish_file(src: Path, final: Path, tag: str | None = None) -> None:
     else:
         fsync_dir(final.parent)
         return
-    tmp = _own_temp(final, tag)
-    try:
-        with open(src, "rb") as reader, open(tmp, "xb") as writer:
-            shutil.copyfileobj(reader, writer, 1 << 20)
-            writer.flush()
-            os.fsync(writer.fileno())
-        _link_no_overwrite(tmp, final)
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-    fsync_dir(final.parent)
+    with open(src, "rb") as reader:
+        _write_via_temp(final, tag, lambda writer: shutil.copyfileobj(reader, writer, 1 << 20))
 
 
 def move_file(src: Path, final: Path) -> None:
