@@ -92,19 +92,24 @@ def coverage(shape: tuple[int, ...], regions: list[MaskRegion], params: MaskPara
 
 def apply_masks(image: np.ndarray, regions: list[MaskRegion], params: MaskParams) -> np.ndarray:
     """Mask ``image`` in place (HxW or HxWxC, uint8 or uint16; an alpha channel is left alone)."""
-    channels = image.shape[2] if image.ndim == 3 else 1
-    colour_channels = channels - 1 if channels in (2, 4) else channels  # LA and RGBA: keep alpha as it is
     for region in regions:
         x0, y0, x1, y1 = pixel_bounds(region.box, image.shape)
-        if x1 <= x0 or y1 <= y0:
-            continue
-        patch = image[y0:y1, x0:x1, :colour_channels] if image.ndim == 3 else image[y0:y1, x0:x1]
-        if patch.ndim == 3 and patch.shape[2] == 1:
-            patch = patch[:, :, 0]
-        masked = _render(patch, params)
-        footprint = region_footprint(y1 - y0, x1 - x0, params.shape)
-        patch[footprint] = masked[footprint]
+        if x1 > x0 and y1 > y0:
+            apply_footprint(image, (x0, y0, x1, y1), region_footprint(y1 - y0, x1 - x0, params.shape), params)
     return image
+
+
+def apply_footprint(image: np.ndarray, bounds: tuple[int, int, int, int], footprint: np.ndarray, params: MaskParams) -> None:
+    """Mask, in place, the pixels of ``footprint`` (a boolean map of the rectangle ``bounds`` = x0, y0, x1, y1),
+    with a strength relative to that rectangle. Any pixel shape fits here: boxes, ellipses, polygons."""
+    x0, y0, x1, y1 = bounds
+    channels = image.shape[2] if image.ndim == 3 else 1
+    colour_channels = channels - 1 if channels in (2, 4) else channels  # LA and RGBA: keep alpha as it is
+    patch = image[y0:y1, x0:x1, :colour_channels] if image.ndim == 3 else image[y0:y1, x0:x1]
+    if patch.ndim == 3 and patch.shape[2] == 1:
+        patch = patch[:, :, 0]
+    masked = _render(patch, params)
+    patch[footprint] = masked[footprint]
 
 
 def _render(patch: np.ndarray, params: MaskParams) -> np.ndarray:
