@@ -11,16 +11,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
+from .edits import EditCounts, Edits
 from .engine import Engine
 from .errors import InputError, VeilError
 from .features import image_features
-from .mask import confident_and_review, masked_selection, plan_regions, apply_masks
+from .mask import apply_masks, confident_and_review, masked_selection, plan_regions, region_box
 from .media.image import load_image, output_format, save_image
 from .media.sniff import sniff
 from .models import sha256_of
 from .params import Params
 from .qc import DetectionRecord, ErrorRecord, FileInfo, QCReport
-from .records import Detections, ObjectClass
+from .records import Detections, MaskRegion, ObjectClass
 
 
 def start_report(name: str, params: Params, engine: Engine) -> QCReport:
@@ -34,7 +35,10 @@ def start_report(name: str, params: Params, engine: Engine) -> QCReport:
     )
 
 
-def process_file(src: Path, dst: Path, params: Params, engine: Engine, *, name: str) -> QCReport:
+def process_file(
+    src: Path, dst: Path, params: Params, engine: Engine, *, name: str, edits: Edits | None = None
+) -> QCReport:
+    """``edits``: zones of the source and a reviewer's regions (pipeline/edits.py), applied with the masks."""
     started = time.monotonic()
     report = start_report(name, params, engine)
     try:
@@ -42,11 +46,11 @@ def process_file(src: Path, dst: Path, params: Params, engine: Engine, *, name: 
         report.input.size_bytes = src.stat().st_size
         report.input.sha256 = sha256_of(src)
         if report.input.media_type == "image":
-            _process_image(src, dst, params, engine, report)
+            _process_image(src, dst, params, engine, report, edits or Edits())
         elif report.input.media_type == "video":
             from .video import process_video  # imported lazily: only videos need the video stack
 
-            video_report = process_video(src, dst, params, engine, name=name)
+            video_report = process_video(src, dst, params, engine, name=name, edits=edits)
             known = {k: v for k, v in video_report.input.model_dump().items() if v not in (None, [], "unknown")}
             video_report.input = report.input.model_copy(update=known)
             report = video_report
@@ -60,7 +64,7 @@ def process_file(src: Path, dst: Path, params: Params, engine: Engine, *, name: 
     return report
 
 
-def _process_image(src: Path, dst: Path, params: Params, engine: Engine, report: QCReport) -> None:
+def _process_image(src: Path, dst: Path, params: Params, engine: Engine, report: QCReport, edits: Edits) -> None:
     loaded = load_image(src, params.output.max_pixels)
     width, height = loaded.size
     report.input.format, report.input.width, report.input.height = loaded.format, width, height
@@ -68,7 +72,10 @@ def _process_image(src: Path, dst: Path, params: Params, engine: Engine, report:
     detections = engine.detect(loaded.rgb)
     features = image_features(src, loaded.rgb, detections, params, loaded.format)  # drift statistics, before masking
     regions = plan_regions(detections, params, loaded.pixels.shape)
+    edit_counts = EditCounts()
+    regions, _ = edits.filter_regions(regions, loaded.pixels.shape, 0, edit_counts)
     apply_masks(loaded.pixels, regions, params.mask)
+    edits.apply_adds(loaded.pixels, 0, params.mask, edit_counts)
 
     target_format = output_format(report.input.name, loaded.format)
     notes = loaded.notes + save_image(loaded, dst, target_format, params.output)
@@ -77,6 +84,8 @@ def _process_image(src: Path, dst: Path, params: Params, engine: Engine, report:
         format=target_format, width=width, height=height, notes=notes,
     )
     record_detections(report, detections, params)
+    _unmark_suppressed(report, detections, params, loaded.pixels.shape, edits)
+    report.edits = edits.summary(edit_counts)
     report.features = features
 
 
@@ -103,6 +112,16 @@ def record_detections(report: QCReport, detections: Detections, params: Params) 
                 f"[{bounds.review_floor:.2f}, {bounds.threshold:.2f}), {action}"
             )
     report.disposition = "review" if report.review_reasons else "done"
+
+
+def _unmark_suppressed(report: QCReport, detections: Detections, params: Params, shape, edits: Edits) -> None:
+    """Detections an edit kept from being masked are recorded as not masked (and leave the masked counts)."""
+    for record, box, value in zip(report.detections, detections.boxes, detections.classes):
+        object_class = ObjectClass(int(value))
+        region = MaskRegion(region_box(box, object_class, params.mask, shape), object_class, record.score)
+        if record.masked and edits.suppresses(region, shape, 0):  # the same test as on the planned region
+            record.masked = False
+            report.counts[record.object_class] -= 1
 
 
 def _fail(report: QCReport, dst: Path, error: ErrorRecord) -> None:

@@ -11,6 +11,7 @@ import os
 from collections import Counter, deque
 from pathlib import Path
 
+from .edits import EditCounts, Edits
 from .engine import Engine
 from .errors import ProcessingError
 from .features import VideoFeatures
@@ -82,8 +83,11 @@ class _Run:
             self.masked_regions[region.object_class.label] += 1
 
 
-def process_video(src: Path, dst: Path, params: Params, engine: Engine, *, name: str) -> QCReport:
+def process_video(
+    src: Path, dst: Path, params: Params, engine: Engine, *, name: str, edits: Edits | None = None
+) -> QCReport:
     """Mask every frame of ``src`` into ``dst`` (same container), with a boxes companion beside it."""
+    edits, edit_counts = edits or Edits(), EditCounts()
     info = probe_video(src)
     features = VideoFeatures.for_video(params, info.average_rate, info.codec, info.width, info.height)  # drift
     report = start_report(name, params, engine)
@@ -91,7 +95,8 @@ def process_video(src: Path, dst: Path, params: Params, engine: Engine, *, name:
     boxes_path = dst.with_name(companion_name(dst))
     partial_video, partial_boxes = _partial(dst), _partial(boxes_path)
     try:
-        summary = _transcode(src, partial_video, partial_boxes, info, output_container(dst), params, engine, features)
+        summary = _transcode(src, partial_video, partial_boxes, info, output_container(dst), params, engine, features,
+                             edits=edits, edit_counts=edit_counts)
         os.replace(partial_boxes, boxes_path)
         os.replace(partial_video, dst)
     except BaseException:
@@ -106,6 +111,7 @@ def process_video(src: Path, dst: Path, params: Params, engine: Engine, *, name:
     )
     report.video = summary.model_dump(mode="json", by_alias=True)
     report.features = features.result(report.video)  # drift statistics (pipeline/features.py)
+    report.edits = edits.summary(edit_counts)
     report.counts = _track_counts(summary)
     report.review_reasons = _review_reasons(summary, params)
     report.disposition = "review" if report.review_reasons else "done"
@@ -114,7 +120,7 @@ def process_video(src: Path, dst: Path, params: Params, engine: Engine, *, name:
 
 def _transcode(
     src: Path, out: Path, boxes: Path, info: VideoInfo, container: str, params: Params, engine: Engine,
-    features: VideoFeatures | None = None,
+    features: VideoFeatures | None = None, *, edits: Edits = Edits(), edit_counts: EditCounts | None = None,
 ) -> VideoSummary:
     video_params = params.video
     frame_scales = {ObjectClass.FACE: video_params.face_scales, ObjectClass.LICENSE_PLATE: video_params.plate_scales}
@@ -132,7 +138,10 @@ def _transcode(
             if frame.index != plan.index:
                 raise ProcessingError(f"mask plan for frame {plan.index} met frame {frame.index}")
             regions = frame_regions(plan, params, frame.rgb.shape)
+            # Edits (pipeline/edits.py): suppressed regions leave the frame's masks, add polygons join them.
+            regions = [(r, t) for r, t in regions if not edits.suppresses(r, frame.rgb.shape, plan.index, edit_counts)]
             apply_masks(frame.rgb, [r for r, _ in regions], params.mask)
+            edits.apply_adds(frame.rgb, plan.index, params.mask, edit_counts)
             boxes_writer.frame(plan, frame.pts, regions)
             run.account(plan, regions)
             ready.append(frame)
