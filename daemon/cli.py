@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "daemon.cmd_serve",
     "daemon.cmd_config",
     "daemon.cmd_status",
+    "daemon.cmd_review",
     "daemon.drift.cmd_drift",
 )
 

@@ -28,6 +28,7 @@ from daemon.jobs import ClaimArea, InstanceBusy, Job
 from daemon.notify import Notifier, watchdog_interval_s
 from daemon.outputs import finalize, missing_results, publish, sha256_or_none
 from daemon.pool import Dispatcher, LocalPool, Outcome, PoolBroken
+from daemon.rework_watch import ReworkQueue
 from daemon.reports import failed_report
 from daemon.settings import ConfigError, Settings, load_settings
 from daemon.stability import StableFile
@@ -60,6 +61,7 @@ class Service:
         self._hub: InotifyHub | None = None
         self._pool: Dispatcher | None = None
         self._drift: DriftService | None = None  # drift monitoring, spot checks, metrics (README)
+        self._rework: ReworkQueue | None = None  # rework/ documents, re-rendered in a thread (README)
         self._queue: deque[Job] = deque()
         self._running: dict[str, Job] = {}
         self._publish_later: list[tuple[float, Job, QCReport]] = []
@@ -144,6 +146,7 @@ class Service:
                 self._hub = None
         for watcher in self._watchers:
             watcher.tick()  # the start-up rescan: whatever arrived while Veil was down
+        self._rework = ReworkQueue(self.settings)
 
     def stop_internals(self, grace_s: float) -> None:
         """Stop intake, let running jobs finish within ``grace_s``, put the rest back."""
@@ -169,6 +172,9 @@ class Service:
         if self._drift is not None:
             self._drift.close()
             self._drift = None
+        if self._rework is not None:
+            self._rework.close()  # finishes the document in hand
+            self._rework = None
         self._unlock_all()
 
     def _release(self, job: Job) -> None:
@@ -239,6 +245,8 @@ class Service:
         for outcome in self._pool.poll(_TICK_S):
             self._handle(outcome)
         self._retry_publishing()
+        if self._rework is not None:
+            self._rework.tick()
         now = time.monotonic()
         if now - self._last_ping >= self._ping_every:
             self._last_ping = now

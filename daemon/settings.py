@@ -48,29 +48,33 @@ class FolderSettings(_Strict):
     failed: Path | None = None  # default: a sibling of output named "failed"
     originals: Path | None = None  # default: a sibling of output named "originals"
     spotcheck: Path | None = None  # drift spot checks (copies of clean results); default: sibling "spotcheck"
+    rework: Path | None = None  # rework documents (README: "Review station"); default: sibling "rework"
     profile: str = DEFAULT_PROFILE
     # What happens to the original once its results are durable: moved to ``originals``, deleted, or kept
     # in the ingest folder (recorded as done, so it is not processed again unless it changes).
     on_success: Literal["archive", "delete", "keep"] = "archive"
+    # After a reviewer approves an item (re-rendered from its archived original), keep that original in
+    # originals/ (True) or delete it (False).
+    keep_originals_after_review: bool = True
 
-    @field_validator("ingest", "output", "review", "failed", "originals", "spotcheck")
+    @field_validator("ingest", "output", "review", "failed", "originals", "spotcheck", "rework")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else Path(os.path.abspath(os.path.expanduser(value)))
 
     @model_validator(mode="after")
     def _fill_siblings(self) -> "FolderSettings":
-        for field in ("review", "failed", "originals", "spotcheck"):
+        for field in ("review", "failed", "originals", "spotcheck", "rework"):
             if getattr(self, field) is None:
                 object.__setattr__(self, field, self.output.parent / field)
-        paths = {f: getattr(self, f) for f in ("ingest", "output", "review", "failed", "originals", "spotcheck")}
+        paths = {f: getattr(self, f) for f in ("ingest", "output", "review", "failed", "originals", "spotcheck", "rework")}
         for field, path in paths.items():
             if field != "ingest" and (path == self.ingest or self.ingest in path.parents):
                 raise ValueError(f"{field} {str(path)!r} must not be inside the ingest folder {str(self.ingest)!r}")
         return self
 
     def destinations(self) -> list[Path]:
-        return [self.output, self.review, self.failed, self.originals, self.spotcheck]
+        return [self.output, self.review, self.failed, self.originals, self.spotcheck, self.rework]
 
 
 class WatchSettings(_Strict):

@@ -168,8 +168,17 @@ class RuntimeParams(_Strict):
     model_dir: Path | None = None  # None: the environment's share/veil/models
 
 
+class ReviewParams(_Strict):
+    """What a reviewer may change when re-rendering an item (``veil review``, the rework folder)."""
+
+    # A detection marked as a false positive is unmasked in the re-render only when this is on; either way
+    # the mark is recorded in the audit trail. Off: a reviewer can add masks, never remove one.
+    allow_false_positive_unmask: bool = False
+
+
 class Params(_Strict):
     detector: DetectorParams = DetectorParams()
     mask: MaskParams = MaskParams()
     output: OutputParams = OutputParams()
     video: VideoParams = VideoParams()
+    review: ReviewParams = ReviewParams()
