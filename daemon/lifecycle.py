@@ -35,6 +35,7 @@ from daemon.stability import StableFile
 from daemon.status import Counters, status_line, status_path, write_status
 from daemon.watcher import FolderWatcher, InotifyHub
 from daemon.worker import JobSpec, WorkerSpec
+from daemon.zones import record_zones, zone_edits, zones_audit_log
 
 _log = log.get("veil.service")
 _TICK_S = 0.25
@@ -63,6 +64,7 @@ class Service:
         self._drift: DriftService | None = None  # drift monitoring, spot checks, metrics (README)
         self._rework: ReworkQueue | None = None  # rework/ documents, re-rendered in a thread (README)
         self._queue: deque[Job] = deque()
+        self._zones: dict[str, str] | None = None  # folder -> digest of the camera zones last audited
         self._running: dict[str, Job] = {}
         self._publish_later: list[tuple[float, Job, QCReport]] = []
         self._next_folder = 0
@@ -146,7 +148,15 @@ class Service:
                 self._hub = None
         for watcher in self._watchers:
             watcher.tick()  # the start-up rescan: whatever arrived while Veil was down
+        self._audit_zones()
         self._rework = ReworkQueue(self.settings)
+
+    def _audit_zones(self) -> None:
+        """``zones.configured`` for each folder whose camera zones are new or changed (README "Camera zones")."""
+        try:
+            self._zones = record_zones(zones_audit_log(self.settings), self.settings.folders, self._zones)
+        except OSError as exc:  # the audit trail must not stop anonymization; the failure is logged
+            _log.error("audit_write_failed", event="zones.configured", error=exc.strerror or str(exc))
 
     def stop_internals(self, grace_s: float) -> None:
         """Stop intake, let running jobs finish within ``grace_s``, put the rest back."""
@@ -301,7 +311,7 @@ class Service:
             job.save()  # counted before it runs: a file that kills the whole service still runs out of tries
             folder = self.settings.folder(job.record.folder)
             self._pool.submit(JobSpec(job_id=job.id, profile=folder.profile, src=str(job.input_path),
-                                      dst=str(job.staged_output), name=job.record.rel))
+                                      dst=str(job.staged_output), name=job.record.rel, edits=zone_edits(folder)))
             self._running[job.id] = job
 
     def _handle(self, outcome: Outcome) -> None:

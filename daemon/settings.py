@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from pipeline.edits import AddRegion
 from pipeline.params import Params
 
 SYSTEM_CONFIG = Path("/etc/veil/veil.toml")
@@ -38,6 +39,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ZoneSettings(_Strict):
+    """A camera zone (README "Camera zones"): a polygon in relative coordinates (x / width, y / height, each
+    0..1, so one zone fits every resolution). ``always_mask`` masks it on every frame; ``ignore`` leaves
+    detections whose box centre lies inside it unmasked (a screen showing a broadcast, say)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["always_mask", "ignore"]
+    polygon: tuple[tuple[float, float], ...]
+
+    @field_validator("polygon")
+    @classmethod
+    def _drawable(cls, value: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+        AddRegion(value)  # at least 3 points, each in [0, 1], some area: the pipeline's own checks
+        return value
+
+
 class FolderSettings(_Strict):
     """One watched ingest folder and where its results go."""
 
@@ -57,6 +74,10 @@ class FolderSettings(_Strict):
     # originals/ (True) or delete it (False).
     keep_originals_after_review: bool = True
 
+    # Camera zones of this source. An ignore zone un-masks detections, so it needs allow_ignore_zones too.
+    zones: tuple[ZoneSettings, ...] = ()
+    allow_ignore_zones: bool = False
+
     @field_validator("ingest", "output", "review", "failed", "originals", "spotcheck", "rework")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
@@ -71,6 +92,19 @@ class FolderSettings(_Strict):
         for field, path in paths.items():
             if field != "ingest" and (path == self.ingest or self.ingest in path.parents):
                 raise ValueError(f"{field} {str(path)!r} must not be inside the ingest folder {str(self.ingest)!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _zones_allowed(self) -> "FolderSettings":
+        names = [zone.name for zone in self.zones]
+        if len(set(names)) != len(names):
+            raise ValueError(f"zone names must be unique within a folder, got {names}")
+        ignore = [zone.name for zone in self.zones if zone.kind == "ignore"]
+        if ignore and not self.allow_ignore_zones:
+            raise ValueError(
+                f"ignore zone(s) {ignore} leave detections unmasked: set allow_ignore_zones = true on folder "
+                f"{self.name!r} to allow them"
+            )
         return self
 
     def destinations(self) -> list[Path]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from pipeline.edits import Edits
 from pipeline.qc import QCReport
 
 
@@ -30,6 +31,7 @@ class JobSpec:
     src: str  # the claimed input
     dst: str  # where the masked result is staged
     name: str  # ingest-relative name recorded in the sidecar
+    edits: Edits | None = None  # the folder's camera zones (daemon/zones.py), applied with the masks
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,8 @@ class PipelineRunner:
         from daemon.contact_sheet import write_contact_sheet
 
         params = self.params[job.profile]
-        report = process_file(Path(job.src), Path(job.dst), params, self.engines[job.profile], name=job.name)
+        report = process_file(Path(job.src), Path(job.dst), params, self.engines[job.profile], name=job.name,
+                              edits=job.edits)
         if report.disposition == "review" and Path(job.dst).exists():
             sheet = Path(job.dst).with_name(Path(job.dst).name + ".contact.jpg")
             try:
