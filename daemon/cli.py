@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "daemon.cmd_status",
     "daemon.cmd_review",
     "daemon.drift.cmd_drift",
+    "daemon.cmd_audit",
 )
 
 

@@ -19,12 +19,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pipeline.models import default_model_dir
 from pipeline.qc import QCReport
 
 from daemon import log
+from daemon.audit import AuditLog
+from daemon.audit_trail import audit_path, record_config_loaded
 from daemon.drift.service import DriftService
 from daemon.fsutil import write_atomic
 from daemon.jobs import ClaimArea, InstanceBusy, Job
+from daemon.model_registry import ActiveSelection, Registry, RegistryError, with_active_models
 from daemon.notify import Notifier, watchdog_interval_s
 from daemon.outputs import finalize, missing_results, publish, sha256_or_none
 from daemon.pool import Dispatcher, LocalPool, Outcome, PoolBroken
@@ -63,6 +67,7 @@ class Service:
         self._pool: Dispatcher | None = None
         self._drift: DriftService | None = None  # drift monitoring, spot checks, metrics (README)
         self._rework: ReworkQueue | None = None  # rework/ documents, re-rendered in a thread (README)
+        self._models = ActiveSelection()  # `veil models activate`'s choice, read at each start and reload
         self._queue: deque[Job] = deque()
         self._zones: dict[str, str] | None = None  # folder -> digest of the camera zones last audited
         self._running: dict[str, Job] = {}
@@ -111,7 +116,9 @@ class Service:
 
     def _worker_specs(self) -> list[WorkerSpec]:
         service = self.settings.service
-        profiles = {name: params.model_dump_json() for name, params in self.settings.profiles.items()}
+        model_dir = service.model_dir or default_model_dir()
+        profiles = {name: with_active_models(params, self._models, model_dir).model_dump_json()
+                    for name, params in self.settings.profiles.items()}
         return [
             WorkerSpec(index=i, device=service.devices[i % len(service.devices)], threads=service.threads,
                        model_dir=str(service.model_dir) if service.model_dir else None, profiles=profiles,
@@ -119,7 +126,9 @@ class Service:
             for i in range(service.workers)
         ]
 
-    def start_internals(self) -> None:
+    def start_internals(self, models: ActiveSelection | None = None) -> None:
+        """Start everything; ``models``: keep this model selection instead of reading active.json again."""
+        self._models = models if models is not None else self._read_models()
         self._prepare_folders()
         try:
             self._drift = DriftService(self.settings)
@@ -148,8 +157,21 @@ class Service:
                 self._hub = None
         for watcher in self._watchers:
             watcher.tick()  # the start-up rescan: whatever arrived while Veil was down
-        self._audit_zones()
         self._rework = ReworkQueue(self.settings)
+        self._audit_zones()
+
+    def _read_models(self) -> ActiveSelection:
+        try:
+            return Registry(self.settings.service.model_dir or default_model_dir()).selection()
+        except RegistryError as exc:
+            raise StartupError(f"active models: {exc}") from None
+
+    def _audit_config(self) -> None:
+        """``config.loaded`` in the audit log when the file changed since the last record (README "Audit log")."""
+        try:
+            record_config_loaded(AuditLog(audit_path(self.settings)), self.config_path)
+        except OSError as exc:  # the audit trail must not stop anonymization; the failure is logged
+            _log.error("audit_write_failed", event="config.loaded", error=exc.strerror or str(exc))
 
     def _audit_zones(self) -> None:
         """``zones.configured`` for each folder whose camera zones are new or changed (README "Camera zones")."""
@@ -224,6 +246,7 @@ class Service:
             self.notifier.send(STATUS=f"failed to start: {exc}"[:500], ERRNO=1)
             return 1
         self._state = "running"
+        self._audit_config()
         _log.info("ready", instance=self.settings.service.instance, workers=self.settings.service.workers,
                   folders=[f.name for f in self.settings.folders])
         self.notifier.ready(self._status_text())
@@ -400,16 +423,19 @@ class Service:
         self._state = "reloading"
         self.stop_internals(self.settings.service.stop_timeout_s)
         old, self.settings = self.settings, new
+        old_models = self._models
         try:
-            self.start_internals()
+            self.start_internals()  # re-reads active.json: an activated model is picked up here
         except StartupError as exc:
             _log.error("reload_failed", error=str(exc))
             self.settings = old
-            self.start_internals()  # the old configuration ran a moment ago
+            self.start_internals(old_models)  # the old configuration and models ran a moment ago
+        else:
+            self._audit_config()
         log.configure(self.settings.service.log_level, log_file_names=self.settings.service.log_file_names)
         self._state = "running"
         self.notifier.ready(self._status_text())
-        _log.info("reloaded")
+        _log.info("reloaded", models={task: m.sha256[:12] for task, m in self._models.tasks.items()})
 
     # -- status ------------------------------------------------------------------------------------------
 

@@ -194,6 +194,19 @@ class MetricsSettings(_Strict):
     port: int = Field(default=9464, ge=1, le=65535)
 
 
+class ModelsSettings(_Strict):
+    """Model lifecycle (README: "Model lifecycle"): the set every model activation is measured on."""
+
+    # A folder holding annotations.json (COCO: 1 = face, 2 = license_plate) and the images it names, under
+    # images/. ``veil models activate`` refuses a candidate whose mask recall on it is below the active one's.
+    control_set: Path | None = None
+
+    @field_validator("control_set")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else Path(os.path.abspath(os.path.expanduser(value)))
+
+
 _toml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("veil_toml_path", default=None)
 
 
@@ -206,6 +219,7 @@ class Settings(BaseSettings):
     watch: WatchSettings = WatchSettings()
     drift: DriftSettings = DriftSettings()
     metrics: MetricsSettings = MetricsSettings()
+    models: ModelsSettings = ModelsSettings()
     profiles: dict[str, Params] = Field(default_factory=lambda: {DEFAULT_PROFILE: Params()})
     folders: tuple[FolderSettings, ...] = ()
 

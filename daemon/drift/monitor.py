@@ -207,6 +207,7 @@ class DriftMonitor:
 
     def check(self, source: str, day: int) -> dict[str, Any]:
         now = self.clock()
+        self._rebaseline_if_due(source, day)
         cached = self.reference(source)
         if cached is None and self.build_reference(source, day + 1) is not None:
             cached = self.reference(source)
@@ -347,6 +348,30 @@ class DriftMonitor:
     def rebuild(self, source: str, after_day: int) -> dict[str, Any] | None:
         """A new provisional reference from the days after ``after_day`` (e.g. after a new detector model)."""
         return self.build_reference(source, day_of(self.clock()), after_day=after_day)
+
+    def schedule_rebaseline(self, source: str, by: str, reason: str) -> None:
+        """The detector models changed (``veil models activate``): the reference's detector statistics no longer
+        describe this source. A new provisional reference is built from the days after today, as soon as they
+        hold enough files; until then the old one judges the input track only (its models are gone)."""
+        after_day = day_of(self.clock())
+        self.store.set_rebaseline(source, after_day, self.clock(), by, reason)
+        self.store.add_event(self.clock(), source, "rebaseline_scheduled", {"after_day": after_day, "by": by})
+        if self.audit is not None:
+            self.audit.append("drift_rebaseline_scheduled", actor=by, source=source, after_day=after_day, reason=reason)
+        _log.info("drift_rebaseline_scheduled", source=source, after_day=after_day)
+
+    def _rebaseline_if_due(self, source: str, day: int) -> None:
+        pending = self.store.pending_rebaseline(source)
+        if pending is None or day <= pending["after_day"]:
+            return
+        ref = self.build_reference(source, day + 1, after_day=pending["after_day"])
+        if ref is None:
+            return  # not enough files from the new models yet
+        self.store.clear_rebaseline(source)
+        if self.audit is not None:
+            self.audit.append("drift_reference_rebuilt", actor="veil", source=source, reference=ref["id"],
+                              first_day=ref["first_day"], last_day=ref["last_day"], files=ref["files"],
+                              models=ref["models"])
 
     def acknowledge(self, source: str, by: str) -> None:
         self.store.set_spot(source, False, self.clock(), by)

@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS states (source TEXT, track TEXT, state TEXT, since RE
 CREATE TABLE IF NOT EXISTS transitions (source TEXT, track TEXT, at REAL, state TEXT, signals TEXT);
 CREATE TABLE IF NOT EXISTS events (at REAL, source TEXT, kind TEXT, detail TEXT);
 CREATE TABLE IF NOT EXISTS spot (source TEXT PRIMARY KEY, raised INTEGER, raised_at REAL, acked_at REAL, acked_by TEXT);
+CREATE TABLE IF NOT EXISTS rebaseline (source TEXT PRIMARY KEY, after_day INTEGER, requested_at REAL, by TEXT,
+    reason TEXT);
 CREATE INDEX IF NOT EXISTS hist_by_time ON hist (source, hour);
 """
 DB_NAME = "drift.sqlite"
@@ -244,6 +246,20 @@ class DriftStore:
         args: tuple = (since, until) + ((source,) if source else ())
         rows = self.db.execute(query + " ORDER BY at", args)
         return [{"at": at, "source": s, "kind": k, **json.loads(d)} for at, s, k, d in rows]
+
+    def pending_rebaseline(self, source: str) -> dict[str, Any] | None:
+        """A new reference asked for (a model activation): built from the days after ``after_day``."""
+        row = self.db.execute("SELECT after_day, requested_at, by, reason FROM rebaseline WHERE source=?",
+                              (source,)).fetchone()
+        return None if row is None else dict(zip(("after_day", "requested_at", "by", "reason"), row))
+
+    def set_rebaseline(self, source: str, after_day: int, at: float, by: str, reason: str) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO rebaseline VALUES (?, ?, ?, ?, ?)", (source, after_day, at, by, reason))
+
+    def clear_rebaseline(self, source: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM rebaseline WHERE source=?", (source,))
 
     def spot(self, source: str) -> dict[str, Any]:
         row = self.db.execute("SELECT raised, raised_at, acked_at, acked_by FROM spot WHERE source=?", (source,)).fetchone()

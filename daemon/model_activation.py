@@ -1,0 +1,124 @@
+"""Activating a model: the recall gate on the control set, the active selection, the audit trail, drift.
+
+The gate is the evaluation of ``veil eval`` (pipeline/evaluate.py), run on the control set once with the
+model serving the task now and once with the candidate, everything else as in the default profile. A
+candidate whose mask recall is lower is refused unless forced; refusals and forced activations are audited
+like any other activation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.engine import Engine
+from pipeline.evaluate import evaluate
+from pipeline.params import Params, RuntimeParams
+
+from daemon import log
+from daemon.audit import AuditLog
+from daemon.model_registry import TASK_FIELDS, RegisteredModel, Registry
+
+_log = log.get("veil.models")
+
+
+class ActivationRefused(Exception):
+    """The candidate may not be activated (lower recall, no control set); nothing was changed."""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    task: str
+    active: RegisteredModel
+    candidate: RegisteredModel
+    active_recall: float | None  # mask recall on the control set; None: not measured (forced, no set)
+    candidate_recall: float | None
+    images: int
+    ground_truth: int
+
+    @property
+    def passed(self) -> bool:
+        return (self.active_recall is not None and self.candidate_recall is not None
+                and self.candidate_recall >= self.active_recall)
+
+
+def mask_recall(model: RegisteredModel, task: str, control_set: Path, params: Params, registry: Registry,
+                runtime: RuntimeParams) -> tuple[float, int, int]:
+    """Mask recall of ``task`` on the control set with ``model`` serving it: (recall, images, boxes)."""
+    gt, images = control_set / "annotations.json", control_set / "images"
+    if not gt.is_file() or not images.is_dir():
+        raise ActivationRefused(f"control set {control_set} needs annotations.json and images/")
+    detector = params.detector.model_copy(update={"classes": (task,), TASK_FIELDS[task]: model.spec(registry.model_dir)})
+    trial = params.model_copy(update={"detector": detector})
+    report = evaluate(gt, images, trial, Engine.load(detector, runtime))
+    result = next((c for c in report.classes if c.object_class == task), None)
+    if result is None or result.ground_truth == 0:
+        raise ActivationRefused(f"control set {control_set} has no {task} boxes to measure {task} models on")
+    return result.mask_recall, report.images, result.ground_truth
+
+
+def gate(registry: Registry, candidate: RegisteredModel, task: str, control_set: Path, params: Params,
+         runtime: RuntimeParams) -> GateResult:
+    active = registry.active(task)
+    active_recall, images, boxes = mask_recall(active, task, control_set, params, registry, runtime)
+    candidate_recall, _, _ = mask_recall(candidate, task, control_set, params, registry, runtime)
+    return GateResult(task, active, candidate, active_recall, candidate_recall, images, boxes)
+
+
+def unmeasured(registry: Registry, candidate: RegisteredModel, task: str) -> GateResult:
+    """A forced activation without a control set: recorded as not measured."""
+    return GateResult(task, registry.active(task), candidate, None, None, 0, 0)
+
+
+def activate(registry: Registry, result: GateResult, *, force: bool, reason: str | None, actor: str,
+             audit: AuditLog, drift_store_dir: Path | None, control_set: Path | None) -> None:
+    """Write the active selection if the gate passed (or ``force``); audit either way; re-baseline drift."""
+    detail = {
+        "task": result.task,
+        "active": {"name": result.active.name, "sha256": result.active.sha256},
+        "candidate": {"name": result.candidate.name, "sha256": result.candidate.sha256},
+        "active_mask_recall": result.active_recall, "candidate_mask_recall": result.candidate_recall,
+        "control_set": str(control_set) if control_set else None, "control_images": result.images,
+        "control_boxes": result.ground_truth, "gate": _verdict(result), "forced": force, "reason": reason,
+    }
+    if not result.passed and not force:
+        audit.append("model.activate_refused", actor=actor, **detail)
+        _log.warning("model_activation_refused", task=result.task, candidate=result.candidate.name)
+        raise ActivationRefused(
+            f"{result.candidate.name} has mask recall {_pct(result.candidate_recall)} on the control set, "
+            f"below {result.active.name}'s {_pct(result.active_recall)}: not activated (--force --reason to override)")
+    registry.set_active(result.task, result.candidate)
+    audit.append("model.activate", actor=actor, **detail)
+    _log.info("model_activated", task=result.task, model=result.candidate.name, forced=detail["forced"])
+    if drift_store_dir is not None and result.candidate.sha256 != result.active.sha256:
+        schedule_drift_rebaseline(drift_store_dir, audit, actor, result)
+
+
+def schedule_drift_rebaseline(store_dir: Path, audit: AuditLog, actor: str, result: GateResult) -> list[str]:
+    """Every drift source gets a new detector reference, built from the days after this activation."""
+    from daemon.drift.monitor import DriftMonitor
+    from daemon.drift.store import DB_NAME, DriftStore
+
+    if not (store_dir / DB_NAME).exists():
+        return []  # no drift data yet: the first reference will be learnt from the new model's output
+    store = DriftStore(store_dir / DB_NAME, instance="cli")
+    try:
+        monitor = DriftMonitor(store, audit=audit)
+        reason = json.dumps({"task": result.task, "model": result.candidate.name})
+        sources = store.sources()
+        for source in sources:
+            monitor.schedule_rebaseline(source, by=actor, reason=reason)
+        return sources
+    finally:
+        store.close()
+
+
+def _verdict(result: GateResult) -> str:
+    if result.candidate_recall is None:
+        return "not measured"
+    return "passed" if result.passed else "failed"
+
+
+def _pct(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.2%}"
