@@ -137,3 +137,19 @@ def test_the_service_passes_the_folder_zones_to_each_job_and_audits_them(tmp_pat
         service.stop_internals(5)
     log = zones_audit_log(service.settings)
     assert [(f, n) for f, n, _ in _events(log)] == [("default", 1), ("default", 2)]
+
+
+def test_the_readme_example_loads_and_matches_its_sidecar_listing(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Camera zones\n", 1)[1].split("\n## ", 1)[0]
+    toml_block = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    json_block = section.split("```json\n", 1)[1].split("```", 1)[0]
+    config = tmp_path / "veil.toml"
+    config.write_text(toml_block)
+    edits = zone_edits(load_settings(config).folders[0])
+    listed = json.loads("{" + json_block + "}")["edits"]
+    assert [(e["kind"], e["origin"], e["polygon"]) for e in edits.summary()] == [
+        (e["kind"], e["origin"], e["polygon"]) for e in listed]
+    config.write_text(toml_block.replace("allow_ignore_zones = true", ""))
+    with pytest.raises(ConfigError, match="allow_ignore_zones"):
+        load_settings(config)
