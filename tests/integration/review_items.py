@@ -18,11 +18,12 @@ from pipeline.qc import SIDECAR_SUFFIX
 from pipeline.run import process_file
 
 
-def settings_for(root: Path, **folder: object) -> Settings:
-    """One folder under ``root`` (ingest, output and siblings), the default profile, state in ``root/state``."""
+def settings_for(root: Path, params: Params | None = None, **folder: object) -> Settings:
+    """One folder under ``root`` (ingest, output and siblings) with ``params`` as its profile, state in ``root/state``."""
+    profiles = {"default": (params or Params()).model_dump(mode="json")}
     return load_settings(None, folders=[{"name": "cams", "ingest": root / "ingest", "output": root / "output", **folder}],
-                         service={"instance": "test", "state_dir": root / "state"},
-                         drift={"enabled": False, "store_dir": root / "state"})
+                         service={"instance": "test", "state_dir": root / "state"}, profiles=profiles,
+                         drift={"enabled": False, "store_dir": root / "state"}, watch={"settle_s": 0})
 
 
 def textured_image(path: Path, size=(320, 240), seed: int = 1) -> Path:
