@@ -129,7 +129,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Content-Security-Policy", CSP)
         self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
+        self.send_header("Referrer-Policy", "same-origin")  # "no-referrer" would make Origin "null"
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Frame-Options", "DENY")
         for key, value in (headers or {}).items():
@@ -213,15 +213,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         url = urlsplit(self.path)
+        try:
+            body = self._body()  # read first: an unread body would be taken for the next request
+        except ValueError as exc:
+            self.close_connection = True
+            return self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(exc))
         if not self._host_ok():
             return self._error(HTTPStatus.MISDIRECTED_REQUEST, "unexpected Host")
         origin = self.headers.get("Origin")
         if origin is not None and urlsplit(origin).hostname not in ("127.0.0.1", "localhost", "::1"):
             return self._error(HTTPStatus.FORBIDDEN, "cross-origin request")
-        try:
-            body = self._body()
-        except ValueError as exc:
-            return self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(exc))
         if url.path == "/login":
             return self._login(body)
         if not self._authorised():
