@@ -1,10 +1,14 @@
-"""Run with a deface venv's python: the exact pixels deface 1.5.0 masks, by deface's own code, per image.
+"""Run with a deface venv's python: the exact pixels deface 1.5.0 masks, by deface's own code.
 
     deface-venv/bin/python bench/deface_regions.py IMAGES_DIR MASKS_DIR
+    deface-venv/bin/python bench/deface_regions.py --video CLIP MASKS.npz
 
-deface writes no sidecar, so this repeats what its CLI does for an image with default settings (threshold
-0.2, mask scale 1.3, ellipse, backend auto): the same reader, detector, box scaling, clipping and ellipse,
-and writes the footprint as MASKS_DIR/NAME.png (255 = masked). It imports deface and runs in its venv only.
+deface writes no sidecar, so this repeats what its CLI does with default settings (threshold 0.2, mask scale
+1.3, ellipse, backend auto): the same reader, detector, box scaling, clipping and ellipse. For images it
+writes the footprint as MASKS_DIR/NAME.png (255 = masked). For a video it reads the frames as deface's
+video_detect does (imageio's ffmpeg reader, every frame) and writes MASKS.npz: ``masks``, the per-frame
+footprints as bits packed along the rows (np.packbits(axis=-1)), and ``shape`` (frames, height, width).
+It imports deface and runs in its venv only.
 """
 
 import sys
@@ -35,7 +39,23 @@ def footprint(frame: np.ndarray, dets: np.ndarray) -> np.ndarray:
     return mask
 
 
+def video_masks(clip: Path, out: Path, centerface: CenterFace) -> None:
+    reader = iio.get_reader(str(clip))  # deface.video_detect's reader, without an fps option
+    packed = []
+    try:
+        for frame in reader.iter_data():
+            dets, _ = centerface(frame, threshold=THRESHOLD)
+            packed.append(np.packbits(footprint(frame, dets) > 0, axis=-1))
+            height, width = frame.shape[:2]
+    finally:
+        reader.close()
+    np.savez_compressed(out, masks=np.stack(packed), shape=np.array([len(packed), height, width]))
+
+
 def main() -> int:
+    if sys.argv[1] == "--video":
+        video_masks(Path(sys.argv[2]), Path(sys.argv[3]), CenterFace(in_shape=None, backend="auto"))
+        return 0
     images, masks = Path(sys.argv[1]), Path(sys.argv[2])
     masks.mkdir(parents=True, exist_ok=True)
     centerface = CenterFace(in_shape=None, backend="auto")

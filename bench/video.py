@@ -1,30 +1,42 @@
-"""Video benchmark: Veil's video throughput at 720p and 1080p, next to deface 1.5.0 on the same clips.
+"""Video benchmark: Veil's frames/s at 720p and 1080p against deface 1.5.0 and the transcode floor, same run.
 
-    .venv/bin/python bench/video.py [--frames 60] [--quick]
+    .venv/bin/python bench/video.py [--quick] [--frames 60] [--deface ort|plain] [--4k]
+                                    [--set video.detect_stride=3[,KEY=VALUE...]] [--params FILE.toml]
 
-1. Renders two moving-camera clips (1280x720 and 1920x1080, 30 fps, H.264) from an annotated photo of
-   ../shared/eval with the evaluation's camera (pan, zoom, shake, shutter blur), plus a one-frame clip of
-   each size for start-up.
-2. Veil runs in this process with the engine loaded and warmed up beforehand: ``process_video`` on each clip
-   (decode, detect, track, plan, mask, encode, audio remux, companion), wall and CPU time. Variants: the
-   default (faces and plates, every frame), faces only (the job deface does), and faces and plates with
-   detection stride 3.
-3. deface runs as its command line, in its own venv (bench/anchor.py): on the clip and on the one-frame clip;
-   its steady-state rate is (frames - 1) / (time(clip) - time(one frame)), so its start-up is not counted
-   against it either. deface does no tracking and no plates: it is a speed reference only.
+1. Clips, per size (1280x720, 1920x1080; 30 fps H.264), rendered with the moving-camera evaluation
+   (pipeline/video_eval.py render_clip: pan, zoom, roll, shake, shutter blur; exact per-frame ground truth):
+   one from a labelled face photo (rbnr_faces) and one from a labelled plate photo (openalpr_endtoend), so
+   faces and plates are both in view across the pair, plus a one-frame clip for start-up. Cached under
+   bench/.work/video/clips/.
+2. Every variant runs as a child process on both clips of a size, and again on the one-frame clip; the
+   parent reaps it with os.wait4 (wall, CPU s, peak RSS). Start-up (interpreter, imports, model load, first
+   inference) is subtracted the same way for all: steady fps = (frames - 1) / (t(clips) - t(one frame)).
+   - veil faces+plates: ``process_video`` with default ``Params()`` (what the service does);
+   - veil faces only: ``DetectorParams(classes=("face",))``;
+   - extra Veil variants from ``--set`` / ``--params`` (each over the defaults; full runs add stride 3);
+   - deface 1.5.0, its CLI with default settings (faces only), in its own venv (bench/anchor.py);
+   - floor: ``pipeline.media.video.transcode`` with an identity stage: the same PyAV decode, RGB frames and
+     libx264 encode at ``VideoParams()``'s preset/crf/pix_fmt, without detection or masking.
+3. Mask recall on the clips' ground truth: a ground-truth box counts as masked on a frame when >= 90% of
+   its pixels are masked (video_eval.COVERED). Veil: from its boxes companion by ``score_clip``. deface:
+   bench/deface_regions.py re-runs deface's own reader, detector and ellipse on every frame in its venv
+   (untimed), and the masks are scored by the same loop (cross-checked against ``score_clip`` on Veil).
 
-It prints a table and ratios measured in this run, and asserts nothing. Other work on the machine shifts
-absolute numbers; the ratios of one run are the figures to read.
+It asserts nothing; other load on the machine moves absolute numbers, so read the ratios of one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
+import re
+import shutil
 import subprocess
 import sys
 import time
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,118 +45,406 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import anchor  # noqa: E402  (bench/ is a folder of scripts, not a package)
 
-from pipeline.engine import Engine  # noqa: E402
-from pipeline.params import DetectorParams, Params, RuntimeParams, VideoParams  # noqa: E402
-from pipeline.records import ObjectClass  # noqa: E402
-from pipeline.video import process_video  # noqa: E402
-from pipeline.video_eval import Motion, load_specs, render_clip  # noqa: E402
+import numpy as np  # noqa: E402
+
+from pipeline.mask import coverage, pixel_bounds  # noqa: E402
+from pipeline.params import DetectorParams, Params, VideoParams  # noqa: E402
+from pipeline.records import MaskRegion, ObjectClass  # noqa: E402
+from pipeline.video_eval import COVERED, GroundTruth, Motion, load_specs, render_clip, score_clip  # noqa: E402
+from pipeline.video_qc import read_boxes  # noqa: E402
 
 EVAL_ROOT = REPO / ".." / "shared" / "eval"
 WORK = anchor.WORK / "video"
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
-PHOTO = ("rbnr_faces", 0)  # the first rbnr photo with at least MIN_FACES labelled faces
-MIN_FACES = 2
+SIZE_4K = (3840, 2160)
+# (evaluation set, class, index among its photos that pass the filter, minimum objects in the photo)
+PHOTOS = {
+    ObjectClass.FACE: ("rbnr_faces", 0, 2),
+    ObjectClass.LICENSE_PLATE: ("openalpr_endtoend", 0, 1),
+}
+SEED = 3
+MOTION = Motion(crf=20)  # a little cleaner than the evaluation's default, closer to camera footage
+FLOOR = "floor (transcode)"
+DEFACE_REGIONS = Path(__file__).resolve().parent / "deface_regions.py"
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    truth: Path  # GroundTruth JSON
+    object_class: ObjectClass  # the class its ground truth labels
+    frames: int
 
 
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+@dataclass(frozen=True)
+class SizeClips:
+    label: str
+    clips: tuple[Clip, ...]
+    single: Path  # one frame, for start-up
+
+    @property
+    def frames(self) -> int:
+        return sum(c.frames for c in self.clips)
 
 
-def make_clips(frames: int) -> dict[str, tuple[Path, Path]]:
-    """Per size: (the clip, a one-frame clip of the same size)."""
-    specs = [s for s in load_specs(EVAL_ROOT / PHOTO[0], (ObjectClass.FACE,)) if len(s.boxes) >= MIN_FACES]
-    spec = specs[PHOTO[1]]
-    clips = {}
-    for label, size in SIZES.items():
+@dataclass(frozen=True)
+class Timing:
+    wall: float
+    cpu: float
+    peak_rss_mb: float
+
+
+@dataclass(frozen=True)
+class Row:
+    size: str
+    variant: str
+    frames: int
+    clips: Timing
+    single: Timing
+
+    @property
+    def wall_fps(self) -> float:
+        return self.frames / self.clips.wall
+
+    @property
+    def steady_fps(self) -> float:
+        return (self.frames - 1) / max(self.clips.wall - self.single.wall, 1e-6)
+
+    @property
+    def cpu_fps(self) -> float:
+        """Frames per CPU second, start-up subtracted the same way: less moved by other load on the machine."""
+        return (self.frames - 1) / max(self.clips.cpu - self.single.cpu, 1e-6)
+
+
+@dataclass(frozen=True)
+class Recall:
+    """Per class: (masked box-frames, box-frames), and the longest unmasked run of any object (frames)."""
+
+    face: tuple[int, int] | None
+    plate: tuple[int, int] | None
+    longest_run: int
+
+
+# ---- clips -------------------------------------------------------------------------------------------
+
+
+def _render(object_class: ObjectClass, size: tuple[int, int], frames: int, folder: Path) -> Clip:
+    set_name, index, min_objects = PHOTOS[object_class]
+    specs = [s for s in load_specs(EVAL_ROOT / set_name, (object_class,)) if len(s.boxes) >= min_objects]
+    spec = specs[index]
+    clip = folder / f"{spec.name}-{frames}.mp4"
+    truth = clip.with_suffix(".truth.json")
+    if not (clip.exists() and truth.exists()):
+        render_clip(spec, clip, size=size, frames=frames, seed=SEED, motion=MOTION).save(truth)
+    return Clip(clip, truth, object_class, frames)
+
+
+def make_clips(sizes: dict[str, tuple[int, int]], frames: int, classes=tuple(PHOTOS)) -> list[SizeClips]:
+    result = []
+    for label, size in sizes.items():
         folder = WORK / "clips" / label
         folder.mkdir(parents=True, exist_ok=True)
-        clip, single = folder / f"clip{frames}.mp4", folder / "single.mp4"
-        if not clip.exists():
-            render_clip(spec, clip, size=size, frames=frames, seed=3, motion=Motion(crf=20))
-        if not single.exists():
-            render_clip(spec, single, size=size, frames=1, seed=3, motion=Motion(crf=20))
-        clips[label] = (clip, single)
-    print(f"clips: {frames} frames of {spec.photo.name} ({len(spec.boxes)} labelled faces), "
-          f"rendered with the evaluation camera", flush=True)
-    return clips
+        clips = tuple(_render(c, size, frames, folder) for c in classes)
+        single = _render(classes[0], size, 1, folder).path
+        result.append(SizeClips(label, clips, single))
+    return result
 
 
-def run_veil(clip: Path, params: Params, engine: Engine, out: Path) -> tuple[float, float, int]:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in out.parent.glob(out.name + "*"):
-        leftover.unlink()
-    wall, cpu = time.perf_counter(), cpu_seconds()
-    report = process_video(clip, out, params, engine, name=clip.name)
-    wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
-    if report.disposition == "failed":
-        raise SystemExit(f"veil failed on {clip}: {report.error}")
-    return wall, cpu, report.video["frames_written"]
+# ---- child processes ---------------------------------------------------------------------------------
 
 
-def run_deface(deface: anchor.Deface, clip: Path, out: Path) -> tuple[float, float]:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.unlink(missing_ok=True)
-    cpu = children_cpu_seconds()
-    wall = time.perf_counter()
-    subprocess.run([str(deface.executable), str(clip), "-o", str(out)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - wall, children_cpu_seconds() - cpu
+def measured(command: list[str], **kwargs) -> Timing:
+    """Run ``command`` to completion; wall time, CPU time and peak RSS of its process tree (os.wait4)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+    stderr = proc.stderr.read()  # drained while it runs, so a chatty child cannot block on a full pipe
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:3])} ... failed ({proc.returncode}):\n{stderr.decode(errors='replace')[-3000:]}")
+    return Timing(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def run_child(kind: str, params: Params, clips: list[Path], out: Path) -> Timing:
+    """This script in ``_child`` mode: Veil (``kind`` "veil") or the floor ("transcode") on ``clips``."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    job = out / "job.json"
+    job.write_text(json.dumps({"kind": kind, "params": params.model_dump(mode="json"),
+                               "clips": [str(c) for c in clips], "out": str(out)}))
+    return measured([sys.executable, str(Path(__file__).resolve()), "_child", str(job)])
+
+
+def child_main(job_file: Path) -> int:
+    """The measured process: imports and model load count as start-up, as in ``veil process``."""
+    job = json.loads(job_file.read_text())
+    params = Params.model_validate(job["params"])
+    out = Path(job["out"])
+    if job["kind"] == "transcode":
+        from pipeline.media.video import probe_video, transcode
+
+        for clip in map(Path, job["clips"]):
+            transcode(clip, out / clip.name, probe_video(clip), params.video, lambda f: [] if f is None else [f])
+        return 0
+    from pipeline.engine import Engine
+    from pipeline.params import RuntimeParams
+    from pipeline.video import process_video
+
+    engine = Engine.load(params.detector, RuntimeParams())
+    for clip in map(Path, job["clips"]):
+        report = process_video(clip, out / clip.name, params, engine, name=clip.name)
+        if report.disposition == "failed":
+            print(f"{clip}: {report.error}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def run_deface(deface: anchor.Deface, clips: list[Path], out: Path) -> Timing:
+    """deface's CLI, default settings, on links to ``clips`` (it writes NAME_anonymized.mp4 beside each)."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    links = []
+    for clip in clips:
+        (out / clip.name).symlink_to(clip.resolve())
+        links.append(str(out / clip.name))
+    timing = measured([str(deface.executable), *links])
+    missing = [link for link in links if not anchor.output_for(Path(link)).exists()]
+    if missing:  # deface skips a file it cannot open with a message and exit status 0
+        raise SystemExit(f"deface wrote no output for {', '.join(missing)}")
+    return timing
+
+
+# ---- recall ------------------------------------------------------------------------------------------
+
+
+def score_masks(truth: GroundTruth, masks, object_class: ObjectClass) -> tuple[int, int, int]:
+    """(masked box-frames, box-frames, longest unmasked run) from per-frame boolean masks; the same rule
+    as video_eval.score_clip (>= COVERED of a box's pixels; a run ends when the object leaves the view)."""
+    masked = total = longest = 0
+    runs: dict[int, int] = {}
+    frames = 0
+    for gt, covered in zip(truth.frames, masks):
+        frames += 1
+        present = set()
+        for object_id, cls, box in zip(gt["ids"], gt["classes"], gt["boxes"]):
+            if cls != int(object_class):
+                continue
+            present.add(object_id)
+            x0, y0, x1, y1 = pixel_bounds(box, covered.shape)
+            share = covered[y0:y1, x0:x1].mean() if x1 > x0 and y1 > y0 else 1.0
+            total += 1
+            if share >= COVERED:
+                masked += 1
+                runs[object_id] = 0
+            else:
+                runs[object_id] = runs.get(object_id, 0) + 1
+            longest = max(longest, runs[object_id])
+        for object_id in [o for o in runs if o not in present]:
+            runs[object_id] = 0
+    if frames != len(truth.frames):
+        raise SystemExit(f"{frames} masked frames for {len(truth.frames)} frames of ground truth")
+    return masked, total, longest
+
+
+def veil_coverage(boxes_file: Path, params: Params):
+    records = read_boxes(boxes_file)
+    header = next(records)
+    shape = (header["height"], header["width"])
+    for record in records:
+        regions = [MaskRegion(tuple(r[:4]), ObjectClass(r[4]), r[5], r[7]) for r in record["mask"]]
+        yield coverage(shape, regions, params.mask)
+
+
+def veil_recall(clips: tuple[Clip, ...], out: Path, params: Params) -> Recall:
+    from pipeline.video import companion_name
+
+    found: dict[ObjectClass, tuple[int, int]] = {}
+    longest = 0
+    for clip in clips:
+        if clip.object_class.label not in params.detector.classes:
+            continue
+        output = out / clip.path.name
+        boxes = output.with_name(companion_name(output))
+        truth = GroundTruth.load(clip.truth)
+        result = score_clip(clip.path.stem, truth, boxes, params.mask, (clip.object_class,))
+        again = score_masks(truth, veil_coverage(boxes, params), clip.object_class)
+        if again[:2] != (result.masked_box_frames, result.box_frames):
+            raise SystemExit(f"score_masks {again[:2]} disagrees with score_clip "
+                             f"{(result.masked_box_frames, result.box_frames)} on {clip.path.name}")
+        found[clip.object_class] = (result.masked_box_frames, result.box_frames)
+        longest = max(longest, max(result.longest_unmasked_run.values(), default=0))
+    return Recall(found.get(ObjectClass.FACE), found.get(ObjectClass.LICENSE_PLATE), longest)
+
+
+def deface_recall(deface: anchor.Deface, clips: tuple[Clip, ...], out: Path) -> Recall:
+    """deface's exact masks (its own code, re-run in its venv) on the face clip."""
+    for clip in clips:
+        if clip.object_class != ObjectClass.FACE:
+            continue
+        masks_file = out / f"{clip.path.stem}.deface-masks.npz"
+        subprocess.run([str(deface.venv / "bin" / "python"), str(DEFACE_REGIONS), "--video", str(clip.path), str(masks_file)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        data = np.load(masks_file)
+        _, height, width = data["shape"]
+        masks = (np.unpackbits(m, axis=-1, count=width).astype(bool) for m in data["masks"])
+        masked, total, longest = score_masks(GroundTruth.load(clip.truth), masks, ObjectClass.FACE)
+        return Recall((masked, total), None, longest)
+    return Recall(None, None, 0)
+
+
+# ---- variants ----------------------------------------------------------------------------------------
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # a bare word: a string setting such as video.preset=veryfast
+
+
+def overridden(base: Params, overrides: dict) -> Params:
+    """``base`` with nested ``overrides`` merged in, validated as the service validates a profile."""
+    def merge(into: dict, new: dict) -> dict:
+        for key, value in new.items():
+            into[key] = merge(dict(into[key]), value) if isinstance(value, dict) and isinstance(into.get(key), dict) else value
+        return into
+
+    return Params.model_validate(merge(base.model_dump(), overrides))
+
+
+def parse_set(text: str) -> dict:
+    """"video.detect_stride=3,detector.classes=[\"face\"]" -> {"video": {"detect_stride": 3}, ...}."""
+    overrides: dict = {}
+    for item in filter(None, (part.strip() for part in re.split(r",(?![^\[]*\])", text))):  # not inside [...]
+        key, _, value = item.partition("=")
+        *parents, leaf = key.strip().split(".")
+        node = overrides
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = _value(value.strip())
+    return overrides
+
+
+def variants(args: argparse.Namespace) -> dict[str, Params]:
+    chosen = {
+        "veil faces+plates": Params(),
+        "veil faces only": Params(detector=DetectorParams(classes=("face",))),
+    }
+    if not args.quick:
+        chosen["veil f+p stride 3"] = Params(video=VideoParams(detect_stride=3))
+    for text in args.set:
+        chosen[f"veil {text}"] = overridden(Params(), parse_set(text))
+    for path in args.params:
+        with open(path, "rb") as handle:
+            chosen[f"veil {Path(path).name}"] = overridden(Params(), tomllib.load(handle))
+    return chosen
+
+
+# ---- report ------------------------------------------------------------------------------------------
+
+
+def load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def print_row(row: Row) -> None:
+    print(f"{row.size:6} {row.variant:30} {row.frames:5} {row.clips.wall:8.1f} {row.wall_fps:8.2f} {row.steady_fps:8.2f} "
+          f"{row.clips.cpu:8.1f} {row.cpu_fps:8.2f} {row.clips.peak_rss_mb:8.0f} {row.single.wall:8.1f}", flush=True)
+
+
+def share(found: tuple[int, int] | None) -> str:
+    return f"{found[0] / found[1]:8.2%} {found[0]:5}/{found[1]:<5}" if found else f"{'-':>8} {'':11}"
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["_child"]:
+        return child_main(Path(sys.argv[2]))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--quick", action="store_true", help="20 frames, no stride variant")
+    parser.add_argument("--frames", type=int, default=60, help="frames per clip (default 60)")
+    parser.add_argument("--quick", action="store_true", help="20 frames, no stride-3 variant")
     parser.add_argument("--deface", choices=sorted(anchor.VARIANTS), default="ort",
                         help="deface variant: 'ort' (onnxruntime, as Veil) or 'plain' (OpenCV DNN)")
+    parser.add_argument("--sizes", default=",".join(SIZES), help="comma-separated, of 720p,1080p ('' with --4k: 4K only)")
+    parser.add_argument("--4k", dest="uhd", action="store_true", help="also Veil faces+plates on a 3840x2160 clip")
+    parser.add_argument("--uhd-frames", type=int, default=10, help="frames of the 4K clip (default 10)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="an extra Veil variant: these Params overrides on the defaults (repeatable)")
+    parser.add_argument("--params", action="append", default=[], metavar="FILE.toml",
+                        help="an extra Veil variant: a Params table ([detector], [video], ...) over the defaults")
     args = parser.parse_args()
     frames = 20 if args.quick else args.frames
     if not (EVAL_ROOT / "README.md").exists():
         print(f"bench/video.py: needs the evaluation data at {EVAL_ROOT}", file=sys.stderr)
         return 2
 
-    clips = make_clips(frames)
+    chosen = variants(args)
+    video = VideoParams()
     deface = anchor.ensure_deface(args.deface)
+    sizes = make_clips({k: v for k, v in SIZES.items() if k in args.sizes.split(",")}, frames)
+    print(f"clips per size: {', '.join(PHOTOS[c][0] for c in PHOTOS)} photos ({frames} frames each, moving camera); "
+          f"machine: {os.cpu_count()} cores, load {load()}")
     print(f"deface: {deface.packages()}")
-    print(f"machine: {os.cpu_count()} cores; veil: onnxruntime CPU, default threads\n", flush=True)
+    print(f"floor: pipeline.media.video.transcode with an identity stage (PyAV decode, RGB, {video.codec} "
+          f"preset={video.preset} crf={video.crf} pix_fmt={video.pix_fmt})\n")
+    print(f"{'size':6} {'variant':30} {'frames':>5} {'wall s':>8} {'fps':>8} {'steady':>8} {'cpu s':>8} {'fps/cpu':>8} {'RSS MB':>8} {'start s':>8}")
 
-    variants = {
-        "veil faces+plates": Params(),
-        "veil faces only": Params(detector=DetectorParams(classes=("face",))),
-    }
-    if not args.quick:
-        variants["veil faces+plates stride 3"] = Params(video=VideoParams(detect_stride=3))
-    engines = {}
-    for params in variants.values():
-        key = params.detector.classes
-        if key not in engines:
-            engines[key] = Engine.load(params.detector, RuntimeParams())
-            engines[key].warm_up()
+    rows: list[Row] = []
+    recalls: dict[tuple[str, str], Recall] = {}
+    runs = WORK / "runs"
+    for size in sizes:
+        paths = [c.path for c in size.clips]
+        for name, params in chosen.items():
+            folder = runs / size.label / name.replace(" ", "_").replace("/", "_")
+            whole = run_child("veil", params, paths, folder)
+            recalls[size.label, name] = veil_recall(size.clips, folder, params)
+            single = run_child("veil", params, [size.single], folder.with_name(folder.name + "-single"))
+            rows.append(Row(size.label, name, size.frames, whole, single))
+            print_row(rows[-1])
+        label = f"deface {anchor.DEFACE_VERSION} ({args.deface})"
+        folder = runs / size.label / "deface"
+        whole = run_deface(deface, paths, folder)
+        single = run_deface(deface, [size.single], folder.with_name("deface-single"))
+        rows.append(Row(size.label, label, size.frames, whole, single))
+        print_row(rows[-1])
+        recalls[size.label, label] = deface_recall(deface, size.clips, folder)
+        folder = runs / size.label / "floor"
+        whole = run_child("transcode", Params(), paths, folder)
+        single = run_child("transcode", Params(), [size.single], folder.with_name("floor-single"))
+        rows.append(Row(size.label, FLOOR, size.frames, whole, single))
+        print_row(rows[-1])
 
-    rows = []
-    for label, (clip, single) in clips.items():
-        for name, params in variants.items():
-            wall, cpu, written = run_veil(clip, params, engines[params.detector.classes], WORK / "out" / label / name.replace(" ", "_") / clip.name)
-            rows.append((label, name, written, wall, cpu, written / wall))
-            print(f"{label:6} {name:28} {written:4} frames {wall:7.1f} s wall {cpu:7.1f} s cpu {written / wall:6.2f} fps", flush=True)
-        whole, whole_cpu = run_deface(deface, clip, WORK / "out" / label / "deface" / clip.name)
-        start, _ = run_deface(deface, single, WORK / "out" / label / "deface" / single.name)
-        steady = (frames - 1) / max(whole - start, 1e-6)
-        rows.append((label, f"deface ({args.deface})", frames, whole, whole_cpu, steady))
-        print(f"{label:6} {'deface (' + args.deface + ')':28} {frames:4} frames {whole:7.1f} s wall {whole_cpu:7.1f} s cpu "
-              f"{steady:6.2f} fps steady ({start:.1f} s for one frame, start-up included)", flush=True)
+    print("\nratios of steady frames/s (of frames per CPU second), same run (>1: Veil is faster):")
+    for size in sizes:
+        mine = [r for r in rows if r.size == size.label]
+        deface_row = next(r for r in mine if r.variant.startswith("deface"))
+        floor_row = next(r for r in mine if r.variant == FLOOR)
+        for row in (r for r in mine if r.variant.startswith("veil")):
+            print(f"  {size.label:6} {row.variant:30} {row.steady_fps / deface_row.steady_fps:6.2f} "
+                  f"({row.cpu_fps / deface_row.cpu_fps:5.2f}) x deface   {row.steady_fps / floor_row.steady_fps:6.2f} "
+                  f"({row.cpu_fps / floor_row.cpu_fps:5.2f}) x floor")
 
-    print("\nthroughput ratio against deface on the same clip (higher is faster):")
-    for label in clips:
-        base = next(r for r in rows if r[0] == label and r[1].startswith("deface"))[5]
-        for row in (r for r in rows if r[0] == label and not r[1].startswith("deface")):
-            print(f"  {label:6} {row[1]:28} {row[5]:6.2f} fps = {row[5] / base:5.2f} x deface ({base:.2f} fps)")
+    print(f"\nmask recall (box-frames >= {COVERED:.0%} masked; face clip for faces, plate clip for plates):")
+    print(f"{'size':6} {'variant':30} {'face recall':>20} {'plate recall':>20} {'longest unmasked run':>21}")
+    for (label, name), recall in recalls.items():
+        print(f"{label:6} {name:30} {share(recall.face):>20} {share(recall.plate):>20} {recall.longest_run:>14} frames")
+
+    if args.uhd:
+        uhd = make_clips({"4K": SIZE_4K}, args.uhd_frames, classes=(ObjectClass.FACE,))[0]
+        params = Params()
+        folder = runs / "4K" / "veil_faces+plates"
+        whole = run_child("veil", params, [c.path for c in uhd.clips], folder)
+        single = run_child("veil", params, [uhd.single], folder.with_name("single"))
+        row = Row("4K", "veil faces+plates", uhd.frames, whole, single)
+        recall = veil_recall(uhd.clips, folder, params)
+        bound = "within" if max(whole.peak_rss_mb, single.peak_rss_mb) < 1536 else "OVER"
+        print(f"\n4K (3840x2160, {uhd.frames} frames, face clip): veil faces+plates {row.wall_fps:.2f} fps wall, "
+              f"{row.steady_fps:.2f} steady, peak RSS {whole.peak_rss_mb:.0f} MB ({bound} the 1.5 GB bound), "
+              f"face recall {share(recall.face).split()[0]}")
+    print(f"\nload at the end: {load()}")
     return 0
 
 
