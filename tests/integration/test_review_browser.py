@@ -115,7 +115,7 @@ def test_a_reviewer_adds_a_box_on_an_image_and_a_range_on_a_video_and_approves(s
     # The image: a box by drag, then approve.
     page.click("a.item-link:text('yard.png')")
     page.wait_for_selector("body[data-ready=true]")
-    page.wait_for_function("document.getElementById('picture').complete && document.getElementById('picture').naturalWidth > 0")
+    page.wait_for_selector("body[data-shown='0']")
     drag_box(page, (0.25, 0.25, 0.5, 0.5))
     assert page.locator("#edits li").count() == 1
     page.fill("#reviewer", "alice")

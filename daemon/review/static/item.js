@@ -47,13 +47,15 @@ function strokeBox(box, color, dashed, label) {
   ctx.strokeStyle = color;
   ctx.strokeRect(x1 * W, y1 * H, (x2 - x1) * W, (y2 - y1) * H);
   if (label) {
+    const s = lineScale();
     ctx.setLineDash([]);
-    ctx.font = `${12 * lineScale()}px system-ui, sans-serif`;
-    const width = ctx.measureText(label).width + 6 * lineScale();
+    ctx.font = `${12 * s}px system-ui, sans-serif`;
+    const width = ctx.measureText(label).width + 6 * s;
+    const top = y1 * H >= 16 * s ? y1 * H - 16 * s : y1 * H;  // above the box, or inside it at the top edge
     ctx.fillStyle = color;
-    ctx.fillRect(x1 * W, y1 * H - 16 * lineScale(), width, 16 * lineScale());
+    ctx.fillRect(x1 * W, top, width, 16 * s);
     ctx.fillStyle = "#000";
-    ctx.fillText(label, x1 * W + 3 * lineScale(), y1 * H - 4 * lineScale());
+    ctx.fillText(label, x1 * W + 3 * s, top + 12 * s);
   }
 }
 
@@ -327,6 +329,15 @@ function followTrack() {
   addKeys(trackKeys, `region following track #${id}`);
 }
 
+// The picture as large as the column and the window allow (small pictures are enlarged: easier to outline).
+function fit() {
+  const column = document.querySelector(".viewer").clientWidth;
+  const room = window.innerHeight * 0.78;
+  const scale = Math.min(column / item.width, room / item.height, 4);
+  picture.style.width = `${Math.floor(item.width * scale)}px`;
+  draw();
+}
+
 // -- start --------------------------------------------------------------------------------------------------
 
 async function start() {
@@ -348,7 +359,7 @@ async function start() {
   document.getElementById("reviewer").value = localStorage.getItem("veil-reviewer") || "";
   canvas.width = item.width;
   canvas.height = item.height;
-  picture.addEventListener("load", draw);
+  picture.addEventListener("load", () => { document.body.dataset.shown = String(frame); fit(); });  // tests wait on it
   if (isVideo()) {
     const last = Math.max(0, (item.frames || 1) - 1);
     frameInput.max = String(last);
@@ -376,7 +387,7 @@ async function start() {
     picture.src = `/api/image?${query}`;
   }
   document.getElementById("approve").addEventListener("click", approveItem);
-  window.addEventListener("resize", draw);
+  window.addEventListener("resize", fit);
   document.body.dataset.ready = "true";
 }
 

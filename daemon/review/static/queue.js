@@ -26,7 +26,7 @@ async function load() {
     tag.className = `tag ${item.place}`;
     tag.textContent = item.place === "spotcheck" ? "spot check" : "review";
     cell(row, tag);
-    cell(row, item.media_type === "video" ? `video · ${item.frames} frames · ${item.tracks} tracks` : `image · ${item.detections} detections`);
+    cell(row, item.media_type === "video" ? `video · ${item.frames} frames · ${item.tracks} track(s)` : `image · ${item.detections} detection(s)`);
     const reasons = document.createElement("ul");
     for (const text of item.reasons.length ? item.reasons : ["(spot check: a sample of clean results)"]) {
       const li = document.createElement("li");
