@@ -355,21 +355,41 @@ def approve(folder: FolderSettings, params: Params, engine_for: Callable[[Params
     return Approved(name, "done", counts, deleted)
 
 
-def _publish(item: Item, folder: FolderSettings, staged: Path, report: QCReport) -> str:
-    """Place the result and its companions in output under the item's name, then the sidecar last.
+def _output_name(item: Item, folder: FolderSettings) -> str:
+    """The item's name in output, unless another input's result holds it: then the next deterministic
+    candidate (``<stem>.<8 hex of the original's sha256><suffix>``, as the service names a newcomer)."""
+    for candidate in candidate_names(item.name, item.id):
+        final = folder.output / candidate
+        sidecar = final.with_name(final.name + SIDECAR_SUFFIX)
+        if sidecar.exists():
+            try:
+                if QCReport.from_json(sidecar.read_bytes()).input.sha256 == item.id:
+                    return candidate  # this item's own earlier result (a spot check, a rework): replaced
+            except (OSError, ValueError):
+                pass
+            continue
+        if not os.path.lexists(final):
+            return candidate
+    raise ReworkError(f"no free output name for item {item.id[:12]}...")
 
-    An earlier result under that name (a spot check, or a rework of a clean result) is replaced: each file
-    is written whole under a temporary name and renamed over the old one, so readers never see half a file."""
-    final = folder.output / item.name
+
+def _publish(item: Item, folder: FolderSettings, staged: Path, report: QCReport) -> str:
+    """Place the result and its companions in output, then the sidecar last; returns the published name.
+
+    The item's own earlier result under that name (a spot check, or a rework of a clean result) is replaced:
+    each file is written whole under a temporary name and renamed over the old one, so readers never see
+    half a file. Another input's result is never touched."""
+    name = _output_name(item, folder)
+    final = folder.output / name
     final.parent.mkdir(parents=True, exist_ok=True)
-    for name in [staged.name, *report.companions]:
-        target = final.with_name(final.name + name[len(staged.name):]) if name.startswith(staged.name) else final.with_name(name)
-        _replace(staged.with_name(name), target)
-    companions = [final.name + n[len(staged.name):] if n.startswith(staged.name) else n for n in report.companions]
-    output = report.output.model_copy(update={"name": item.name}) if report.output else None
-    final_report = report.model_copy(update={"companions": companions, "output": output})
+    renamed = {n: final.name + n[len(staged.name):] if n.startswith(staged.name) else n for n in report.companions}
+    _replace(staged, final)
+    for old, new in renamed.items():
+        _replace(staged.with_name(old), final.with_name(new))
+    output = report.output.model_copy(update={"name": name}) if report.output else None
+    final_report = report.model_copy(update={"companions": list(renamed.values()), "output": output})
     write_atomic(final.with_name(final.name + SIDECAR_SUFFIX), final_report.to_json().encode())
-    return item.name
+    return name
 
 
 def _replace(src: Path, final: Path) -> None:

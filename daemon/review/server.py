@@ -50,6 +50,7 @@ class ReviewApp:
         self.engines = engines
         self.audit = audit
         self._frames: dict[tuple[str, str], FrameSource] = {}
+        self._items: dict[tuple[str, str], Item] = {}
         self._frames_lock = threading.Lock()
         self._approve_lock = threading.Lock()  # one re-render at a time: the CPU is shared with the service
 
@@ -67,10 +68,15 @@ class ReviewApp:
         return rows
 
     def item(self, folder_name: str, item_id: str) -> Item:
+        """The item, remembered while its sidecar stays (a scrubbed video asks for it once a frame)."""
         folder = self.folder(folder_name)
+        cached = self._items.get((folder_name, item_id))
+        if cached is not None and cached.sidecar.exists():
+            return cached
         for place in _PLACES:
             for item in items_in(folder, place):
                 if item.id == item_id:
+                    self._items[(folder_name, item_id)] = item
                     return item
         raise LookupError("no such item in review or spot checks")
 

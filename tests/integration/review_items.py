@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from daemon.outputs import candidate_names
 from daemon.settings import FolderSettings, Settings, load_settings
 from pipeline.params import Params
 from pipeline.qc import SIDECAR_SUFFIX
@@ -62,5 +63,8 @@ def put_in_review(folder: FolderSettings, src: Path, engine, params: Params = Pa
     report = report.model_copy(update={"disposition": "review",
                                        "review_reasons": report.review_reasons or ["test: put in review"]})
     (root / (name + SIDECAR_SUFFIX)).write_text(report.to_json())
-    shutil.copy2(src, folder.originals / name)
+    for candidate in candidate_names(name, report.input.sha256):  # archived as the service names it
+        if not (folder.originals / candidate).exists():
+            shutil.copy2(src, folder.originals / candidate)
+            break
     return report.input.sha256

@@ -139,3 +139,17 @@ def test_a_false_positive_is_unmasked_only_where_the_profile_allows_and_audited_
     assert len(marks) == 1 and marks[0]["unmasked"] is allowed and marks[0]["false_positives"] == 1
     sidecar = QCReport.from_json((folder.output / (photo.name + ".veil.json")).read_text())
     assert sum(e["kind"] == "suppress" for e in sidecar.edits) == (1 if allowed else 0)
+
+
+def test_another_inputs_result_under_the_same_name_is_never_replaced(tmp_path, face_engine):
+    folder = settings_for(tmp_path).folders[0]
+    other = put_in_review(folder, textured_image(tmp_path / "same.png", seed=4), face_engine, FACES, place="output")
+    item = put_in_review(folder, textured_image(tmp_path / "same.png", seed=3), face_engine, FACES)
+    assert other != item
+    kept = (folder.output / "same.png").read_bytes()
+    doc = parse_document(json.dumps({"id": item, "add": [{"box": [0.1, 0.1, 0.2, 0.2]}]}))
+    done = approve(folder, FACES, lambda params: face_engine, doc, audit=None, source="test")
+    assert done.name == f"same.{item[:8]}.png"
+    assert (folder.output / "same.png").read_bytes() == kept
+    report = QCReport.from_json((folder.output / f"same.{item[:8]}.png.veil.json").read_text())
+    assert report.input.sha256 == item and report.output.name == done.name
