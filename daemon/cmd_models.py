@@ -176,8 +176,10 @@ def _activate(args: argparse.Namespace) -> int:
     else:
         result = gate(registry, candidate, task, control_set, _profile(settings), runtime)
         print(f"control set {control_set}: {result.images} images, {result.ground_truth} {task} boxes")
-        print(f"  mask recall, active {result.active.name:<20} {result.active_recall:.4f}")
-        print(f"  mask recall, candidate {result.candidate.name:<17} {result.candidate_recall:.4f}")
+        print(f"  {'':<10} {'model':<24} {'mask recall':>11} {'masked outside ground truth':>28}")
+        for role, model, measured in (("active", result.active, result.active_measured),
+                                      ("candidate", result.candidate, result.candidate_measured)):
+            print(f"  {role:<10} {model.name:<24} {measured.mask_recall:>11.4f} {measured.outside_gt:>28.2%}")
     drift_dir = settings.drift.resolved_store_dir(settings.service) if settings else audit_path(None).parent
     activate(registry, result, force=args.force, reason=args.reason, actor=getpass.getuser(),
              audit=AuditLog(audit_path(settings)), drift_store_dir=drift_dir, control_set=control_set)

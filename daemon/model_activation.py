@@ -28,14 +28,38 @@ class ActivationRefused(Exception):
 
 
 @dataclass(frozen=True)
+class Measured:
+    """One model on the control set: the gate's number, and the cost side for the operator to judge."""
+
+    mask_recall: float  # share of ground-truth boxes at least 90 % masked
+    outside_gt: float  # share of all image area masked outside any ground-truth box
+    images: int
+    ground_truth: int
+
+
+@dataclass(frozen=True)
 class GateResult:
     task: str
     active: RegisteredModel
     candidate: RegisteredModel
-    active_recall: float | None  # mask recall on the control set; None: not measured (forced, no set)
-    candidate_recall: float | None
-    images: int
-    ground_truth: int
+    active_measured: Measured | None  # None: not measured (forced, no control set)
+    candidate_measured: Measured | None
+
+    @property
+    def active_recall(self) -> float | None:
+        return None if self.active_measured is None else self.active_measured.mask_recall
+
+    @property
+    def candidate_recall(self) -> float | None:
+        return None if self.candidate_measured is None else self.candidate_measured.mask_recall
+
+    @property
+    def images(self) -> int:
+        return 0 if self.active_measured is None else self.active_measured.images
+
+    @property
+    def ground_truth(self) -> int:
+        return 0 if self.active_measured is None else self.active_measured.ground_truth
 
     @property
     def passed(self) -> bool:
@@ -43,9 +67,9 @@ class GateResult:
                 and self.candidate_recall >= self.active_recall)
 
 
-def mask_recall(model: RegisteredModel, task: str, control_set: Path, params: Params, registry: Registry,
-                runtime: RuntimeParams) -> tuple[float, int, int]:
-    """Mask recall of ``task`` on the control set with ``model`` serving it: (recall, images, boxes)."""
+def measure(model: RegisteredModel, task: str, control_set: Path, params: Params, registry: Registry,
+            runtime: RuntimeParams) -> Measured:
+    """``task`` on the control set with ``model`` serving it, everything else as in ``params``."""
     gt, images = control_set / "annotations.json", control_set / "images"
     if not gt.is_file() or not images.is_dir():
         raise ActivationRefused(f"control set {control_set} needs annotations.json and images/")
@@ -55,20 +79,19 @@ def mask_recall(model: RegisteredModel, task: str, control_set: Path, params: Pa
     result = next((c for c in report.classes if c.object_class == task), None)
     if result is None or result.ground_truth == 0:
         raise ActivationRefused(f"control set {control_set} has no {task} boxes to measure {task} models on")
-    return result.mask_recall, report.images, result.ground_truth
+    return Measured(result.mask_recall, report.masked_outside_gt_share, report.images, result.ground_truth)
 
 
 def gate(registry: Registry, candidate: RegisteredModel, task: str, control_set: Path, params: Params,
          runtime: RuntimeParams) -> GateResult:
     active = registry.active(task)
-    active_recall, images, boxes = mask_recall(active, task, control_set, params, registry, runtime)
-    candidate_recall, _, _ = mask_recall(candidate, task, control_set, params, registry, runtime)
-    return GateResult(task, active, candidate, active_recall, candidate_recall, images, boxes)
+    return GateResult(task, active, candidate, measure(active, task, control_set, params, registry, runtime),
+                      measure(candidate, task, control_set, params, registry, runtime))
 
 
 def unmeasured(registry: Registry, candidate: RegisteredModel, task: str) -> GateResult:
     """A forced activation without a control set: recorded as not measured."""
-    return GateResult(task, registry.active(task), candidate, None, None, 0, 0)
+    return GateResult(task, registry.active(task), candidate, None, None)
 
 
 def activate(registry: Registry, result: GateResult, *, force: bool, reason: str | None, actor: str,
@@ -79,6 +102,8 @@ def activate(registry: Registry, result: GateResult, *, force: bool, reason: str
         "active": {"name": result.active.name, "sha256": result.active.sha256},
         "candidate": {"name": result.candidate.name, "sha256": result.candidate.sha256},
         "active_mask_recall": result.active_recall, "candidate_mask_recall": result.candidate_recall,
+        "active_masked_outside_gt": _outside(result.active_measured),
+        "candidate_masked_outside_gt": _outside(result.candidate_measured),
         "control_set": str(control_set) if control_set else None, "control_images": result.images,
         "control_boxes": result.ground_truth, "gate": _verdict(result), "forced": force, "reason": reason,
     }
@@ -112,6 +137,10 @@ def schedule_drift_rebaseline(store_dir: Path, audit: AuditLog, actor: str, resu
         return sources
     finally:
         store.close()
+
+
+def _outside(measured: Measured | None) -> float | None:
+    return None if measured is None else measured.outside_gt
 
 
 def _verdict(result: GateResult) -> str:

@@ -114,7 +114,9 @@ def _status(args: argparse.Namespace, monitor: DriftMonitor) -> int:
             signals = ", ".join((last.get("input_signals") or []) + (last.get("detector_signals") or [])) or "-"
             print(f"{s['source']}: {s['state']} (input {s['tracks']['input']['state']}, detector "
                   f"{s['tracks']['detector']['state']}); reference {ref_text}; last check {_day(last.get('day'))} "
-                  f"{last.get('status', '-')}, signals {signals}; spot checks {100 * s['spot_check']['rate']:.0f}%")
+                  f"{last.get('status', '-')}, signals {signals}; spot checks {100 * s['spot_check']['rate']:.0f}%"
+                  + (f"; new reference due from the days after {_day(s['rebaseline']['after_day'])} (models changed)"
+                     if s.get("rebaseline") else ""))
     return 3 if any(s["state"] == "alert" for s in statuses) else 1 if any(s["state"] == "warning" for s in statuses) else 0
 
 

@@ -400,4 +400,5 @@ class DriftMonitor:
             "last_check": None if not checks else {k: checks[-1].get(k) for k in ("day", "status", "files", "input_signals",
                                                                                   "detector_signals")},
             "spot_check": {**self.store.spot(source), "rate": self.spot_rate(source)},
+            "rebaseline": self.store.pending_rebaseline(source),  # a model activation awaits a new reference
         }

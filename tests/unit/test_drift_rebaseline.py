@@ -31,6 +31,7 @@ def test_an_activation_rebuilds_the_reference_from_the_new_models_days(setup):
     clock.now = (START + 8) * DAY + 3600  # the operator activates a model on day 8
     monitor.schedule_rebaseline("cam", by="alice", reason='{"task": "face", "model": "m2"}')
     assert monitor.store.pending_rebaseline("cam")["after_day"] == START + 8
+    assert monitor.status("cam")["rebaseline"]["by"] == "alice"  # shown by `veil drift status`
     assert audit.records()[-1]["event"] == "drift_rebaseline_scheduled" and audit.records()[-1]["actor"] == "alice"
 
     for day in range(8, 15):  # the activation day does not count; days 9..14 are six of the seven needed
@@ -39,7 +40,7 @@ def test_an_activation_rebuilds_the_reference_from_the_new_models_days(setup):
     _new_model_day(monitor, clock, rng, 15)
     new = monitor.store.active_reference("cam")
     assert new["id"] != old["id"] and new["models"] == "m2" and new["first_day"] == START + 9
-    assert new["status"] == "provisional" and monitor.store.pending_rebaseline("cam") is None
+    assert new["status"] == "provisional" and monitor.status("cam")["rebaseline"] is None
     rebuilt = audit.records()[-1]
     assert rebuilt["event"] == "drift_reference_rebuilt" and rebuilt["reference"] == new["id"]
     assert audit.verify() == []
