@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import re
 import sys
 from pathlib import Path
 
@@ -126,12 +127,14 @@ def _add(args: argparse.Namespace) -> int:
     unknown = [c for c in classes if c not in TASKS]
     if unknown or not classes:
         raise ValueError(f"--classes: expected face and/or license_plate, got {args.classes!r}")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", args.name):
+        raise ValueError(f"model name {args.name!r}: use letters, digits, _ . - only")
     if any(m.name == args.name for m in registry.models()):
         raise ValueError(f"a model named {args.name!r} is already registered")
     if not args.file.is_file():
         raise ValueError(f"--file: {args.file} is not a file")
-    check_contract(args.file, name=args.name, family=args.family, classes=classes, input_size=args.input_size)
-    model = registry.add(args.name, args.file, family=args.family, classes=classes, input_size=args.input_size,
+    side = check_contract(args.file, name=args.name, family=args.family, classes=classes, input_size=args.input_size)
+    model = registry.add(args.name, args.file, family=args.family, classes=classes, input_size=side,
                          license=args.license)
     AuditLog(audit_path(settings)).append("model.add", actor=getpass.getuser(), name=model.name, sha256=model.sha256,
                                           family=model.family, classes=list(model.classes), license=model.license)

@@ -20,22 +20,25 @@ from daemon.model_registry import TASK_FIELDS
 
 
 def check_contract(path: Path, *, name: str, family: str, classes: tuple[str, ...], input_size: int | None,
-                   runtime: RuntimeParams = RuntimeParams()) -> None:
-    """Raise ModelError unless ``path`` loads and runs as a ``family`` detector of ``classes``."""
+                   runtime: RuntimeParams = RuntimeParams()) -> int | None:
+    """Raise ModelError unless ``path`` loads and runs as a ``family`` detector of ``classes``.
+
+    Returns the input size to record: the file's own for a fixed-input family, None for CenterFace.
+    """
     if not classes:
         raise ModelError("a model must declare at least one class (face, license_plate)")
     if family == "centerface" and input_size is not None:
         raise ModelError("centerface models are fully convolutional: they take no --input-size")
-    if family != "centerface":
-        side = _fixed_input_side(path)
-        if input_size is not None and side != input_size:
-            raise ModelError(f"declared input size {input_size}, but {path.name} takes {side}x{side}")
-    spec = ModelSpec(name=name, family=family, path=path, classes=classes, input_size=input_size,  # type: ignore[arg-type]
+    side = None if family == "centerface" else _fixed_input_side(path)
+    if input_size is not None and side != input_size:
+        raise ModelError(f"declared input size {input_size}, but {path.name} takes {side}x{side}")
+    spec = ModelSpec(name=name, family=family, path=path, classes=classes, input_size=side,  # type: ignore[arg-type]
                      sha256=sha256_of(path))
     for task in classes:
         detector = DetectorParams(classes=(task,), **{TASK_FIELDS[task]: spec})  # type: ignore[arg-type]
         engine = Engine.load(detector, runtime)
         engine.warm_up()  # a graph that loads but fails on real input is refused here, not on the first file
+    return side
 
 
 def _fixed_input_side(path: Path) -> int | None:

@@ -131,6 +131,7 @@ def test_add_copies_the_model_in_and_verify_catches_a_tampered_or_missing_file(l
     ("centerface", ["--family", "yolov8", "--classes", "license_plate"], "YOLO contract"),
     ("platedet", ["--family", "yolov8", "--classes", "license_plate", "--input-size", "320"], "takes 640x640"),
     ("centerface", ["--family", "centerface", "--classes", "face,cat"], "--classes"),
+    ("centerface", ["--family", "centerface", "--classes", "face", "--input-size", "640"], "fully convolutional"),
     ("centerface", ["--family", "centerface", "--classes", "face"], "already registered"),  # the name is taken
 ])
 def test_add_refuses_a_file_that_does_not_keep_its_contract(lab, capsys, tmp_path, case, argv, message):
@@ -146,6 +147,18 @@ def test_add_refuses_a_file_that_does_not_keep_its_contract(lab, capsys, tmp_pat
     assert sorted(p.name for p in lab.models.iterdir()) == before, "a refused model left a file behind"
     assert [m.name for m in Registry(lab.models).models()] == ["centerface", "platedet"]
     assert lab.events("model.add") == []
+
+
+def test_a_yolo_model_is_recorded_with_the_input_size_of_its_file(lab, capsys, tmp_path):
+    source = tmp_path / "plates.onnx"
+    shutil.copy(default_model_dir() / "platedet.onnx", source)
+    code, out = lab.veil(capsys, "add", "bad name", "--file", str(source), "--family", "yolov8",
+                         "--classes", "license_plate", "--license", "AGPL-3.0")
+    assert code == 1 and "letters, digits" in out
+    code, out = lab.veil(capsys, "add", "plates2", "--file", str(source), "--family", "yolov8",
+                         "--classes", "license_plate", "--license", "AGPL-3.0")
+    assert code == 0, out
+    assert Registry(lab.models).get("plates2").input_size == 640
 
 
 def _drift_store_with_a_source(store_dir: Path) -> None:
@@ -250,3 +263,27 @@ def test_sighup_swaps_the_model_without_losing_a_job(tmp_path, daemons, capsys):
     assert [r["event"] for r in audit.records()] == [
         "config.loaded", "model.add", "model.activate", "drift_rebaseline_scheduled", "config.loaded"]
     assert audit.verify() == []
+
+
+def test_a_reload_whose_active_model_does_not_load_keeps_the_running_models(tmp_path, daemons):
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(default_model_dir() / "centerface.onnx", models)
+    daemon = daemons(tmp_path)
+    daemon.start(env={"VEIL_SERVICE__MODEL_DIR": str(models)}).wait_ready()
+    cli = ["--config", str(daemon.config), "--model-dir", str(models)]
+    assert veil(["models", "add", "swap", "--file", str(centerface_copy(tmp_path / "swap.onnx")), "--family",
+                 "centerface", "--classes", "face", "--license", "MIT", *cli]) == 0
+    assert veil(["models", "activate", "swap", "--force", "--reason", "test", *cli]) == 0
+    swapped = models / Registry(models).get("swap").file
+    swapped.write_bytes(swapped.read_bytes()[:-1] + b"\0")  # damaged after its activation: its pin no longer holds
+
+    daemon.proc.send_signal(signal.SIGHUP)
+    [failed] = wait_for(lambda: daemon.events("reload_failed"), 120, "the failed reload")
+    assert "checksum mismatch" in failed["error"]
+    wait_for(lambda: daemon.events("reloaded"), 120, "the service back on its models")
+    write_image(daemon.ingest / "after.jpg", 7, size=(320, 240))
+    wait_for(lambda: daemon.finished() >= 1, 120, "a file after the failed reload")
+    assert daemon.stop() == 0
+    report = assert_each_once(daemon, ["after.jpg"])["after.jpg"]
+    assert [m.sha256 for m in report.models] == [sha256_of(models / "centerface.onnx")]
