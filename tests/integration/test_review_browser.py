@@ -117,7 +117,12 @@ def test_a_reviewer_adds_a_box_on_an_image_and_a_range_on_a_video_and_approves(s
     page.wait_for_selector("body[data-ready=true]")
     page.wait_for_selector("body[data-shown='0']")
     drag_box(page, (0.25, 0.25, 0.5, 0.5))
-    assert page.locator("#edits li").count() == 1
+    page.check("input[name=tool][value=polygon]")
+    area = page.locator("#overlay").bounding_box()
+    for x, y in [(0.7, 0.6), (0.95, 0.6), (0.95, 0.95)]:  # a polygon: click three corners, double-click the fourth
+        page.mouse.click(area["x"] + x * area["width"], area["y"] + y * area["height"])
+    page.mouse.dblclick(area["x"] + 0.7 * area["width"], area["y"] + 0.95 * area["height"])
+    assert page.locator("#edits li").count() == 2
     page.fill("#reviewer", "alice")
     screenshot(page, "review-item.png")
     page.click("#approve")
@@ -128,6 +133,8 @@ def test_a_reviewer_adds_a_box_on_an_image_and_a_range_on_a_video_and_approves(s
     change = np.abs(after - image_before)
     assert change[66:114, 86:154].mean() > 30  # well inside the dragged box (x 80..160, y 60..120 of 320x240)
     change[50:130, 70:170] = 0  # the box, give or take the pointer's rounding
+    assert change[160:220, 235:300].mean() > 30  # inside the polygon (x 224..304, y 144..228)
+    change[135:235, 215:315] = 0
     assert change.max() == 0
 
     # The video: a region over frames 3..6, then approve.

@@ -153,3 +153,35 @@ def test_another_inputs_result_under_the_same_name_is_never_replaced(tmp_path, f
     assert (folder.output / "same.png").read_bytes() == kept
     report = QCReport.from_json((folder.output / f"same.{item[:8]}.png.veil.json").read_text())
     assert report.input.sha256 == item and report.output.name == done.name
+
+
+def test_the_service_reworks_a_published_result_from_a_document_dropped_in_rework(tmp_path):
+    """The real service: it publishes a photo, then a rework document for it is re-rendered in place."""
+    from daemon.lifecycle import Service
+
+    settings = settings_for(tmp_path, FACES)
+    settings = settings.model_copy(update={"watch": settings.watch.model_copy(update={"mode": "poll", "poll_interval_s": 0.2})})
+    folder = settings.folders[0]
+    folder.ingest.mkdir(parents=True)
+    textured_image(folder.ingest / "gate.png")
+    service = Service(settings)
+    service.start_internals()
+    try:
+        deadline = time.monotonic() + 120
+        sidecar = folder.output / "gate.png.veil.json"
+        while not sidecar.exists():
+            assert time.monotonic() < deadline, "the photo was not published"
+            service.step()
+        first = pixels(folder.output / "gate.png")
+        item = QCReport.from_json(sidecar.read_text()).input.sha256
+        (folder.rework / f"{item}.rework.json").write_text(json.dumps({"id": item, "add": [{"box": [0.5, 0.5, 1.0, 1.0]}]}))
+        while not (folder.rework / "done" / f"{item}.rework.json").exists():
+            assert time.monotonic() < deadline and not (folder.rework / "failed").exists(), "the rework did not finish"
+            service.step()
+    finally:
+        service.stop_internals(5)
+    second = pixels(folder.output / "gate.png")
+    assert np.abs(second - first)[130:230, 170:310].mean() > 30  # the lower right quarter, blurred now
+    assert np.array_equal(second[:110], first[:110])  # the top, unchanged
+    report = QCReport.from_json(sidecar.read_text())
+    assert report.approval["was"] == "output" and report.approval["reviewer"] == "rework-folder"
