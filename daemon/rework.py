@@ -32,11 +32,14 @@ from pipeline.edits import AddRegion, Edits, Suppression, box_polygon
 from pipeline.params import Params
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
 
+from daemon import log
 from daemon.audit import AuditLog
 from daemon.fsutil import fsync_dir, write_atomic
 from daemon.outputs import candidate_names, sha256_file
 from daemon.settings import FolderSettings
+from daemon.zones import zone_edits
 
+_log = log.get("veil.rework")
 SCHEMA = "veil.rework/1"
 REWORK_SUFFIX = ".rework.json"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -328,6 +331,7 @@ def approve(folder: FolderSettings, params: Params, engine_for: Callable[[Params
     item = find_item(folder, doc.id)
     original = find_original(folder, item)
     edits, counts = to_edits(doc, allow_unmask=params.review.allow_false_positive_unmask)
+    edits = zone_edits(folder).merged(edits)  # the source's camera zones first, as the service applies them
     from pipeline.run import process_file
 
     with tempfile.TemporaryDirectory(prefix=".veil-rework-", dir=folder.output) as staging:
@@ -351,7 +355,10 @@ def approve(folder: FolderSettings, params: Params, engine_for: Callable[[Params
         fsync_dir(original.parent)
         deleted = True
     if audit is not None:
-        _audit(audit, folder, item, doc, counts, name if audit_names else None, source, deleted)
+        try:
+            _audit(audit, folder, item, doc, counts, name if audit_names else None, source, deleted)
+        except OSError as exc:  # published already: say so in the log rather than report a failed approval
+            _log.error("audit_write_failed", event="review.approve", item=item.id[:12], error=exc.strerror or str(exc))
     return Approved(name, "done", counts, deleted)
 
 

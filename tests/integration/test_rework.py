@@ -185,3 +185,17 @@ def test_the_service_reworks_a_published_result_from_a_document_dropped_in_rewor
     assert np.array_equal(second[:110], first[:110])  # the top, unchanged
     report = QCReport.from_json(sidecar.read_text())
     assert report.approval["was"] == "output" and report.approval["reviewer"] == "rework-folder"
+
+
+def test_the_sources_camera_zones_apply_to_the_re_render_too(tmp_path, face_engine):
+    zone = {"name": "corner", "kind": "always_mask", "polygon": [[0.0, 0.0], [0.25, 0.0], [0.25, 0.25], [0.0, 0.25]]}
+    folder = settings_for(tmp_path, zones=[zone]).folders[0]
+    item = put_in_review(folder, textured_image(tmp_path / "zoned.png"), face_engine, FACES)
+    unmasked = pixels(tmp_path / "zoned.png")
+    doc = parse_document(json.dumps({"id": item, "add": [{"box": [0.5, 0.5, 0.75, 0.75]}]}))
+    approve(folder, FACES, lambda params: face_engine, doc, audit=None, source="test")
+    published = pixels(folder.output / "zoned.png")
+    assert np.abs(published - unmasked)[5:55, 5:75].mean() > 30  # the zone
+    assert np.abs(published - unmasked)[125:175, 165:235].mean() > 30  # the reviewer's box
+    origins = [e["origin"] for e in QCReport.from_json((folder.output / "zoned.png.veil.json").read_text()).edits]
+    assert origins == ["zone:corner", "manual"]
