@@ -29,6 +29,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.edits import AddRegion, Edits, Suppression, box_polygon
+from pipeline.models import default_model_dir
 from pipeline.params import Params
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
 
@@ -36,7 +37,8 @@ from daemon import log
 from daemon.audit import AuditLog
 from daemon.fsutil import fsync_dir, write_atomic
 from daemon.outputs import candidate_names, sha256_file
-from daemon.settings import FolderSettings
+from daemon.model_registry import Registry, RegistryError, with_active_models
+from daemon.settings import FolderSettings, Settings
 from daemon.zones import zone_edits
 
 _log = log.get("veil.rework")
@@ -313,6 +315,16 @@ def find_original(folder: FolderSettings, item: Item) -> Path:
             return path
     raise ReworkError(f"the original of item {item.id[:12]}... is not kept in {folder.name!r}'s originals folder "
                       "(on_success must be \"archive\" for rework)")
+
+
+def service_params(settings: Settings, folder: FolderSettings) -> Params:
+    """The folder's profile with the models the service runs now (``veil models activate``), so that a
+    re-render detects with the same models as the first render would today."""
+    model_dir = settings.service.model_dir or default_model_dir()
+    try:
+        return with_active_models(settings.params_for(folder), Registry(model_dir).selection(), model_dir)
+    except RegistryError as exc:
+        raise ReworkError(f"active models: {exc}") from None
 
 
 # -- approval --------------------------------------------------------------------------------------------

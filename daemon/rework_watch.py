@@ -21,7 +21,7 @@ from daemon import log
 from daemon.audit import AUDIT_NAME, AuditLog
 from daemon.engine_cache import EngineCache
 from daemon.fsutil import write_atomic
-from daemon.rework import REWORK_SUFFIX, ReworkError, approve, parse_document
+from daemon.rework import REWORK_SUFFIX, ReworkError, approve, parse_document, service_params
 from daemon.settings import FolderSettings, Settings
 
 _log = log.get("veil.rework")
@@ -110,7 +110,7 @@ class ReworkQueue:
             return  # taken away meanwhile
         try:
             parsed = parse_document(claimed.read_bytes())
-            done = approve(folder, self.settings.params_for(folder), self.engines, parsed, audit=self.audit,
+            done = approve(folder, service_params(self.settings, folder), self.engines, parsed, audit=self.audit,
                            source="rework-folder", audit_names=self.settings.service.log_file_names)
         except Exception as exc:  # noqa: BLE001 - a bad document or a failed re-render: failed/, never a crash
             message = str(exc) if isinstance(exc, ReworkError) else f"{type(exc).__name__}: {exc}"

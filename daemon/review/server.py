@@ -23,7 +23,7 @@ from daemon import log
 from daemon.audit import AuditLog
 from daemon.review.auth import Authenticator
 from daemon.review.media import FrameSource, image_jpeg, track_boxes
-from daemon.rework import Item, ReworkDocument, ReworkError, approve, items_in, parse_document
+from daemon.rework import Item, ReworkDocument, ReworkError, approve, items_in, parse_document, service_params
 from daemon.settings import FolderSettings, Settings
 
 _log = log.get("veil.review")
@@ -108,7 +108,7 @@ class ReviewApp:
     def approve(self, folder_name: str, doc: ReworkDocument) -> dict[str, Any]:
         folder = self.folder(folder_name)
         with self._approve_lock:
-            done = approve(folder, self.settings.params_for(folder), self.engines, doc, audit=self.audit,
+            done = approve(folder, service_params(self.settings, folder), self.engines, doc, audit=self.audit,
                            source="review-page", audit_names=self.settings.service.log_file_names)
         with self._frames_lock:  # the item left review: let its reader go
             for key in [k for k in self._frames if k[1] == doc.id]:
