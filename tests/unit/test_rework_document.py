@@ -138,3 +138,18 @@ def test_a_document_left_mid_work_by_a_stop_is_put_back(tmp_path):
     (folder.rework / ".work" / f"{SHA}.rework.json").write_text(doc())
     ReworkQueue(settings, engines=None).close()
     assert (folder.rework / f"{SHA}.rework.json").read_text() == doc()
+
+
+def test_a_document_still_being_written_is_left_until_it_settles(tmp_path):
+    settings = load_settings(None, folders=[{"name": "cams", "ingest": tmp_path / "in", "output": tmp_path / "out"}],
+                             watch={"settle_s": 3600}, drift={"store_dir": tmp_path / "state"})
+    folder = settings.folders[0]
+    folder.rework.mkdir(parents=True)
+    (folder.rework / f"{SHA}.rework.json").write_text('{"id": "')  # half written
+    rework = ReworkQueue(settings, engines=None)
+    try:
+        rework.tick(now=1e9)
+        assert rework.idle()
+    finally:
+        rework.close()
+    assert (folder.rework / f"{SHA}.rework.json").exists() and not (folder.rework / "failed").exists()
