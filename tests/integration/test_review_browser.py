@@ -137,17 +137,22 @@ def test_a_reviewer_adds_a_box_on_an_image_and_a_range_on_a_video_and_approves(s
     change[135:235, 215:315] = 0
     assert change.max() == 0
 
-    # The video: a region over frames 3..6, then approve.
+    # The video: a region over frames 3..6, key boxes on frames 8 and 10 (interpolated on 9), then approve.
     page.goto(url)
     page.click("a.item-link:text('clip.mp4')")
     page.wait_for_selector("body[data-ready=true]")
     page.check("input[name=scope][value=range]")
     page.fill("#range-first", "3")
     page.fill("#range-last", "6")
-    page.fill("#frame", "4")
-    page.dispatch_event("#frame", "input")
+    show_frame(page, 4)
     drag_box(page, (0.5, 0.02, 0.98, 0.5))
     assert "frames 3–6" in page.inner_text("#edits")
+    page.check("input[name=scope][value=keys]")
+    for frame in (8, 10):
+        show_frame(page, frame)
+        drag_box(page, (0.02, 0.6, 0.4, 0.98))
+    page.click("#keys-done")
+    assert "frames 8–10" in page.inner_text("#edits")
     page.fill("#reviewer", "alice")
     page.click("#approve")
     page.wait_for_selector("body[data-approved=true]", timeout=60_000)
@@ -155,7 +160,15 @@ def test_a_reviewer_adds_a_box_on_an_image_and_a_range_on_a_video_and_approves(s
     video_after = frames_of(folder.output / "clip.mp4")
     assert len(video_after) == len(video_before)
     for index, (before, after) in enumerate(zip(video_before, video_after)):
-        region = np.abs(after - before)[8:40, 72:120].mean()  # inside the dragged region (128x96)
-        assert (region > 20) if 3 <= index <= 6 else (region < 3), (index, region)
-        assert np.abs(after - before)[60:, :56].mean() < 3, index
+        change = np.abs(after - before)
+        upper_right = change[8:40, 72:120].mean()  # inside the range's region (128x96)
+        assert (upper_right > 20) if 3 <= index <= 6 else (upper_right < 3), (index, upper_right)
+        lower_left = change[64:90, 8:44].mean()  # inside the key boxes' region
+        assert (lower_left > 20) if 8 <= index <= 10 else (lower_left < 3), (index, lower_left)
     assert not list(folder.review.glob("*.veil.json"))  # both items left review
+
+
+def show_frame(page, index: int) -> None:
+    page.fill("#frame", str(index))
+    page.dispatch_event("#frame", "input")
+    page.wait_for_selector(f"body[data-shown='{index}']")

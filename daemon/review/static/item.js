@@ -168,16 +168,14 @@ function addKeys(keyBoxes, label) {
   const list = Object.keys(keyBoxes).map(Number).sort((a, b) => a - b);
   if (!list.length) return;
   const spec = { keys: Object.fromEntries(list.map((f) => [String(f), keyBoxes[f].map(round)])) };
-  const shapes = [];
-  for (let i = 0; i < list.length; i++) {  // the same interpolation as the server, for the preview
-    const a = list[i], b = list[i + 1] ?? list[i];
-    for (let f = a; f < b || f === a; f++) {
-      const t = b === a ? 0 : (f - a) / (b - a);
-      const box = keyBoxes[a].map((v, k) => (1 - t) * v + t * keyBoxes[b][k]);
-      shapes.push({ frames: [f, f], polygon: boxPolygon(box) });
-      if (b === a) break;
+  const shapes = [];  // the preview: the same linear interpolation as the server's
+  list.slice(0, -1).forEach((a, i) => {
+    const b = list[i + 1];
+    for (let f = a; f < b; f++) {
+      const t = (f - a) / (b - a);
+      shapes.push({ frames: [f, f], polygon: boxPolygon(keyBoxes[a].map((v, k) => (1 - t) * v + t * keyBoxes[b][k])) });
     }
-  }
+  });
   shapes.push({ frames: [list.at(-1), list.at(-1)], polygon: boxPolygon(keyBoxes[list.at(-1)]) });
   addEdit({ kind: "add", spec, label: `${label} on frames ${list[0]}–${list.at(-1)}`, shapes });
 }
