@@ -199,3 +199,18 @@ def test_the_sources_camera_zones_apply_to_the_re_render_too(tmp_path, face_engi
     assert np.abs(published - unmasked)[125:175, 165:235].mean() > 30  # the reviewer's box
     origins = [e["origin"] for e in QCReport.from_json((folder.output / "zoned.png.veil.json").read_text()).edits]
     assert origins == ["zone:corner", "manual"]
+
+
+def test_an_approved_spot_check_replaces_its_clean_result_and_leaves_spotcheck(tmp_path, face_engine):
+    folder = settings_for(tmp_path).folders[0]
+    item = put_in_review(folder, textured_image(tmp_path / "spot.png", seed=5), face_engine, FACES, place="spotcheck")
+    for name in ("spot.png", "spot.png.veil.json"):  # the service published it clean, then copied it to spotcheck/
+        (folder.output / name).write_bytes((folder.spotcheck / name).read_bytes())
+    clean = pixels(folder.output / "spot.png")
+    doc = parse_document(json.dumps({"id": item, "reviewer": "dan", "add": [{"box": [0.0, 0.0, 0.5, 0.5]}]}))
+    done = approve(folder, FACES, lambda params: face_engine, doc, audit=None, source="test")
+    assert done.name == "spot.png"
+    assert np.abs(pixels(folder.output / "spot.png") - clean)[10:110, 10:150].mean() > 30
+    assert QCReport.from_json((folder.output / "spot.png.veil.json").read_text()).approval["was"] == "spotcheck"
+    assert not list(folder.spotcheck.iterdir())
+    assert not [p.name for p in folder.output.iterdir() if p.name.startswith(".")]  # no staging left behind
