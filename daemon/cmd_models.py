@@ -94,7 +94,7 @@ def _guarded(action):
 
 @_guarded
 def _list(args: argparse.Namespace) -> int:
-    settings, registry = _context(args)
+    _, registry = _context(args)
     selection = registry.selection()
     print(f"model directory: {registry.model_dir}")
     broken = 0

@@ -242,9 +242,11 @@ def test_sighup_swaps_the_model_without_losing_a_job(tmp_path, daemons, capsys):
     for i, name in enumerate(before):
         write_image(daemon.ingest / name, i, size=(640, 480))
     wait_for(lambda: daemon.finished() >= 1, 120, "the first file")
+    assert veil(["models", "activate", "swap", *cli]) == 1  # no control set configured: only --force may
     assert veil(["models", "activate", "swap", "--force", "--reason", "test swap", *cli]) == 0
     daemon.config.write_text(daemon.config.read_text() + "\n# edited: a configuration change is audited\n")
-    daemon.proc.send_signal(signal.SIGHUP)  # while the other files are queued or running
+    wait_for(lambda: (daemon.status() or {}).get("in_flight"), 60, "a job in flight")
+    daemon.proc.send_signal(signal.SIGHUP)  # while a file is running and others wait
     wait_for(lambda: daemon.events("reloaded"), 120, "the reload")
     after = ["after0.jpg", "after1.jpg"]
     for i, name in enumerate(after):
@@ -262,6 +264,8 @@ def test_sighup_swaps_the_model_without_losing_a_job(tmp_path, daemons, capsys):
     # and the edited file at the reload
     assert [r["event"] for r in audit.records()] == [
         "config.loaded", "model.add", "model.activate", "drift_rebaseline_scheduled", "config.loaded"]
+    activation = audit.records()[2]
+    assert activation["gate"] == "not measured" and activation["forced"] is True and activation["reason"] == "test swap"
     assert audit.verify() == []
 
 
