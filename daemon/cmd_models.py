@@ -86,7 +86,7 @@ def _guarded(action):
         log.configure("warning")  # events go to stderr as JSON; stdout is the command's answer
         try:
             return action(args)
-        except (ConfigError, RegistryError, ModelError, ActivationRefused, ValueError) as exc:
+        except (ConfigError, RegistryError, ModelError, ActivationRefused, ValueError, OSError) as exc:
             print(f"veil models: {exc}", file=sys.stderr)
             return 1
     return wrapper

@@ -113,6 +113,7 @@ def activate(registry: Registry, result: GateResult, *, force: bool, reason: str
         raise ActivationRefused(
             f"{result.candidate.name} has mask recall {_pct(result.candidate_recall)} on the control set, "
             f"below {result.active.name}'s {_pct(result.active_recall)}: not activated (--force --reason to override)")
+    _check_appendable(audit)  # an activation that cannot be audited must not happen
     registry.set_active(result.task, result.candidate)
     audit.append("model.activate", actor=actor, **detail)
     _log.info("model_activated", task=result.task, model=result.candidate.name, forced=detail["forced"])
@@ -137,6 +138,12 @@ def schedule_drift_rebaseline(store_dir: Path, audit: AuditLog, actor: str, resu
         return sources
     finally:
         store.close()
+
+
+def _check_appendable(audit: AuditLog) -> None:
+    audit.path.parent.mkdir(parents=True, exist_ok=True)
+    with open(audit.path, "a", encoding="utf-8"):
+        pass  # raises PermissionError (an OSError) before anything changes
 
 
 def _outside(measured: Measured | None) -> float | None:

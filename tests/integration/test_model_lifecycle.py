@@ -161,6 +161,13 @@ def test_a_yolo_model_is_recorded_with_the_input_size_of_its_file(lab, capsys, t
     assert Registry(lab.models).get("plates2").input_size == 640
 
 
+def test_an_activation_that_cannot_be_audited_does_not_happen(lab, capsys):
+    lab.audit.path.mkdir(parents=True)  # a directory where the log should be: appending fails
+    code, out = lab.veil(capsys, "activate", "centerface", "--force", "--reason", "no audit")
+    assert code == 1 and "audit.jsonl" in out
+    assert not (lab.models / "active.json").exists()
+
+
 def _drift_store_with_a_source(store_dir: Path) -> None:
     from daemon.drift.schema import FEATURES
     from daemon.drift.store import DriftStore, Observation
