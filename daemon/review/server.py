@@ -9,6 +9,7 @@ nothing but this server's own files runs or loads.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -274,13 +275,12 @@ def _static_names() -> set[str]:
 
 
 class ReviewServer(ThreadingHTTPServer):
+    """Serves ``app`` on a loopback address (``check_loopback`` first: this class binds what it is given)."""
+
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], app: ReviewApp) -> None:
-        import ipaddress
-        import socket
-
-        if ipaddress.ip_address(address[0] if address[0] != "localhost" else "127.0.0.1").version == 6:
-            self.address_family = socket.AF_INET6
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6  # ::1
         super().__init__(address, Handler)
         self.app = app
