@@ -352,6 +352,14 @@ def load() -> str:
     return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
+def revision() -> str:
+    """The commit measured, and whether the working tree differed from it (others may be editing pipeline/)."""
+    git = ["git", "-C", str(REPO)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "pipeline"], capture_output=True, text=True).stdout.strip()
+    return f"commit {commit or '?'}" + (" with uncommitted changes in pipeline/" if dirty else "")
+
+
 def print_row(row: Row) -> None:
     print(f"{row.size:6} {row.variant:30} {row.frames:5} {row.clips.wall:8.1f} {row.wall_fps:8.2f} {row.steady_fps:8.2f} "
           f"{row.clips.cpu:8.1f} {row.cpu_fps:8.2f} {row.clips.peak_rss_mb:8.0f} {row.single.wall:8.1f}", flush=True)
@@ -388,6 +396,8 @@ def main() -> int:
     sizes = make_clips({k: v for k, v in SIZES.items() if k in args.sizes.split(",")}, frames)
     print(f"clips per size: {', '.join(PHOTOS[c][0] for c in PHOTOS)} photos ({frames} frames each, moving camera); "
           f"machine: {os.cpu_count()} cores, load {load()}")
+    print(f"veil: {revision()}; defaults video.detect_stride={video.detect_stride}, "
+          f"face max_side={video.face_scales.max_side}, plate tile_size={video.plate_scales.tile_size}")
     print(f"deface: {deface.packages()}")
     print(f"floor: pipeline.media.video.transcode with an identity stage (PyAV decode, RGB, {video.codec} "
           f"preset={video.preset} crf={video.crf} pix_fmt={video.pix_fmt})\n")
