@@ -4,6 +4,10 @@ suppressed; on video, zones hold on their frame range only."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import time
+
 import av
 import cv2
 import numpy as np
@@ -178,3 +182,35 @@ def test_video_zones_hold_on_their_frame_range_only(group_photo, plain_run, face
 
 def _boxes(record) -> list[tuple[float, float, float, float]]:
     return [tuple(row[:4]) for row in record["mask"]]
+
+
+def test_the_service_masks_a_folder_zone_end_to_end(group_photo, tmp_path):
+    """The real service and worker: a file dropped into a folder with a zone comes out with the zone masked."""
+    from daemon.lifecycle import Service
+    from daemon.settings import load_settings
+
+    (tmp_path / "in").mkdir()
+    shutil.copy(group_photo, tmp_path / "in" / "group.png")
+    zone = {"name": "door", "kind": "always_mask", "polygon": [list(p) for p in DOOR]}
+    settings = load_settings(
+        None,
+        folders=[{"name": "cams", "ingest": tmp_path / "in", "output": tmp_path / "out", "zones": [zone]}],
+        profiles={"default": PARAMS.model_dump(mode="json")},
+        watch={"settle_s": 0.0, "mode": "poll", "poll_interval_s": 0.2},
+        service={"instance": "t", "workers": 1, "state_dir": tmp_path / "state", "heartbeat_timeout_s": 60},
+    )
+    service = Service(settings)
+    service.start_internals()
+    try:
+        deadline = time.monotonic() + 120
+        while service.counters.done + service.counters.review + service.counters.failed < 1:
+            assert time.monotonic() < deadline, "deadline passed"
+            service.step()
+    finally:
+        service.stop_internals(10)
+    assert service.counters.failed == 0
+    published = tmp_path / ("review" if service.counters.review else "out")  # a faint face may ask for review
+    out = np.asarray(Image.open(published / "group.png").convert("RGB"))
+    assert (out[_footprint_map(DOOR, *out.shape[:2])] == MAGENTA).all()
+    sidecar = json.loads((published / "group.png.veil.json").read_text())
+    assert [(e["origin"], e["frames_masked"]) for e in sidecar["edits"]] == [("zone:door", 1)]
