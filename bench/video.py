@@ -357,7 +357,9 @@ def revision() -> str:
     git = ["git", "-C", str(REPO)]
     commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run([*git, "status", "--porcelain", "--", "pipeline"], capture_output=True, text=True).stdout.strip()
-    return f"commit {commit or '?'}" + (" with uncommitted changes in pipeline/" if dirty else "")
+    if not commit:
+        return f"{REPO} (not a git checkout)"
+    return f"commit {commit}" + (" with uncommitted changes in pipeline/" if dirty else "")
 
 
 def print_row(row: Row) -> None:
