@@ -62,6 +62,9 @@ class VideoSummary(_Model):
     decode_warnings: list[str]
     decode_warning_count: int
     corrupt_frames: list[int]
+    # Busy seconds per stage (decode, detect, motion, plan, mask, encode); stages overlap on threads, so
+    # they sum to more than the wall time. For capacity planning: the largest one is the bottleneck.
+    stage_seconds: dict[str, float] = {}
 
 
 def region_row(region: MaskRegion, track_id: int | None) -> list[Any]:

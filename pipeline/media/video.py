@@ -22,6 +22,9 @@ from av.video.reformatter import Interpolation
 
 from pipeline.errors import InputError, ProcessingError
 from pipeline.params import VideoParams
+from pipeline.timing import StageClock
+
+from .handoff import Aborted, Crew
 
 log = logging.getLogger(__name__)
 
@@ -429,6 +432,12 @@ class TranscodeResult:
     decode_log: DecodeLog
 
 
+# Frames in flight between the decode thread and detection, and between detection and the encode thread.
+# Small: each 4K frame is 25 MB, and detection holds its own look-ahead besides.
+HANDOFF_FRAMES = 4
+_END = object()  # end of stream on a hand-off
+
+
 def transcode(
     src: Path,
     dst: Path,
@@ -437,30 +446,63 @@ def transcode(
     stage: Callable[[DecodedFrame | None], list[DecodedFrame]],
     *,
     container: str | None = None,
+    clock: StageClock | None = None,
 ) -> TranscodeResult:
     """Decode ``src``, pass every frame through ``stage`` and encode what it returns into ``dst``.
 
     ``stage(frame)`` may hold frames back (a look-ahead) and return them later, in order; ``stage(None)``
-    at the end must return all it still holds. Audio is remuxed alongside. Raises ProcessingError when a
+    at the end must return all it still holds. Audio is remuxed alongside. Decoding and encoding run on
+    threads of their own, overlapping with ``stage`` in the calling thread. Raises ProcessingError when a
     decoded frame never comes back, and leaves ``dst`` for the caller to delete on any error.
     """
+    clock = clock or StageClock()
+    crew = Crew()
+    decoded_frames = crew.queue(HANDOFF_FRAMES)
+    to_writer = crew.queue(HANDOFF_FRAMES + 64)  # masked frames, and audio packets as they are demuxed
     writer: VideoWriter | None = None
     decoded = 0
 
-    def write(frames: list[DecodedFrame]) -> None:
-        for frame in frames:
-            writer.write(frame, info.time_base)
+    def decode(reader: VideoReader) -> None:
+        frames = reader.frames()
+        while True:
+            with clock.measure("decode"):
+                frame = next(frames, None)
+            if frame is None:
+                break
+            decoded_frames.put(frame)
+        decoded_frames.put(_END)
+
+    def encode() -> None:
+        while (item := to_writer.get()) is not _END:
+            if isinstance(item, DecodedFrame):
+                with clock.measure("encode"):
+                    writer.write(item, info.time_base)
+            else:
+                writer.mux_audio(item)
+        with clock.measure("encode"):
+            writer.close()
 
     try:
-        with VideoReader(src, audio_sink=lambda packet: writer.mux_audio(packet)) as reader:
+        with VideoReader(src, audio_sink=to_writer.put) as reader:
             writer = VideoWriter(dst, info, params, reader.audio, container=container, input_stream=reader.video)
-            for frame in reader.frames():
-                decoded += 1
-                write(stage(frame))
-            if decoded == 0:
-                raise ProcessingError("no frame could be decoded")
-            write(stage(None))
-            writer.close()
+            crew.start("decode", lambda: decode(reader))
+            crew.start("encode", encode)
+            try:
+                while (frame := decoded_frames.get()) is not _END:
+                    decoded += 1
+                    for ready in stage(frame):
+                        to_writer.put(ready)
+                if decoded == 0:
+                    raise ProcessingError("no frame could be decoded")
+                for ready in stage(None):
+                    to_writer.put(ready)
+                to_writer.put(_END)
+            except Aborted:
+                pass  # a thread failed: join() raises its error
+            except BaseException:
+                crew.stop()
+                raise
+            crew.join()
             audio = tuple(s.codec_context.name for s in reader.audio)
             decode_log = reader.log
     except BaseException:
