@@ -119,8 +119,10 @@ class Service:
         model_dir = service.model_dir or default_model_dir()
         profiles = {name: with_active_models(params, self._models, model_dir).model_dump_json()
                     for name, params in self.settings.profiles.items()}
+        devices = [service.devices[i % len(service.devices)] for i in range(service.workers)]
         return [
-            WorkerSpec(index=i, device=service.devices[i % len(service.devices)], threads=service.threads,
+            WorkerSpec(index=i, device=devices[i], threads=inference_threads(service.threads, devices[i], devices),
+                       precision=service.precision,
                        model_dir=str(service.model_dir) if service.model_dir else None, profiles=profiles,
                        runner=self.runner, log_level=service.log_level)
             for i in range(service.workers)
@@ -485,6 +487,14 @@ class Service:
             write_status(status_path(service.resolved_state_dir(), service.instance), snapshot)
         except OSError as exc:
             _log.warning("status_not_written", error=exc.strerror or str(exc))
+
+
+def inference_threads(configured: int, device: str, devices: list[str]) -> int:
+    """onnxruntime threads for one worker: as configured, else the machine's cores shared among the CPU
+    workers, so that several workers never oversubscribe the cores (each would take them all by default)."""
+    if configured or device != "cpu":
+        return configured
+    return max(1, (os.cpu_count() or 1) // devices.count("cpu"))
 
 
 def _changed_since_claim(job: Job) -> str | None:

@@ -131,7 +131,8 @@ class ServiceSettings(_Strict):
     instance: str = Field(default_factory=socket.gethostname, pattern=r"^[A-Za-z0-9_.-]+$")
     workers: int = Field(default=1, ge=1, le=64)
     devices: tuple[str, ...] = ("cpu",)  # assigned to workers in turn: cpu, cuda, cuda:K
-    threads: int = Field(default=0, ge=0)  # onnxruntime intra-op threads per worker; 0 = its default
+    threads: int = Field(default=0, ge=0)  # onnxruntime intra-op threads per worker; 0 = the cores shared among CPU workers
+    precision: Literal["fp32", "fp16"] = "fp32"  # onnxruntime models in half precision (see RuntimeParams)
     model_dir: Path | None = None  # None: the environment's share/veil/models
     job_timeout_s: float = Field(default=3600.0, gt=0)  # a job running longer is a hang: kill, retry
     heartbeat_timeout_s: float = Field(default=60.0, gt=0)  # a silent worker is hung: kill, retry

@@ -40,6 +40,7 @@ class WorkerSpec:
     device: str
     threads: int
     model_dir: str | None
+    precision: str = "fp32"
     profiles: dict[str, str] = field(default_factory=dict)  # profile name -> Params as JSON
     runner: str = "daemon.worker:PipelineRunner"  # "module:Class"; unit tests inject fakes here
     heartbeat_s: float = 2.0
@@ -59,7 +60,7 @@ class PipelineRunner:
         from pipeline.engine import Engine
         from pipeline.params import Params, RuntimeParams
 
-        runtime = RuntimeParams(device=spec.device, threads=spec.threads,
+        runtime = RuntimeParams(device=spec.device, threads=spec.threads, precision=spec.precision,
                                 model_dir=Path(spec.model_dir) if spec.model_dir else None)
         self.params = {name: Params.model_validate_json(text) for name, text in spec.profiles.items()}
         self.engines: dict[str, object] = {}

@@ -10,7 +10,7 @@ import numpy as np
 from .detect.centerface import CenterFace
 from .detect.nms import merge
 from .detect.onnx import load_session, make_spatial_dims_dynamic
-from .detect.windows import plan_windows
+from .detect.windows import plan_windows, roi_windows
 from .detect.yolo import Yolo, drop_extra_outputs
 from .errors import ModelError
 from .models import default_model_dir, find_source
@@ -26,6 +26,12 @@ class _Loaded:
     object_class: ObjectClass
     scales: ScalePlan
     record: ModelRecord
+
+
+# Re-detection falls back to one whole-image pass beyond these: many small calls cost more than one large
+# one (per-call overhead, on a GPU above all), and overlapping windows search the same pixels twice.
+ROI_MAX_WINDOWS = 12
+ROI_MAX_AREA = 0.3  # share of the picture
 
 
 class Engine:
@@ -71,6 +77,37 @@ class Engine:
                     found.append(Detections(window.to_source(boxes), scores, classes))
         return merge(Detections.concat(found), self.params.nms_iou)
 
+    def detect_around(
+        self, rgb: np.ndarray, boxes: dict[ObjectClass, np.ndarray], *, context: float, min_side: int = 64,
+        scales: dict[ObjectClass, ScalePlan] | None = None,
+    ) -> Detections:
+        """Re-detect known objects: each class's detector on a window around each of its boxes (see
+        ``roi_windows``), scores down to the review floor. Only detectors with a free input size take part:
+        a fixed-input one would letterbox every small crop to its full input, costing a whole frame each.
+
+        Never dearer than a whole-frame pass: when the windows would cover more than ``ROI_MAX_AREA`` of the
+        picture or number more than ``ROI_MAX_WINDOWS`` (a crowd), the class gets its whole-image pass of
+        ``scales`` (or its configured plan) instead.
+        """
+        height, width = rgb.shape[:2]
+        found = []
+        for detector in self._detectors:
+            wanted = boxes.get(detector.object_class)
+            if wanted is None or not len(wanted) or detector.network.fixed_input:
+                continue
+            floor = self.params.thresholds(detector.object_class.label).review_floor
+            windows = roi_windows(height, width, wanted, context, min_side)
+            area = sum((w.x1 - w.x0) * (w.y1 - w.y0) for w in windows)
+            if len(windows) > ROI_MAX_WINDOWS or area > ROI_MAX_AREA * height * width:
+                plan = (scales or {}).get(detector.object_class, detector.scales)
+                windows = plan_windows(height, width, plan, detector.network.fixed_input)[:1]  # the whole image
+            for window in windows:
+                found_boxes, scores = detector.network(window.crop(rgb), floor)
+                if len(scores):
+                    classes = np.full(len(scores), int(detector.object_class))
+                    found.append(Detections(window.to_source(found_boxes), scores, classes))
+        return merge(Detections.concat(found), self.params.nms_iou)
+
     def warm_up(self) -> None:
         """One pass on a blank image, so the first real file does not pay for lazy initialisation."""
         self.detect(np.zeros((64, 64, 3), dtype=np.uint8))
@@ -87,7 +124,8 @@ def _load_one(
     else:
         prepare = drop_extra_outputs
     session, digest = load_session(
-        path, device=runtime.device, threads=runtime.threads, expected_sha256=pinned, prepare=prepare
+        path, device=runtime.device, threads=runtime.threads, expected_sha256=pinned, prepare=prepare,
+        dynamic_input=spec.family == "centerface", fp16=runtime.fp16,
     )
     if spec.family == "centerface":
         network: CenterFace | Yolo = CenterFace(session)

@@ -137,7 +137,13 @@ class VideoParams(_Strict):
     bitrate: int | None = Field(default=None, ge=10_000)  # bits/s; replaces crf
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"] = "medium"
     pix_fmt: Literal["yuv420p", "yuv444p"] = "yuv420p"
-    detect_stride: int = Field(default=1, ge=1, le=30)  # detect every k-th frame; track and interpolate between
+    # Detect on every k-th frame; tracks (interpolated between detections) and re-detection cover the others.
+    # 2 halves the detector's cost with no leak on the moving-camera evaluation (README, "Performance").
+    detect_stride: int = Field(default=2, ge=1, le=30)
+    # On the frames the stride skips, re-detect faces in a window around every track (the face detector takes
+    # any input size, so a crop costs a fraction of a frame). The finds are masked on top of the tracks' boxes.
+    roi_redetect: bool = True
+    roi_context: float = Field(default=1.0, ge=0.25, le=4.0)  # window: the box grown this many sizes a side
     lookahead_frames: int = Field(default=30, ge=1, le=600)  # frames held back so the future can mask the past
     backfill_frames: int = Field(default=15, ge=0, le=600)  # mask a new track this far before its first hit
     lost_mask_frames: int = Field(default=30, ge=0, le=600)  # keep masking a lost track on its prediction
@@ -150,7 +156,9 @@ class VideoParams(_Strict):
     # Frames get lighter detector plans than photos: neighbouring frames and the tracker cover much of what
     # extra passes would find, and upside-down or 2x-tiled passes would multiply the cost of every frame.
     face_scales: FaceScales = FaceScales(downscale=False, rotate_180=False)
-    plate_scales: PlateScales = PlateScales(upscale_below=0)
+    # Plates: the whole frame, plus tiles as tall as a 1080p frame (two of them cover 1920x1080 at 0.59 scale,
+    # where 960 px tiles took six passes at 0.67).
+    plate_scales: PlateScales = PlateScales(upscale_below=0, tile_size=1080, tile_overlap=0.2)
 
     @model_validator(mode="after")
     def _lookahead_covers(self) -> "VideoParams":
@@ -165,7 +173,14 @@ class RuntimeParams(_Strict):
 
     device: str = "cpu"  # cpu | cuda | cuda:K
     threads: int = Field(default=0, ge=0)  # intra-op threads; 0 = onnxruntime's default
+    # Half precision. Measured on an H200 (bench/gpu.py), it gained nothing end to end: per-call overheads,
+    # not arithmetic, bound these small networks there. Float32 stays the default.
+    precision: Literal["fp32", "fp16"] = "fp32"
     model_dir: Path | None = None  # None: the environment's share/veil/models
+
+    @property
+    def fp16(self) -> bool:
+        return self.precision == "fp16"
 
 
 class ReviewParams(_Strict):

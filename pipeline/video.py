@@ -11,6 +11,8 @@ import os
 from collections import Counter, deque
 from pathlib import Path
 
+import numpy as np
+
 from .edits import EditCounts, Edits
 from .engine import Engine
 from .errors import ProcessingError
@@ -27,8 +29,10 @@ from .media.video import (
 from .models import sha256_of
 from .params import Params
 from .qc import FileInfo, QCReport
-from .records import MaskRegion, ObjectClass
+from .records import Detections, MaskRegion, ObjectClass
 from .run import start_report
+from .timing import StageClock
+from .track.bytetrack import TrackObservation
 from .track.motion import CameraMotion
 from .video_plan import FramePlan, MaskPlanner, review_band_count
 from .video_qc import BOXES_SUFFIX, MAX_LISTED, BoxesWriter, TrackSummary, VideoSummary, class_label
@@ -76,9 +80,10 @@ class _Run:
             self.gaps.append(plan.index)
         for label in review_band_count(plan, self.params.detector):
             self.review_frames[label] += 1
-        raw = sum(1 for _, track_id in regions if track_id is None)
-        matched = sum(1 for t in plan.tracks if t.source == "detection")  # each took one of the raw detections
-        self.untracked += max(0, raw - matched)
+        if plan.detected:  # re-detections on skipped frames never join tracks: not counted as untracked
+            raw = sum(1 for _, track_id in regions if track_id is None)
+            matched = sum(1 for t in plan.tracks if t.source == "detection")  # each took one of the raw detections
+            self.untracked += max(0, raw - matched)
         for region, _ in regions:
             self.masked_regions[region.object_class.label] += 1
 
@@ -127,6 +132,7 @@ def _transcode(
     planner = MaskPlanner(video_params, params.detector)
     camera = CameraMotion() if video_params.camera_motion else None
     run = _Run(params)
+    clock = StageClock()
     buffer: deque[DecodedFrame] = deque()
     boxes_writer = BoxesWriter(boxes, width=info.width, height=info.height, time_base=str(info.time_base),
                                rate=str(info.average_rate) if info.average_rate else None)
@@ -149,17 +155,28 @@ def _transcode(
 
     def stage(frame: DecodedFrame | None) -> list[DecodedFrame]:
         if frame is None:
-            return masked(planner.finish())
+            with clock.measure("plan"):
+                plans = planner.finish()
+            return masked(plans)
         buffer.append(frame)
         detect = frame.index % video_params.detect_stride == 0
-        motion = camera.update(frame.rgb) if camera is not None else None
-        detections = engine.detect(frame.rgb, scales=frame_scales) if detect else None
+        with clock.measure("motion"):
+            motion = camera.update(frame.rgb) if camera is not None else None
+        with clock.measure("detect"):
+            detections = engine.detect(frame.rgb, scales=frame_scales) if detect else None
         if features is not None:
-            features.frame(frame.index, frame.rgb, detections)  # drift statistics, before masking
-        return masked(planner.push(frame.index, detections, motion))
+            with clock.measure("features"):
+                features.frame(frame.index, frame.rgb, detections)  # drift statistics, before masking
+        with clock.measure("plan"):
+            plans = planner.push(frame.index, detections, motion)
+        if not detect and video_params.roi_redetect and planner.current:
+            with clock.measure("detect"):
+                planner.add_roi(frame.index, _redetect(engine, frame.rgb, planner.current, video_params.roi_context,
+                                                       frame_scales))
+        return masked(plans)
 
     try:
-        result = transcode(src, out, info, video_params, stage, container=container)
+        result = transcode(src, out, info, video_params, stage, container=container, clock=clock)
     finally:
         boxes_writer.close()
     decode_log = result.decode_log
@@ -184,8 +201,16 @@ def _transcode(
         tracks=tracks, untracked_detections=max(0, run.untracked), detection_gaps=len(run.gaps),
         detection_gap_frames=run.gaps[:MAX_LISTED], review_band_frames=dict(run.review_frames),
         decode_warnings=decode_log.warnings[:MAX_LISTED], decode_warning_count=decode_log.warnings.total,
-        corrupt_frames=decode_log.corrupt_frames[:MAX_LISTED],
+        corrupt_frames=decode_log.corrupt_frames[:MAX_LISTED], stage_seconds=clock.seconds(),
     )
+
+
+def _redetect(engine: Engine, rgb, tracks: list[TrackObservation], context: float, scales) -> Detections:
+    boxes: dict[ObjectClass, list] = {}
+    for track in tracks:
+        boxes.setdefault(ObjectClass(track.object_class), []).append(track.box)
+    arrays = {c: np.array(b, dtype=np.float32) for c, b in boxes.items()}
+    return engine.detect_around(rgb, arrays, context=context, scales=scales)
 
 
 def _track_counts(summary: VideoSummary) -> dict[str, int]:

@@ -77,6 +77,7 @@ class _History:
 class _Pending:
     index: int
     detections: Detections | None
+    roi: Detections | None = None  # re-detections around tracks on a frame the stride skipped
 
 
 def score_bands(detector: DetectorParams) -> dict[int, ScoreBands]:
@@ -98,6 +99,7 @@ class MaskPlanner:
         self.stats: dict[int, TrackStats] = {}
         self._camera: dict[int, np.ndarray] = {}  # frame -> transform from the frame before; recent frames only
         self._latest = -1
+        self.current: list[TrackObservation] = []  # where every track is on the latest frame pushed
 
     def push(self, index: int, detections: Detections | None, camera: np.ndarray | None = None) -> list[FramePlan]:
         """Add the next frame; return the frames that are now ready, oldest first. ``camera``: the 2x3
@@ -109,13 +111,23 @@ class MaskPlanner:
             self._camera[index] = np.asarray(camera, dtype=np.float64)
         if detections is not None:
             self._detect_counts[index] = len(detections)
-        for observation in self.tracker.step(index, detections, camera):
+        self.current = self.tracker.step(index, detections, camera)
+        for observation in self.current:
             self._record(index, observation)
         self._pending.append(_Pending(index, detections))
         ready = []
         while len(self._pending) > self.params.lookahead_frames:
             ready.append(self._emit(self._pending.popleft()))
         return ready
+
+    def add_roi(self, index: int, detections: Detections) -> None:
+        """Re-detections around the tracks on the latest frame, which the stride skipped. They are masked on
+        that frame as raw detections are, on top of the tracks' own boxes; the tracker does not use them, so
+        a partial search never marks a track lost."""
+        pending = self._pending[-1] if self._pending else None
+        if pending is None or pending.index != index or pending.detections is not None:
+            raise ValueError(f"re-detections for frame {index} must follow its push, on a frame not detected")
+        pending.roi = detections
 
     def finish(self) -> list[FramePlan]:
         ready = [self._emit(p) for p in self._pending]
@@ -152,7 +164,7 @@ class MaskPlanner:
             tracks.append(TrackBox(track_id, history.object_class, tuple(float(v) for v in own[0]),
                                    tuple(float(v) for v in hull), own[2], own[1]))
             self._count(track_id, history, index, own)
-        detections = pending.detections if pending.detections is not None else Detections.empty()
+        detections = next((d for d in (pending.detections, pending.roi) if d is not None), Detections.empty())
         plan = FramePlan(index, pending.detections is not None, detections, tuple(tracks), self._is_gap(pending))
         self._prune(index)
         return plan

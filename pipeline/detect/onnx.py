@@ -12,11 +12,13 @@ from ..errors import ModelError
 from ..models import sha256_of
 
 
-def providers_for(device: str) -> list:
+def providers_for(device: str, *, dynamic_input: bool = False) -> list:
     """The execution providers for a device name: ``cpu``, ``cuda`` or ``cuda:K``.
 
     CUDA is asked for alone (plus CPU for the few ops CUDA lacks); if the CUDA provider is not
-    available the load fails instead of quietly running on the CPU.
+    available the load fails instead of quietly running on the CPU. A model fed many input sizes (crops
+    for re-detection) uses cuDNN's heuristic algorithm choice: the exhaustive search reruns for every
+    new size.
     """
     if device == "cpu":
         return ["CPUExecutionProvider"]
@@ -29,7 +31,10 @@ def providers_for(device: str) -> list:
                 f"device {device!r} asked for, but this onnxruntime has no CUDAExecutionProvider "
                 f"(available: {', '.join(ort.get_available_providers())}); install with ./install.sh --gpu"
             )
-        return [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]
+        if hasattr(ort, "preload_dlls"):
+            ort.preload_dlls()  # the CUDA and cuDNN libraries of the nvidia-* wheels installed with onnxruntime-gpu
+        options = {"device_id": int(index), "cudnn_conv_algo_search": "HEURISTIC" if dynamic_input else "EXHAUSTIVE"}
+        return [("CUDAExecutionProvider", options), "CPUExecutionProvider"]
     raise ModelError(f"bad device {device!r}: expected cpu, cuda or cuda:N")
 
 
@@ -40,8 +45,14 @@ def load_session(
     threads: int,
     expected_sha256: str | None,
     prepare: Callable[[onnx.ModelProto], None] | None = None,
+    dynamic_input: bool = False,
+    fp16: bool = False,
 ) -> tuple[ort.InferenceSession, str]:
-    """Load, verify and (optionally) rewrite a model, then build its session. Returns (session, sha256)."""
+    """Load, verify and (optionally) rewrite a model, then build its session. Returns (session, sha256).
+
+    ``dynamic_input``: the model is fed many input sizes. ``fp16``: run in half precision (GPU), inputs and
+    outputs kept in float32.
+    """
     if not path.is_file():
         raise ModelError(f"model file not found: {path} (run ./install.sh to fetch the default models)")
     digest = sha256_of(path)
@@ -51,6 +62,10 @@ def load_session(
         model = onnx.load(str(path))
         if prepare is not None:
             prepare(model)
+        if fp16:
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+
+            model = convert_float_to_float16(model, keep_io_types=True)
         payload = model.SerializeToString()
     except Exception as error:  # a corrupt protobuf raises a variety of errors
         raise ModelError(f"cannot read model {path.name}: {error}") from error
@@ -59,10 +74,14 @@ def load_session(
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
+    options.inter_op_num_threads = 1  # these graphs are one chain: parallelism is inside the operators
     options.log_severity_level = 3
+    # The memory pattern plans allocations for one input shape; with many shapes it only adds planning.
+    options.enable_mem_pattern = not dynamic_input
     try:
-        session = ort.InferenceSession(payload, sess_options=options, providers=providers_for(device))
+        session = ort.InferenceSession(
+            payload, sess_options=options, providers=providers_for(device, dynamic_input=dynamic_input)
+        )
     except ModelError:
         raise
     except Exception as error:

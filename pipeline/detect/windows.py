@@ -85,3 +85,35 @@ def _tiles(height: int, width: int, size: int, overlap: float, scale: float) -> 
         for y in tile_starts(height, size, overlap)
         for x in tile_starts(width, size, overlap)
     ]
+
+
+# Window sides for re-detection come from this ladder, so a detector sees a handful of input shapes per
+# video: on a GPU every new shape costs a kernel search and allocations worth many frames.
+ROI_SIDES = (64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
+
+
+def roi_windows(height: int, width: int, boxes: np.ndarray, context: float, min_side: int) -> list[Window]:
+    """A native-scale square window around each box, for re-detecting known objects cheaply.
+
+    The side is ``1 + 2 * context`` times the box's longer side (at least ``min_side``), rounded up to the
+    ladder ``ROI_SIDES``; the window is centred on the box and shifted to lie inside the image (clipped only
+    where the image is smaller than the window).
+    """
+    windows = []
+    for x1, y1, x2, y2 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
+        if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+            continue  # predicted wholly outside the picture: nothing to search
+        wanted = max(min_side, (1 + 2 * context) * max(x2 - x1, y2 - y1))
+        side = next((s for s in ROI_SIDES if s >= wanted), ROI_SIDES[-1])
+        x0, x_end = _span((x1 + x2) / 2, side, width)
+        y0, y_end = _span((y1 + y2) / 2, side, height)
+        windows.append(Window(x0, y0, x_end, y_end, 1.0))
+    return windows
+
+
+def _span(centre: float, side: int, length: int) -> tuple[int, int]:
+    """[start, end) of a window of ``side`` centred on ``centre``, shifted to fit in [0, length)."""
+    if side >= length:
+        return 0, length
+    start = min(max(0, round(centre - side / 2)), length - side)
+    return start, start + side

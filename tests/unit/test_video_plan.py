@@ -167,3 +167,26 @@ def test_frame_regions_union_raw_detections_and_track_hulls():
     assert region.box == pytest.approx(region_box(hull, face, params.mask, (240, 320), 0.1))  # the whole hull
     plain = region_box(hull, face, params.mask, (240, 320))
     assert region.box[0] < plain[0] and region.box[1] < plain[1] and region.box[2] > plain[2] and region.box[3] > plain[3]
+
+
+def test_re_detections_on_a_skipped_frame_are_masked_but_never_tracked():
+    planner = MaskPlanner(VideoParams(detect_stride=2, lookahead_frames=2, backfill_frames=2, temporal_dilation=0), DetectorParams())
+    plans = planner.push(0, det((10, 10, 50, 50)))
+    plans += planner.push(1, None)
+    assert [o.track_id for o in planner.current] == [1]  # the track, predicted onto the skipped frame
+    planner.add_roi(1, det((14, 10, 54, 50)))
+    plans += planner.push(2, det((18, 10, 58, 50))) + planner.finish()
+    skipped = plans[1]
+    assert not skipped.detected and len(skipped.detections) == 1  # masked as a raw detection
+    assert covers(skipped, (52, 30))  # the re-detection reaches past the interpolated track box
+    assert planner.stats[1].detected_frames == 2  # the tracker only saw frames 0 and 2
+
+
+def test_re_detections_only_attach_to_the_latest_skipped_frame():
+    planner = MaskPlanner(VideoParams(detect_stride=2), DetectorParams())
+    planner.push(0, det((10, 10, 50, 50)))
+    with pytest.raises(ValueError):
+        planner.add_roi(0, det((10, 10, 50, 50)))  # frame 0 was detected
+    planner.push(1, None)
+    with pytest.raises(ValueError):
+        planner.add_roi(0, det((10, 10, 50, 50)))  # not the latest frame
