@@ -28,7 +28,9 @@ FrameRange = tuple[int, int]  # first and last frame, both included
 # Regions a person placed on purpose are never suppressed by another edit.
 _UNSUPPRESSIBLE = frozenset({"manual", "zone"})
 _SUBPIXEL_BITS = 4  # cv2 fixed-point vertices: a sixteenth of a pixel
-_PIXEL_CORNERS = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
+# A pixel square's corners around its centre, grown by an eighth of a pixel: cv2's fixed-point fill may
+# leave out a pixel whose square the polygon only just reaches, and a privacy mask errs on the wide side.
+_PIXEL_CORNERS = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]]) * 1.25
 
 
 def box_polygon(x1: float, y1: float, x2: float, y2: float) -> tuple[Point, ...]:
