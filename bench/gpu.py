@@ -1,0 +1,161 @@
+"""GPU benchmark: Veil end to end on 1080p clips with the CUDA execution provider, next to the transcode floor.
+
+    python bench/gpu.py --render DIR            # here: render the clips and their ground truth into DIR
+    python bench/gpu.py --clips DIR [--cpu]     # on the GPU machine (bench/README.md, "gpu.py")
+
+In one run, on each clip (1920x1080, moving camera, per-frame ground truth from pipeline/video_eval.py):
+
+- the floor: the same decode, colour conversions and encode as Veil (``pipeline.media.video.transcode``
+  with a stage that masks nothing), at Veil's codec settings;
+- Veil, faces and plates, on CUDA: the defaults (float32, detection stride 2), fp16, stride 1, and the x264
+  preset veryfast (against the veryfast floor); with ``--cpu`` also the defaults on the CPU provider;
+- per variant: frames/s, the ratio to the floor, mask recall on the ground truth, and the busy share of the
+  wall time per stage (decode, detect, plan, mask, encode: they overlap on threads, so the shares add up to
+  more than 100%) so the next bottleneck is known;
+- the models alone: milliseconds per call at 1920x1088 (CenterFace) and 640 (platedet), fp32 and fp16.
+
+It asserts nothing. torch is imported first when present: its CUDA libraries are the ones onnxruntime-gpu
+then loads (``onnxruntime.preload_dlls``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+with contextlib.suppress(ImportError):
+    import torch  # noqa: F401  (loads the CUDA runtime libraries that onnxruntime-gpu looks for)
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from pipeline.engine import Engine  # noqa: E402
+from pipeline.media.video import probe_video, transcode  # noqa: E402
+from pipeline.params import Params, RuntimeParams, VideoParams  # noqa: E402
+from pipeline.records import ObjectClass  # noqa: E402
+from pipeline.video import process_video  # noqa: E402
+from pipeline.video_eval import GroundTruth, Motion, load_specs, render_clip, score_clip  # noqa: E402
+
+SIZE = (1920, 1080)
+PHOTOS = (("rbnr_faces", ObjectClass.FACE), ("openalpr_endtoend", ObjectClass.LICENSE_PLATE))
+
+
+def render(folder: Path, frames: int, eval_root: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for set_name, object_class in PHOTOS:
+        specs = [s for s in load_specs(eval_root / set_name, (object_class,)) if len(s.boxes) >= 1]
+        spec = specs[len(specs) // 2]
+        clip = folder / f"{set_name}.mp4"
+        truth = render_clip(spec, clip, size=SIZE, frames=frames, seed=5, motion=Motion(crf=20))
+        truth.save(clip.with_suffix(".gt.json"))
+        print(f"rendered {clip} ({frames} frames of {spec.photo.name})")
+
+
+def floor_fps(clip: Path, params: Params, out: Path) -> float:
+    info = probe_video(clip)
+    start = time.perf_counter()
+    result = transcode(clip, out, info, params.video, lambda frame: [] if frame is None else [frame])
+    return result.frames_written / (time.perf_counter() - start)
+
+
+def run_veil(clip: Path, params: Params, engine: Engine, out: Path) -> dict:
+    for leftover in out.parent.glob(out.name + "*"):
+        leftover.unlink()
+    start = time.perf_counter()
+    report = process_video(clip, out, params, engine, name=clip.name)
+    wall = time.perf_counter() - start
+    if report.disposition == "failed":
+        raise SystemExit(f"veil failed on {clip.name}: {report.error}")
+    truth = GroundTruth.load(clip.with_suffix(".gt.json"))
+    classes = (ObjectClass.FACE, ObjectClass.LICENSE_PLATE)
+    scored = score_clip(clip.name, truth, out.with_name(out.name + ".boxes.jsonl.gz"), params.mask, classes)
+    frames = report.video["frames_written"]
+    return {
+        "frames": frames, "wall_s": round(wall, 2), "fps": round(frames / wall, 2),
+        "recall": round(scored.recall, 4), "box_frames": scored.box_frames,
+        "longest_unmasked": max(scored.longest_unmasked_run.values(), default=0),
+        "stage_share": {k: round(v / wall, 3) for k, v in report.video["stage_seconds"].items()},
+        "providers": sorted({p for m in report.models for p in m.providers}),
+    }
+
+
+def model_latency(engine: Engine, repeats: int = 20) -> dict[str, float]:
+    """Milliseconds per call of each network alone, at the sizes a 1080p frame feeds it."""
+    timings = {}
+    for detector in engine._detectors:  # noqa: SLF001  (a benchmark looks inside)
+        network = detector.network
+        side = (1088, 1920) if not network.fixed_input else (network.fixed_input, network.fixed_input)
+        image = np.random.default_rng(0).integers(0, 255, (*side, 3), dtype=np.uint8)
+        network(image, 0.5)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            network(image, 0.5)
+        timings[f"{detector.spec.name} {side[1]}x{side[0]}"] = round((time.perf_counter() - start) / repeats * 1000, 2)
+    return timings
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--render", type=Path, help="render the clips and ground truth into this folder, then stop")
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--eval-root", type=Path, default=REPO / ".." / "shared" / "eval")
+    parser.add_argument("--clips", type=Path, help="folder of rendered clips (*.mp4 with *.gt.json)")
+    parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--cpu", action="store_true", help="also the defaults on the CPU provider")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/veil-gpu-bench"))
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if args.render:
+        render(args.render, args.frames, args.eval_root)
+        return 0
+    if not args.clips:
+        parser.error("--clips or --render is needed")
+
+    gpu = RuntimeParams(device=args.device, model_dir=args.model_dir)
+    fast = VideoParams(preset="veryfast")
+    variants = {
+        "cuda stride 2 (default)": (Params(), gpu),
+        "cuda stride 2 fp16": (Params(), gpu.model_copy(update={"precision": "fp16"})),
+        "cuda stride 1": (Params(video=VideoParams(detect_stride=1)), gpu),
+        "cuda stride 2 veryfast": (Params(video=fast), gpu),
+    }
+    if args.cpu:
+        variants["cpu stride 2 (default)"] = (Params(), RuntimeParams(model_dir=args.model_dir))
+    engines: dict[str, Engine] = {}
+    results: dict = {"models_ms": {}, "clips": {}}
+    for runtime in {r.model_dump_json(): r for _, r in variants.values()}.values():
+        engine = Engine.load(Params().detector, runtime)
+        engine.detect(np.zeros((SIZE[1], SIZE[0], 3), dtype=np.uint8))  # warm-up at the clip's size
+        engines[runtime.model_dump_json()] = engine
+        label = f"{runtime.device} {'fp16' if runtime.fp16 else 'fp32'}"
+        results["models_ms"][label] = model_latency(engine, repeats=5 if runtime.device == "cpu" else 20)
+        print(f"models alone, {label}: {results['models_ms'][label]} ms", flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for clip in sorted(args.clips.glob("*.mp4")):
+        floors = {preset: round(floor_fps(clip, Params(video=VideoParams(preset=preset)), args.out / f"floor-{clip.name}"), 2)
+                  for preset in ("medium", "veryfast")}
+        rows: dict = {"transcode floor": floors}
+        print(f"\n{clip.name}: transcode floor {floors['medium']} fps (x264 medium), {floors['veryfast']} fps (veryfast)", flush=True)
+        for name, (params, runtime) in variants.items():
+            row = run_veil(clip, params, engines[runtime.model_dump_json()], args.out / f"{name.split()[0]}-{clip.name}")
+            row["of_floor"] = round(row["fps"] / floors[params.video.preset], 3)
+            rows[name] = row
+            shares = ", ".join(f"{k} {v:.0%}" for k, v in sorted(row["stage_share"].items(), key=lambda kv: -kv[1]))
+            print(f"  {name:30} {row['fps']:7.2f} fps  {row['of_floor']:.2f} of floor  recall {row['recall']:.4f} "
+                  f"({row['box_frames']} box-frames, longest unmasked {row['longest_unmasked']})  busy: {shares}", flush=True)
+        results["clips"][clip.name] = rows
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
