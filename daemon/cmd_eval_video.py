@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         # Each set runs only its class's detector: the other class's boxes are not annotated there.
         params = Params(
             detector=DetectorParams(classes=(eval_set.object_class.label,)),
-            video=VideoParams(detect_stride=args.stride, lookahead_frames=max(30, args.stride),
+            video=VideoParams(detect_stride=args.stride, lookahead_frames=max(30, 2 * args.stride),
                               **({} if args.track_margin is None else {"track_margin": args.track_margin})),
         )
         engine = Engine.load(params.detector)

@@ -56,9 +56,10 @@ class Engine:
         return [d.record for d in self._detectors]
 
     def detect(
-        self, rgb: np.ndarray, min_score: float | None = None, scales: dict[ObjectClass, ScalePlan] | None = None
+        self, rgb: np.ndarray, min_score: float | None = None, scales: dict[ObjectClass, ScalePlan] | None = None,
+        classes: frozenset[ObjectClass] | None = None,
     ) -> Detections:
-        """All configured classes in an HxWx3 uint8 RGB image, boxes in its pixels.
+        """All configured classes (or those of ``classes``) in an HxWx3 uint8 RGB image, boxes in its pixels.
 
         Scores go down to each class's review floor, or to ``min_score`` when given (evaluation).
         ``scales`` replaces the configured scale plan of a class (video frames use a lighter one).
@@ -68,6 +69,8 @@ class Engine:
         height, width = rgb.shape[:2]
         found = []
         for detector in self._detectors:
+            if classes is not None and detector.object_class not in classes:
+                continue
             floor = self.params.thresholds(detector.object_class.label).review_floor if min_score is None else min_score
             plan = (scales or {}).get(detector.object_class, detector.scales)
             for window in plan_windows(height, width, plan, detector.network.fixed_input):

@@ -143,8 +143,26 @@ class VideoParams(_Strict):
     # On the frames the stride skips, re-detect faces in a window around every track (the face detector takes
     # any input size, so a crop costs a fraction of a frame). The finds are masked on top of the tracks' boxes.
     roi_redetect: bool = True
+    # Plates are searched on every k-th detected frame only (every detect_stride * plate_every frames): the
+    # plate model is the dearest pass (three of them on a 1080p frame) and a plate moves smoothly with its
+    # car; tracks interpolate between.
+    plate_every: int = Field(default=2, ge=1, le=30)
+
+    @property
+    def plate_stride(self) -> int:
+        return self.detect_stride * self.plate_every
+
+    def fitted(self, width: int, height: int) -> "VideoParams":
+        """These parameters with the look-ahead shortened so that its frames fit in ``buffer_mb``."""
+        needed = max(self.backfill_frames, self.plate_stride, self.temporal_dilation)
+        fits = (self.buffer_mb << 20) // max(1, width * height * 3)
+        lookahead = min(self.lookahead_frames, max(needed, fits))
+        return self if lookahead == self.lookahead_frames else self.model_copy(update={"lookahead_frames": lookahead})
     roi_context: float = Field(default=1.0, ge=0.25, le=4.0)  # window: the box grown this many sizes a side
     lookahead_frames: int = Field(default=30, ge=1, le=600)  # frames held back so the future can mask the past
+    # Memory for those held frames (RGB): on large frames (4K: 25 MB each) the look-ahead shortens to fit,
+    # never below what backfill, the strides and dilation need.
+    buffer_mb: int = Field(default=384, ge=16)
     backfill_frames: int = Field(default=15, ge=0, le=600)  # mask a new track this far before its first hit
     lost_mask_frames: int = Field(default=30, ge=0, le=600)  # keep masking a lost track on its prediction
     temporal_dilation: int = Field(default=1, ge=0, le=10)  # a track's mask also covers its box this many frames away
@@ -162,9 +180,13 @@ class VideoParams(_Strict):
 
     @model_validator(mode="after")
     def _lookahead_covers(self) -> "VideoParams":
-        needed = max(self.backfill_frames, self.detect_stride, self.temporal_dilation)
+        needed = max(self.backfill_frames, self.detect_stride, self.plate_stride, self.temporal_dilation)
         if self.lookahead_frames < needed:
-            raise ValueError(f"lookahead_frames {self.lookahead_frames} must be >= {needed} (backfill, stride, dilation)")
+            raise ValueError(f"lookahead_frames {self.lookahead_frames} must be >= {needed} "
+                             f"(backfill, detect_stride x plate_every, dilation)")
+        if self.plate_stride > self.tracker.lost_frames:
+            raise ValueError(f"detect_stride x plate_every ({self.plate_stride}) must not exceed tracker.lost_frames "
+                             f"({self.tracker.lost_frames}): plate tracks would be dropped between searches")
         return self
 
 

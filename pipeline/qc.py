@@ -72,10 +72,10 @@ class QCReport(_Model):
     error: ErrorRecord | None = None
     video: dict[str, Any] | None = None  # filled by the video pipeline (tracks, frames, warnings)
     features: dict | None = None  # drift-monitoring statistics, versioned inside (pipeline/features.py)
-    approval: dict[str, Any] | None = None  # a reviewer's approval (daemon/rework.py): reviewer, approved_at, ...
     # Every zone and manual edit applied (pipeline/edits.py Edits.summary), with what it did: an add's
     # frames_masked, a suppression's detections_suppressed. Ignore zones are listed even when idle.
     edits: list[dict[str, Any]] = Field(default_factory=list)
+    approval: dict[str, Any] | None = None  # a reviewer's approval (daemon/rework.py): reviewer, approved_at, ...
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2, by_alias=True)

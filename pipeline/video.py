@@ -27,7 +27,7 @@ from .media.video import (
     probe_video,
 )
 from .models import sha256_of
-from .params import Params
+from .params import Params, VideoParams
 from .qc import FileInfo, QCReport
 from .records import Detections, MaskRegion, ObjectClass
 from .run import start_report
@@ -127,9 +127,10 @@ def _transcode(
     src: Path, out: Path, boxes: Path, info: VideoInfo, container: str, params: Params, engine: Engine,
     features: VideoFeatures | None = None, *, edits: Edits = Edits(), edit_counts: EditCounts | None = None,
 ) -> VideoSummary:
-    video_params = params.video
+    video_params = params.video.fitted(info.width, info.height)
     frame_scales = {ObjectClass.FACE: video_params.face_scales, ObjectClass.LICENSE_PLATE: video_params.plate_scales}
     planner = MaskPlanner(video_params, params.detector)
+    classes = frozenset(ObjectClass.from_label(label) for label in params.detector.classes)
     camera = CameraMotion() if video_params.camera_motion else None
     run = _Run(params)
     clock = StageClock()
@@ -159,17 +160,17 @@ def _transcode(
                 plans = planner.finish()
             return masked(plans)
         buffer.append(frame)
-        detect = frame.index % video_params.detect_stride == 0
+        searched = searched_classes(frame.index, video_params, classes)
         with clock.measure("motion"):
             motion = camera.update(frame.rgb) if camera is not None else None
         with clock.measure("detect"):
-            detections = engine.detect(frame.rgb, scales=frame_scales) if detect else None
+            detections = engine.detect(frame.rgb, scales=frame_scales, classes=searched) if searched else None
         if features is not None:
-            with clock.measure("features"):
-                features.frame(frame.index, frame.rgb, detections)  # drift statistics, before masking
+            with clock.measure("features"):  # drift statistics, before masking, on fully searched frames
+                features.frame(frame.index, frame.rgb, detections if searched == classes else None)
         with clock.measure("plan"):
-            plans = planner.push(frame.index, detections, motion)
-        if not detect and video_params.roi_redetect and planner.current:
+            plans = planner.push(frame.index, detections, motion, None if searched == classes else frozenset(map(int, searched)))
+        if not searched and video_params.roi_redetect and planner.current:
             with clock.measure("detect"):
                 planner.add_roi(frame.index, _redetect(engine, frame.rgb, planner.current, video_params.roi_context,
                                                        frame_scales))
@@ -203,6 +204,16 @@ def _transcode(
         decode_warnings=decode_log.warnings[:MAX_LISTED], decode_warning_count=decode_log.warnings.total,
         corrupt_frames=decode_log.corrupt_frames[:MAX_LISTED], stage_seconds=clock.seconds(),
     )
+
+
+def searched_classes(index: int, video: VideoParams, classes: frozenset[ObjectClass]) -> frozenset[ObjectClass]:
+    """The classes the detector looks for on frame ``index``: faces every ``detect_stride`` frames, plates
+    on every ``plate_every``-th of those."""
+    if index % video.detect_stride:
+        return frozenset()
+    if index % video.plate_stride:
+        return classes - {ObjectClass.LICENSE_PLATE}
+    return classes
 
 
 def _redetect(engine: Engine, rgb, tracks: list[TrackObservation], context: float, scales) -> Detections:

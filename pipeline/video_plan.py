@@ -101,17 +101,21 @@ class MaskPlanner:
         self._latest = -1
         self.current: list[TrackObservation] = []  # where every track is on the latest frame pushed
 
-    def push(self, index: int, detections: Detections | None, camera: np.ndarray | None = None) -> list[FramePlan]:
+    def push(
+        self, index: int, detections: Detections | None, camera: np.ndarray | None = None,
+        searched: frozenset[int] | None = None,
+    ) -> list[FramePlan]:
         """Add the next frame; return the frames that are now ready, oldest first. ``camera``: the 2x3
-        transform from the previous frame's pixels to this one's (None: a still camera)."""
+        transform from the previous frame's pixels to this one's (None: a still camera). ``searched``: the
+        classes the detector looked for (None: all of them)."""
         if index != self._latest + 1:
             raise ValueError(f"frames must come in order: expected {self._latest + 1}, got {index}")
         self._latest = index
         if camera is not None:
             self._camera[index] = np.asarray(camera, dtype=np.float64)
-        if detections is not None:
+        if detections is not None and searched is None:  # detection gaps are judged on fully searched frames
             self._detect_counts[index] = len(detections)
-        self.current = self.tracker.step(index, detections, camera)
+        self.current = self.tracker.step(index, detections, camera, searched)
         for observation in self.current:
             self._record(index, observation)
         self._pending.append(_Pending(index, detections))

@@ -31,6 +31,9 @@ class Crew:
     def queue(self, size: int) -> "Handoff":
         return Handoff(size, self.abort)
 
+    def slots(self, count: int) -> "Slots":
+        return Slots(count, self.abort)
+
     def start(self, name: str, target: Callable[[], None]) -> None:
         def run() -> None:
             try:
@@ -82,3 +85,19 @@ class Handoff:
                 return self._queue.get(timeout=_POLL_S)
             except queue.Empty:
                 continue
+
+
+class Slots:
+    """At most ``count`` items of one kind in flight (frames in a queue shared with small audio packets)."""
+
+    def __init__(self, count: int, abort: threading.Event) -> None:
+        self._free = threading.Semaphore(count)
+        self._abort = abort
+
+    def take(self) -> None:
+        while not self._free.acquire(timeout=_POLL_S):
+            if self._abort.is_set():
+                raise Aborted
+
+    def give_back(self) -> None:
+        self._free.release()

@@ -348,6 +348,8 @@ class VideoWriter:
                 options["crf"] = str(params.crf)
         if encoder == "libx265":
             options["x265-params"] = "log-level=error"
+        if encoder == "libx264" and info.width * info.height > LARGE_FRAME_PIXELS:
+            options["rc-lookahead"] = "20"  # x264 holds this many frames; 40 at 4K is half a gigabyte
         stream = self._container.add_stream(encoder, rate=info.average_rate or Fraction(30), options=options)
         coded_w, coded_h = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
         stream.width, stream.height = coded_w, coded_h
@@ -432,6 +434,9 @@ class TranscodeResult:
     decode_log: DecodeLog
 
 
+# Above this (2560x1440), x264's own look-ahead is shortened to bound the encoder's memory.
+LARGE_FRAME_PIXELS = 2560 * 1440
+
 # Frames in flight between the decode thread and detection, and between detection and the encode thread.
 # Small: each 4K frame is 25 MB, and detection holds its own look-ahead besides.
 HANDOFF_FRAMES = 4
@@ -459,6 +464,7 @@ def transcode(
     crew = Crew()
     decoded_frames = crew.queue(HANDOFF_FRAMES)
     to_writer = crew.queue(HANDOFF_FRAMES + 64)  # masked frames, and audio packets as they are demuxed
+    frames_to_write = crew.slots(HANDOFF_FRAMES)  # ... of which at most this many frames
     writer: VideoWriter | None = None
     decoded = 0
 
@@ -477,6 +483,7 @@ def transcode(
             if isinstance(item, DecodedFrame):
                 with clock.measure("encode"):
                     writer.write(item, info.time_base)
+                frames_to_write.give_back()
             else:
                 writer.mux_audio(item)
         with clock.measure("encode"):
@@ -491,10 +498,12 @@ def transcode(
                 while (frame := decoded_frames.get()) is not _END:
                     decoded += 1
                     for ready in stage(frame):
+                        frames_to_write.take()
                         to_writer.put(ready)
                 if decoded == 0:
                     raise ProcessingError("no frame could be decoded")
                 for ready in stage(None):
+                    frames_to_write.take()
                     to_writer.put(ready)
                 to_writer.put(_END)
             except Aborted:

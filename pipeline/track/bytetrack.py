@@ -61,10 +61,15 @@ class ByteTracker:
         self._next_id = 1  # per tracker instance: ids restart for every video
         self._last_frame: int | None = None
 
-    def step(self, frame_index: int, dets: Detections | None, camera: np.ndarray | None = None) -> list[TrackObservation]:
+    def step(
+        self, frame_index: int, dets: Detections | None, camera: np.ndarray | None = None,
+        searched: frozenset[int] | None = None,
+    ) -> list[TrackObservation]:
         """Advance to ``frame_index``. ``dets`` None means the frame was not run through the detector
-        (detection stride): tracks are only predicted, and nobody counts as lost for it. ``camera``: the
-        2x3 transform from the previous frame's pixels to this one's, applied to every track first."""
+        (detection stride): tracks are only predicted, and nobody counts as lost for it. ``searched``: the
+        classes the detector looked for on this frame (None: all); tracks of the others are only predicted,
+        as on a skipped frame. ``camera``: the 2x3 transform from the previous frame's pixels to this one's,
+        applied to every track first."""
         steps = 1 if self._last_frame is None else max(1, frame_index - self._last_frame)
         self._last_frame = frame_index
         for track in self._tracks:
@@ -77,7 +82,10 @@ class ByteTracker:
         observations: list[TrackObservation] = []
         born: list[_Track] = []
         for object_class in sorted({t.object_class for t in self._tracks} | {int(c) for c in dets.classes}):
-            observations += self._associate(frame_index, object_class, dets, born)
+            if searched is None or object_class in searched:
+                observations += self._associate(frame_index, object_class, dets, born)
+            else:
+                observations += [self._observe(t, None, None) for t in self._tracks if t.object_class == object_class]
         self._tracks = [t for t in self._tracks if frame_index - t.last_matched <= self.params.lost_frames]
         self._tracks += born
         alive = {t.track_id for t in self._tracks}

@@ -50,3 +50,24 @@ def test_items_pass_in_order():
     crew.start("consume", lambda: received.extend(handoff.get() for _ in range(50)))
     crew.join()
     assert received == list(range(50))
+
+
+def test_slots_bound_the_items_in_flight_and_give_up_on_abort():
+    crew = Crew()
+    slots = crew.slots(2)
+    slots.take()
+    slots.take()
+    taken = threading.Event()
+
+    def third():
+        slots.take()
+        taken.set()
+
+    crew.start("third", third)
+    assert not taken.wait(0.3)  # both slots are in use
+    slots.give_back()
+    assert taken.wait(5)
+    crew.join()
+    crew.abort.set()
+    with pytest.raises(Aborted):
+        slots.take()

@@ -40,7 +40,7 @@ def test_empty_video_and_no_detections():
 
 
 def test_frames_leave_only_after_the_lookahead():
-    planner = MaskPlanner(VideoParams(lookahead_frames=3, backfill_frames=3), DetectorParams())
+    planner = MaskPlanner(VideoParams(lookahead_frames=3, backfill_frames=3, detect_stride=1), DetectorParams())
     assert [planner.push(i, Detections.empty()) for i in range(3)] == [[], [], []]
     (plan,) = planner.push(3, Detections.empty())
     assert plan.index == 0 and planner.buffered == 3
@@ -108,7 +108,7 @@ def test_dilation_runs_the_mask_ahead_of_fast_motion():
 def test_detection_stride_fills_the_skipped_frames():
     truth = [(12 * i, 50, 12 * i + 40, 90) for i in range(13)]
     frames = [det(b) if i % 3 == 0 else None for i, b in enumerate(truth)]
-    plans, _ = run(frames, detect_stride=3, temporal_dilation=0)
+    plans, _ = run(frames, detect_stride=3, plate_every=1, temporal_dilation=0)
     for i, plan in enumerate(plans):
         assert plan.detected == (i % 3 == 0)
         (track,) = plan.tracks
@@ -170,7 +170,7 @@ def test_frame_regions_union_raw_detections_and_track_hulls():
 
 
 def test_re_detections_on_a_skipped_frame_are_masked_but_never_tracked():
-    planner = MaskPlanner(VideoParams(detect_stride=2, lookahead_frames=2, backfill_frames=2, temporal_dilation=0), DetectorParams())
+    planner = MaskPlanner(VideoParams(detect_stride=2, plate_every=1, lookahead_frames=2, backfill_frames=2, temporal_dilation=0), DetectorParams())
     plans = planner.push(0, det((10, 10, 50, 50)))
     plans += planner.push(1, None)
     assert [o.track_id for o in planner.current] == [1]  # the track, predicted onto the skipped frame
@@ -190,3 +190,45 @@ def test_re_detections_only_attach_to_the_latest_skipped_frame():
     planner.push(1, None)
     with pytest.raises(ValueError):
         planner.add_roi(0, det((10, 10, 50, 50)))  # not the latest frame
+
+
+def test_plates_are_searched_on_every_plate_stride_frame_and_faces_on_every_detect_stride_frame():
+    from pipeline.video import searched_classes
+
+    both = frozenset(ObjectClass)
+    video = VideoParams(detect_stride=2, plate_every=2)
+    assert [sorted(searched_classes(i, video, both)) for i in range(5)] == [
+        [ObjectClass.FACE, ObjectClass.LICENSE_PLATE], [], [ObjectClass.FACE], [], [ObjectClass.FACE, ObjectClass.LICENSE_PLATE]]
+    plates_only = frozenset({ObjectClass.LICENSE_PLATE})
+    assert [bool(searched_classes(i, video, plates_only)) for i in range(5)] == [True, False, False, False, True]
+
+
+def test_plates_must_be_searched_before_their_tracks_are_dropped():
+    with pytest.raises(ValueError, match="lost_frames"):
+        VideoParams(detect_stride=10, plate_every=4, lookahead_frames=40)
+
+
+def test_a_class_not_searched_on_a_frame_keeps_its_tracks_alive_and_interpolated():
+    plate = int(ObjectClass.LICENSE_PLATE)
+    planner = MaskPlanner(VideoParams(detect_stride=1, plate_every=2, temporal_dilation=0), DetectorParams())
+    plans = []
+    for index in range(5):
+        x = 10 * index
+        face = det((x, 0, x + 40, 40))
+        if index % 2 == 0:
+            both = Detections.concat([face, det((x, 100, x + 60, 120), cls=plate)])
+            plans += planner.push(index, both)
+        else:
+            plans += planner.push(index, face, searched=frozenset({FACE}))
+    plans += planner.finish()
+    plate_tracks = [[t for t in p.tracks if t.object_class == plate] for p in plans]
+    assert all(len(t) == 1 for t in plate_tracks)  # one track, never lost on the frames plates were not searched
+    assert len({t[0].track_id for t in plate_tracks}) == 1
+    assert plate_tracks[1][0].source == "interpolated" and plate_tracks[1][0].box == pytest.approx((10, 100, 70, 120))
+
+
+def test_the_look_ahead_shortens_to_fit_its_memory_on_large_frames_but_never_below_what_it_needs():
+    video = VideoParams(buffer_mb=384)
+    assert video.fitted(1920, 1080).lookahead_frames == 30  # 6 MB frames: all 30 fit
+    assert video.fitted(3840, 2160).lookahead_frames == 16  # 25 MB frames: 384 MB holds 16
+    assert VideoParams(buffer_mb=16).fitted(7680, 4320).lookahead_frames == 15  # backfill_frames is the floor
