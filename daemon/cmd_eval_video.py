@@ -24,7 +24,9 @@ def register(subparsers) -> None:
     parser.add_argument("--clips", type=int, default=8, help="clips per set (one photo each)")
     parser.add_argument("--frames", type=int, default=60, help="frames per clip")
     parser.add_argument("--size", default="640x360", help="clip size WxH")
-    parser.add_argument("--stride", type=int, default=1, help="detection stride (detect every k-th frame)")
+    parser.add_argument("--stride", type=int, default=None, help="detection stride (default: the setting's)")
+    parser.add_argument("--plate-every", type=int, default=None,
+                        help="plates on every k-th detected frame (default: the setting's)")
     parser.add_argument("--track-margin", type=float, default=None, help="extra margin on track masks (default: the setting's)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", type=Path, help="keep the clips and outputs in this folder")
@@ -47,11 +49,10 @@ def run(args: argparse.Namespace) -> int:
     for eval_set in chosen:
         eval_set = replace(eval_set, clips=args.clips, frames=args.frames, size=(width, height), seed=args.seed)
         # Each set runs only its class's detector: the other class's boxes are not annotated there.
-        params = Params(
-            detector=DetectorParams(classes=(eval_set.object_class.label,)),
-            video=VideoParams(detect_stride=args.stride, lookahead_frames=max(30, 2 * args.stride),
-                              **({} if args.track_margin is None else {"track_margin": args.track_margin})),
-        )
+        chosen_video = {"detect_stride": args.stride, "plate_every": args.plate_every, "track_margin": args.track_margin}
+        video = VideoParams(**{k: v for k, v in chosen_video.items() if v is not None})
+        video = video.model_copy(update={"lookahead_frames": max(video.lookahead_frames, video.plate_stride)})
+        params = Params(detector=DetectorParams(classes=(eval_set.object_class.label,)), video=video)
         engine = Engine.load(params.detector)
         with tempfile.TemporaryDirectory(prefix="veil-eval-video-") as tmp:
             work = args.keep / eval_set.name if args.keep else Path(tmp)
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         failed |= not ok
         print(_format(eval_set.name, summary, ok))
     if args.json:
-        args.json.write_text(json.dumps({"stride": args.stride, "track_margin": args.track_margin, "sets": summaries}, indent=2))
+        args.json.write_text(json.dumps({"stride": video.detect_stride, "plate_every": video.plate_every,
+                                         "track_margin": video.track_margin, "sets": summaries}, indent=2))
     return 1 if failed else 0
 
 

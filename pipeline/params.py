@@ -138,8 +138,8 @@ class VideoParams(_Strict):
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"] = "medium"
     pix_fmt: Literal["yuv420p", "yuv444p"] = "yuv420p"
     # Detect on every k-th frame; tracks (interpolated between detections) and re-detection cover the others.
-    # 2 halves the detector's cost with no leak on the moving-camera evaluation (README, "Performance").
-    detect_stride: int = Field(default=2, ge=1, le=30)
+    # 3 is a third of the detector's cost with no leak on the moving-camera evaluation (README, "Video").
+    detect_stride: int = Field(default=3, ge=1, le=30)
     # On the frames the stride skips, re-detect faces in a window around every track (the face detector takes
     # any input size, so a crop costs a fraction of a frame). The finds are masked on top of the tracks' boxes.
     roi_redetect: bool = True

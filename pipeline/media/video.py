@@ -349,7 +349,7 @@ class VideoWriter:
         if encoder == "libx265":
             options["x265-params"] = "log-level=error"
         if encoder == "libx264" and info.width * info.height > LARGE_FRAME_PIXELS:
-            options["rc-lookahead"] = "20"  # x264 holds this many frames; 40 at 4K is half a gigabyte
+            options["rc-lookahead"] = "10"  # x264 holds this many frames; its 40 at 4K are half a gigabyte
         stream = self._container.add_stream(encoder, rate=info.average_rate or Fraction(30), options=options)
         coded_w, coded_h = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
         stream.width, stream.height = coded_w, coded_h
@@ -440,6 +440,7 @@ LARGE_FRAME_PIXELS = 2560 * 1440
 # Frames in flight between the decode thread and detection, and between detection and the encode thread.
 # Small: each 4K frame is 25 MB, and detection holds its own look-ahead besides.
 HANDOFF_FRAMES = 4
+HANDOFF_FRAMES_LARGE = 2  # above LARGE_FRAME_PIXELS
 _END = object()  # end of stream on a hand-off
 
 
@@ -462,9 +463,10 @@ def transcode(
     """
     clock = clock or StageClock()
     crew = Crew()
-    decoded_frames = crew.queue(HANDOFF_FRAMES)
-    to_writer = crew.queue(HANDOFF_FRAMES + 64)  # masked frames, and audio packets as they are demuxed
-    frames_to_write = crew.slots(HANDOFF_FRAMES)  # ... of which at most this many frames
+    in_flight = HANDOFF_FRAMES if info.width * info.height <= LARGE_FRAME_PIXELS else HANDOFF_FRAMES_LARGE
+    decoded_frames = crew.queue(in_flight)
+    to_writer = crew.queue(in_flight + 64)  # masked frames, and audio packets as they are demuxed
+    frames_to_write = crew.slots(in_flight)  # ... of which at most this many frames
     writer: VideoWriter | None = None
     decoded = 0
 
