@@ -10,7 +10,7 @@ import numpy as np
 from .detect.centerface import CenterFace
 from .detect.nms import merge
 from .detect.onnx import load_session, make_spatial_dims_dynamic
-from .detect.windows import plan_windows, roi_windows
+from .detect.windows import Window, plan_windows, roi_windows
 from .detect.yolo import Yolo, drop_extra_outputs
 from .errors import ModelError
 from .models import default_model_dir, find_source
@@ -28,10 +28,10 @@ class _Loaded:
     record: ModelRecord
 
 
-# Re-detection falls back to one whole-image pass beyond these: many small calls cost more than one large
-# one (per-call overhead, on a GPU above all), and overlapping windows search the same pixels twice.
-ROI_MAX_WINDOWS = 12
-ROI_MAX_AREA = 0.3  # share of the picture
+# Re-detection falls back to one whole-image pass beyond these: the windows' pixels are its cost, and
+# overlapping windows search the same pixels twice. Windows of one size run as one batch.
+ROI_MAX_WINDOWS = 64
+ROI_MAX_AREA = 0.5  # share of the picture
 
 
 class Engine:
@@ -104,11 +104,15 @@ class Engine:
             if len(windows) > ROI_MAX_WINDOWS or area > ROI_MAX_AREA * height * width:
                 plan = (scales or {}).get(detector.object_class, detector.scales)
                 windows = plan_windows(height, width, plan, detector.network.fixed_input)[:1]  # the whole image
+            by_size: dict[tuple[int, int], list[Window]] = {}
             for window in windows:
-                found_boxes, scores = detector.network(window.crop(rgb), floor)
-                if len(scores):
-                    classes = np.full(len(scores), int(detector.object_class))
-                    found.append(Detections(window.to_source(found_boxes), scores, classes))
+                by_size.setdefault(window.crop_size, []).append(window)
+            for same_size in by_size.values():
+                results = detector.network.batch([w.crop(rgb) for w in same_size], floor)
+                for window, (found_boxes, scores) in zip(same_size, results):
+                    if len(scores):
+                        classes = np.full(len(scores), int(detector.object_class))
+                        found.append(Detections(window.to_source(found_boxes), scores, classes))
         return merge(Detections.concat(found), self.params.nms_iou)
 
     def warm_up(self) -> None:

@@ -26,12 +26,19 @@ class CenterFace:
 
     def __call__(self, rgb: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (x1, y1, x2, y2) and scores in ``rgb``'s pixels, before NMS."""
-        height, width = rgb.shape[:2]
+        return self.batch([rgb], min_score)[0]
+
+    def batch(self, images: list[np.ndarray], min_score: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``__call__`` on several images of one size in a single run (one call's overhead, not many)."""
+        height, width = images[0].shape[:2]
         padded_h, padded_w = -(-height // ALIGN) * ALIGN, -(-width // ALIGN) * ALIGN
-        blob = np.zeros((1, 3, padded_h, padded_w), dtype=np.float32)
-        blob[0, :, :height, :width] = rgb.transpose(2, 0, 1)
+        blob = np.zeros((len(images), 3, padded_h, padded_w), dtype=np.float32)
+        for slot, rgb in zip(blob, images):
+            if rgb.shape[:2] != (height, width):
+                raise ValueError(f"a batch takes images of one size: {rgb.shape[:2]} and {(height, width)}")
+            slot[:, :height, :width] = rgb.transpose(2, 0, 1)
         heatmap, scale, offset = self.session.run(self.output_names, {self.input_name: blob})
-        return decode(heatmap[0, 0], scale[0], offset[0], min_score, height, width)
+        return [decode(heatmap[i, 0], scale[i], offset[i], min_score, height, width) for i in range(len(images))]
 
 
 def decode(heatmap, scale, offset, min_score: float, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
