@@ -32,6 +32,9 @@ class _Loaded:
 # overlapping windows search the same pixels twice. Windows of one size run as one batch.
 ROI_MAX_WINDOWS = 64
 ROI_MAX_AREA = 0.5  # share of the picture
+# A batch holds at most this many pixels (a 1080p frame), so its activations are no larger than a
+# whole-frame pass's: on 4K frames the windows are large and an unbounded batch grew memory by 400 MB.
+ROI_BATCH_PIXELS = 1920 * 1088
 
 
 class Engine:
@@ -107,12 +110,15 @@ class Engine:
             by_size: dict[tuple[int, int], list[Window]] = {}
             for window in windows:
                 by_size.setdefault(window.crop_size, []).append(window)
-            for same_size in by_size.values():
-                results = detector.network.batch([w.crop(rgb) for w in same_size], floor)
-                for window, (found_boxes, scores) in zip(same_size, results):
-                    if len(scores):
-                        classes = np.full(len(scores), int(detector.object_class))
-                        found.append(Detections(window.to_source(found_boxes), scores, classes))
+            for size, same_size in by_size.items():
+                per_batch = max(1, ROI_BATCH_PIXELS // (size[0] * size[1]))
+                batches = [same_size[i : i + per_batch] for i in range(0, len(same_size), per_batch)]
+                for batch in batches:
+                    results = detector.network.batch([w.crop(rgb) for w in batch], floor)
+                    found += [
+                        Detections(w.to_source(b), s, np.full(len(s), int(detector.object_class)))
+                        for w, (b, s) in zip(batch, results) if len(s)
+                    ]
         return merge(Detections.concat(found), self.params.nms_iou)
 
     def warm_up(self) -> None:
