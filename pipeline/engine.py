@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
 from .detect.centerface import CenterFace
 from .detect.nms import merge
@@ -120,6 +121,14 @@ class Engine:
                         for w, (b, s) in zip(batch, results) if len(s)
                     ]
         return merge(Detections.concat(found), self.params.nms_iou)
+
+    def release_memory(self) -> None:
+        """Hand the inference arenas' unused memory back (a large video's first pass leaves them at their
+        peak; the second pass needs the memory for decoding and encoding instead)."""
+        shrink = ort.RunOptions()
+        shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        for detector in self._detectors:
+            detector.network.run_once(shrink)
 
     def warm_up(self) -> None:
         """One pass on a blank image, so the first real file does not pay for lazy initialisation."""

@@ -143,26 +143,12 @@ class VideoParams(_Strict):
     # On the frames the stride skips, re-detect faces in a window around every track (the face detector takes
     # any input size, so a crop costs a fraction of a frame). The finds are masked on top of the tracks' boxes.
     roi_redetect: bool = True
+    roi_context: float = Field(default=1.0, ge=0.25, le=4.0)  # window: the box grown this many sizes a side
     # Plates are searched on every k-th detected frame only (every detect_stride * plate_every frames): the
     # plate model is the dearest pass (three of them on a 1080p frame) and a plate moves smoothly with its
     # car; tracks interpolate between.
     plate_every: int = Field(default=2, ge=1, le=30)
-
-    @property
-    def plate_stride(self) -> int:
-        return self.detect_stride * self.plate_every
-
-    def fitted(self, width: int, height: int) -> "VideoParams":
-        """These parameters with the look-ahead shortened so that its frames fit in ``buffer_mb``."""
-        needed = max(self.backfill_frames, self.plate_stride, self.temporal_dilation)
-        fits = (self.buffer_mb << 20) // max(1, width * height * 3)
-        lookahead = min(self.lookahead_frames, max(needed, fits))
-        return self if lookahead == self.lookahead_frames else self.model_copy(update={"lookahead_frames": lookahead})
-    roi_context: float = Field(default=1.0, ge=0.25, le=4.0)  # window: the box grown this many sizes a side
     lookahead_frames: int = Field(default=30, ge=1, le=600)  # frames held back so the future can mask the past
-    # Memory for those held frames (RGB): on large frames (4K: 25 MB each) the look-ahead shortens to fit,
-    # never below what backfill, the strides and dilation need.
-    buffer_mb: int = Field(default=384, ge=16)
     backfill_frames: int = Field(default=15, ge=0, le=600)  # mask a new track this far before its first hit
     lost_mask_frames: int = Field(default=30, ge=0, le=600)  # keep masking a lost track on its prediction
     temporal_dilation: int = Field(default=1, ge=0, le=10)  # a track's mask also covers its box this many frames away
@@ -177,6 +163,10 @@ class VideoParams(_Strict):
     # Plates: the whole frame, plus tiles as tall as a 1080p frame (two of them cover 1920x1080 at 0.59 scale,
     # where 960 px tiles took six passes at 0.67).
     plate_scales: PlateScales = PlateScales(upscale_below=0, tile_size=1080, tile_overlap=0.2)
+
+    @property
+    def plate_stride(self) -> int:
+        return self.detect_stride * self.plate_every
 
     @model_validator(mode="after")
     def _lookahead_covers(self) -> "VideoParams":

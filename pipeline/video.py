@@ -1,7 +1,8 @@
 """Process one video: decode, detect, track, plan, mask, encode, remux audio, and report.
 
 Frames stream through a bounded look-ahead buffer (``params.video.lookahead_frames``): the memory held is
-that many decoded frames, whatever the video's length. The output and its boxes companion are written
+that many decoded frames, whatever the video's length. Frames above 1440p (4K: 25 MB each) are not held at
+all: a first decoding pass detects and plans, a second decodes again to mask and encode. The output and its boxes companion are written
 under temporary names beside ``dst`` and renamed only when complete; on any failure both are removed.
 """
 
@@ -20,7 +21,9 @@ from .features import VideoFeatures
 from .mask import apply_masks, plan_regions, region_box
 from .media.video import (
     ENCODER_BY_CODEC,
+    LARGE_FRAME_PIXELS,
     DecodedFrame,
+    VideoReader,
     VideoInfo,
     transcode,
     output_container,
@@ -127,39 +130,37 @@ def _transcode(
     src: Path, out: Path, boxes: Path, info: VideoInfo, container: str, params: Params, engine: Engine,
     features: VideoFeatures | None = None, *, edits: Edits = Edits(), edit_counts: EditCounts | None = None,
 ) -> VideoSummary:
-    video_params = params.video.fitted(info.width, info.height)
+    video_params = params.video
     frame_scales = {ObjectClass.FACE: video_params.face_scales, ObjectClass.LICENSE_PLATE: video_params.plate_scales}
     planner = MaskPlanner(video_params, params.detector)
     classes = frozenset(ObjectClass.from_label(label) for label in params.detector.classes)
     camera = CameraMotion() if video_params.camera_motion else None
     run = _Run(params)
     clock = StageClock()
-    buffer: deque[DecodedFrame] = deque()
+    shape = (info.height, info.width, 3)  # upright frames
     boxes_writer = BoxesWriter(boxes, width=info.width, height=info.height, time_base=str(info.time_base),
                                rate=str(info.average_rate) if info.average_rate else None)
 
-    def masked(plans: list[FramePlan]) -> list[DecodedFrame]:
-        ready = []
-        for plan in plans:
-            frame = buffer.popleft()
-            if frame.index != plan.index:
-                raise ProcessingError(f"mask plan for frame {plan.index} met frame {frame.index}")
-            regions = frame_regions(plan, params, frame.rgb.shape)
-            # Edits (pipeline/edits.py): suppressed regions leave the frame's masks, add polygons join them.
-            regions = [(r, t) for r, t in regions if not edits.suppresses(r, frame.rgb.shape, plan.index, edit_counts)]
-            apply_masks(frame.rgb, [r for r, _ in regions], params.mask)
-            edits.apply_adds(frame.rgb, plan.index, params.mask, edit_counts)
-            boxes_writer.frame(plan, frame.pts, regions)
-            run.account(plan, regions)
-            ready.append(frame)
-        return ready
+    def regions_of(plan: FramePlan, pts: int) -> list[MaskRegion]:
+        """The frame's final regions, recorded in the companion and the counts."""
+        regions = frame_regions(plan, params, shape)
+        # Edits (pipeline/edits.py): suppressed regions leave the frame's masks, add polygons join them.
+        regions = [(r, t) for r, t in regions if not edits.suppresses(r, shape, plan.index, edit_counts)]
+        boxes_writer.frame(plan, pts, regions)
+        run.account(plan, regions)
+        return [r for r, _ in regions]
 
-    def stage(frame: DecodedFrame | None) -> list[DecodedFrame]:
+    def paint(frame: DecodedFrame, regions: list[MaskRegion]) -> DecodedFrame:
+        with clock.measure("mask"):
+            apply_masks(frame.rgb, regions, params.mask)
+            edits.apply_adds(frame.rgb, frame.index, params.mask, edit_counts)
+        return frame
+
+    def analyse(frame: DecodedFrame | None) -> list[FramePlan]:
+        """Detect, track and plan; return the plans of the frames now past the look-ahead."""
         if frame is None:
             with clock.measure("plan"):
-                plans = planner.finish()
-            return masked(plans)
-        buffer.append(frame)
+                return planner.finish()
         searched = searched_classes(frame.index, video_params, classes)
         with clock.measure("motion"):
             motion = camera.update(frame.rgb) if camera is not None else None
@@ -174,10 +175,13 @@ def _transcode(
             with clock.measure("detect"):
                 planner.add_roi(frame.index, _redetect(engine, frame.rgb, planner.current, video_params.roi_context,
                                                        frame_scales))
-        return masked(plans)
+        return plans
 
     try:
-        result = transcode(src, out, info, video_params, stage, container=container, clock=clock)
+        if info.width * info.height > LARGE_FRAME_PIXELS:
+            result = _two_passes(src, out, info, video_params, container, clock, analyse, regions_of, paint, engine)
+        else:
+            result = _one_pass(src, out, info, video_params, container, clock, analyse, regions_of, paint)
     finally:
         boxes_writer.close()
     decode_log = result.decode_log
@@ -204,6 +208,58 @@ def _transcode(
         decode_warnings=decode_log.warnings[:MAX_LISTED], decode_warning_count=decode_log.warnings.total,
         corrupt_frames=decode_log.corrupt_frames[:MAX_LISTED], stage_seconds=clock.seconds(),
     )
+
+
+def _one_pass(src, out, info, video_params, container, clock, analyse, regions_of, paint):
+    """Frames wait in memory for their plans (the look-ahead), then are masked and encoded."""
+    waiting: deque[DecodedFrame] = deque()
+
+    def stage(frame: DecodedFrame | None) -> list[DecodedFrame]:
+        if frame is not None:
+            waiting.append(frame)
+        ready = []
+        for plan in analyse(frame):
+            frame_out = waiting.popleft()
+            if frame_out.index != plan.index:
+                raise ProcessingError(f"mask plan for frame {plan.index} met frame {frame_out.index}")
+            ready.append(paint(frame_out, regions_of(plan, frame_out.pts)))
+        return ready
+
+    return transcode(src, out, info, video_params, stage, container=container, clock=clock)
+
+
+def _two_passes(src, out, info, video_params, container, clock, analyse, regions_of, paint, engine):
+    """For large frames (4K: 25 MB each), no frame waits in memory: a first decoding pass detects and plans,
+    keeping only each frame's regions; a second decodes again to mask and encode. Costs a second decode."""
+    planned: deque[tuple[int, list[MaskRegion]]] = deque()
+    timestamps: deque[int] = deque()
+
+    def keep(plans: list[FramePlan]) -> None:
+        for plan in plans:
+            planned.append((plan.index, regions_of(plan, timestamps.popleft())))
+
+    with VideoReader(src) as reader:
+        frames = reader.frames()
+        while True:
+            with clock.measure("decode"):
+                frame = next(frames, None)
+            if frame is None:
+                break
+            timestamps.append(frame.pts)
+            keep(analyse(frame))
+    keep(analyse(None))
+    engine.release_memory()
+
+    def stage(frame: DecodedFrame | None) -> list[DecodedFrame]:
+        if frame is None:
+            if planned:
+                raise ProcessingError(f"the second decoding pass ended {len(planned)} frame(s) early")
+            return []
+        if not planned or planned[0][0] != frame.index:
+            raise ProcessingError(f"the second decoding pass met frame {frame.index} without its plan")
+        return [paint(frame, planned.popleft()[1])]
+
+    return transcode(src, out, info, video_params, stage, container=container, clock=clock)
 
 
 def searched_classes(index: int, video: VideoParams, classes: frozenset[ObjectClass]) -> frozenset[ObjectClass]:

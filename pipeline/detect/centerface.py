@@ -28,6 +28,11 @@ class CenterFace:
         """Boxes (x1, y1, x2, y2) and scores in ``rgb``'s pixels, before NMS."""
         return self.batch([rgb], min_score)[0]
 
+    def run_once(self, options: ort.RunOptions) -> None:
+        """One run on the smallest input, with ``options`` (e.g. arena shrinkage)."""
+        blob = np.zeros((1, 3, ALIGN, ALIGN), dtype=np.float32)
+        self.session.run(self.output_names, {self.input_name: blob}, options)
+
     def batch(self, images: list[np.ndarray], min_score: float) -> list[tuple[np.ndarray, np.ndarray]]:
         """``__call__`` on several images of one size in a single run (one call's overhead, not many)."""
         height, width = images[0].shape[:2]

@@ -79,6 +79,11 @@ class Yolo:
         boxes = letterbox.invert(boxes)
         return np.clip(boxes, 0, [width, height, width, height]).astype(np.float32), scores
 
+    def run_once(self, options: ort.RunOptions) -> None:
+        """One run on a blank input, with ``options`` (e.g. arena shrinkage)."""
+        blob = np.zeros((1, 3, self.fixed_input, self.fixed_input), dtype=self.input_dtype)
+        self.session.run([self.output_name], {self.input_name: blob}, options)
+
     def _decode(self, raw: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
         if self.version == 8:
             anchors = raw.T  # (anchors, 4 + classes [+ coeffs])

@@ -225,10 +225,3 @@ def test_a_class_not_searched_on_a_frame_keeps_its_tracks_alive_and_interpolated
     assert all(len(t) == 1 for t in plate_tracks)  # one track, never lost on the frames plates were not searched
     assert len({t[0].track_id for t in plate_tracks}) == 1
     assert plate_tracks[1][0].source == "interpolated" and plate_tracks[1][0].box == pytest.approx((10, 100, 70, 120))
-
-
-def test_the_look_ahead_shortens_to_fit_its_memory_on_large_frames_but_never_below_what_it_needs():
-    video = VideoParams(buffer_mb=384)
-    assert video.fitted(1920, 1080).lookahead_frames == 30  # 6 MB frames: all 30 fit
-    assert video.fitted(3840, 2160).lookahead_frames == 16  # 25 MB frames: 384 MB holds 16
-    assert VideoParams(buffer_mb=16).fitted(7680, 4320).lookahead_frames == 15  # backfill_frames is the floor
