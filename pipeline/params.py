@@ -143,7 +143,9 @@ class VideoParams(_Strict):
     # On the frames the stride skips, re-detect faces in a window around every track (the face detector takes
     # any input size, so a crop costs a fraction of a frame). The finds are masked on top of the tracks' boxes.
     roi_redetect: bool = True
-    roi_context: float = Field(default=1.0, ge=0.25, le=4.0)  # window: the box grown this many sizes a side
+    # The window: the box grown this many box sizes on each side (a track's predicted box is a frame or two
+    # old; a miss costs only the extra cover, the track's own box is masked anyway).
+    roi_context: float = Field(default=0.5, ge=0.25, le=4.0)
     # Plates are searched on every k-th detected frame only (every detect_stride * plate_every frames): the
     # plate model is the dearest pass (three of them on a 1080p frame) and a plate moves smoothly with its
     # car; tracks interpolate between.
