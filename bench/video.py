@@ -13,7 +13,7 @@
    inference) is subtracted the same way for all: steady fps = (frames - 1) / (t(clips) - t(one frame)).
    - veil faces+plates: ``process_video`` with default ``Params()`` (what the service does);
    - veil faces only: ``DetectorParams(classes=("face",))``;
-   - extra Veil variants from ``--set`` / ``--params`` (each over the defaults; full runs add stride 3);
+   - extra Veil variants from ``--set`` / ``--params`` (each over the defaults; full runs add stride 1 with every frame searched);
    - deface 1.5.0, its CLI with default settings (faces only), in its own venv (bench/anchor.py);
    - floor: ``pipeline.media.video.transcode`` with an identity stage: the same PyAV decode, RGB frames and
      libx264 encode at ``VideoParams()``'s preset/crf/pix_fmt, without detection or masking.
@@ -336,7 +336,8 @@ def variants(args: argparse.Namespace) -> dict[str, Params]:
         "veil faces only": Params(detector=DetectorParams(classes=("face",))),
     }
     if not args.quick:
-        chosen["veil f+p stride 3"] = Params(video=VideoParams(detect_stride=3))
+        # The cost of the detection schedule: every frame searched for everything, no re-detection.
+        chosen["veil f+p stride 1"] = Params(video=VideoParams(detect_stride=1, plate_every=1, roi_redetect=False))
     for text in args.set:
         chosen[f"veil {text}"] = overridden(Params(), parse_set(text))
     for path in args.params:
