@@ -179,6 +179,7 @@ def polygon_footprint(polygon: tuple[Point, ...], height: int, width: int) -> tu
 
     A pixel is touched when its square meets the polygon, that is when its centre lies in the polygon grown
     by half a pixel on every side: the polygon itself plus, along each edge, the edge swept by a pixel square.
+    cv2's fixed-point fill can leave a sliver thinner than an eighth of a pixel (tested to that bound).
     """
     centres = np.array(polygon, dtype=np.float64) * (width, height) - 0.5  # cv2 puts pixel centres on integers
     canvas = np.zeros((height, width), dtype=np.uint8)
