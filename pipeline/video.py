@@ -24,6 +24,7 @@ from .media.video import (
     LARGE_FRAME_PIXELS,
     DecodedFrame,
     VideoReader,
+    timed_frames,
     VideoInfo,
     transcode,
     output_container,
@@ -162,15 +163,16 @@ def _transcode(
             with clock.measure("plan"):
                 return planner.finish()
         searched = searched_classes(frame.index, video_params, classes)
+        everything = searched == classes
         with clock.measure("motion"):
             motion = camera.update(frame.rgb) if camera is not None else None
         with clock.measure("detect"):
             detections = engine.detect(frame.rgb, scales=frame_scales, classes=searched) if searched else None
         if features is not None:
             with clock.measure("features"):  # drift statistics, before masking, on fully searched frames
-                features.frame(frame.index, frame.rgb, detections if searched == classes else None)
+                features.frame(frame.index, frame.rgb, detections if everything else None)
         with clock.measure("plan"):
-            plans = planner.push(frame.index, detections, motion, None if searched == classes else frozenset(map(int, searched)))
+            plans = planner.push(frame.index, detections, motion, None if everything else frozenset(map(int, searched)))
         if not searched and video_params.roi_redetect and planner.current:
             with clock.measure("detect"):
                 planner.add_roi(frame.index, _redetect(engine, frame.rgb, planner.current, video_params.roi_context,
@@ -239,12 +241,7 @@ def _two_passes(src, out, info, video_params, container, clock, analyse, regions
             planned.append((plan.index, regions_of(plan, timestamps.popleft())))
 
     with VideoReader(src) as reader:
-        frames = reader.frames()
-        while True:
-            with clock.measure("decode"):
-                frame = next(frames, None)
-            if frame is None:
-                break
+        for frame in timed_frames(reader, clock):
             timestamps.append(frame.pts)
             keep(analyse(frame))
     keep(analyse(None))

@@ -439,6 +439,17 @@ class TranscodeResult:
     decode_log: DecodeLog
 
 
+def timed_frames(reader: VideoReader, clock: StageClock) -> Iterator[DecodedFrame]:
+    """``reader.frames()``, with the time spent decoding (and only that) counted as the "decode" stage."""
+    frames = reader.frames()
+    while True:
+        with clock.measure("decode"):
+            frame = next(frames, None)
+        if frame is None:
+            return
+        yield frame
+
+
 # Above this (2560x1440), x264 is set to hold fewer frames, to bound the encoder's memory.
 LARGE_FRAME_PIXELS = 2560 * 1440
 
@@ -476,12 +487,7 @@ def transcode(
     decoded = 0
 
     def decode(reader: VideoReader) -> None:
-        frames = reader.frames()
-        while True:
-            with clock.measure("decode"):
-                frame = next(frames, None)
-            if frame is None:
-                break
+        for frame in timed_frames(reader, clock):
             decoded_frames.put(frame)
         decoded_frames.put(_END)
 
