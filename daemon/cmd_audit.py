@@ -37,15 +37,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", type=Path, help="an audit log file (default: the service's)")
 
 
-def _log_for(args: argparse.Namespace) -> AuditLog:
-    return AuditLog(args.log if args.log is not None else audit_path(settings_for(args.config)))
+def _log_for(args: argparse.Namespace) -> AuditLog | None:
+    """The log to read: ``--log``, else the configured service's; None (reason printed) on a bad config."""
+    try:
+        return AuditLog(args.log if args.log is not None else audit_path(settings_for(args.config)))
+    except ConfigError as exc:
+        print(f"veil audit: {exc}")
+        return None
 
 
 def _verify(args: argparse.Namespace) -> int:
-    try:
-        audit = _log_for(args)
-    except ConfigError as exc:
-        print(f"veil audit: {exc}")
+    audit = _log_for(args)
+    if audit is None:
         return 2
     if not audit.path.is_file():
         print(f"veil audit: no audit log at {audit.path}")
@@ -61,10 +64,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    try:
-        audit = _log_for(args)
-    except ConfigError as exc:
-        print(f"veil audit: {exc}")
+    audit = _log_for(args)
+    if audit is None:
         return 2
     lines = audit.path.read_text(encoding="utf-8").splitlines() if audit.path.is_file() else []
     records = []
