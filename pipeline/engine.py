@@ -61,28 +61,35 @@ class Engine:
 
     def detect(
         self, rgb: np.ndarray, min_score: float | None = None, scales: dict[ObjectClass, ScalePlan] | None = None,
-        classes: frozenset[ObjectClass] | None = None,
+        only: frozenset[ObjectClass] | None = None,
     ) -> Detections:
-        """All configured classes (or those of ``classes``) in an HxWx3 uint8 RGB image, boxes in its pixels.
+        """All configured classes (or those in ``only``) in an HxWx3 uint8 RGB image, boxes in its pixels.
 
         Scores go down to each class's review floor, or to ``min_score`` when given (evaluation).
         ``scales`` replaces the configured scale plan of a class (video frames use a lighter one).
+        Every detector runs on its own windows whatever the others found: no class is ever skipped because
+        another one was seen.
         """
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected HxWx3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
+        found = [
+            self._detect_one(detector, rgb, min_score, (scales or {}).get(detector.object_class, detector.scales))
+            for detector in self._detectors
+            if only is None or detector.object_class in only
+        ]
+        return merge(Detections.concat(found), self.params.nms_iou)
+
+    def _detect_one(
+        self, detector: _Loaded, rgb: np.ndarray, min_score: float | None, plan: ScalePlan
+    ) -> Detections:
+        """One detector over every window of its plan (its own function, so nothing leaks between classes)."""
+        floor = self.params.thresholds(detector.object_class.label).review_floor if min_score is None else min_score
         height, width = rgb.shape[:2]
         found = []
-        for detector in self._detectors:
-            if classes is not None and detector.object_class not in classes:
-                continue
-            floor = self.params.thresholds(detector.object_class.label).review_floor if min_score is None else min_score
-            plan = (scales or {}).get(detector.object_class, detector.scales)
-            for window in plan_windows(height, width, plan, detector.network.fixed_input):
-                boxes, scores = detector.network(window.crop(rgb), floor)
-                if len(scores):
-                    classes = np.full(len(scores), int(detector.object_class))
-                    found.append(Detections(window.to_source(boxes), scores, classes))
-        return merge(Detections.concat(found), self.params.nms_iou)
+        for window in plan_windows(height, width, plan, detector.network.fixed_input):
+            boxes, scores = detector.network(window.crop(rgb), floor)
+            found.append(Detections.of(window.to_source(boxes), scores, detector.object_class))
+        return Detections.concat(found)
 
     def detect_around(
         self, rgb: np.ndarray, boxes: dict[ObjectClass, np.ndarray], *, context: float, min_side: int = 64,
@@ -117,8 +124,7 @@ class Engine:
                 for batch in batches:
                     results = detector.network.batch([w.crop(rgb) for w in batch], floor)
                     found += [
-                        Detections(w.to_source(b), s, np.full(len(s), int(detector.object_class)))
-                        for w, (b, s) in zip(batch, results) if len(s)
+                        Detections.of(w.to_source(b), s, detector.object_class) for w, (b, s) in zip(batch, results)
                     ]
         return merge(Detections.concat(found), self.params.nms_iou)
 

@@ -46,6 +46,11 @@ class Detections:
         return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0))
 
     @classmethod
+    def of(cls, boxes: np.ndarray, scores: np.ndarray, object_class: ObjectClass) -> "Detections":
+        """Detections that are all of one class (what one detector finds)."""
+        return cls(boxes, scores, np.full(len(scores), int(object_class), dtype=np.int32))
+
+    @classmethod
     def concat(cls, parts: list["Detections"]) -> "Detections":
         parts = [p for p in parts if len(p)]
         if not parts:

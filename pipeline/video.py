@@ -167,7 +167,7 @@ def _transcode(
         with clock.measure("motion"):
             motion = camera.update(frame.rgb) if camera is not None else None
         with clock.measure("detect"):
-            detections = engine.detect(frame.rgb, scales=frame_scales, classes=searched) if searched else None
+            detections = engine.detect(frame.rgb, scales=frame_scales, only=searched) if searched else None
         if features is not None:
             with clock.measure("features"):  # drift statistics, before masking, on fully searched frames
                 features.frame(frame.index, frame.rgb, detections if everything else None)

@@ -88,7 +88,7 @@ def test_a_failure_mid_stream_removes_partial_files(tmp_path):
         def __init__(self):
             self.calls = 0
 
-        def detect(self, rgb, scales=None, classes=None):
+        def detect(self, rgb, scales=None, only=None):
             self.calls += 1
             if self.calls == 8:  # mid-stream: 40 frames at the default stride make 14 calls
                 raise RuntimeError("inference failed")

@@ -1,0 +1,90 @@
+"""Every configured class is searched on every window of its plan, whatever the other classes found.
+
+Stub networks, no models: each records the windows it saw and always "finds" one confident box, so a
+detector that stops another one from running (the rebinding bug of issue 12) shows up as a missing call.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.detect.windows import plan_windows
+from pipeline.engine import Engine, _Loaded
+from pipeline.params import DetectorParams, FaceScales, ModelSpec, PlateScales, ScalePlan
+from pipeline.qc import ModelRecord
+from pipeline.records import ObjectClass
+
+
+class StubNetwork:
+    """Finds one box at score 0.9 in the middle of every input, and remembers the input sizes."""
+
+    def __init__(self, fixed_input: int | None):
+        self.fixed_input = fixed_input
+        self.seen: list[tuple[int, int]] = []
+
+    def __call__(self, rgb: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+        self.seen.append(rgb.shape[:2])
+        h, w = rgb.shape[:2]
+        return np.array([[w * 0.4, h * 0.4, w * 0.6, h * 0.6]], dtype=np.float32), np.array([0.9], dtype=np.float32)
+
+
+def stub_engine(order: tuple[str, ...]) -> tuple[Engine, dict[ObjectClass, StubNetwork]]:
+    params = DetectorParams(classes=order)  # type: ignore[arg-type]
+    loaded, networks = [], {}
+    for label in order:
+        object_class = ObjectClass.from_label(label)
+        network = StubNetwork(None if object_class is ObjectClass.FACE else 640)
+        scales: ScalePlan = params.face_scales if object_class is ObjectClass.FACE else params.plate_scales
+        spec = ModelSpec(name=label, family="centerface" if label == "face" else "yolov8", classes=(label,))  # type: ignore[arg-type]
+        record = ModelRecord(name=label, task=label, family=spec.family, sha256="0" * 64, providers=["stub"])
+        loaded.append(_Loaded(spec, network, object_class, scales, record))  # type: ignore[arg-type]
+        networks[object_class] = network
+    return Engine(loaded, params), networks
+
+
+IMAGE = np.zeros((900, 1200, 3), dtype=np.uint8)
+
+
+def expected_windows(plan: ScalePlan, fixed_input: int | None) -> int:
+    return len(plan_windows(IMAGE.shape[0], IMAGE.shape[1], plan, fixed_input))
+
+
+@pytest.mark.parametrize("order", [("face", "license_plate"), ("license_plate", "face")])
+def test_every_class_runs_on_every_window_in_either_order(order):
+    engine, networks = stub_engine(order)
+    found = engine.detect(IMAGE)
+    face, plate = networks[ObjectClass.FACE], networks[ObjectClass.LICENSE_PLATE]
+    assert len(face.seen) == expected_windows(FaceScales(), None) > 1
+    assert len(plate.seen) == expected_windows(PlateScales(), 640) > 1
+    assert set(found.classes.tolist()) == {int(ObjectClass.FACE), int(ObjectClass.LICENSE_PLATE)}
+
+
+def test_the_default_params_search_both_classes():
+    assert set(DetectorParams().classes) == {"face", "license_plate"}
+    engine, networks = stub_engine(DetectorParams().classes)
+    engine.detect(IMAGE)
+    assert all(network.seen for network in networks.values())
+
+
+def test_a_filter_runs_only_the_classes_it_names():
+    engine, networks = stub_engine(("face", "license_plate"))
+    found = engine.detect(IMAGE, only=frozenset({ObjectClass.LICENSE_PLATE}))
+    assert not networks[ObjectClass.FACE].seen
+    assert len(networks[ObjectClass.LICENSE_PLATE].seen) == expected_windows(PlateScales(), 640)
+    assert set(found.classes.tolist()) == {int(ObjectClass.LICENSE_PLATE)}
+
+
+def test_no_filter_is_every_configured_class_and_a_full_filter_is_the_same():
+    for only in (None, frozenset(ObjectClass)):
+        engine, networks = stub_engine(("license_plate", "face"))
+        engine.detect(IMAGE, only=only)
+        assert all(network.seen for network in networks.values())
+
+
+def test_a_scale_override_replaces_one_class_plan_only():
+    engine, networks = stub_engine(("face", "license_plate"))
+    light = FaceScales(downscale=False, rotate_180=False, upscale_below=0)
+    engine.detect(IMAGE, scales={ObjectClass.FACE: light})
+    assert len(networks[ObjectClass.FACE].seen) == expected_windows(light, None) == 1
+    assert len(networks[ObjectClass.LICENSE_PLATE].seen) == expected_windows(PlateScales(), 640)
