@@ -1,22 +1,53 @@
-"""Shared fixtures: the repository, the evaluation data (optional), and one loaded engine per session."""
+"""Shared fixtures: the repository, the evaluation data, the models, and one loaded engine per session.
+
+Locally a test whose evaluation data or models are missing is skipped. Under CI (``CI=true``) it fails:
+a green CI must mean that the quality tests really ran.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 EVAL = SHARED / "eval"
+MODELS = Path(sys.prefix) / "share" / "veil" / "models"
+UNDER_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing(what: str) -> NoReturn:
+    """Skip the test for want of ``what`` (data, models, a tool), or fail it under CI."""
+    if UNDER_CI:
+        pytest.fail(f"missing under CI: {what}", pytrace=False)
+    pytest.skip(f"missing: {what}")
+
+
+def require(condition: bool, what: str) -> None:
+    if not condition:
+        missing(what)
 
 
 def eval_set(name: str) -> Path:
-    """The folder of one evaluation set; the test is skipped when ../shared is absent."""
+    """The folder of one evaluation set (skipped when ../shared is absent, failed under CI)."""
     folder = EVAL / name
-    if not (folder / "annotations.json").is_file():
-        pytest.skip(f"evaluation data not present: {folder}")
+    require((folder / "annotations.json").is_file(), f"evaluation data {folder}")
     return folder
+
+
+def require_eval() -> Path:
+    """The evaluation folder as a whole (its README marks a complete copy)."""
+    require((EVAL / "README.md").is_file(), f"evaluation data {EVAL}")
+    return EVAL
+
+
+def require_models() -> None:
+    require((MODELS / "centerface.onnx").is_file() and (MODELS / "platedet.onnx").is_file(),
+            f"models installed in {MODELS} (./install.sh)")
 
 
 @pytest.fixture(scope="session")
@@ -26,15 +57,19 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def engine():
+    """The shipped detector: every default class, default models."""
     from pipeline.engine import Engine
     from pipeline.params import DetectorParams
 
+    require_models()
     return Engine.load(DetectorParams())
 
 
 @pytest.fixture(scope="session")
 def face_engine():
+    """Faces only: for unit-level tests of one part, never as evidence for a product claim."""
     from pipeline.engine import Engine
     from pipeline.params import DetectorParams
 
+    require_models()
     return Engine.load(DetectorParams(classes=("face",)))

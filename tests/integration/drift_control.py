@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing
+
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 EVAL = SHARED / "eval"
 PER_SET = int(os.environ.get("VEIL_DRIFT_CONTROL_PER_SET", "3"))  # images from each of the 4 control sets
@@ -23,7 +25,7 @@ PER_SET = int(os.environ.get("VEIL_DRIFT_CONTROL_PER_SET", "3"))  # images from 
 def require_eval() -> None:
     if not all((EVAL / name / "annotations.json").is_file() for name in ("rbnr_faces", "cmu_mit_faces",
                                                                          "openalpr_endtoend", "ucsd_lp")):
-        pytest.skip("../shared/eval is absent")
+        missing("../shared/eval")
 
 
 @functools.cache

@@ -22,11 +22,14 @@ import pytest
 from PIL import Image
 
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
+from tests.conftest import require_models
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = Path(sys.prefix) / "share" / "veil" / "models"
 
-pytestmark = pytest.mark.skipif(not (MODELS / "centerface.onnx").exists(), reason=f"models not installed in {MODELS}")
+@pytest.fixture(autouse=True)
+def _models_installed():
+    require_models()
 
 # Faces only, in the burst: the plate model (640x640 input) is what makes a file cost 0.3 s on CPU.
 FAST_PROFILE = """

@@ -24,11 +24,13 @@ from daemon.audit import AuditLog
 from daemon.cli import main as veil
 from daemon.model_registry import Registry
 from pipeline.models import default_model_dir, sha256_of
-from tests.conftest import eval_set
+from tests.conftest import eval_set, require_models
 from tests.integration.test_daemon_serve import assert_each_once, daemons, wait_for, write_image  # noqa: F401
 
 MODELS = Path(sys.prefix) / "share" / "veil" / "models"
-pytestmark = pytest.mark.skipif(not (MODELS / "centerface.onnx").exists(), reason=f"models not installed in {MODELS}")
+@pytest.fixture(autouse=True)
+def _models_installed():
+    require_models()
 
 
 @pytest.fixture(autouse=True)

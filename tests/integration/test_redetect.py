@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.params import VideoParams
 from pipeline.records import ObjectClass
+from tests.conftest import missing
 
 PHOTOS = Path(__file__).resolve().parents[2] / ".." / "shared" / "eval" / "dlib_faces_voc" / "images"
 
@@ -17,7 +18,7 @@ PHOTOS = Path(__file__).resolve().parents[2] / ".." / "shared" / "eval" / "dlib_
 def photo():
     files = sorted(PHOTOS.glob("*")) if PHOTOS.is_dir() else []
     if not files:
-        pytest.skip("../shared/eval not present")
+        missing("../shared/eval")
     return cv2.cvtColor(cv2.imread(str(files[0])), cv2.COLOR_BGR2RGB)
 
 

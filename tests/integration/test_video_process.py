@@ -18,7 +18,7 @@ from pipeline.records import ObjectClass
 from pipeline.run import process_file
 from pipeline.video import companion_name, process_video
 from pipeline.video_qc import read_boxes
-from tests.conftest import EVAL
+from tests.conftest import EVAL, missing, require_eval
 
 needs_ffprobe = pytest.mark.skipif(not shutil.which("ffprobe"), reason="needs ffprobe")
 FACES_ONLY = DetectorParams(classes=("face",))
@@ -139,7 +139,7 @@ def shared_videos() -> list[Path]:
 def test_shared_clips_keep_frames_duration_audio_and_drop_data(tmp_path, face_engine, name):
     src = EVAL / "videos" / name
     if not src.is_file():
-        pytest.skip("../shared/eval/videos not present")
+        missing("../shared/eval/videos")
     dst = tmp_path / name
     # Detection every 10th frame and a fast preset keep this test short; the media path is the same.
     params = Params(detector=FACES_ONLY, video=VideoParams(detect_stride=10, lookahead_frames=30, preset="ultrafast"))
@@ -166,8 +166,7 @@ def test_shared_clips_keep_frames_duration_audio_and_drop_data(tmp_path, face_en
 def test_moving_camera_clips_are_masked_on_every_frame(tmp_path, object_class, face_engine, plate_engine):
     from pipeline.video_eval import DEFAULT_SETS, run_set
 
-    if not (EVAL / "README.md").is_file():
-        pytest.skip("../shared/eval not present")
+    require_eval()
     eval_set = next(s for s in DEFAULT_SETS if s.object_class == object_class)
     from dataclasses import replace
 
@@ -191,8 +190,7 @@ def test_two_decoding_passes_mask_exactly_as_one(tmp_path, face_engine, monkeypa
     import pipeline.video
     from pipeline.video_eval import load_specs, render_clip
 
-    if not (EVAL / "README.md").is_file():
-        pytest.skip("../shared/eval not present")
+    require_eval()
     spec = next(s for s in load_specs(EVAL / "rbnr_faces", (ObjectClass.FACE,)) if len(s.boxes) >= 2)
     src = tmp_path / "clip.mp4"
     render_clip(spec, src, size=(480, 270), frames=14, seed=2)

