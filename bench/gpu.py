@@ -33,14 +33,14 @@ with contextlib.suppress(ImportError):
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from pipeline.engine import Engine  # noqa: E402
-from pipeline.media.video import probe_video, transcode  # noqa: E402
-from pipeline.params import Params, RuntimeParams, VideoParams  # noqa: E402
-from pipeline.records import ObjectClass  # noqa: E402
-from pipeline.video import process_video  # noqa: E402
-from pipeline.video_eval import GroundTruth, Motion, load_specs, render_clip, score_clip  # noqa: E402
+from pipeline.engine import Engine
+from pipeline.media.video import probe_video, transcode
+from pipeline.params import Params, RuntimeParams, VideoParams
+from pipeline.records import ObjectClass
+from pipeline.video import process_video
+from pipeline.video_eval import GroundTruth, Motion, load_specs, render_clip, score_clip
 
 SIZE = (1920, 1080)
 PHOTOS = (("rbnr_faces", ObjectClass.FACE), ("openalpr_endtoend", ObjectClass.LICENSE_PLATE))
@@ -88,7 +88,7 @@ def run_veil(clip: Path, params: Params, engine: Engine, out: Path) -> dict:
 def model_latency(engine: Engine, repeats: int = 20) -> dict[str, float]:
     """Milliseconds per call of each network alone, at the sizes a 1080p frame feeds it."""
     timings = {}
-    for detector in engine._detectors:  # noqa: SLF001  (a benchmark looks inside)
+    for detector in engine._detectors:  # a benchmark looks inside
         network = detector.network
         side = (1088, 1920) if not network.fixed_input else (network.fixed_input, network.fixed_input)
         image = np.random.default_rng(0).integers(0, 255, (*side, 3), dtype=np.uint8)

@@ -38,7 +38,7 @@ from PIL import Image
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import anchor  # noqa: E402  (bench/ is a folder of scripts, not a package)
+import anchor  # bench/ is a folder of scripts, not a package
 
 REPO = Path(__file__).resolve().parents[1]
 EVAL_ROOT = REPO / ".." / "shared" / "eval"

@@ -39,9 +39,9 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.qc import SIDECAR_SUFFIX, QCReport  # noqa: E402
-from tests.integration.test_daemon_serve import FAST_PROFILE, Daemon, write_image, write_video  # noqa: E402
-from tests.integration.test_hostile_inputs import _hostile_batch  # noqa: E402
+from pipeline.qc import SIDECAR_SUFFIX, QCReport
+from tests.integration.test_daemon_serve import FAST_PROFILE, Daemon, write_image, write_video
+from tests.integration.test_hostile_inputs import _hostile_batch
 
 WORK = REPO / "bench" / ".work" / "reliability"
 EVAL = REPO.parent / "shared" / "eval"

@@ -43,15 +43,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import anchor  # noqa: E402  (bench/ is a folder of scripts, not a package)
+import anchor  # bench/ is a folder of scripts, not a package
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from pipeline.mask import coverage, pixel_bounds  # noqa: E402
-from pipeline.params import DetectorParams, Params, VideoParams  # noqa: E402
-from pipeline.records import MaskRegion, ObjectClass  # noqa: E402
-from pipeline.video_eval import COVERED, GroundTruth, Motion, load_specs, render_clip, score_clip  # noqa: E402
-from pipeline.video_qc import read_boxes  # noqa: E402
+from pipeline.mask import coverage, pixel_bounds
+from pipeline.params import DetectorParams, Params, VideoParams
+from pipeline.records import MaskRegion, ObjectClass
+from pipeline.video_eval import COVERED, GroundTruth, Motion, load_specs, render_clip, score_clip
+from pipeline.video_qc import read_boxes
 
 EVAL_ROOT = REPO / ".." / "shared" / "eval"
 WORK = anchor.WORK / "video"

@@ -35,8 +35,8 @@ def _companion_boxes(masked_output: Path, report: QCReport) -> dict[int, list[Bo
                 if "f" not in row:
                     continue  # the header
                 regions = []
-                for x1, y1, x2, y2, label, score, *_ in row.get("mask", []):
-                    label = ObjectClass(int(label)).label if isinstance(label, int) else str(label)
+                for x1, y1, x2, y2, raw_label, score, *_ in row.get("mask", []):
+                    label = ObjectClass(int(raw_label)).label if isinstance(raw_label, int) else str(raw_label)
                     regions.append(((x1, y1, x2, y2), label, float(score) if score is not None else float("nan")))
                 if regions:
                     boxes[int(row["f"])] = regions

@@ -200,7 +200,7 @@ class Service:
             _log.info("job_interrupted", job=job.id, folder=job.record.folder)
             self._release(job)
         self._running.clear()
-        for _, job, report in self._publish_later:
+        for _, job, _report in self._publish_later:
             _log.warning("publish_pending_at_stop", job=job.id, folder=job.record.folder)
         self._publish_later.clear()
         if self._drift is not None:

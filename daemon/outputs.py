@@ -229,7 +229,8 @@ def _keep(payload: Path, folder: FolderSettings, rel: str) -> bool:
 
 def _archive(payload: Path, originals: Path, rel: str) -> None:
     sha = None
-    for index, candidate in enumerate(candidate_names(rel, "0" * 64)):
+    for index, provisional in enumerate(candidate_names(rel, "0" * 64)):
+        candidate = provisional
         if index or name_too_long(rel):
             sha = sha or sha256_file(payload)
             candidate = candidate_names(rel, sha)[index]

@@ -77,7 +77,7 @@ class StabilityTracker:
     def poll(self) -> list[StableFile]:
         now = self._clock()
         ready: list[StableFile] = []
-        for path, seen in list(self._seen.items()):
+        for path, last_seen in list(self._seen.items()):
             try:
                 st = os.stat(path, follow_symlinks=False)
             except OSError:
@@ -92,6 +92,7 @@ class StabilityTracker:
                     del self._seen[path]
                     ready.append(StableFile(path, st.st_size, st.st_mtime_ns))
                 continue  # without its marker a file waits, however long it has been stable
+            seen = last_seen
             if seen is None or (seen.size, seen.mtime_ns) != (st.st_size, st.st_mtime_ns):
                 seen = self._seen[path] = _Seen(st.st_size, st.st_mtime_ns, now)
                 if self.settle_s > 0:

@@ -58,7 +58,7 @@ def process_file(
             raise InputError("unrecognised content: neither a supported image nor a video container")
     except VeilError as error:
         _fail(report, dst, ErrorRecord(kind=error.kind, message=str(error)))
-    except Exception as error:  # a bug or an unforeseen library error: still fail closed, never crash
+    except Exception as error:  # noqa: BLE001 - a bug or an unforeseen library error: still fail closed, never crash
         _fail(report, dst, ErrorRecord(kind="error", message=f"{type(error).__name__}: {error}"))
     report.processing_seconds = round(time.monotonic() - started, 3)
     return report

@@ -21,9 +21,9 @@ import av
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.conftest import EVAL  # noqa: E402
-from tests.integration.review_items import put_in_review  # noqa: E402
-from tests.integration.test_review_browser import CHROMIUM, CHROMIUM_ARGS, drag_box, write_config  # noqa: E402
+from tests.conftest import EVAL
+from tests.integration.review_items import put_in_review
+from tests.integration.test_review_browser import CHROMIUM, CHROMIUM_ARGS, drag_box, write_config
 
 TOKEN = "screenshot-token-0123456789abcdef"
 
@@ -39,8 +39,8 @@ def first_frames(src: Path, dst: Path, count: int, width: int) -> Path:
         for index, frame in enumerate(inp.decode(stream_in)):
             if index == count:
                 break
-            frame = frame.reformat(width=stream.width, height=stream.height)
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")))
+            scaled = frame.reformat(width=stream.width, height=stream.height)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(scaled.to_ndarray(format="rgb24"), format="rgb24")))
         out.mux(stream.encode())
     return dst
 

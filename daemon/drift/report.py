@@ -224,8 +224,8 @@ def _pct(value: float | None) -> str:
 
 
 def render_html(data: dict[str, Any], plots: dict[str, bytes]) -> str:
-    day = lambda d: datetime.fromtimestamp(d * DAY, timezone.utc).date().isoformat()  # noqa: E731
-    when = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="minutes")  # noqa: E731
+    day = lambda d: datetime.fromtimestamp(d * DAY, timezone.utc).date().isoformat()
+    when = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="minutes")
     parts = [f"<h1>Veil drift report {html.escape(data['month'])}</h1>",
              f"<p class=meta>created {html.escape(data['created_at'])}; {data['scope']['files']} files from "
              f"{len(data['scope']['sources'])} source(s)</p>",

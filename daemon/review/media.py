@@ -32,8 +32,8 @@ def jpeg(rgb: np.ndarray) -> bytes:
 
 
 def image_jpeg(item: Item) -> bytes:
-    with Image.open(item.output_path) as picture:
-        picture = ImageOps.exif_transpose(picture)  # outputs carry no orientation, but a spot check might
+    with Image.open(item.output_path) as opened:
+        picture = ImageOps.exif_transpose(opened)  # outputs carry no orientation, but a spot check might
         return jpeg(np.asarray(picture.convert("RGB")))
 
 

