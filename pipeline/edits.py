@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import cv2
 import numpy as np
@@ -38,7 +39,7 @@ def box_polygon(x1: float, y1: float, x2: float, y2: float) -> tuple[Point, ...]
     return ((x1, y1), (x2, y1), (x2, y2), (x1, y2))
 
 
-def _checked_polygon(polygon) -> tuple[Point, ...]:
+def _checked_polygon(polygon: Any) -> tuple[Point, ...]:
     points = tuple((float(x), float(y)) for x, y in polygon)
     if len(points) < 3:
         raise ValueError(f"a polygon needs at least 3 points, got {len(points)}")
@@ -52,7 +53,7 @@ def _checked_polygon(polygon) -> tuple[Point, ...]:
     return points
 
 
-def _checked_frames(frames) -> FrameRange | None:
+def _checked_frames(frames: Any) -> FrameRange | None:
     if frames is None:
         return None
     first, last = (int(f) for f in frames)
@@ -154,7 +155,7 @@ class Edits:
         """A JSON-able record of every edit, for the sidecar; with what each did when ``counts`` is given."""
         records: list[dict] = []
         for index, region in enumerate(self.add):
-            record = {"kind": "add", "origin": region.origin, "polygon": [list(p) for p in region.polygon],
+            record: dict[str, Any] = {"kind": "add", "origin": region.origin, "polygon": [list(p) for p in region.polygon],
                       "frames": list(region.frames) if region.frames else None, "object_class": region.object_class}
             if counts is not None:
                 record["frames_masked"] = counts.frames_masked[index]

@@ -8,6 +8,7 @@ the sidecar as ``features`` with its own ``version``; bump ``FEATURES_VERSION`` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +169,7 @@ class VideoFeatures:
     _detected_frames: int = 0
 
     @classmethod
-    def for_video(cls, params: Params, fps: float | None, codec: str, width: int, height: int) -> "VideoFeatures":
+    def for_video(cls, params: Params, fps: float | Fraction | None, codec: str, width: int, height: int) -> "VideoFeatures":
         return cls(params, max(1, round(fps or 1.0)), codec, width, height)
 
     def frame(self, index: int, rgb: np.ndarray, detections: Detections | None) -> None:

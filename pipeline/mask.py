@@ -8,6 +8,7 @@ as a small one.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -39,7 +40,9 @@ def plan_regions(dets: Detections, params: Params, shape: tuple[int, ...]) -> li
     ]
 
 
-def region_box(box, object_class: ObjectClass, params: MaskParams, shape: tuple[int, ...], extra_margin: float = 0.0):
+def region_box(
+    box: Iterable[float], object_class: ObjectClass, params: MaskParams, shape: tuple[int, ...], extra_margin: float = 0.0
+) -> tuple[float, float, float, float]:
     """The area masked for one detected box: faces squared, then grown by their class's margin, clipped."""
     x1, y1, x2, y2 = (float(v) for v in box)
     if object_class == ObjectClass.FACE:
@@ -50,14 +53,14 @@ def region_box(box, object_class: ObjectClass, params: MaskParams, shape: tuple[
     return grow((x1, y1, x2, y2), params.margin + extra_margin, shape)
 
 
-def grow(box, margin: float, shape: tuple[int, ...]) -> tuple[float, float, float, float]:
+def grow(box: Iterable[float], margin: float, shape: tuple[int, ...]) -> tuple[float, float, float, float]:
     x1, y1, x2, y2 = (float(v) for v in box)
     dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
     height, width = shape[:2]
     return (max(0.0, x1 - dx), max(0.0, y1 - dy), min(float(width), x2 + dx), min(float(height), y2 + dy))
 
 
-def pixel_bounds(box, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+def pixel_bounds(box: Iterable[float], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
     """Every pixel the box touches, as slice bounds (x0, y0, x1, y1), clipped to the image."""
     height, width = shape[:2]
     x1, y1, x2, y2 = box

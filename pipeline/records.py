@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from collections.abc import Iterable
+
 import numpy as np
+
+
+def box4(values: Iterable[float]) -> tuple[float, float, float, float]:
+    """Four coordinates (x1, y1, x2, y2) as plain floats, in the fixed-length tuple the records hold."""
+    x1, y1, x2, y2 = (float(v) for v in values)
+    return x1, y1, x2, y2
 
 
 class ObjectClass(IntEnum):
@@ -64,7 +72,7 @@ class Detections:
     def __len__(self) -> int:
         return len(self.scores)
 
-    def __getitem__(self, index) -> "Detections":
+    def __getitem__(self, index: int | slice | np.ndarray) -> "Detections":
         return Detections(self.boxes[index], self.scores[index], self.classes[index])
 
     def of_class(self, object_class: ObjectClass) -> "Detections":

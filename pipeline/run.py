@@ -114,7 +114,7 @@ def record_detections(report: QCReport, detections: Detections, params: Params) 
     report.disposition = "review" if report.review_reasons else "done"
 
 
-def _unmark_suppressed(report: QCReport, detections: Detections, params: Params, shape, edits: Edits) -> None:
+def _unmark_suppressed(report: QCReport, detections: Detections, params: Params, shape: tuple[int, ...], edits: Edits) -> None:
     """Detections an edit kept from being masked are recorded as not masked (and leave the masked counts)."""
     for record, box, value in zip(report.detections, detections.boxes, detections.classes):
         object_class = ObjectClass(int(value))

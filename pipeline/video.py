@@ -31,7 +31,7 @@ from .media.video import (
     probe_video,
 )
 from .models import sha256_of
-from .params import Params, VideoParams
+from .params import Params, ScalePlan, VideoParams
 from .qc import FileInfo, QCReport
 from .records import Detections, MaskRegion, ObjectClass
 from .run import start_report
@@ -269,7 +269,10 @@ def searched_classes(index: int, video: VideoParams, classes: frozenset[ObjectCl
     return classes
 
 
-def _redetect(engine: Engine, rgb, tracks: list[TrackObservation], context: float, scales) -> Detections:
+def _redetect(
+    engine: Engine, rgb: np.ndarray, tracks: list[TrackObservation], context: float,
+    scales: dict[ObjectClass, ScalePlan],
+) -> Detections:
     boxes: dict[ObjectClass, list] = {}
     for track in tracks:
         boxes.setdefault(ObjectClass(track.object_class), []).append(track.box)

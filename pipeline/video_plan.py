@@ -21,7 +21,7 @@ import numpy as np
 
 from .mask import confident_and_review
 from .params import DetectorParams, VideoParams
-from .records import Detections, ObjectClass
+from .records import Detections, ObjectClass, box4
 from .track.bytetrack import ByteTracker, ScoreBands, TrackObservation
 from .track.motion import invert, warp_boxes
 
@@ -165,8 +165,7 @@ class MaskPlanner:
                 # Only a neighbour's box reaches this frame (e.g. the frame after a track ends): still mask it.
                 own = (boxes[0][0], "dilation", boxes[0][2])
             hull = np.concatenate([np.min([b[0][:2] for b in boxes], axis=0), np.max([b[0][2:] for b in boxes], axis=0)])
-            tracks.append(TrackBox(track_id, history.object_class, tuple(float(v) for v in own[0]),
-                                   tuple(float(v) for v in hull), own[2], own[1]))
+            tracks.append(TrackBox(track_id, history.object_class, box4(own[0]), box4(hull), own[2], own[1]))
             self._count(track_id, history, index, own)
         detections = next((d for d in (pending.detections, pending.roi) if d is not None), Detections.empty())
         plan = FramePlan(index, pending.detections is not None, detections, tuple(tracks), self._is_gap(pending))

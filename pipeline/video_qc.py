@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -103,7 +104,7 @@ class BoxesWriter:
         self._file.close()
 
 
-def read_boxes(path: Path):
+def read_boxes(path: Path) -> Iterator[dict[str, Any]]:
     """Yield (header, frames...) from a companion file: the header dict first, then one dict per frame."""
     with gzip.open(path, "rt", encoding="utf-8") as handle:
         for line in handle:

@@ -46,7 +46,7 @@ class CenterFace:
         return [decode(heatmap[i, 0], scale[i], offset[i], min_score, height, width) for i in range(len(images))]
 
 
-def decode(heatmap, scale, offset, min_score: float, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, min_score: float, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     rows, cols = np.nonzero(heatmap >= min_score)
     scores = heatmap[rows, cols].astype(np.float32)
     box_h = np.exp(scale[0, rows, cols]) * STRIDE

@@ -64,7 +64,7 @@ class Yolo:
         self.num_classes = num_classes
         self.fixed_input = height
         self.input_name = inputs[0].name
-        self.input_dtype = np.float16 if "float16" in inputs[0].type else np.float32
+        self.input_dtype: type[np.floating] = np.float16 if "float16" in inputs[0].type else np.float32
         self.output_name = session.get_outputs()[0].name
         rank_ok = len(session.get_outputs()[0].shape) == 3
         if not rank_ok:

@@ -46,7 +46,7 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image: Image.Image = Image.open(path)
     except UnidentifiedImageError:
         raise InputError("not a readable image (unrecognised or corrupt header)") from None
     except OSError as error:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, cast
 
 import av
 import av.logging
@@ -90,7 +91,7 @@ class _Capped(list):
         super().__init__()
         self.total = 0
 
-    def append(self, item) -> None:
+    def append(self, item: Any) -> None:
         self.total += 1
         if len(self) < MAX_KEPT_WARNINGS:
             super().append(item)
@@ -202,7 +203,7 @@ class VideoReader:
     def __enter__(self) -> "VideoReader":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -340,7 +341,8 @@ class VideoWriter:
             raise ProcessingError(f"cannot set up the {self._format} output: {exc}") from exc
         self.frames_written = 0
 
-    def _add_video(self, info: VideoInfo, params: VideoParams, source) -> av.video.stream.VideoStream:
+    def _add_video(self, info: VideoInfo, params: VideoParams, source: av.video.stream.VideoStream | None
+    ) -> av.video.stream.VideoStream:
         encoder = ENCODER_BY_CODEC[params.codec]
         options: dict[str, str] = {}
         if encoder in ("libx264", "libx265"):
@@ -353,14 +355,17 @@ class VideoWriter:
             # x264's medium preset holds about 700 MB for a 4K stream (look-ahead, macroblock tree, B-frames,
             # references); these settings hold 350 MB, for a somewhat larger file at the same CRF.
             options["x264-params"] = "ref=1:bframes=0:mbtree=0:rc-lookahead=5"
-        stream = self._container.add_stream(encoder, rate=info.average_rate or Fraction(30), options=options)
+        added = self._container.add_stream(encoder, rate=info.average_rate or Fraction(30), options=options)
+        stream = cast("av.video.stream.VideoStream", added)  # a video encoder's name, so a video stream
         coded_w, coded_h = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
         stream.width, stream.height = coded_w, coded_h
         stream.pix_fmt = params.pix_fmt if coded_w % 2 == 0 and coded_h % 2 == 0 else "yuv444p"
         if params.bitrate is not None:
             stream.bit_rate = params.bitrate
         elif encoder == "mpeg4":
-            stream.codec_context.qscale = max(1, min(31, params.crf // 6))  # mpeg4 has no CRF: fixed quantiser
+            # FIXME: PyAV's qscale is the on/off AV_CODEC_FLAG_QSCALE, not the quantiser: this value never reaches
+            # the encoder (the flag is set, the quantiser is FFmpeg's default).
+            stream.codec_context.qscale = max(1, min(31, params.crf // 6))  # type: ignore[assignment]
             stream.codec_context.flags |= av.codec.context.Flags.qscale
         if self._format == "avi":
             stream.max_b_frames = 0  # AVI has no composition times: B-frames would play out of order elsewhere
@@ -384,7 +389,7 @@ class VideoWriter:
             stream.set_display_rotation(info.rotation)
         return stream
 
-    def _add_audio(self, template) -> av.stream.Stream:
+    def _add_audio(self, template: av.stream.Stream) -> av.stream.Stream:
         out = self._container.add_stream_from_template(template)
         keep = {k: v for k, v in template.metadata.items() if k in KEPT_STREAM_TAGS}
         out.metadata.clear()
@@ -410,7 +415,7 @@ class VideoWriter:
         packet.stream = out
         self._mux(packet)
 
-    def _mux(self, packets) -> None:
+    def _mux(self, packets: av.Packet | list[av.Packet]) -> None:
         try:
             self._container.mux(packets)
         except av.error.FFmpegError as exc:
@@ -490,6 +495,7 @@ def transcode(
         decoded_frames.put(_END)
 
     def encode() -> None:
+        assert writer is not None  # started only once the writer exists
         while (item := to_writer.get()) is not _END:
             if isinstance(item, DecodedFrame):
                 with clock.measure("encode"):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.params import TrackerParams
-from pipeline.records import Detections
+from pipeline.records import Detections, box4
 
 from . import kalman
 from .matching import assign, centre_similarity, iou_matrix
@@ -147,7 +147,7 @@ class ByteTracker:
     @staticmethod
     def _observe(track: _Track, dets: Detections | None, index: int | None) -> TrackObservation:
         if dets is not None and index is not None:
-            box = tuple(float(v) for v in dets.boxes[index])  # the detection itself, not the smoothed state
+            box = box4(dets.boxes[index])  # the detection itself, not the smoothed state
             return TrackObservation(track.track_id, track.object_class, box, float(dets.scores[index]), True, index)
-        box = tuple(float(v) for v in track.box())
+        box = box4(track.box())
         return TrackObservation(track.track_id, track.object_class, box, track.score, False, None)
