@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -67,7 +68,7 @@ def _video_tiles(path: Path, boxes: dict[int, list[Box]], count: int) -> list[Im
         return tiles
 
 
-def _outline(image: Image.Image, regions: list[Box]) -> Image.Image:
+def _outline(image: Image.Image, regions: Sequence[Box]) -> Image.Image:
     image = image.convert("RGB")
     draw = ImageDraw.Draw(image)
     for (x1, y1, x2, y2), label, score in regions:

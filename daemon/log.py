@@ -34,7 +34,7 @@ class _JournalRenderer:
     """Sends each event to journald with every key as an upper-case field (VEIL_JOB=..., ...)."""
 
     def __init__(self) -> None:
-        from systemd import journal  # systemd-python, the [systemd] extra
+        from systemd import journal  # type: ignore[attr-defined]  # systemd-python, the [systemd] extra (C module)
 
         self._send = journal.send
 

@@ -147,7 +147,7 @@ class Registry:
         """Copy ``src`` in under a name that carries its checksum, and record it. The caller checks the
         contract first (daemon/model_check.py): the registry only stores."""
         digest = sha256_of(src)
-        model = RegisteredModel(name=name, family=family, classes=classes, input_size=input_size,  # type: ignore[arg-type]
+        model = RegisteredModel(name=name, family=family, classes=classes, input_size=input_size,
                                 license=license, source=str(src.resolve()), file=f"{name}-{digest[:12]}.onnx",
                                 sha256=digest, added_at=datetime.now(timezone.utc))
         with self._locked():
@@ -170,7 +170,7 @@ class Registry:
                             classes=model.classes, input_size=model.input_size, activated_at=datetime.now(timezone.utc))
         with self._locked():
             current = self.selection()
-            updated = ActiveSelection(tasks={**current.tasks, task: entry})  # type: ignore[dict-item]
+            updated = ActiveSelection(tasks={**current.tasks, task: entry})
             write_atomic(self.model_dir / ACTIVE_NAME, updated.model_dump_json(indent=1).encode())
         return updated
 

@@ -146,7 +146,7 @@ class LocalPool:
 
     def _receive(self, timeout: float, strict_start: bool = False) -> list[Outcome]:
         outcomes: list[Outcome] = []
-        waitables = [slot.conn for slot in self._slots if slot.conn is not None]
+        waitables: list[Connection | int] = [slot.conn for slot in self._slots if slot.conn is not None]
         waitables += [slot.process.sentinel for slot in self._slots if slot.process is not None]
         if not waitables:
             time.sleep(timeout)  # nothing to wait on (all workers being replaced): just pace the loop

@@ -16,10 +16,13 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pipeline.edits import Edits
 from pipeline.qc import QCReport
+
+if TYPE_CHECKING:
+    from pipeline.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,8 @@ class PipelineRunner:
         runtime = RuntimeParams(device=spec.device, threads=spec.threads, precision=spec.precision,
                                 model_dir=Path(spec.model_dir) if spec.model_dir else None)
         self.params = {name: Params.model_validate_json(text) for name, text in spec.profiles.items()}
-        self.engines: dict[str, object] = {}
-        by_detector: dict[str, object] = {}
+        self.engines: dict[str, Engine] = {}
+        by_detector: dict[str, Engine] = {}
         for name, params in self.params.items():
             key = params.detector.model_dump_json()
             if key not in by_detector:

@@ -57,7 +57,8 @@ def record_zones(audit: AuditLog, folders: Iterable[FolderSettings], known: dict
         changed = count > 0 if known is None else known.get(name, NO_ZONES) != digest
         if changed:
             audit.append(ZONES_CONFIGURED, actor="veil", folder=name, zones=count, sha256=digest)
-    for name in (known or {}).keys() - current.keys():
-        if known[name] != NO_ZONES:
+    previous = known or {}
+    for name in previous.keys() - current.keys():
+        if previous[name] != NO_ZONES:
             audit.append(ZONES_CONFIGURED, actor="veil", folder=name, zones=0, sha256=NO_ZONES)
     return {name: digest for name, (digest, _) in current.items()}

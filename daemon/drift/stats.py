@@ -63,7 +63,7 @@ def ks_pvalue(reference: np.ndarray, window: np.ndarray) -> float:
 
 def holm(pvalues: dict[str, float], alpha: float) -> dict[str, bool]:
     """Holm-Bonferroni: which hypotheses are rejected at family-wise level ``alpha``."""
-    order = sorted(pvalues, key=pvalues.get)
+    order = sorted(pvalues, key=lambda name: pvalues[name])
     rejected: dict[str, bool] = {name: False for name in pvalues}
     for rank, name in enumerate(order):
         if pvalues[name] > alpha / (len(order) - rank):

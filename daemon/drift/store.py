@@ -196,6 +196,7 @@ class DriftStore:
                 "approved_by, active, body) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, 1, ?)",
                 (source, ref["first_day"], ref["last_day"], ref["files"], ref["models"], "provisional",
                  ref["created_at"], json.dumps(body)))
+        assert cursor.lastrowid is not None  # set by the INSERT above
         return int(cursor.lastrowid)
 
     def approve_reference(self, source: str, at: float, by: str) -> dict[str, Any] | None:
