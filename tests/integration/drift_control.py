@@ -13,8 +13,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import missing
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
