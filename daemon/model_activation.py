@@ -73,7 +73,9 @@ def measure(model: RegisteredModel, task: str, control_set: Path, params: Params
     gt, images = control_set / "annotations.json", control_set / "images"
     if not gt.is_file() or not images.is_dir():
         raise ActivationRefused(f"control set {control_set} needs annotations.json and images/")
-    detector = params.detector.model_copy(update={"classes": (task,), TASK_FIELDS[task]: model.spec(registry.model_dir)})
+    # Every configured class runs, as in production, with ``model`` in place for its task: a candidate is
+    # judged on the path it will serve. The task's class is the one scored.
+    detector = params.detector.model_copy(update={TASK_FIELDS[task]: model.spec(registry.model_dir)})
     trial = params.model_copy(update={"detector": detector})
     report = evaluate(gt, images, trial, Engine.load(detector, runtime))
     result = next((c for c in report.classes if c.object_class == task), None)

@@ -70,6 +70,13 @@ class Engine:
         Every detector runs on its own windows whatever the others found: no class is ever skipped because
         another one was seen.
         """
+        return self.merged(self.candidates(rgb, min_score, scales, only))
+
+    def candidates(
+        self, rgb: np.ndarray, min_score: float | None = None, scales: dict[ObjectClass, ScalePlan] | None = None,
+        only: frozenset[ObjectClass] | None = None,
+    ) -> Detections:
+        """``detect`` before the cross-window merge: every window's raw boxes."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected HxWx3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
         found = [
@@ -77,7 +84,18 @@ class Engine:
             for detector in self._detectors
             if only is None or detector.object_class in only
         ]
-        return merge(Detections.concat(found), self.params.nms_iou)
+        return Detections.concat(found)
+
+    def merged(self, candidates: Detections) -> Detections:
+        return merge(candidates, self.params.nms_iou)
+
+    def at_review_floors(self, candidates: Detections) -> Detections:
+        """The candidates that ``detect`` at the production floors would have seen. The networks only filter
+        by score, so candidates gathered at a lower evaluation floor and cut here, then merged, are exactly
+        what the shipped path masks."""
+        floors = np.array([self.params.thresholds(ObjectClass(int(c)).label).review_floor for c in candidates.classes],
+                          dtype=np.float32)
+        return candidates[candidates.scores >= floors]
 
     def _detect_one(
         self, detector: _Loaded, rgb: np.ndarray, min_score: float | None, plan: ScalePlan
@@ -109,6 +127,7 @@ class Engine:
             wanted = boxes.get(detector.object_class)
             if wanted is None or not len(wanted) or detector.network.fixed_input:
                 continue
+            assert isinstance(detector.network, CenterFace)  # the only network without a fixed input size
             floor = self.params.thresholds(detector.object_class.label).review_floor
             windows = roi_windows(height, width, wanted, context, min_side)
             area = sum((w.x1 - w.x0) * (w.y1 - w.y0) for w in windows)

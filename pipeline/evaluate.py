@@ -112,8 +112,12 @@ def evaluate(
 def _evaluate_image(info: dict, annotations: list[dict], images_dir: Path, params: Params, engine: Engine) -> _ImageResult:
     loaded = load_image(images_dir / info["file_name"], params.output.max_pixels)
     shape = loaded.rgb.shape
-    detections = engine.detect(loaded.rgb, min_score=AP_FLOOR)
-    covered = coverage(shape, plan_regions(detections, params, shape), params.mask)
+    # One detection pass serves both figures: every candidate down to AP_FLOOR feeds the PR curve, while the
+    # masks are planned from the candidates at the production floors, exactly as process_file plans them.
+    candidates = engine.candidates(loaded.rgb, min_score=AP_FLOOR)
+    detections = engine.merged(candidates)
+    shipped = engine.merged(engine.at_review_floors(candidates))
+    covered = coverage(shape, plan_regions(shipped, params, shape), params.mask)
     gt_area = np.zeros(shape[:2], dtype=bool)
     box_coverage = []
     for annotation in annotations:
