@@ -79,7 +79,7 @@ def _fit(stem: str, tail: str) -> str:
 
 
 def _root_for(folder: FolderSettings, disposition: str) -> Path:
-    return {"done": folder.output, "review": folder.review, "failed": folder.failed}[disposition]
+    return {"done": folder.output, "review": folder.review_dir, "failed": folder.failed_dir}[disposition]
 
 
 def _sidecar_sha(path: Path) -> str | None:
@@ -208,7 +208,7 @@ def finalize(job: Job, area: ClaimArea, folder: FolderSettings, disposition: str
         elif folder.on_success == "keep" and _keep(payload, folder, job.record.rel):
             pass
         else:
-            _archive(payload, folder.originals, job.record.rel)
+            _archive(payload, folder.originals_dir, job.record.rel)
     area.finish(job)
 
 
@@ -248,7 +248,7 @@ def _archive(payload: Path, originals: Path, rel: str) -> None:
 def publish_spot_check(folder: FolderSettings, name: str) -> None:
     """Drift spot check: copy a published clean result and its sidecar to the folder's spotcheck/ (never over a file)."""
     for suffix in ("", SIDECAR_SUFFIX):
-        src, dst = folder.output / (name + suffix), folder.spotcheck / (name + suffix)
+        src, dst = folder.output / (name + suffix), folder.spotcheck_dir / (name + suffix)
         try:
             publish_file(src, dst)
         except FileExistsError:

@@ -52,9 +52,9 @@ class ReworkQueue:
 
     def _recover(self) -> None:
         for folder in self.settings.folders:
-            work = folder.rework / WORK
+            work = folder.rework_dir / WORK
             for doc in sorted(work.glob("*" + REWORK_SUFFIX)) if work.is_dir() else []:
-                os.replace(doc, _unique(folder.rework / doc.name))
+                os.replace(doc, _unique(folder.rework_dir / doc.name))
 
     def tick(self, now: float | None = None) -> None:
         """Look for settled documents (every few seconds) and hand them to the thread."""
@@ -65,7 +65,7 @@ class ReworkQueue:
         settle = self.settings.watch.settle_s
         for folder in self.settings.folders:
             try:
-                docs = sorted(folder.rework.glob("*" + REWORK_SUFFIX))
+                docs = sorted(folder.rework_dir.glob("*" + REWORK_SUFFIX))
             except OSError:
                 continue
             for doc in docs:
@@ -102,7 +102,7 @@ class ReworkQueue:
                 self._pending.discard(doc)
 
     def _handle(self, folder: FolderSettings, doc: Path) -> None:
-        claimed = folder.rework / WORK / doc.name
+        claimed = folder.rework_dir / WORK / doc.name
         claimed.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(doc, claimed)
@@ -123,7 +123,7 @@ class ReworkQueue:
 
     @staticmethod
     def _finish(folder: FolderSettings, claimed: Path, where: str, error: str | None = None) -> None:
-        final = _unique(folder.rework / where / claimed.name)
+        final = _unique(folder.rework_dir / where / claimed.name)
         final.parent.mkdir(parents=True, exist_ok=True)
         if error is not None:
             stem = final.name[: -len(REWORK_SUFFIX)]

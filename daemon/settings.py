@@ -107,8 +107,34 @@ class FolderSettings(_Strict):
             )
         return self
 
+    # The sibling folders as set by _fill_siblings: typed ``Path``, never None once validated.
+    @property
+    def review_dir(self) -> Path:
+        return _filled(self.review)
+
+    @property
+    def failed_dir(self) -> Path:
+        return _filled(self.failed)
+
+    @property
+    def originals_dir(self) -> Path:
+        return _filled(self.originals)
+
+    @property
+    def spotcheck_dir(self) -> Path:
+        return _filled(self.spotcheck)
+
+    @property
+    def rework_dir(self) -> Path:
+        return _filled(self.rework)
+
     def destinations(self) -> list[Path]:
-        return [self.output, self.review, self.failed, self.originals, self.spotcheck, self.rework]
+        return [self.output, self.review_dir, self.failed_dir, self.originals_dir, self.spotcheck_dir, self.rework_dir]
+
+
+def _filled(path: Path | None) -> Path:
+    assert path is not None, "FolderSettings._fill_siblings sets every sibling folder"
+    return path
 
 
 class WatchSettings(_Strict):
