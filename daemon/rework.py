@@ -24,14 +24,14 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.edits import AddRegion, Edits, Suppression, box_polygon
 from pipeline.models import default_model_dir
 from pipeline.params import Params
-from pipeline.qc import SIDECAR_SUFFIX, QCReport
+from pipeline.qc import SIDECAR_SUFFIX, FileInfo, QCReport
 
 from daemon import log
 from daemon.audit import AuditLog
@@ -41,8 +41,11 @@ from daemon.model_registry import Registry, RegistryError, with_active_models
 from daemon.settings import FolderSettings, Settings
 from daemon.zones import zone_edits
 
+if TYPE_CHECKING:
+    from pipeline.engine import Engine
+
 _log = log.get("veil.rework")
-SCHEMA = "veil.rework/1"
+SCHEMA: Final = "veil.rework/1"
 REWORK_SUFFIX = ".rework.json"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -185,12 +188,13 @@ def parse_document(text: str | bytes) -> ReworkDocument:
 def interpolate_keys(keys: dict[int, Box]) -> list[tuple[int, Box]]:
     """Every frame from the first key to the last, with its box: keys as given, linear in between."""
     frames = sorted(keys)
-    out: list[tuple[int, Box]] = [(frames[0], tuple(keys[frames[0]]))]
+    out: list[tuple[int, Box]] = [(frames[0], keys[frames[0]])]
     for before, after in zip(frames, frames[1:]):
         a, b = keys[before], keys[after]
         for frame in range(before + 1, after + 1):
             t = (frame - before) / (after - before)
-            out.append((frame, tuple((1 - t) * u + t * v for u, v in zip(a, b))))
+            x1, y1, x2, y2 = ((1 - t) * u + t * v for u, v in zip(a, b))
+            out.append((frame, (x1, y1, x2, y2)))
     return out
 
 
@@ -204,12 +208,21 @@ def _track_regions(spec: AddSpec) -> list[AddRegion]:
                 regions.append(_add(box_polygon(*run_box), (run_start, last), spec))
             run_start, run_box = frame, box
         last = frame
+    assert run_box is not None, "AddSpec._keys requires at least one key box"
     regions.append(_add(box_polygon(*run_box), (run_start, last), spec))
     return regions
 
 
 def _add(polygon, frames, spec: AddSpec) -> AddRegion:
     return AddRegion(polygon=tuple(polygon), frames=frames, origin="manual", object_class=spec.object_class)
+
+
+def _shape(spec: AddSpec | FalsePositiveSpec) -> tuple[tuple[float, float], ...]:
+    """The polygon of a box or polygon spec (the validators guarantee one of them is given)."""
+    if spec.box is not None:
+        return box_polygon(*spec.box)
+    assert spec.polygon is not None, "the spec validators require a box or a polygon"
+    return spec.polygon
 
 
 @dataclass(frozen=True)
@@ -227,11 +240,9 @@ def to_edits(doc: ReworkDocument, *, allow_unmask: bool) -> tuple[Edits, ReviewC
             if spec.keys is not None:
                 adds += _track_regions(spec)
             else:
-                polygon = box_polygon(*spec.box) if spec.box is not None else spec.polygon
-                adds.append(_add(polygon, spec.frames, spec))
+                adds.append(_add(_shape(spec), spec.frames, spec))
         suppress = [
-            Suppression(polygon=box_polygon(*fp.box) if fp.box is not None else fp.polygon, frames=fp.frames,
-                        origin="false-positive")
+            Suppression(polygon=_shape(fp), frames=fp.frames, origin="false-positive")
             for fp in (doc.false_positives if allow_unmask else ())
         ]
     except ValueError as exc:  # e.g. a polygon with no area
@@ -261,6 +272,12 @@ class Item:
     @property
     def root(self) -> Path:
         return getattr(self.folder, self.place)
+
+    @property
+    def output_info(self) -> FileInfo:
+        """The masked result's file info (items_in takes only items whose report has one)."""
+        assert self.report.output is not None, "items_in skips reports without an output"
+        return self.report.output
 
     @property
     def output_path(self) -> Path:
@@ -310,7 +327,7 @@ def find_original(folder: FolderSettings, item: Item) -> Path:
     """The kept original in originals/ (archived under its ingest name, or that name tagged with its hash)."""
     rel = item.report.input.name
     for candidate in candidate_names(rel, item.id):
-        path = folder.originals / candidate
+        path = folder.originals_dir / candidate
         if path.is_file() and (item.report.input.size_bytes in (None, path.stat().st_size)) and sha256_file(path) == item.id:
             return path
     raise ReworkError(f"the original of item {item.id[:12]}... is not kept in {folder.name!r}'s originals folder "
@@ -337,7 +354,7 @@ class Approved:
     original_deleted: bool
 
 
-def approve(folder: FolderSettings, params: Params, engine_for: Callable[[Params], object], doc: ReworkDocument, *,
+def approve(folder: FolderSettings, params: Params, engine_for: Callable[[Params], Engine], doc: ReworkDocument, *,
             audit: AuditLog | None, source: str, audit_names: bool = False) -> Approved:
     """Re-render, publish, clean up, audit. Raises ReworkError; leaves the item in place when it fails."""
     item = find_item(folder, doc.id)
@@ -431,7 +448,7 @@ def _remove(item: Item) -> None:
 
 def _audit(audit: AuditLog, folder: FolderSettings, item: Item, doc: ReworkDocument, counts: ReviewCounts,
            name: str | None, source: str, deleted: bool) -> None:
-    common = {"folder": folder.name, "item": item.id, "source": source}
+    common: dict[str, Any] = {"folder": folder.name, "item": item.id, "source": source}  # JSON fields of each event
     if name is not None:  # file names only where the configuration allows them (service.log_file_names)
         common["name"] = name
     if counts.regions:

@@ -24,14 +24,14 @@ from daemon import log
 from daemon.audit import AuditLog
 from daemon.review.auth import Authenticator
 from daemon.review.media import FrameSource, image_jpeg, track_boxes
-from daemon.rework import Item, ReworkDocument, ReworkError, approve, items_in, parse_document, service_params
+from daemon.rework import Item, Place, ReworkDocument, ReworkError, approve, items_in, parse_document, service_params
 from daemon.settings import FolderSettings, Settings
 
 _log = log.get("veil.review")
 
 CSP = ("default-src 'self'; img-src 'self' blob:; script-src 'self'; style-src 'self'; connect-src 'self'; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
-_PLACES = ("review", "spotcheck")
+_PLACES: tuple[Place, ...] = ("review", "spotcheck")
 _PAGES = {"/": "queue.html", "/item": "item.html"}
 _PUBLIC = {"/login": "login.html", "/static/app.css": "app.css"}  # the login form and its style sheet
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -86,14 +86,14 @@ class ReviewApp:
         report = item.report
         video = report.video or {}
         return {"folder": item.folder.name, "id": item.id, "place": item.place, "name": item.name,
-                "media_type": report.output.media_type, "reasons": report.review_reasons,
+                "media_type": item.output_info.media_type, "reasons": report.review_reasons,
                 "detections": len(report.detections), "tracks": len(video.get("tracks", [])),
                 "frames": video.get("frames_written"), "created_at": report.created_at.isoformat(timespec="seconds")}
 
     def detail(self, item: Item) -> dict[str, Any]:
         report = item.report
         params = self.settings.params_for(item.folder)
-        return {**self.summary(item), "width": report.output.width, "height": report.output.height,
+        return {**self.summary(item), "width": item.output_info.width, "height": item.output_info.height,
                 "detections": [d.model_dump(mode="json", by_alias=True) for d in report.detections],
                 "track_list": (report.video or {}).get("tracks", []),
                 "allow_unmask": params.review.allow_false_positive_unmask}
@@ -206,7 +206,7 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/api/item":
                 return self._json(200, app.detail(item))
             if path == "/api/image":
-                if item.report.output.media_type != "image":
+                if item.output_info.media_type != "image":
                     raise ValueError("not an image")
                 return self._send(200, image_jpeg(item), "image/jpeg")
             if path == "/api/frame":
