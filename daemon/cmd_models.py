@@ -182,6 +182,7 @@ def _activate(args: argparse.Namespace) -> int:
         print(f"  {'':<10} {'model':<24} {'mask recall':>11} {'masked outside ground truth':>28}")
         for role, model, measured in (("active", result.active, result.active_measured),
                                       ("candidate", result.candidate, result.candidate_measured)):
+            assert measured is not None, "gate measures both models"
             print(f"  {role:<10} {model.name:<24} {measured.mask_recall:>11.4f} {measured.outside_gt:>28.2%}")
     drift_dir = settings.drift.resolved_store_dir(settings.service) if settings else audit_path(None).parent
     activate(registry, result, force=args.force, reason=args.reason, actor=getpass.getuser(),

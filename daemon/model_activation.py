@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.engine import Engine
 from pipeline.evaluate import evaluate
@@ -99,7 +100,7 @@ def unmeasured(registry: Registry, candidate: RegisteredModel, task: str) -> Gat
 def activate(registry: Registry, result: GateResult, *, force: bool, reason: str | None, actor: str,
              audit: AuditLog, drift_store_dir: Path | None, control_set: Path | None) -> None:
     """Write the active selection if the gate passed (or ``force``); audit either way; re-baseline drift."""
-    detail = {
+    detail: dict[str, Any] = {  # JSON fields of the audit event (none named like append's own parameters)
         "task": result.task,
         "active": {"name": result.active.name, "sha256": result.active.sha256},
         "candidate": {"name": result.candidate.name, "sha256": result.candidate.sha256},

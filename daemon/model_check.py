@@ -32,10 +32,10 @@ def check_contract(path: Path, *, name: str, family: str, classes: tuple[str, ..
     side = None if family == "centerface" else _fixed_input_side(path)
     if input_size is not None and side != input_size:
         raise ModelError(f"declared input size {input_size}, but {path.name} takes {side}x{side}")
-    spec = ModelSpec(name=name, family=family, path=path, classes=classes, input_size=side,  # type: ignore[arg-type]
+    spec = ModelSpec(name=name, family=family, path=path, classes=classes, input_size=side,
                      sha256=sha256_of(path))
     for task in classes:
-        detector = DetectorParams(classes=(task,), **{TASK_FIELDS[task]: spec})  # type: ignore[arg-type]
+        detector = DetectorParams(classes=(task,), **{TASK_FIELDS[task]: spec})
         engine = Engine.load(detector, runtime)
         engine.warm_up()  # a graph that loads but fails on real input is refused here, not on the first file
     return side
