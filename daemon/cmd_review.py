@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"veil review: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
     host, port = server.server_address[:2]
+    if isinstance(host, bytes):  # typeshed allows bytes; an AF_INET/AF_INET6 socket's name is a str
+        host = host.decode()
     shown = f"[{host}]" if ":" in host else host
     print(f"veil review: http://{shown}:{port}/", flush=True)
     if not args.token_file:

@@ -121,16 +121,16 @@ def simulate(records: list[dict[str, Any]], params: Params, scenarios: list[Scen
             n = int(rng.poisson(rates[scenario.source]))
             picks = rng.choice(len(names), size=n, p=np.array(list(mix.values())) / sum(mix.values()))
             times = np.sort(start + rng.uniform(8 * 3600, 18 * 3600, size=n))  # a working day
-            batch = []
+            batch: list[tuple[dict[str, float], dict[str, str]]] = []
             for kind_index, count in zip(*np.unique(picks, return_counts=True)):
                 pool = kinds[names[kind_index]]
                 w = weights[scenario.source][[i for i, _ in pool]]
                 chosen = rng.choice(len(pool), size=count, p=w / w.sum())
                 batch += [pool[c][1] for c in chosen]
             order = rng.permutation(len(batch))
-            batch = [Observation(float(t), *batch[o], "control-models") for t, o in zip(times, order)]
+            observations = [Observation(float(t), *batch[int(o)], "control-models") for t, o in zip(times, order)]
             clock.now = start + 18 * 3600
-            monitor.observe_many(scenario.source, batch)
+            monitor.observe_many(scenario.source, observations)
         clock.now = start + DAY + 600  # just after midnight: yesterday is a full day
         monitor.run_due(clock.now)
     return [_result(store, s) for s in scenarios], monitor
