@@ -18,19 +18,24 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import av
 import cv2
 import numpy as np
 
 from .mask import coverage, pixel_bounds
-from .params import MaskParams
+from .params import MaskParams, Params
 from .records import MaskRegion, ObjectClass
 from .track.matching import iou_matrix
 from .video_qc import read_boxes
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 # Evaluation photos leave some objects unlabelled (crowds, background plates): a track that never overlaps
 # a ground-truth box this much is taken to follow such an object and is left out of the "annotated" scores.
@@ -115,7 +120,7 @@ def pick_specs(specs: list[ClipSpec], count: int, seed: int) -> list[ClipSpec]:
     return [specs[i] for i in sorted(rng.choice(len(specs), size=count, replace=False))]
 
 
-def _camera(frame: int, frames: int, photo_wh: tuple[int, int], out_wh: tuple[int, int], motion: Motion,
+def _camera(frame: float, frames: int, photo_wh: tuple[int, int], out_wh: tuple[int, int], motion: Motion,
             shake: np.ndarray, focus: np.ndarray) -> np.ndarray:
     """The 2x3 affine from photo pixels to frame pixels at (fractional) time ``frame``."""
     pw, ph = photo_wh
@@ -146,9 +151,10 @@ def _transform_boxes(boxes: np.ndarray, affine: np.ndarray) -> np.ndarray:
 def render_clip(spec: ClipSpec, out: Path, *, size: tuple[int, int] = (640, 360), frames: int = 60,
                 fps: int = 30, seed: int = 0, motion: Motion = Motion()) -> GroundTruth:
     """Render ``spec`` into an H.264 MP4 at ``out`` and return its ground truth."""
-    photo = cv2.cvtColor(cv2.imread(str(spec.photo), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    if photo is None:
+    bgr = cv2.imread(str(spec.photo), cv2.IMREAD_COLOR)
+    if bgr is None:
         raise FileNotFoundError(spec.photo)
+    photo = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     ph, pw = photo.shape[:2]
     ow, oh = size
     rng = np.random.default_rng(seed)
@@ -290,11 +296,11 @@ def tracking_scores(results: list[ClipResult], *, annotated: bool) -> dict[str, 
     }
 
 
-def summarise(results: list[ClipResult]) -> dict:
+def summarise(results: list[ClipResult]) -> dict[str, Any]:
     box_frames = sum(r.box_frames for r in results)
     masked = sum(r.masked_box_frames for r in results)
     longest = max((max(r.longest_unmasked_run.values(), default=0) for r in results), default=0)
-    summary = {
+    summary: dict[str, Any] = {
         "clips": len(results),
         "frames": sum(r.frames for r in results),
         "objects": sum(len(r.longest_unmasked_run) for r in results),
@@ -328,8 +334,9 @@ DEFAULT_SETS = (
 )
 
 
-def run_set(eval_set: EvalSet, shared_eval: Path, work: Path, params, engine, *, motion: Motion = Motion(),
-            log=lambda message: None) -> tuple[dict, list[ClipResult]]:
+def run_set(eval_set: EvalSet, shared_eval: Path, work: Path, params: Params, engine: Engine, *,
+            motion: Motion = Motion(), log: Callable[[str], None] = lambda message: None,
+            ) -> tuple[dict[str, Any], list[ClipResult]]:
     """Render the set's clips into ``work``, process each with ``process_video``, and score them."""
     from .video import companion_name, process_video  # the evaluation drives the real pipeline
 
