@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from pipeline.engine import Engine
 from pipeline.errors import ModelError
 from pipeline.models import default_model_dir, sha256_of
 from pipeline.params import DetectorParams, ModelSpec, RuntimeParams
 from pipeline.records import ObjectClass
+from tests.conftest import eval_set
 
 
 def test_a_configured_yolo_model_replaces_the_default_plate_model(tmp_path, engine):
@@ -21,10 +24,22 @@ def test_a_configured_yolo_model_replaces_the_default_plate_model(tmp_path, engi
     custom = Engine.load(DetectorParams(classes=("license_plate",), plate_model=spec))
     (record,) = custom.model_records
     assert record.name == "my-plates" and record.family == "yolov8" and record.sha256 == spec.sha256
-    image = np.random.default_rng(3).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    # A real photo with a labelled plate (ucsd_lp, 640x480): both find it, with the same boxes and scores.
+    folder = eval_set("ucsd_lp")
+    coco = json.loads((folder / "annotations.json").read_text())
+    info = min(coco["images"], key=lambda i: i["file_name"])
+    [plate] = [a["bbox"] for a in coco["annotations"] if a["image_id"] == info["id"] and a["category_id"] == 2]
+    image = np.asarray(Image.open(folder / "images" / info["file_name"]).convert("RGB"))
     mine = custom.detect(image)
     default = engine.detect(image).of_class(ObjectClass.LICENSE_PLATE)
+    assert len(mine) > 0 and len(default) > 0, "no plate found on a photo with a labelled plate"
+    assert mine.boxes.shape == default.boxes.shape
     assert np.allclose(mine.boxes, default.boxes) and np.allclose(mine.scores, default.scores)
+    x, y, w, h = plate
+    confident = mine.boxes[mine.scores >= DetectorParams().license_plate.threshold]
+    ix = np.clip(np.minimum(confident[:, 2], x + w) - np.maximum(confident[:, 0], x), 0, None)
+    iy = np.clip(np.minimum(confident[:, 3], y + h) - np.maximum(confident[:, 1], y), 0, None)
+    assert (ix * iy / (w * h)).max() >= 0.7, "the labelled plate is not covered by a confident detection"
 
 
 @pytest.mark.parametrize(
