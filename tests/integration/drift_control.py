@@ -30,8 +30,10 @@ def require_eval() -> None:
 def _engine_and_params():
     from pipeline.engine import Engine
     from pipeline.params import Params, RuntimeParams
+    from pipeline.records import ObjectClass
 
-    params = Params()
+    params = Params()  # the shipped defaults: every class runs on every control image, whatever its set labels
+    assert set(params.detector.classes) == {c.label for c in ObjectClass}, params.detector.classes
     return Engine.load(params.detector, RuntimeParams(threads=2)), params
 
 

@@ -16,10 +16,11 @@ import pytest
 from PIL import Image
 
 from daemon.audit import AuditLog
+from daemon.drift.control import recall_table
 from daemon.drift.report import write
 from daemon.drift.simulate import DAY, EPOCH_DAY, SENSITIVITY, SHIFTS, Scenario, simulate
 from tests.integration.drift_control import EVAL, _engine_and_params, control_records, require_eval
-from tests.integration.test_drift_simulation import sensitivity_rows
+from tests.integration.test_drift_simulation import COST, assert_recall_measured, sensitivity_rows
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 MONTH = "2026-01"  # the simulation's calendar starts on 2026-01-01
@@ -79,8 +80,17 @@ def test_report_holds_scope_states_acknowledgements_eval_and_sensitivity(month):
     assert car_park["days_in_state"]["alert"] > 0
     assert [a["by"] for a in car_park["acknowledgements"]] == ["bob"]
     assert any(c["key"] == "jpeg_quality" for c in sources["loading-bay"]["format_changes"])
-    assert data["eval"][0]["classes"][0]["object_class"] == "license_plate"
+    [plates] = data["eval"][0]["classes"]
+    assert plates["object_class"] == "license_plate"
+    assert plates["recall_at_threshold"] >= 2 / 3 and plates["mask_recall"] >= 2 / 3, plates  # 3 labelled plates
     assert {r["perturbation"] for r in data["sensitivity"]} == set(SENSITIVITY)
+    for row in data["sensitivity"]:  # plate recall (and face recall) reported as figures under every perturbation
+        assert COST.fullmatch(row["plate"]) and COST.fullmatch(row["face"]), row
+
+
+def test_report_recall_is_measured_for_faces_and_plates(request):
+    records, _ = control_records(getattr(request.config, "cache", None))
+    assert_recall_measured(recall_table(records))
 
 
 def test_report_is_self_contained_and_its_hash_is_recorded(month):
