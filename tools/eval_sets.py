@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.engine import Engine  # noqa: E402
-from pipeline.evaluate import evaluate, plot_precision_recall  # noqa: E402
-from pipeline.params import Params  # noqa: E402
+from pipeline.engine import Engine
+from pipeline.evaluate import evaluate, plot_precision_recall
+from pipeline.params import Params
 
 
 def subset(gt_path: Path, every: int, into: Path) -> Path:
