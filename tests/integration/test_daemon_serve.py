@@ -168,6 +168,21 @@ def assert_masked(scene: Scene, published: Path) -> None:
     assert outside <= CONTROL_MAX_SHARE, f"{published}: {outside:.3f} of the area away from every box changed"
 
 
+def assert_sheet_shows_masked(scene: Scene, published: Path, sheet_path: Path) -> None:
+    """Inside each ground-truth box (its middle, away from drawn outlines) the contact sheet, brought back to the
+    photo's size, is nearer the published (masked) pixels than the input's."""
+    original, output = _pixels(scene.path).astype(np.float32), _pixels(published).astype(np.float32)
+    sheet_image = Image.open(sheet_path).convert("RGB")
+    scale = sheet_image.width / output.shape[1]
+    sheet = np.asarray(sheet_image.resize((output.shape[1], int(round(sheet_image.height / scale)))), dtype=np.float32)
+    for _, x1, y1, x2, y2 in scene.boxes:
+        w, h = x2 - x1, y2 - y1
+        ys, xs = _box_slices((x1 + 0.3 * w, y1 + 0.3 * h, x2 - 0.3 * w, y2 - 0.3 * h), output.shape)
+        to_output = np.abs(sheet[ys, xs] - output[ys, xs]).mean()
+        to_original = np.abs(sheet[ys, xs] - original[ys, xs]).mean()
+        assert to_output < to_original / 2, (sheet_path.name, (x1, y1, x2, y2), to_output, to_original)
+
+
 def test_the_pixel_check_fails_an_unmasked_copy_and_a_missed_box(mixed_scenes, tmp_path):
     """The measure can fail: the input re-encoded (no mask) fails every box; masking all but one box fails that one."""
     import cv2
@@ -406,6 +421,11 @@ def test_burst_of_images_and_videos_each_processed_once(tmp_path, daemons, mixed
     # What was published: every face and every plate of every photo masked, judged on the pixels alone.
     for name, scene in scenes.items():
         assert_masked(scene, _published(tmp_path, name))
+    # A reviewer's contact sheet shows the masked pixels inside every ground-truth box, never the input's.
+    in_review = [name for name in scenes if reports[name].disposition == "review"]
+    assert in_review, "the shipped profile sent no photo to review: the contact-sheet check needs one"
+    for name in in_review:
+        assert_sheet_shows_masked(scenes[name], tmp_path / "review" / name, tmp_path / "review" / f"{name}.contact.jpg")
     # Backpressure: at most one waiting job per worker was ever claimed; the burst stayed in ingest.
     assert most_claimed <= 2
     # Memory bounded: the service process stays small, workers hold models and one file.
@@ -597,6 +617,8 @@ def test_veil_status_shows_the_running_service(tmp_path, daemons):
 
 
 # A review band from 0.02 to 0.99: on noise, CenterFace's weak responses land in it, so files go to review.
+# Narrowed on purpose, to force review on a noise clip too (the video contact sheet); that the shipped profile's
+# contact sheets show masked pixels inside every face and plate of real photos is checked in the burst.
 REVIEW_PROFILE = """
 [profiles.default.detector]
 classes = ["face"]
