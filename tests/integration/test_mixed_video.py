@@ -1,0 +1,77 @@
+"""A moving camera over a mixed scene (faces and a plate on screen together), at the SHIPPED defaults.
+
+The scene is ``scene_for(openalpr_endtoend, image 1, seed 0)`` of pipeline/mixed_scenes.py: a 1280x720 car
+photo, its plate (162x52) and three pasted faces (56-84 px). video_eval renders it as a clip (pan, zoom, roll,
+shake, a whip pan, motion blur, H.264), ``process_video`` masks it with ``Params()`` and the default engine
+(both classes), and video_eval's ``score_clip`` scores each class on its own: every box-frame of both classes
+must be masked (recall 1.0) and no object may go unmasked on any frame (longest unmasked run 0).
+
+Two clips: 640x360 x 60 frames (the one-pass path) and 2560x1600 x 18 frames, above LARGE_FRAME_PIXELS (the
+two-pass path for large frames).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pipeline.media.video import LARGE_FRAME_PIXELS
+from pipeline.mixed_scenes import scene_clip_spec, scene_for
+from pipeline.params import DetectorParams, Params
+from pipeline.records import ObjectClass
+from pipeline.video import companion_name, process_video
+from pipeline.video_eval import Motion, render_clip, score_clip
+from tests.conftest import eval_set, require_eval, require_models
+
+SCENE = ("openalpr_endtoend", 1)
+SEED = 0
+CLIPS = {  # name: (size, frames, motion)
+    "small": ((640, 360), 60, Motion()),
+    "large": ((2560, 1600), 18, Motion(pan_px=16.0, whip_px=48.0, whip_frames=3, shake_px=5.0)),
+}
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory):
+    root = require_eval()
+    for name in ("rbnr_faces", "dlib_faces_voc", SCENE[0]):
+        eval_set(name)
+    require_models()
+    scene = scene_for(root, *SCENE, seed=SEED)
+    assert scene is not None and scene.faces >= 1
+    return scene_clip_spec(scene, tmp_path_factory.mktemp("scene") / "scene.png")
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+@pytest.mark.parametrize("clip", list(CLIPS))
+def test_every_box_frame_of_both_classes_is_masked(spec, engine, tmp_path, clip):
+    size, frames, motion = CLIPS[clip]
+    assert Params().detector == DetectorParams()  # the shipped classes: face and license_plate
+    if clip == "large":
+        assert size[0] * size[1] > LARGE_FRAME_PIXELS
+    src = tmp_path / f"{clip}.mp4"
+    truth = render_clip(spec, src, size=size, frames=frames, seed=SEED, motion=motion)
+    both = sum(1 for f in truth.frames if {1, 2} <= set(f["classes"]))
+    assert both >= frames // 2, "faces and plate on screen together on most frames"
+
+    dst = tmp_path / "out" / src.name
+    dst.parent.mkdir()
+    params = Params()
+    started = time.perf_counter()
+    report = process_video(src, dst, params, engine, name=src.name)
+    seconds = time.perf_counter() - started
+    assert report.disposition in ("done", "review"), report.error
+
+    figures = {}
+    for object_class in (ObjectClass.FACE, ObjectClass.LICENSE_PLATE):
+        result = score_clip(f"{spec.name}-{clip}", truth, dst.with_name(companion_name(dst)), params.mask, (object_class,))
+        figures[object_class.label] = result
+    summary = {label: (r.box_frames, r.masked_box_frames, r.recall, max(r.longest_unmasked_run.values(), default=0))
+               for label, r in figures.items()}
+    print(f"{clip} {size[0]}x{size[1]} x {frames}: {summary}, {seconds:.1f}s")
+    for label, result in figures.items():
+        assert result.box_frames > 0, f"no {label} on screen"
+        assert result.recall == 1.0, f"{label}: {result.masked_box_frames}/{result.box_frames} box-frames masked"
+        assert max(result.longest_unmasked_run.values()) == 0, f"{label}: unmasked runs {result.longest_unmasked_run}"
