@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from daemon.settings import SYSTEM_CONFIG, ConfigError, load_settings
+from daemon.settings import SYSTEM_CONFIG, ConfigError, Settings, load_settings
 
 
 def register(subparsers) -> None:
@@ -28,7 +28,24 @@ def check_config(args: argparse.Namespace) -> int:
         return 1
     folders = ", ".join(f"{f.name} ({f.ingest})" for f in settings.folders)
     print(f"ok: {args.path}: {len(settings.folders)} folder(s): {folders}; {settings.service.workers} worker(s)")
+    for line in missing_folders(settings):
+        print(f"warning: {line}", file=sys.stderr)
     return 0
+
+
+def missing_folders(settings: Settings) -> list[str]:
+    """Configured folders that do not exist (yet). ``veil serve`` creates them where it may, but under systemd
+    only ``install.sh --system`` does, and a missing ReadWritePaths entry stops the unit from starting."""
+    lines = []
+    for folder in settings.folders:
+        named = {"ingest": folder.ingest, "output": folder.output, "review": folder.review_dir,
+                 "failed": folder.failed_dir, "originals": folder.originals_dir, "spotcheck": folder.spotcheck_dir,
+                 "rework": folder.rework_dir}
+        for role, path in named.items():
+            if not path.is_dir():
+                what = "is not a folder" if path.exists() else "does not exist"
+                lines.append(f"folder {folder.name!r}: {role} {path} {what}")
+    return lines
 
 
 def show_config(args: argparse.Namespace) -> int:

@@ -10,17 +10,25 @@ from __future__ import annotations
 import contextvars
 import os
 import socket
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
 
 from pipeline.edits import AddRegion
 from pipeline.params import Params
 
 SYSTEM_CONFIG = Path("/etc/veil/veil.toml")
+ENV_PREFIX = "VEIL_"
 DEFAULT_PROFILE = "default"
 
 # Names that are never inputs: partial downloads, editor and OS droppings. Matched against every path
@@ -236,10 +244,42 @@ class ModelsSettings(_Strict):
 
 _toml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("veil_toml_path", default=None)
 
+# Path-valued keys. In a configuration file a relative path is relative to the file's own folder (README
+# "Configure"), never to the current directory, which is "/" under systemd and anything by hand.
+_SECTION_PATHS = {"service": ("model_dir", "state_dir"), "drift": ("store_dir",), "models": ("control_set",)}
+_FOLDER_PATHS = ("ingest", "output", "review", "failed", "originals", "spotcheck", "rework")
+
+
+def _anchored(value: Any, base: Path) -> Any:
+    if isinstance(value, str) and value and not value.startswith("~") and not os.path.isabs(value):
+        return str(base / value)
+    return value
+
+
+class _TomlSource(TomlConfigSettingsSource):
+    """The configuration file, with relative paths resolved against the file's folder."""
+
+    def __init__(self, settings_cls: type[BaseSettings], toml_file: Path) -> None:
+        super().__init__(settings_cls, toml_file=toml_file)
+        self._base = Path(os.path.abspath(toml_file)).parent
+
+    def __call__(self) -> dict[str, Any]:
+        data = dict(super().__call__())
+        for section, keys in _SECTION_PATHS.items():
+            if isinstance(data.get(section), dict):
+                data[section] = {k: _anchored(v, self._base) if k in keys else v for k, v in data[section].items()}
+        if isinstance(data.get("folders"), list):
+            data["folders"] = [
+                {k: _anchored(v, self._base) if k in _FOLDER_PATHS else v for k, v in folder.items()}
+                if isinstance(folder, dict) else folder
+                for folder in data["folders"]
+            ]
+        return data
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="VEIL_", env_nested_delimiter="__", extra="forbid", frozen=True, nested_model_default_partial_update=True
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True, nested_model_default_partial_update=True
     )
 
     service: ServiceSettings = ServiceSettings()
@@ -262,7 +302,7 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         path = _toml_path.get()
         if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            sources.append(_TomlSource(settings_cls, toml_file=path))
         return tuple(sources)
 
     @model_validator(mode="after")
@@ -292,7 +332,47 @@ class Settings(BaseSettings):
         raise KeyError(name)
 
 
-def _format_error(error: ValidationError) -> str:
+# VEIL_ variables that are not settings: the configuration file's path, and the test suite's own.
+_NOT_SETTINGS = ("VEIL_CONFIG", "VEIL_SCREENSHOTS", "VEIL_TEST_")
+
+
+def _veil_environment() -> dict[str, str]:
+    """The VEIL_ variables, by upper-case name (pydantic-settings reads them case-insensitively)."""
+    return {name.upper(): name for name in os.environ if name.upper().startswith(ENV_PREFIX)}
+
+
+def unknown_environment() -> list[str]:
+    """VEIL_ variables that name no setting, e.g. a misspelt section (VEIL_SERVCE__WORKERS): pydantic-settings
+    ignores them silently, while a misspelt key inside a known section is refused."""
+    unknown = []
+    for upper, name in sorted(_veil_environment().items()):
+        if upper.startswith(_NOT_SETTINGS):
+            continue
+        section = upper[len(ENV_PREFIX):].split("__", 1)[0].lower()
+        if section not in Settings.model_fields:
+            unknown.append(name)
+    return unknown
+
+
+def _source_of(loc: tuple[Any, ...], path: Path | None, overrides: dict[str, Any]) -> str:
+    """Where a bad value came from: a VEIL_ variable (the most specific that is set), the command line or
+    the file. Environment variables win over the file, so one that is set is the source."""
+    environment = _veil_environment()
+    keys = []
+    for part in loc:
+        if not isinstance(part, str):
+            break
+        keys.append(part.upper())
+    for n in range(len(keys), 0, -1):
+        name = ENV_PREFIX + "__".join(keys[:n])
+        if name in environment:
+            return f"environment {environment[name]}: "
+    if loc and loc[0] in overrides:
+        return "command line: "
+    return f"{path}: " if path else ""
+
+
+def _format_error(error: ValidationError, path: Path | None = None, overrides: dict[str, Any] | None = None) -> str:
     lines = []
     for item in error.errors():
         key = ""
@@ -300,7 +380,7 @@ def _format_error(error: ValidationError) -> str:
             key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
         value = item.get("input")
         shown = "" if isinstance(value, dict) else f" (value: {value!r})"
-        lines.append(f"{key or 'configuration'}: {item['msg']}{shown}")
+        lines.append(f"{_source_of(tuple(item['loc']), path, overrides or {})}{key or 'configuration'}: {item['msg']}{shown}")
     return "; ".join(lines)
 
 
@@ -315,12 +395,15 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             raise ConfigError(f"cannot read configuration {str(path)!r}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    for name in unknown_environment():  # named, never its value (it may hold a path with a person's name)
+        print(f"veil: warning: environment variable {name} names no setting and is ignored", file=sys.stderr)
     token = _toml_path.set(path)
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        where = f"{path}: " if path else ""
-        raise ConfigError(where + _format_error(exc)) from None
+        raise ConfigError(_format_error(exc, path, overrides)) from None
+    except SettingsError as exc:  # a VEIL_ variable that is not valid JSON where a list or table is expected
+        raise ConfigError(f"environment: {exc}") from None
     finally:
         _toml_path.reset(token)
     if not settings.folders:

@@ -119,3 +119,66 @@ def test_serve_refuses_an_invalid_configuration(tmp_path):
     result = _veil("serve", "--config", str(path))
     assert result.returncode == 78  # EX_CONFIG: systemd does not restart it
     assert "service.workers" in result.stderr and "-4" in result.stderr
+
+
+def test_relative_paths_in_a_file_are_relative_to_the_file(tmp_path, monkeypatch):
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    path = etc / "veil.toml"
+    path.write_text('[service]\nstate_dir = "state"\n[models]\ncontrol_set = "control"\n'
+                    '[[folders]]\ningest = "srv/veil/ingest"\noutput = "../srv/out"\nreview = "~/review"\n')
+    monkeypatch.chdir("/")  # as under systemd
+    settings = load_settings(path)
+    folder = settings.folders[0]
+    assert folder.ingest == etc / "srv" / "veil" / "ingest"
+    assert folder.output == tmp_path / "srv" / "out"
+    assert folder.failed == tmp_path / "srv" / "failed"
+    assert folder.review == Path("~/review").expanduser()
+    assert settings.service.state_dir == etc / "state"
+    assert settings.models.control_set == etc / "control"
+
+
+def test_config_check_warns_about_folders_that_do_not_exist(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "failed").write_text("a file where a folder should be")
+    result = _veil("config", "check", str(write(tmp_path, GOOD)))
+    assert result.returncode == 0 and result.stdout.startswith("ok:")
+    warnings = result.stderr.splitlines()
+    assert f"warning: folder 'cams': review {tmp_path / 'review'} does not exist" in warnings
+    assert f"warning: folder 'cams': failed {tmp_path / 'failed'} is not a folder" in warnings
+    assert not any(" ingest " in line or " output " in line for line in warnings)
+
+
+def test_a_bad_environment_variable_is_blamed_on_the_variable_not_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("VEIL_SERVICE__WORKERS", "-3")
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, GOOD))
+    message = str(info.value)
+    assert message.startswith("environment VEIL_SERVICE__WORKERS: service.workers")
+    assert str(tmp_path / "veil.toml") not in message
+
+
+def test_a_bad_value_in_the_file_is_still_blamed_on_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("VEIL_WATCH__SETTLE_S", "1")
+    path = write(tmp_path, GOOD.replace("workers = 2", "workers = 0"))
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert str(info.value).startswith(f"{path}: service.workers")
+
+
+def test_bad_json_in_an_environment_variable_is_a_config_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("VEIL_FOLDERS", "[not json")
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, GOOD))
+    assert "folders" in str(info.value) and "environment" in str(info.value)
+
+
+def test_an_unknown_veil_variable_is_warned_about_by_name_never_by_value(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VEIL_SERVCE__WORKERS", "secret-value-17")
+    monkeypatch.setenv("VEIL_CONFIG", str(tmp_path / "veil.toml"))  # not a setting, but known
+    settings = load_settings(write(tmp_path, GOOD))
+    assert settings.service.workers == 2
+    err = capsys.readouterr().err
+    assert "VEIL_SERVCE__WORKERS" in err and "warning" in err
+    assert "secret-value-17" not in err and "VEIL_CONFIG" not in err
