@@ -49,7 +49,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _render(s: dict) -> str:
     q, c, t = s["queue"], s["counts"], s["throughput"]
-    state = s["state"] if s["running"] else f"not running (last state: {s['state']})"
+    if s["running"]:
+        state = s["state"]
+    elif s["state"] in ("stopped", "failed") and s.get("stopped_at"):
+        state = f"{s['state']} at {s['stopped_at']}" + (" (workers broken)" if s["state"] == "failed" else "")
+    else:  # the process is gone without saying so: killed, crashed, or the machine went down
+        state = f"not running, ended without a clean stop (last state: {s['state']})"
     lines = [
         f"instance {s['instance']} (pid {s['pid']}): {state}, since {s['started_at']}, updated {s['updated_at']}",
         f"  queue: {q['claimed']} claimed, {q['complete_in_ingest']} complete in ingest, "

@@ -75,6 +75,7 @@ class Service:
         self._next_folder = 0
         self._state = "starting"
         self._started_at = datetime.now(timezone.utc)
+        self._stopped_at: datetime | None = None
         self._last_ping = 0.0
         self._ping_every = min(1.0, watchdog_interval_s() or 1.0)
 
@@ -267,6 +268,8 @@ class Service:
         self.notifier.stopping(self._status_text())
         _log.info("stopping", in_flight=len(self._running), queued=len(self._queue))
         self.stop_internals(self.settings.service.stop_timeout_s)
+        self._state = "stopped" if code == 0 else "failed"
+        self._stopped_at = datetime.now(timezone.utc)
         self._write_status()
         _log.info("stopped", **self._counts())
         return code
@@ -471,6 +474,7 @@ class Service:
             "state": self._state,
             "started_at": self._started_at.isoformat(timespec="seconds"),
             "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "stopped_at": self._stopped_at.isoformat(timespec="seconds") if self._stopped_at else None,
             "queue": {
                 "waiting_to_settle": sum(w.waiting_count for w in self._watchers),
                 "complete_in_ingest": sum(w.ready_count for w in self._watchers),
