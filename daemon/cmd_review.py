@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from daemon import log
-from daemon.cmd_serve import EX_CONFIG, config_path_for
-from daemon.settings import SYSTEM_CONFIG, ConfigError, load_settings
+from daemon.cmd_serve import EX_CONFIG, load_for
+from daemon.settings import SYSTEM_CONFIG, ConfigError
 
 DEFAULT_PORT = 8765
 
@@ -17,9 +17,14 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "review", help="serve the review station on localhost (manual regions, false positives, approval)",
         description="Serve the review station on the loopback address. The configuration is the service's "
-                    f"(--config, else $VEIL_CONFIG or {SYSTEM_CONFIG}). The access token is printed here, "
+                    f"(--config, else $VEIL_CONFIG or {SYSTEM_CONFIG}); for a trial, the --ingest/--output (and "
+                    "--review/--failed) given to veil serve. The access token is printed here, "
                     "unless --token-file names a file readable by its owner only.")
     parser.add_argument("--config", type=Path, help="TOML configuration file (the one veil serve uses)")
+    parser.add_argument("--ingest", type=Path, help="a trial's ingest folder (as given to veil serve --ingest)")
+    parser.add_argument("--output", type=Path, help="a trial's output folder (as given to veil serve --output)")
+    parser.add_argument("--review", type=Path, help="a trial's review folder, if veil serve was given one")
+    parser.add_argument("--failed", type=Path, help="a trial's failed folder, if veil serve was given one")
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.1 or ::1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free port)")
     parser.add_argument("--token-file", type=Path, help="read the token from this file (mode 0600 or 0400, yours)")
@@ -39,9 +44,8 @@ def run(args: argparse.Namespace) -> int:
     except AuthError as exc:
         print(f"veil review: {exc}", file=sys.stderr)
         return 2
-    args.ingest = None  # config_path_for: the review station never runs a trial folder
     try:
-        settings = load_settings(config_path_for(args))
+        settings = load_for(args)[2]  # a trial's folders and state, like veil serve --ingest/--output
     except ConfigError as exc:
         print(f"veil review: invalid configuration: {exc}", file=sys.stderr)
         return EX_CONFIG

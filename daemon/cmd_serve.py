@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import log
-from daemon.settings import SYSTEM_CONFIG, ConfigError, load_settings, trial_folder
+from daemon.settings import SYSTEM_CONFIG, ConfigError, Settings, load_settings, trial_folder, trial_state_dir
 
 EX_CONFIG = 78  # sysexits.h; the unit does not restart on it: a restart cannot fix a configuration
 
@@ -49,15 +49,26 @@ def overrides_for(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def load_for(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any], Settings]:
+    """The configuration file, the command-line overrides and the settings of ``args``. A trial
+    (--ingest/--output) keeps its state in ``<output's parent>/.veil-state`` unless service.state_dir is set
+    (VEIL_SERVICE__STATE_DIR). Raises ConfigError."""
+    path = config_path_for(args)
+    overrides = overrides_for(args)
+    settings = load_settings(path, **overrides)
+    if "folders" in overrides and settings.service.state_dir is None:
+        overrides["service"] = {"state_dir": trial_state_dir(args.output)}
+        settings = load_settings(path, **overrides)
+    return path, overrides, settings
+
+
 def run(args: argparse.Namespace) -> int:
     log.configure()
     if args.workers is not None:
         # Through the environment, so it merges with the file's [service] table and survives a reload.
         os.environ["VEIL_SERVICE__WORKERS"] = str(args.workers)
     try:
-        path = config_path_for(args)
-        overrides = overrides_for(args)
-        settings = load_settings(path, **overrides)
+        path, overrides, settings = load_for(args)
     except ConfigError as exc:
         log.get().error("config_invalid", error=str(exc))
         print(f"veil serve: invalid configuration: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from daemon.settings import ConfigError, ServiceSettings, load_settings
+from daemon.settings import ConfigError, ServiceSettings, load_settings, trial_state_dir
 from daemon.status import read_statuses
 
 
@@ -14,6 +14,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("status", help="show what the service is doing")
     parser.add_argument("--config", type=Path, help="configuration file (to find service.state_dir)")
     parser.add_argument("--state-dir", type=Path, help="where the service writes its status")
+    parser.add_argument("--output", type=Path,
+                        help="a trial's output folder (veil serve --output): its status is in OUTPUT/../.veil-state")
     parser.add_argument("--json", action="store_true", help="print the raw status as JSON")
     parser.set_defaults(handler=run)
 
@@ -21,6 +23,8 @@ def register(subparsers) -> None:
 def _state_dir(args: argparse.Namespace) -> Path:
     if args.state_dir is not None:
         return args.state_dir
+    if args.output is not None:
+        return trial_state_dir(args.output)
     if args.config is not None:
         return load_settings(args.config).service.resolved_state_dir()
     for candidate in (Path("/run/veil"),):
@@ -40,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(statuses, indent=1))
         return 0 if any(s["running"] for s in statuses) else 3
     if not statuses:
-        print(f"no Veil service has reported in {state_dir}")
+        print(f"no Veil service has reported in {state_dir}"
+              + ("" if args.output or args.state_dir else " (for a trial: veil status --output OUTPUT)"))
         return 3
     for s in statuses:
         print(_render(s))

@@ -384,6 +384,9 @@ def _format_error(error: ValidationError, path: Path | None = None, overrides: d
     return "; ".join(lines)
 
 
+_warned: set[str] = set()  # unknown VEIL_ variables already warned about (once per process, not per reload)
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Read ``path`` (optional), apply ``VEIL_...`` variables, then ``overrides``. Raises ConfigError."""
     if path is not None:
@@ -396,7 +399,9 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     for name in unknown_environment():  # named, never its value (it may hold a path with a person's name)
-        print(f"veil: warning: environment variable {name} names no setting and is ignored", file=sys.stderr)
+        if name not in _warned:
+            _warned.add(name)
+            print(f"veil: warning: environment variable {name} names no setting and is ignored", file=sys.stderr)
     token = _toml_path.set(path)
     try:
         settings = Settings(**overrides)
@@ -409,6 +414,15 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     if not settings.folders:
         raise ConfigError("folders: no watch folder is configured (add a [[folders]] table, or use --ingest/--output)")
     return settings
+
+
+TRIAL_STATE = ".veil-state"
+
+
+def trial_state_dir(output: Path) -> Path:
+    """A trial's own state (status file, drift store, audit log): ``<output's parent>/.veil-state``, beside
+    its review, failed and originals folders, so two trials never share their figures."""
+    return Path(os.path.abspath(os.path.expanduser(output))).parent / TRIAL_STATE
 
 
 def trial_folder(ingest: Path, output: Path, review: Path | None, failed: Path | None) -> dict[str, Any]:

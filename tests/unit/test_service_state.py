@@ -43,3 +43,58 @@ def test_the_readme_names_every_folder_a_trial_creates():
     for path in settings.folders[0].destinations():
         assert f"`{path}`" in section, path
         assert f"`~/veil/{path.name}`" in two_commands or path.name == "out", path
+
+
+def _trial(*argv: str):
+    from daemon import cli, cmd_serve
+
+    return cmd_serve.load_for(cli.build_parser().parse_args(["serve", *argv]))[2]
+
+
+def test_two_trials_keep_their_state_apart_under_their_output(tmp_path, monkeypatch):
+    from daemon.audit_trail import audit_path
+
+    for name in ("RUNTIME_DIRECTORY", "STATE_DIRECTORY", "VEIL_CONFIG", "VEIL_SERVICE__STATE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    first = _trial("--ingest", str(tmp_path / "a" / "in"), "--output", str(tmp_path / "a" / "out"))
+    second = _trial("--ingest", str(tmp_path / "b" / "in"), "--output", str(tmp_path / "b" / "out"))
+    for settings, root in ((first, tmp_path / "a"), (second, tmp_path / "b")):
+        state = root / ".veil-state"
+        assert settings.service.resolved_state_dir() == state
+        assert settings.drift.resolved_store_dir(settings.service) == state
+        assert audit_path(settings).parent == state
+    monkeypatch.setenv("VEIL_SERVICE__STATE_DIR", str(tmp_path / "chosen"))  # an explicit choice still wins
+    chosen = _trial("--ingest", str(tmp_path / "a" / "in"), "--output", str(tmp_path / "a" / "out"))
+    assert chosen.service.resolved_state_dir() == tmp_path / "chosen"
+
+
+def test_status_reads_a_trials_state_given_its_output(tmp_path, capsys):
+    from daemon import cli
+    from daemon.status import write_status
+
+    service = make_service(tmp_path)
+    service._write_status()
+    snapshot = json.loads((tmp_path / "state" / "status-t.json").read_text())
+    write_status(tmp_path / ".veil-state" / "status-t.json", {**snapshot, "instance": "trial-a"})
+    cli.main(["status", "--output", str(tmp_path / "out")])
+    assert capsys.readouterr().out.startswith("instance trial-a ")
+
+
+def test_review_opens_a_trials_folders_without_a_configuration(tmp_path, monkeypatch, capsys):
+    from daemon import cli
+    from daemon.review import server
+
+    seen = []
+
+    def no_listening(address, app):
+        seen.append(app)
+        raise OSError(98, "Address already in use")
+
+    monkeypatch.delenv("VEIL_CONFIG", raising=False)
+    monkeypatch.setattr(server, "ReviewServer", no_listening)
+    code = cli.main(["review", "--ingest", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--port", "0"])
+    assert code == 1 and "cannot listen" in capsys.readouterr().err  # it got as far as listening
+    [app] = seen
+    [folder] = app.settings.folders
+    assert folder.output == tmp_path / "out" and folder.review_dir == tmp_path / "review"
+    assert app.settings.service.resolved_state_dir() == tmp_path / ".veil-state"
