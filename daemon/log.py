@@ -1,4 +1,5 @@
-"""Structured logs: to the journal as fields when systemd runs us, else JSON lines on stderr.
+"""Structured logs: to the journal as fields when systemd runs us, readable lines on a terminal, else
+JSON lines on stderr (piped or redirected).
 
 Callers log events and ids, never detections or pixels. File names go through ``name_field`` so the
 ``log_file_names`` setting decides whether they appear at all.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -46,10 +48,52 @@ class _JournalRenderer:
         raise structlog.DropEvent
 
 
-def configure(level: str = "info", *, log_file_names: bool = False, journal: bool | None = None) -> None:
+class _TerminalRenderer:
+    """Readable lines for a person at a terminal: time, file (or job id), disposition, reason, seconds for a
+    finished job; time, level, event and fields for the rest. File names only as ``name_field`` allows."""
+
+    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> str:
+        event = dict(event)
+        when = _local_time(str(event.pop("timestamp", "")))
+        name = str(event.pop("event", ""))
+        level = str(event.pop("level", method))
+        if name == "job_finished":
+            what = event.get("file") or f"job {event.get('job', '?')}"
+            disposition = str(event.get("disposition", "?"))
+            if "error_kind" in event:
+                reason = f"{event['error_kind']}: {event['error']}" if "error" in event else str(event["error_kind"])
+            elif event.get("review_reasons"):
+                reason = f"{event['review_reasons']} review reason(s)"
+            elif event.get("duplicate"):
+                reason = "duplicate of a published file"
+            else:
+                reason = "-"
+            return f"{when}  {what}  {disposition}  {reason}  {event.get('seconds', '?')} s"
+        fields = " ".join(f"{key}={value}" for key, value in event.items())
+        return f"{when}  {level:<7} {name}" + (f"  {fields}" if fields else "")
+
+
+def _local_time(stamp: str) -> str:
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
+    except ValueError:
+        return stamp
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def configure(level: str = "info", *, log_file_names: bool = False, journal: bool | None = None,
+              terminal: bool | None = None) -> None:
+    """``journal``/``terminal``: None decides from stderr (the journal stream, a terminal, else JSON lines)."""
     global _log_file_names
     _log_file_names = log_file_names
     use_journal = _stderr_is_journal() if journal is None else journal
+    use_terminal = not use_journal and (_stderr_is_terminal() if terminal is None else terminal)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -62,6 +106,8 @@ def configure(level: str = "info", *, log_file_names: bool = False, journal: boo
             renderer = _JournalRenderer()
         except ImportError:
             renderer = structlog.processors.JSONRenderer()
+    elif use_terminal:
+        renderer = _TerminalRenderer()
     else:
         renderer = structlog.processors.JSONRenderer()
     structlog.configure(
