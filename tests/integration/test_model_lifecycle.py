@@ -25,7 +25,14 @@ from daemon.cli import main as veil
 from daemon.model_registry import Registry
 from pipeline.models import default_model_dir, sha256_of
 from tests.conftest import eval_set, require_models
-from tests.integration.test_daemon_serve import assert_each_once, daemons, wait_for, write_image  # noqa: F401
+from tests.integration.test_daemon_serve import (  # daemons: a fixture, requested by name
+    _video_in_flight,
+    assert_each_once,
+    daemons,  # noqa: F401
+    wait_for,
+    write_image,
+    write_video,
+)
 
 MODELS = Path(sys.prefix) / "share" / "veil" / "models"
 @pytest.fixture(autouse=True)
@@ -254,7 +261,11 @@ def test_sighup_swaps_the_model_without_losing_a_job(tmp_path, daemons, capsys):
     assert veil(["models", "activate", "swap", *cli]) == 1  # no control set configured: only --force may
     assert veil(["models", "activate", "swap", "--force", "--reason", "test swap", *cli]) == 0
     daemon.config.write_text(daemon.config.read_text() + "\n# edited: a configuration change is audited\n")
-    wait_for(lambda: (daemon.status() or {}).get("in_flight"), 60, "a job in flight")
+    # The photos may all be done by now (the commands above load models, slowly on a busy machine), and a
+    # photo's job is shorter than the status file's period: a clip of 300 frames is surely seen in flight.
+    write_video(daemon.ingest / "during.mp4", seconds=30, seed=5)
+    before.append("during.mp4")
+    wait_for(lambda: _video_in_flight(daemon, "during.mp4", min_s=0.0), 60, "a job in flight")
     daemon.proc.send_signal(signal.SIGHUP)  # while a file is running and others wait
     wait_for(lambda: daemon.events("reloaded"), 120, "the reload")
     after = ["after0.jpg", "after1.jpg"]
