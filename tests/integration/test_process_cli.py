@@ -130,3 +130,26 @@ def test_veil_eval_writes_a_report_and_a_plot(tmp_path, dlib_faces):
     assert face["mask_recall"] == pytest.approx(1 - face["mask_leaks"] / face["ground_truth"], abs=1e-4)
     assert (tmp_path / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "mask recall" in result.stdout
+
+
+def test_the_street_photo_of_issue_12_comes_out_with_its_plate_masked(tmp_path):
+    """The photo a new user dropped in: two false face candidates on the car used to switch the plate search
+    off, and the plate came out readable. ``veil process`` with no flags; the published pixels are checked
+    inside the labelled plate box against the input, without the sidecar."""
+    folder = eval_set("openalpr_endtoend")
+    gt = json.loads((folder / "annotations.json").read_text())
+    name = "us/0b86cecf-67d1-4fc0-87c9-b36b0ee228bb.jpg"
+    image = next(i for i in gt["images"] if i["file_name"] == name)
+    (plate,) = [a for a in gt["annotations"] if a["image_id"] == image["id"]]
+    shutil.copy(folder / "images" / name, tmp_path / "street.jpg")
+    result = veil("process", tmp_path / "street.jpg", "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+
+    before = np.asarray(Image.open(tmp_path / "street.jpg").convert("RGB"), dtype=np.int16)
+    after = np.asarray(Image.open(tmp_path / "out" / "street.jpg").convert("RGB"), dtype=np.int16)
+    x, y, w, h = (round(v) for v in plate["bbox"])
+    changed = np.abs(after - before).max(axis=2) > 12
+    inside = changed[y : y + h, x : x + w].mean()
+    outside = changed.mean()
+    assert inside > 0.5, f"only {inside:.0%} of the plate's pixels changed: the plate is readable"
+    assert outside < 0.2  # the measure is not just JPEG noise everywhere
