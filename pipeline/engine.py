@@ -93,8 +93,9 @@ class Engine:
         """The candidates that ``detect`` at the production floors would have seen. The networks only filter
         by score, so candidates gathered at a lower evaluation floor and cut here, then merged, are exactly
         what the shipped path masks."""
-        floors = np.array([self.params.thresholds(ObjectClass(int(c)).label).review_floor for c in candidates.classes],
-                          dtype=np.float32)
+        floors = np.zeros(len(candidates), dtype=np.float32)
+        for object_class in ObjectClass:
+            floors[candidates.classes == int(object_class)] = self.params.thresholds(object_class.label).review_floor
         return candidates[candidates.scores >= floors]
 
     def _detect_one(
@@ -145,7 +146,7 @@ class Engine:
                     found += [
                         Detections.of(w.to_source(b), s, detector.object_class) for w, (b, s) in zip(batch, results)
                     ]
-        return merge(Detections.concat(found), self.params.nms_iou)
+        return self.merged(Detections.concat(found))
 
     def release_memory(self) -> None:
         """Hand the inference arenas' unused memory back (a large video's first pass leaves them at their

@@ -21,18 +21,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.engine import Engine
-from pipeline.evaluate import evaluate, plot_precision_recall
+from pipeline.evaluate import evaluate, every_nth_image, plot_precision_recall
 from pipeline.params import Params
 
 
 def subset(gt_path: Path, every: int, into: Path) -> Path:
     if every == 1:
         return gt_path
-    gt = json.loads(gt_path.read_text())
-    images = sorted(gt["images"], key=lambda image: image["id"])[::every]
-    kept = {image["id"] for image in images}
-    gt.update(images=images, annotations=[a for a in gt["annotations"] if a["image_id"] in kept])
-    into.write_text(json.dumps(gt))
+    into.write_text(json.dumps(every_nth_image(json.loads(gt_path.read_text()), every)))
     return into
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.engine import Engine
-from pipeline.evaluate import AP_FLOOR, evaluate
+from pipeline.evaluate import AP_FLOOR, evaluate, every_nth_image
 from pipeline.media.image import load_image
 from pipeline.params import Params
 from tests.conftest import eval_set
@@ -33,11 +33,7 @@ CASES = [
 
 def subset(folder, every: int, into) -> None:
     """Write the every-n-th-image subset of a set's ground truth to ``into``."""
-    gt = json.loads((folder / "annotations.json").read_text())
-    images = sorted(gt["images"], key=lambda image: image["id"])[::every]
-    kept = {image["id"] for image in images}
-    gt.update(images=images, annotations=[a for a in gt["annotations"] if a["image_id"] in kept])
-    into.write_text(json.dumps(gt))
+    into.write_text(json.dumps(every_nth_image(json.loads((folder / "annotations.json").read_text()), every)))
 
 
 @pytest.mark.shared
