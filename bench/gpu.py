@@ -3,7 +3,7 @@
     python bench/gpu.py --render DIR            # here: render the clips and their ground truth into DIR
     python bench/gpu.py --clips DIR [--cpu]     # on the GPU machine (bench/README.md, "gpu.py")
 
-In one run, on each clip (1920x1080, moving camera, per-frame ground truth from pipeline/video_eval.py):
+In one run, on each clip (1920x1080, moving camera, per-frame ground truth from pipeline/eval/video.py):
 
 - the floor: the same decode, colour conversions and encode as Veil (``pipeline.media.video.transcode``
   with a stage that masks nothing), at Veil's codec settings;
@@ -35,12 +35,12 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np
 
-from pipeline.engine import Engine
+from pipeline.detect.engine import Engine
 from pipeline.media.video import probe_video, transcode
 from pipeline.params import Params, RuntimeParams, VideoParams
 from pipeline.records import ObjectClass
-from pipeline.video import process_video
-from pipeline.video_eval import GroundTruth, Motion, load_specs, render_clip, score_clip
+from pipeline.video.process import process_video
+from pipeline.eval.video import GroundTruth, Motion, load_specs, render_clip, score_clip
 
 SIZE = (1920, 1080)
 PHOTOS = (("rbnr_faces", ObjectClass.FACE), ("openalpr_endtoend", ObjectClass.LICENSE_PLATE))

@@ -227,7 +227,7 @@ def scenario_hostile(root: Path) -> Row:
 # -- soak ----------------------------------------------------------------------------------------------------
 
 def _worker_pids(daemon: Daemon) -> list[int]:
-    return [w["pid"] for w in (daemon.status() or {}).get("workers", []) if w.get("pid")]
+    return [w["pid"] for w in (daemon.service.status() or {}).get("workers", []) if w.get("pid")]
 
 
 def scenario_soak(root: Path, cycles: int, seed: int) -> Row:
@@ -335,7 +335,7 @@ def scenario_load(root: Path, images: int, clips: int, workers: int) -> tuple[Ro
 
         def done() -> bool:
             nonlocal most_claimed
-            status = daemon.status() or {}
+            status = daemon.service.status() or {}
             most_claimed = max(most_claimed, status.get("queue", {}).get("claimed", 0))
             peak["service"] = max(peak["service"], _vm(daemon.proc.pid, "VmHWM"))
             for pid in _worker_pids(daemon):

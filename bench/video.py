@@ -5,10 +5,10 @@
                                     [--set video.detect_stride=3[,KEY=VALUE...]] [--params FILE.toml]
 
 1. Clips, per size (1280x720, 1920x1080; 30 fps H.264), rendered with the moving-camera evaluation
-   (pipeline/video_eval.py render_clip: pan, zoom, roll, shake, shutter blur; exact per-frame ground truth):
+   (pipeline/eval/video.py render_clip: pan, zoom, roll, shake, shutter blur; exact per-frame ground truth):
    one from a labelled face photo (rbnr_faces), one from a labelled plate photo (openalpr_endtoend), and a
    mixed one with faces and a plate on screen together: a plate photo (openalpr_endtoend) with real faces
-   (rbnr_faces / dlib_faces_voc) feathered in by pipeline/mixed_scenes.py, ground truth for both classes;
+   (rbnr_faces / dlib_faces_voc) feathered in by pipeline/eval/mixed_scenes.py, ground truth for both classes;
    plus a one-frame clip for start-up. Cached under bench/.work/video/clips/.
 2. Every variant runs as a child process on the three clips of a size, and again on the one-frame clip; the
    parent reaps it with os.wait4 (wall, CPU s, peak RSS). Start-up (interpreter, imports, model load, first
@@ -21,7 +21,7 @@
    - floor: ``pipeline.media.video.transcode`` with an identity stage: the same PyAV decode, RGB frames and
      libx264 encode at ``VideoParams()``'s preset/crf/pix_fmt, without detection or masking.
 3. Mask recall on the clips' ground truth: a ground-truth box counts as masked on a frame when >= 90% of
-   its pixels are masked (video_eval.COVERED). Veil: from its boxes companion by ``score_clip``. deface:
+   its pixels are masked (pipeline.eval.video.COVERED). Veil: from its boxes companion by ``score_clip``. deface:
    bench/deface_regions.py re-runs deface's own reader, detector and ellipse on every frame in its venv
    (untimed), and the masks are scored by the same loop (cross-checked against ``score_clip`` on Veil).
    Faces on the face clip and plates on the plate clip, then both classes on the mixed clip (deface masks
@@ -56,8 +56,8 @@ import numpy as np
 from pipeline.mask import coverage, pixel_bounds
 from pipeline.params import DetectorParams, Params, VideoParams
 from pipeline.records import MaskRegion, ObjectClass
-from pipeline.video_eval import COVERED, ClipSpec, GroundTruth, Motion, load_specs, render_clip, score_clip
-from pipeline.video_qc import read_boxes
+from pipeline.eval.video import COVERED, ClipSpec, GroundTruth, Motion, load_specs, render_clip, score_clip
+from pipeline.video.qc import read_boxes
 
 EVAL_ROOT = REPO / ".." / "shared" / "eval"
 WORK = anchor.WORK / "video"
@@ -68,7 +68,7 @@ PHOTOS = {
     "face": ("rbnr_faces", 7, 2),  # rbnr_faces-161: four faces of 26-31 px in a 1024x768 photo
     "plate": ("openalpr_endtoend", 0, 1),  # openalpr_endtoend-1: a 1280x720 car, one plate of 162x52 px
     # The mixed clip: a plate photo (index among the set's photos with >= 1 labelled plate) with real faces
-    # feathered in by pipeline/mixed_scenes.py (scene_for, seed MIXED_SEED): openalpr_endtoend-1, the plate
+    # feathered in by pipeline/eval/mixed_scenes.py (scene_for, seed MIXED_SEED): openalpr_endtoend-1, the plate
     # clip's photo, plus three faces of 56-84 px (the scene of tests/integration/test_mixed_video.py).
     "mixed": ("openalpr_endtoend", 0, 1),
 }
@@ -158,12 +158,12 @@ _MIXED_SPECS: dict[tuple[str, int, int], ClipSpec] = {}
 
 def mixed_spec(set_name: str, index: int, seed: int = MIXED_SEED) -> ClipSpec:
     """The mixed scene as a clip spec: photo ``index`` of ``set_name``'s photos with a labelled plate, with
-    1-3 real faces feathered in by pipeline/mixed_scenes.py; exact boxes for the plate(s) and the faces.
+    1-3 real faces feathered in by pipeline/eval/mixed_scenes.py; exact boxes for the plate(s) and the faces.
     The scene is written once per run as a PNG named after a digest of its pixels and boxes, so a change in
     mixed_scenes renders new clips instead of reusing cached ones."""
     key = (set_name, index, seed)
     if key not in _MIXED_SPECS:
-        from pipeline.mixed_scenes import plate_photos, scene_clip_spec, scene_for
+        from pipeline.eval.mixed_scenes import plate_photos, scene_clip_spec, scene_for
 
         photos = plate_photos(EVAL_ROOT, (set_name,))
         if not 0 <= index < len(photos):
@@ -257,9 +257,9 @@ def child_main(job_file: Path) -> int:
         for clip in map(Path, job["clips"]):
             transcode(clip, out / clip.name, probe_video(clip), params.video, lambda f: [] if f is None else [f])
         return 0
-    from pipeline.engine import Engine
+    from pipeline.detect.engine import Engine
     from pipeline.params import RuntimeParams
-    from pipeline.video import process_video
+    from pipeline.video.process import process_video
 
     engine = Engine.load(params.detector, RuntimeParams())
     for clip in map(Path, job["clips"]):
@@ -291,7 +291,7 @@ def run_deface(deface: anchor.Deface, clips: list[Path], out: Path) -> Timing:
 
 def score_masks(truth: GroundTruth, masks, object_class: ObjectClass) -> tuple[int, int, int]:
     """(masked box-frames, box-frames, longest unmasked run) from per-frame boolean masks; the same rule
-    as video_eval.score_clip (>= COVERED of a box's pixels; a run ends when the object leaves the view)."""
+    as pipeline.eval.video.score_clip (>= COVERED of a box's pixels; a run ends when the object leaves the view)."""
     masked = total = longest = 0
     runs: dict[int, int] = {}
     frames = 0
@@ -330,7 +330,7 @@ def veil_coverage(boxes_file: Path, params: Params):
 def veil_recall(clip: Clip, out: Path, params: Params) -> Recall:
     """Each class of ``clip``'s ground truth that ``params`` searches for, scored on its own by score_clip
     (and again by score_masks, which must agree); a class the variant does not search for is None."""
-    from pipeline.video import companion_name
+    from pipeline.video.process import companion_name
 
     found: dict[ObjectClass, tuple[int, int]] = {}
     longest = 0
@@ -418,7 +418,7 @@ def shipped_profile() -> str:
     if set(params.detector.classes) != {"face", "license_plate"}:
         raise SystemExit(f"Params() searches for {params.detector.classes}, not faces and plates")
     try:
-        from daemon.settings import DEFAULT_PROFILE, load_settings
+        from daemon.config.settings import DEFAULT_PROFILE, load_settings
 
         shipped = load_settings(REPO / "config" / "veil.toml").profiles[DEFAULT_PROFILE]
     except Exception as error:  # noqa: BLE001 - reported, the benchmark still runs Params()
@@ -483,7 +483,7 @@ def main() -> int:
     parser.add_argument("--uhd-frames", type=int, default=10, help="frames of each 4K clip (default 10)")
     for kind, (set_name, index, least) in PHOTOS.items():
         label = "plate" if kind == "mixed" else kind
-        what = " (faces pasted in by pipeline/mixed_scenes.py)" if kind == "mixed" else ""
+        what = " (faces pasted in by pipeline/eval/mixed_scenes.py)" if kind == "mixed" else ""
         parser.add_argument(f"--{kind}-photo", default=f"{set_name}:{index}", metavar="SET:INDEX",
                             help=f"the {kind} clip's photo{what}: an evaluation set and the index among its photos "
                                  f"with at least {least} labelled {label}(s) (default {set_name}:{index})")
@@ -509,7 +509,7 @@ def main() -> int:
           f"({frames} frames each, moving camera); "
           f"machine: {os.cpu_count()} cores, load {load()}")
     set_name, index, _ = PHOTOS["mixed"]
-    print(f"mixed clip: {describe_mixed(mixed_spec(set_name, index))} (pipeline/mixed_scenes.py, seed {MIXED_SEED})")
+    print(f"mixed clip: {describe_mixed(mixed_spec(set_name, index))} (pipeline/eval/mixed_scenes.py, seed {MIXED_SEED})")
     print(f"headline {HEADLINE!r}: {headline}; {FACES_ONLY!r} narrows to faces, like for like with deface")
     print(f"veil: {revision()}; defaults video.detect_stride={video.detect_stride}, "
           f"face max_side={video.face_scales.max_side}, plate tile_size={video.plate_scales.tile_size}")

@@ -19,9 +19,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .mask import apply_footprint
-from .params import MaskParams
-from .records import MaskRegion
+from pipeline.mask import apply_footprint
+from pipeline.params import MaskParams
+from pipeline.records import MaskRegion
 
 Point = tuple[float, float]  # relative x, y in [0, 1]
 FrameRange = tuple[int, int]  # first and last frame, both included

@@ -15,8 +15,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .params import Params
-from .records import Detections, ObjectClass
+from pipeline.params import Params
+from pipeline.records import Detections, ObjectClass
 
 FEATURES_VERSION = "veil.features/1"
 _SIDE = 640  # statistics on a copy whose longer side is about this

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 import cv2
 import numpy as np
 
-from .params import DetectorParams, MaskParams, Params
-from .records import Detections, MaskRegion, ObjectClass
+from pipeline.params import DetectorParams, MaskParams, Params
+from pipeline.records import Detections, MaskRegion, ObjectClass
 
 
 def confident_and_review(dets: Detections, params: DetectorParams) -> tuple[np.ndarray, np.ndarray]:

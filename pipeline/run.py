@@ -10,18 +10,18 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import __version__
-from .edits import EditCounts, Edits
-from .engine import Engine
-from .errors import InputError, VeilError
-from .features import image_features
-from .mask import apply_masks, confident_and_review, masked_selection, plan_regions, region_box
-from .media.image import load_image, output_format, save_image
-from .media.sniff import sniff
-from .models import sha256_of
-from .params import Params
-from .qc import DetectionRecord, ErrorRecord, FileInfo, QCReport
-from .records import Detections, MaskRegion, ObjectClass
+from pipeline import __version__
+from pipeline.edits import EditCounts, Edits
+from pipeline.detect.engine import Engine
+from pipeline.errors import InputError, VeilError
+from pipeline.features import image_features
+from pipeline.mask import apply_masks, confident_and_review, masked_selection, plan_regions, region_box
+from pipeline.media.image import load_image, output_format, save_image
+from pipeline.media.sniff import sniff
+from pipeline.detect.catalogue import sha256_of
+from pipeline.params import Params
+from pipeline.qc import DetectionRecord, ErrorRecord, FileInfo, QCReport
+from pipeline.records import Detections, MaskRegion, ObjectClass
 
 
 def start_report(name: str, params: Params, engine: Engine) -> QCReport:
@@ -48,7 +48,7 @@ def process_file(
         if report.input.media_type == "image":
             _process_image(src, dst, params, engine, report, edits or Edits())
         elif report.input.media_type == "video":
-            from .video import process_video  # imported lazily: only videos need the video stack
+            from pipeline.video.process import process_video  # imported lazily: only videos need the video stack
 
             video_report = process_video(src, dst, params, engine, name=name, edits=edits)
             known = {k: v for k, v in video_report.input.model_dump().items() if v not in (None, [], "unknown")}

@@ -58,7 +58,7 @@ def repo() -> Path:
 @pytest.fixture(scope="session")
 def engine():
     """The shipped detector: every default class, default models."""
-    from pipeline.engine import Engine
+    from pipeline.detect.engine import Engine
     from pipeline.params import DetectorParams
 
     require_models()
@@ -68,7 +68,7 @@ def engine():
 @pytest.fixture(scope="session")
 def face_engine():
     """Faces only: for unit-level tests of one part, never as evidence for a product claim."""
-    from pipeline.engine import Engine
+    from pipeline.detect.engine import Engine
     from pipeline.params import DetectorParams
 
     require_models()

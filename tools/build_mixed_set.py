@@ -1,4 +1,4 @@
-"""Build the mixed-scene development set: real faces feathered into plate photos (pipeline/mixed_scenes.py).
+"""Build the mixed-scene development set: real faces feathered into plate photos (pipeline/eval/mixed_scenes.py).
 
 Faces are cut (with a soft margin) from ../shared/eval/rbnr_faces and dlib_faces_voc and pasted, 1-3 per
 photo, into openalpr_endtoend, ucsd_lp and ccpd_sample, beside the labelled plate. Writes OUT/images/ and
@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from pipeline.mixed_scenes import build_mixed_set
+from pipeline.eval.mixed_scenes import build_mixed_set
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.engine import Engine
-from pipeline.evaluate import evaluate, every_nth_image, plot_precision_recall
+from pipeline.detect.engine import Engine
+from pipeline.eval.images import evaluate, every_nth_image, plot_precision_recall
 from pipeline.params import Params
 
 

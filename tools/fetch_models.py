@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pipeline.models import DEFAULT_MODELS, ModelSource, sha256_of
+from pipeline.detect.catalogue import DEFAULT_MODELS, ModelSource, sha256_of
 
 
 class FetchError(RuntimeError):

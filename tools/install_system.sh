@@ -45,7 +45,7 @@ fi
 mapfile -t folders < <("$venv/bin/python" - "$config" <<'PY'
 import sys
 from pathlib import Path
-from daemon.settings import load_settings
+from daemon.config.settings import load_settings
 
 settings = load_settings(Path(sys.argv[1]))
 for folder in settings.folders:

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from pipeline.engine import Engine
+from pipeline.detect.engine import Engine
 from pipeline.features import detector_stats, image_features
 from pipeline.media.image import load_image
 from pipeline.params import Params

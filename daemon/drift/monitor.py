@@ -18,7 +18,7 @@ import numpy as np
 from pipeline.qc import QCReport
 
 from daemon import log
-from daemon.audit import AuditLog
+from daemon.audit.log import AuditLog
 from daemon.drift import stats
 from daemon.drift.schema import FEATURES, flatten
 from daemon.drift.store import DriftStore, Observation, day_of
@@ -30,7 +30,7 @@ _REFERENCE_SAMPLE = 5000
 
 @dataclass(frozen=True)
 class DriftConfig:
-    """The numbers behind every decision; the service fills them from ``[drift]`` (see daemon/settings.py)."""
+    """The numbers behind every decision; the service fills them from ``[drift]`` (see daemon/config/settings.py)."""
 
     spot_check_rate: float = 0.02
     alert_spot_check_rate: float = 0.10

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from daemon.audit import AuditLog
+from daemon.audit.log import AuditLog
 from daemon.drift.monitor import LEVELS, DriftMonitor
 from daemon.drift.schema import BY_NAME, FEATURES
 

@@ -11,11 +11,11 @@ from typing import Any
 from pipeline.qc import QCReport
 
 from daemon import log
-from daemon.audit import AUDIT_NAME, AuditLog
+from daemon.audit.log import AUDIT_NAME, AuditLog
 from daemon.drift.monitor import DriftConfig, DriftMonitor
 from daemon.drift.sampling import picked
 from daemon.drift.store import DB_NAME, DriftStore
-from daemon.settings import FolderSettings, Settings
+from daemon.config.settings import FolderSettings, Settings
 
 _log = log.get("veil.drift")
 _CHECK_BUDGET_S = 2.0  # per loop tick: the main loop must keep feeding workers and pinging the watchdog
@@ -60,7 +60,7 @@ class DriftService:
                 return
             self.monitor.observe(folder.name, report)
             if report.disposition == "done" and picked(report.input.sha256, self.monitor.spot_rate(folder.name)):
-                from daemon.outputs import publish_spot_check
+                from daemon.publish.outputs import publish_spot_check
 
                 publish_spot_check(folder, published_name)
                 _log.info("spot_check_copied", folder=folder.name, **log.name_field(published_name))

@@ -17,9 +17,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from pipeline.media.video import DecodedFrame, VideoReader
-from pipeline.video_qc import BOXES_SUFFIX, read_boxes
+from pipeline.video.qc import BOXES_SUFFIX, read_boxes
 
-from daemon.rework import Item
+from daemon.review.rework import Item
 
 _JPEG_QUALITY = 88
 _CACHED_FRAMES = 64

@@ -2,7 +2,7 @@
 
 Pages and scripts are static files of this package; the JSON API and the pictures come from the items
 in each folder's review/ and spotcheck/ (masked results and their sidecars). An approval runs the rework
-flow (daemon/rework.py) with the reviewer's edits. Every response carries a strict Content-Security-Policy:
+flow (daemon/review/rework.py) with the reviewer's edits. Every response carries a strict Content-Security-Policy:
 nothing but this server's own files runs or loads.
 """
 
@@ -21,11 +21,11 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import ValidationError
 
 from daemon import log
-from daemon.audit import AuditLog
+from daemon.audit.log import AuditLog
 from daemon.review.auth import Authenticator
 from daemon.review.media import FrameSource, image_jpeg, track_boxes
-from daemon.rework import Item, Place, ReworkDocument, ReworkError, approve, items_in, parse_document, service_params
-from daemon.settings import FolderSettings, Settings
+from daemon.review.rework import Item, Place, ReworkDocument, ReworkError, approve, items_in, parse_document, service_params
+from daemon.config.settings import FolderSettings, Settings
 
 _log = log.get("veil.review")
 

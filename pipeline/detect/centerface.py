@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
-from ..errors import ModelError
+from pipeline.errors import ModelError
 
 STRIDE = 4
 ALIGN = 32  # input height and width must be multiples of this

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..records import Detections
+from pipeline.records import Detections
 
 
 def box_area(boxes: np.ndarray) -> np.ndarray:

@@ -8,8 +8,8 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
-from ..errors import ModelError
-from ..models import sha256_of
+from pipeline.errors import ModelError
+from pipeline.detect.catalogue import sha256_of
 
 
 def providers_for(device: str, *, dynamic_input: bool = False) -> list:

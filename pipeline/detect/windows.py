@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..params import ScalePlan
+from pipeline.params import ScalePlan
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from ..errors import ModelError
+from pipeline.errors import ModelError
 
 PAD_VALUE = 114
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import InputError
-from ..params import OutputParams
+from pipeline.errors import InputError
+from pipeline.params import OutputParams
 
 # Our own explicit limit replaces Pillow's global one (checked before any pixel is decoded).
 Image.MAX_IMAGE_PIXELS = None

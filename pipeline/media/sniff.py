@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 from typing import Literal
 
-from ..errors import InputError
+from pipeline.errors import InputError
 
 MediaKind = Literal["image", "video", "unknown"]
 

@@ -25,7 +25,7 @@ from pipeline.errors import InputError, ProcessingError
 from pipeline.params import VideoParams
 from pipeline.timing import StageClock
 
-from .handoff import Aborted, Crew
+from pipeline.media.handoff import Aborted, Crew
 
 log = logging.getLogger(__name__)
 

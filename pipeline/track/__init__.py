@@ -1,5 +1,5 @@
 """Multi-object tracking: a ByteTrack-style tracker (Kalman prediction, two-stage matching) per class."""
 
-from .bytetrack import ByteTracker, TrackObservation
+from pipeline.track.bytetrack import ByteTracker, TrackObservation
 
 __all__ = ["ByteTracker", "TrackObservation"]

@@ -15,8 +15,8 @@ import numpy as np
 from pipeline.params import TrackerParams
 from pipeline.records import Detections, box4
 
-from . import kalman
-from .matching import assign, centre_similarity, iou_matrix
+from pipeline.track import kalman
+from pipeline.track.matching import assign, centre_similarity, iou_matrix
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ def require_eval() -> None:
 
 @functools.cache
 def _engine_and_params():
-    from pipeline.engine import Engine
+    from pipeline.detect.engine import Engine
     from pipeline.params import Params, RuntimeParams
     from pipeline.records import ObjectClass
 

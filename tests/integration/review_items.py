@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from daemon.outputs import candidate_names
-from daemon.settings import FolderSettings, Settings, load_settings
+from daemon.publish.outputs import candidate_names
+from daemon.config.settings import FolderSettings, Settings, load_settings
 from pipeline.params import Params
 from pipeline.qc import SIDECAR_SUFFIX
 from pipeline.run import process_file

@@ -4,7 +4,7 @@ Each test polls with a deadline; nothing sleeps to synchronise.
 
 Claims about what the product publishes (the burst, kill -9 of the daemon) run the shipped defaults
 (``SHIPPED_PROFILE``: every class, default thresholds) on real photos that hold faces AND plates (mixed scenes
-from pipeline/mixed_scenes.py, 640x480), and check the published pixels against the input inside every
+from pipeline/eval/mixed_scenes.py, 640x480), and check the published pixels against the input inside every
 ground-truth box, without reading the sidecar. Tests of plumbing alone (file hand-over, notifications,
 instances, reloads, markers) use ``FAST_PROFILE`` (faces only) on tiny noise images (64x48) and claim nothing
 about masking; videos are a second or two at 160x120, so the suite stays within a few minutes on two cores.
@@ -119,7 +119,7 @@ def mixed_scenes(tmp_path_factory) -> list[Scene]:
     """Real plate photos (ucsd_lp) with real faces (rbnr_faces, dlib_faces_voc) feathered in, exact COCO boxes."""
     for name in ("ucsd_lp", "rbnr_faces", "dlib_faces_voc"):
         eval_set(name)
-    from pipeline.mixed_scenes import build_mixed_set
+    from pipeline.eval.mixed_scenes import build_mixed_set
 
     root = tmp_path_factory.mktemp("mixed")
     coco = json.loads(build_mixed_set(EVAL, root, count={"ucsd_lp": MIXED_COUNT}, seed=MIXED_SEED).read_text())
@@ -394,7 +394,7 @@ def test_burst_of_images_and_videos_each_processed_once(tmp_path, daemons, mixed
 
     def all_done() -> bool:
         nonlocal most_claimed
-        status = daemon.status()
+        status = daemon.service.status()
         if status:
             most_claimed = max(most_claimed, status["queue"]["claimed"])
             for pid in [daemon.proc.pid] + [w["pid"] for w in status["workers"] if w["pid"]]:
@@ -405,7 +405,7 @@ def test_burst_of_images_and_videos_each_processed_once(tmp_path, daemons, mixed
         return daemon.finished() >= len(names)
 
     wait_for(all_done, 600, "the burst")
-    status = daemon.status()
+    status = daemon.service.status()
     assert daemon.stop() == 0
     (daemon.ingest / "Thumbs.db").unlink()
     (daemon.ingest / ".DS_Store").unlink()
@@ -435,7 +435,7 @@ def test_burst_of_images_and_videos_each_processed_once(tmp_path, daemons, mixed
 
 
 def _video_in_flight(daemon: Daemon, name: str, min_s: float = 0.5) -> dict | None:
-    status = daemon.status()
+    status = daemon.service.status()
     for job in (status or {}).get("in_flight", []):
         if job.get("name") == name and job["running_s"] >= min_s:
             return job
@@ -496,7 +496,7 @@ def test_kill_9_of_a_worker_mid_video_retries_the_job(tmp_path, daemons):
     job = wait_for(lambda: _video_in_flight(daemon, "clip.mp4"), 120, "the video to be in flight")
     os.kill(job["pid"], signal.SIGKILL)
     wait_for(lambda: daemon.finished() == 1, 300, "the retried video")
-    status = daemon.status()
+    status = daemon.service.status()
     assert daemon.stop() == 0
     reports = assert_each_once(daemon, ["clip.mp4"])
     assert reports["clip.mp4"].disposition in ("done", "review")

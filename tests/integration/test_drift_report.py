@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from daemon.audit import AuditLog
+from daemon.audit.log import AuditLog
 from daemon.drift.control import recall_table
 from daemon.drift.report import write
 from daemon.drift.simulate import DAY, EPOCH_DAY, SENSITIVITY, SHIFTS, Scenario, simulate
@@ -32,7 +32,7 @@ def _chromium() -> str | None:
 
 def _eval_report(tmp_path: Path) -> dict:
     """A real `veil eval` on three annotated plate images (the report shows the latest eval results)."""
-    from pipeline.evaluate import evaluate
+    from pipeline.eval.images import evaluate
 
     coco = json.loads((EVAL / "ccpd_sample" / "annotations.json").read_text())
     keep = {i["id"] for i in coco["images"][:3]}

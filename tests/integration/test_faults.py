@@ -25,7 +25,7 @@ FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 
 
 def _worker_pids(daemon: Daemon) -> list[int]:
-    status = daemon.status() or {}
+    status = daemon.service.status() or {}
     return [w["pid"] for w in status.get("workers", []) if w.get("pid")]
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from daemon.settings import load_settings
+from daemon.config.settings import load_settings
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
 from tests.integration.test_daemon_serve import (  # noqa: F401 - daemons is a fixture
     MODELS, REPO, REVIEW_PROFILE, Daemon, assert_each_once, daemons, files, sidecars, wait_for, write_image, write_video,
@@ -234,7 +234,7 @@ def test_hostile_batch_each_file_accounted_for_and_non_files_left_alone(tmp_path
 
     regular = sorted(expect)
     wait_for(lambda: daemon.finished() >= len(regular), 300, "the hostile batch")
-    status = daemon.status()
+    status = daemon.service.status()
     assert daemon.proc.poll() is None, "the daemon died"
     assert daemon.stop() == 0
 
@@ -288,7 +288,7 @@ def test_hostile_batch_each_file_accounted_for_and_non_files_left_alone(tmp_path
 
 
 def _in_flight(daemon: Daemon, name: str) -> dict | None:
-    for job in (daemon.status() or {}).get("in_flight", []):
+    for job in (daemon.service.status() or {}).get("in_flight", []):
         if job.get("name") == name and job["running_s"] >= 0.3:
             return job
     return None
@@ -437,7 +437,7 @@ def test_unprivileged_service_unreadable_input_unwritable_output_umask_and_no_li
         assert not sidecars(root / "out") and not files(root / "originals")  # nothing published, nothing lost
         claimed = daemon.ingest / ".veil" / "processing" / "t1"
         assert any(p.name == "good.jpg" for p in claimed.rglob("*")), "the blocked job must stay claimed"
-        status = wait_for(lambda: next((st for st in [daemon.status()] if st and any(
+        status = wait_for(lambda: next((st for st in [daemon.service.status()] if st and any(
             e["kind"] == "publish" for e in st["last_errors"])), None), 30, "the error in the status file")
 
         # No network listener: none of the service's sockets (nor its workers') is an IP socket.

@@ -13,8 +13,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.engine import Engine
-from pipeline.evaluate import AP_FLOOR, evaluate, every_nth_image
+from pipeline.detect.engine import Engine
+from pipeline.eval.images import AP_FLOOR, evaluate, every_nth_image
 from pipeline.media.image import load_image
 from pipeline.params import Params
 from tests.conftest import eval_set

@@ -2,7 +2,7 @@
 classes). No class list is narrowed here: a bug that let one class suppress the other (2f9de2a: plates were
 skipped on every photo with a face candidate) must fail these tests.
 
-The photos are mixed scenes (pipeline/mixed_scenes.py): real faces from rbnr_faces / dlib_faces_voc feathered
+The photos are mixed scenes (pipeline/eval/mixed_scenes.py): real faces from rbnr_faces / dlib_faces_voc feathered
 into plate photos, with exact boxes for both classes. CI subset: ``build_mixed_set(count=CI_COUNT, seed=0)``,
 a seeded choice of 40 ucsd_lp (640x480, about 3 CPU seconds each), 8 openalpr_endtoend (720-1280 px, 6-10 CPU
 seconds) and 2 ccpd_sample (720x1160) photos: 50 plates and about 100 faces, about 200 CPU seconds of
@@ -28,8 +28,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.evaluate import evaluate
-from pipeline.mixed_scenes import MIXED_PLATE_SETS, build_mixed_set
+from pipeline.eval.images import evaluate
+from pipeline.eval.mixed_scenes import MIXED_PLATE_SETS, build_mixed_set
 from pipeline.params import DetectorParams, Params
 from pipeline.run import process_file
 from tests.conftest import eval_set, require_eval, require_models

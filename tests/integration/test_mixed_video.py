@@ -1,9 +1,9 @@
 """A moving camera over a mixed scene (faces and a plate on screen together), at the SHIPPED defaults.
 
-The scene is ``scene_for(openalpr_endtoend, image 1, seed 0)`` of pipeline/mixed_scenes.py: a 1280x720 car
-photo, its plate (162x52) and three pasted faces (56-84 px). video_eval renders it as a clip (pan, zoom, roll,
+The scene is ``scene_for(openalpr_endtoend, image 1, seed 0)`` of pipeline/eval/mixed_scenes.py: a 1280x720 car
+photo, its plate (162x52) and three pasted faces (56-84 px). pipeline.eval.video renders it as a clip (pan, zoom, roll,
 shake, a whip pan, motion blur, H.264), ``process_video`` masks it with ``Params()`` and the default engine
-(both classes), and video_eval's ``score_clip`` scores each class on its own: every box-frame of both classes
+(both classes), and pipeline.eval.video's ``score_clip`` scores each class on its own: every box-frame of both classes
 must be masked (recall 1.0) and no object may go unmasked on any frame (longest unmasked run 0).
 
 Two clips: 640x360 x 60 frames (the one-pass path) and 2560x1600 x 18 frames, above LARGE_FRAME_PIXELS (the
@@ -17,11 +17,11 @@ import time
 import pytest
 
 from pipeline.media.video import LARGE_FRAME_PIXELS
-from pipeline.mixed_scenes import scene_clip_spec, scene_for
+from pipeline.eval.mixed_scenes import scene_clip_spec, scene_for
 from pipeline.params import DetectorParams, Params
 from pipeline.records import ObjectClass
-from pipeline.video import companion_name, process_video
-from pipeline.video_eval import Motion, render_clip, score_clip
+from pipeline.video.process import companion_name, process_video
+from pipeline.eval.video import Motion, render_clip, score_clip
 from tests.conftest import eval_set, require_eval, require_models
 
 SCENE = ("openalpr_endtoend", 1)

@@ -20,10 +20,10 @@ import pytest
 import structlog
 from onnx import helper, numpy_helper
 
-from daemon.audit import AuditLog
+from daemon.audit.log import AuditLog
 from daemon.cli import main as veil
-from daemon.model_registry import Registry
-from pipeline.models import default_model_dir, sha256_of
+from daemon.models.registry import Registry
+from pipeline.detect.catalogue import default_model_dir, sha256_of
 from tests.conftest import eval_set, require_models
 from tests.integration.test_daemon_serve import (  # daemons: a fixture, requested by name
     _video_in_flight,

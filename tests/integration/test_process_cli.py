@@ -86,7 +86,7 @@ def test_existing_outputs_are_never_overwritten_by_default(tmp_path):
 
 
 def test_a_corrupt_model_refuses_to_start(tmp_path):
-    from pipeline.models import default_model_dir
+    from pipeline.detect.catalogue import default_model_dir
 
     models = tmp_path / "models"
     shutil.copytree(default_model_dir(), models)

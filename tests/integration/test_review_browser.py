@@ -50,7 +50,7 @@ output = "{root / 'output'}"
 @pytest.fixture()
 def station(tmp_path, face_engine):
     """Two items in review (an image and a short video) and ``veil review`` serving them."""
-    from daemon.settings import load_settings
+    from daemon.config.settings import load_settings
 
     config = write_config(tmp_path)
     folder = load_settings(config).folders[0]

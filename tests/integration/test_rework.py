@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from daemon.audit import AuditLog
-from daemon.rework import ReworkError, approve, parse_document
-from daemon.rework_watch import ReworkQueue
+from daemon.audit.log import AuditLog
+from daemon.review.rework import ReworkError, approve, parse_document
+from daemon.review.rework_watch import ReworkQueue
 from pipeline.media.video import VideoReader
 from pipeline.params import Params
 from pipeline.qc import QCReport
@@ -157,7 +157,7 @@ def test_another_inputs_result_under_the_same_name_is_never_replaced(tmp_path, f
 
 def test_the_service_reworks_a_published_result_from_a_document_dropped_in_rework(tmp_path):
     """The real service: it publishes a photo, then a rework document for it is re-rendered in place."""
-    from daemon.lifecycle import Service
+    from daemon.service.lifecycle import Service
 
     settings = settings_for(tmp_path, FACES)
     settings = settings.model_copy(update={"watch": settings.watch.model_copy(update={"mode": "poll", "poll_interval_s": 0.2})})

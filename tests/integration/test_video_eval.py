@@ -14,7 +14,7 @@ import pytest
 from pipeline.params import MaskParams
 from pipeline.records import ObjectClass
 from pipeline.track.matching import iou_matrix
-from pipeline.video_eval import ClipSpec, GroundTruth, Motion, render_clip, score_clip, summarise
+from pipeline.eval.video import ClipSpec, GroundTruth, Motion, render_clip, score_clip, summarise
 
 FACE = int(ObjectClass.FACE)
 SQUARES = np.array([[300.0, 200, 360, 260], [500, 260, 540, 300]])

@@ -16,8 +16,8 @@ from pipeline.params import DetectorParams, Params, VideoParams
 from pipeline.qc import QCReport
 from pipeline.records import ObjectClass
 from pipeline.run import process_file
-from pipeline.video import companion_name, process_video
-from pipeline.video_qc import read_boxes
+from pipeline.video.process import companion_name, process_video
+from pipeline.video.qc import read_boxes
 from tests.conftest import EVAL, missing, require_eval
 
 needs_ffprobe = pytest.mark.skipif(not shutil.which("ffprobe"), reason="needs ffprobe")
@@ -160,7 +160,7 @@ def test_moving_camera_clips_are_masked_on_every_frame(tmp_path, object_class, e
     """The shipped defaults (``Params()``, both classes searched) on each set's clips, scored on its class."""
     from dataclasses import replace
 
-    from pipeline.video_eval import DEFAULT_SETS, run_set
+    from pipeline.eval.video import DEFAULT_SETS, run_set
 
     require_eval()
     eval_set = next(s for s in DEFAULT_SETS if s.object_class == object_class)
@@ -179,8 +179,8 @@ def test_moving_camera_clips_are_masked_on_every_frame(tmp_path, object_class, e
 def test_two_decoding_passes_mask_exactly_as_one(tmp_path, face_engine, monkeypatch):
     """Frames above 1440p are planned in a first pass and masked in a second; forced onto a small clip here,
     the companion's masks must equal the one-pass result, and the output's pixels nearly so."""
-    import pipeline.video
-    from pipeline.video_eval import load_specs, render_clip
+    import pipeline.video.process
+    from pipeline.eval.video import load_specs, render_clip
 
     require_eval()
     spec = next(s for s in load_specs(EVAL / "rbnr_faces", (ObjectClass.FACE,)) if len(s.boxes) >= 2)
@@ -190,7 +190,7 @@ def test_two_decoding_passes_mask_exactly_as_one(tmp_path, face_engine, monkeypa
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
     one = process_video(src, tmp_path / "one" / "clip.mp4", params, face_engine, name="clip.mp4")
-    monkeypatch.setattr(pipeline.video, "LARGE_FRAME_PIXELS", 0)
+    monkeypatch.setattr(pipeline.video.process, "LARGE_FRAME_PIXELS", 0)
     two = process_video(src, tmp_path / "two" / "clip.mp4", params, face_engine, name="clip.mp4")
     assert one.disposition != "failed" and two.disposition != "failed"
     assert one.counts["face"] >= 1 and one.counts == two.counts

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from daemon.audit import AuditLog
-from daemon.audit_trail import record_config_loaded
+from daemon.audit.log import AuditLog
+from daemon.audit.trail import record_config_loaded
 from daemon.cli import main as veil
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from daemon.settings import FolderSettings, Settings, load_settings
+from daemon.config.settings import FolderSettings, Settings, load_settings
 from pipeline.params import Params
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "veil.toml"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.jobs import ClaimArea, InstanceBusy
-from daemon.settings import FolderSettings
-from daemon.stability import StableFile
+from daemon.intake.jobs import ClaimArea, InstanceBusy
+from daemon.config.settings import FolderSettings
+from daemon.intake.stability import StableFile
 
 
 def folder(tmp_path: Path) -> FolderSettings:

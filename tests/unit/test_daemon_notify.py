@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from daemon.notify import Notifier, watchdog_interval_s
+from daemon.service.notify import Notifier, watchdog_interval_s
 
 
 def bound(tmp_path, abstract: bool = False) -> tuple[socket.socket, str]:

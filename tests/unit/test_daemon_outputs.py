@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon.fsutil import publish_bytes, publish_file
-from daemon.jobs import ClaimArea
-from daemon.outputs import candidate_names, finalize, publish, sha256_file
-from daemon.settings import FolderSettings
-from daemon.stability import StableFile
+from daemon.publish.fsutil import publish_bytes, publish_file
+from daemon.intake.jobs import ClaimArea
+from daemon.publish.outputs import candidate_names, finalize, publish, sha256_file
+from daemon.config.settings import FolderSettings
+from daemon.intake.stability import StableFile
 from pipeline.qc import ErrorRecord, FileInfo, QCReport
 
 
@@ -175,7 +175,7 @@ def test_a_failed_job_whose_input_vanished_still_gets_its_sidecar(tmp_path):
 
 
 def test_missing_results_are_detected(tmp_path):
-    from daemon.outputs import missing_results
+    from daemon.publish.outputs import missing_results
 
     f, area = setup(tmp_path)
     job, report = claimed_job(f, area, "x.jpg", b"data", disposition="review")
@@ -185,7 +185,7 @@ def test_missing_results_are_detected(tmp_path):
 
 
 def test_keep_puts_the_original_back_recorded_as_done(tmp_path):
-    from daemon.kept import KeptLedger
+    from daemon.intake.kept import KeptLedger
 
     f, area = setup(tmp_path, on_success="keep")
     job, report = claimed_job(f, area, "sub/x.jpg", b"orig")

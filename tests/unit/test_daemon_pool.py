@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.pool import LocalPool, PoolBroken
-from daemon.worker import JobSpec, WorkerSpec
+from daemon.service.pool import LocalPool, PoolBroken
+from daemon.service.worker import JobSpec, WorkerSpec
 from pipeline.qc import FileInfo, QCReport
 
 HERE = __name__  # importable in the spawned child, which gets this process's sys.path

@@ -9,8 +9,8 @@ import json
 import time
 from pathlib import Path
 
-from daemon.lifecycle import Service
-from daemon.settings import load_settings, trial_folder
+from daemon.service.lifecycle import Service
+from daemon.config.settings import load_settings, trial_folder
 from pipeline.qc import QCReport
 
 RUNNER = f"{__name__}:CopyRunner"  # the fake job function, imported by the spawned worker
@@ -84,7 +84,7 @@ def test_unfinished_jobs_are_resumed_by_the_next_start(tmp_path):
     first = make_service(tmp_path)
     first._prepare_folders()
     area = first._areas["default"]
-    from daemon.stability import StableFile
+    from daemon.intake.stability import StableFile
 
     path = tmp_path / "in" / "a.jpg"
     st = path.stat()

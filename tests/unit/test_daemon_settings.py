@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.settings import ConfigError, load_settings, trial_folder
+from daemon.config.settings import ConfigError, load_settings, trial_folder
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.settings import DEFAULT_IGNORE
-from daemon.stability import StabilityTracker, is_ignored
+from daemon.config.settings import DEFAULT_IGNORE
+from daemon.intake.stability import StabilityTracker, is_ignored
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from daemon.settings import FolderSettings, WatchSettings
-from daemon.watcher import FolderWatcher, InotifyHub
+from daemon.config.settings import FolderSettings, WatchSettings
+from daemon.intake.watcher import FolderWatcher, InotifyHub
 
 
 class Clock:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.audit import AuditLog
-from daemon.lifecycle import Service
-from daemon.settings import ConfigError, load_settings, trial_folder
-from daemon.zones import NO_ZONES, ZONES_CONFIGURED, record_zones, zone_edits, zones_audit_log, zones_digest
+from daemon.audit.log import AuditLog
+from daemon.service.lifecycle import Service
+from daemon.config.settings import ConfigError, load_settings, trial_folder
+from daemon.intake.zones import NO_ZONES, ZONES_CONFIGURED, record_zones, zone_edits, zones_audit_log, zones_digest
 from pipeline.edits import AddRegion, Suppression
 from pipeline.qc import QCReport
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from daemon.audit import GENESIS, AuditLog
+from daemon.audit.log import GENESIS, AuditLog
 from daemon.drift.sampling import picked
 
 

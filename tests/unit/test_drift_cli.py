@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import structlog
 
-from daemon.audit import AuditLog
+from daemon.audit.log import AuditLog
 from daemon.cli import main
 from daemon.drift.monitor import DriftConfig, DriftMonitor
 from daemon.drift.store import DriftStore

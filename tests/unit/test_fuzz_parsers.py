@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from daemon.settings import ConfigError, load_settings
+from daemon.config.settings import ConfigError, load_settings
 from pipeline.errors import InputError
 from pipeline.media.image import load_image
 from pipeline.media.sniff import read_head, sniff

@@ -1,4 +1,4 @@
-"""Mixed scenes (pipeline/mixed_scenes.py) on synthetic pictures: the pasted box is exact, the box is opaque,
+"""Mixed scenes (pipeline/eval/mixed_scenes.py) on synthetic pictures: the pasted box is exact, the box is opaque,
 placement keeps clear of the plate, and the same seed gives the same scene. No evaluation data needed."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.mixed_scenes import FACE, PLATE, FaceCrop, PlatePhoto, compose_scene, feather_alpha, paste_face
+from pipeline.eval.mixed_scenes import FACE, PLATE, FaceCrop, PlatePhoto, compose_scene, feather_alpha, paste_face
 
 
 def synthetic_face(box=(10, 12, 50, 60), size=(64, 76)) -> FaceCrop:

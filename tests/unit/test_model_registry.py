@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.lifecycle import Service, StartupError
-from daemon.model_registry import ACTIVE_NAME, RegisteredModel, Registry, RegistryError, with_active_models
-from daemon.settings import load_settings, trial_folder
+from daemon.service.lifecycle import Service, StartupError
+from daemon.models.registry import ACTIVE_NAME, RegisteredModel, Registry, RegistryError, with_active_models
+from daemon.config.settings import load_settings, trial_folder
 from pipeline.params import DetectorParams, ModelSpec, Params
 
 

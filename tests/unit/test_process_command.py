@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon import cli, cmd_process
+from daemon import cli
+from daemon.cli import process as cmd_process
 from pipeline.params import Params
 from pipeline.qc import ErrorRecord, FileInfo, QCReport
 

@@ -13,7 +13,7 @@ import pytest
 
 from daemon.review.auth import AuthError, Authenticator, check_loopback, read_token_file
 from daemon.review.server import CSP, ReviewApp, ReviewServer
-from daemon.settings import load_settings
+from daemon.config.settings import load_settings
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from daemon import cmd_status
-from daemon.status import read_statuses
+from daemon.cli import status as cmd_status
+from daemon.service.status import read_statuses
 from tests.unit.test_daemon_service import make_service
 
 
@@ -34,7 +34,7 @@ def test_a_service_that_vanished_is_not_called_stopped(tmp_path):
 def test_the_readme_names_every_folder_a_trial_creates():
     from pathlib import Path
 
-    from daemon.settings import load_settings, trial_folder
+    from daemon.config.settings import load_settings, trial_folder
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("### Try it first", 1)[1].split("\n### ", 1)[0]
@@ -46,13 +46,14 @@ def test_the_readme_names_every_folder_a_trial_creates():
 
 
 def _trial(*argv: str):
-    from daemon import cli, cmd_serve
+    from daemon import cli
+    from daemon.cli import serve as cmd_serve
 
     return cmd_serve.load_for(cli.build_parser().parse_args(["serve", *argv]))[2]
 
 
 def test_two_trials_keep_their_state_apart_under_their_output(tmp_path, monkeypatch):
-    from daemon.audit_trail import audit_path
+    from daemon.audit.trail import audit_path
 
     for name in ("RUNTIME_DIRECTORY", "STATE_DIRECTORY", "VEIL_CONFIG", "VEIL_SERVICE__STATE_DIR"):
         monkeypatch.delenv(name, raising=False)
@@ -70,7 +71,7 @@ def test_two_trials_keep_their_state_apart_under_their_output(tmp_path, monkeypa
 
 def test_status_reads_a_trials_state_given_its_output(tmp_path, capsys):
     from daemon import cli
-    from daemon.status import write_status
+    from daemon.service.status import write_status
 
     service = make_service(tmp_path)
     service._write_status()

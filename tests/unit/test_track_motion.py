@@ -8,7 +8,7 @@ from pipeline.params import DetectorParams, TrackerParams, VideoParams
 from pipeline.records import Detections, ObjectClass
 from pipeline.track.bytetrack import ByteTracker, ScoreBands
 from pipeline.track.motion import IDENTITY, CameraMotion, invert, warp_boxes
-from pipeline.video_plan import MaskPlanner
+from pipeline.video.plan import MaskPlanner
 
 FACE = int(ObjectClass.FACE)
 

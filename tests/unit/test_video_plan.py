@@ -5,7 +5,7 @@ import pytest
 
 from pipeline.params import DetectorParams, VideoParams
 from pipeline.records import Detections, ObjectClass
-from pipeline.video_plan import MaskPlanner
+from pipeline.video.plan import MaskPlanner
 
 FACE = int(ObjectClass.FACE)
 
@@ -145,8 +145,8 @@ def test_lookahead_must_cover_backfill():
 
 def test_frame_regions_union_raw_detections_and_track_hulls():
     from pipeline.params import Params
-    from pipeline.video import frame_regions
-    from pipeline.video_plan import FramePlan, TrackBox
+    from pipeline.video.process import frame_regions
+    from pipeline.video.plan import FramePlan, TrackBox
 
     params = Params(video=VideoParams(track_margin=0.1))
     raw = Detections(np.array([[10, 10, 30, 30], [50, 50, 60, 60]], float), np.array([0.9, 0.25]), np.array([FACE, FACE]))
@@ -193,7 +193,7 @@ def test_re_detections_only_attach_to_the_latest_skipped_frame():
 
 
 def test_plates_are_searched_on_every_plate_stride_frame_and_faces_on_every_detect_stride_frame():
-    from pipeline.video import searched_classes
+    from pipeline.video.process import searched_classes
 
     both = frozenset(ObjectClass)
     video = VideoParams(detect_stride=2, plate_every=2)

@@ -1,0 +1,233 @@
+"""Dispatch behind one small interface, and the local backend: N spawned worker processes.
+
+``Dispatcher`` is what the service loop uses: submit a job, receive outcomes. A later multi-host backend
+(Celery on RabbitMQ) implements the same methods. The local pool watches its workers: a crashed worker,
+one whose heartbeat stops, or one whose job runs past the timeout is killed and replaced, and the job comes
+back as a failed attempt for the service to retry or to fail.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Protocol
+
+from daemon import log
+from daemon.service.worker import JobSpec, WorkerSpec, worker_main
+
+_log = log.get("veil.pool")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    job_id: str
+    report_json: str | None  # the sidecar to publish, when the job ran to an end (any disposition)
+    failure: str | None = None  # why the attempt ended without a report (crash, hang, timeout)
+
+
+@dataclass(frozen=True)
+class InFlight:
+    job_id: str
+    worker: int
+    pid: int | None
+    started: float  # wall clock
+
+
+class PoolBroken(Exception):
+    """Workers cannot start (e.g. a model that does not load): the service must not run."""
+
+
+class Dispatcher(Protocol):
+    def start(self) -> None: ...
+
+    def free_slots(self) -> int: ...
+
+    def submit(self, job: JobSpec) -> None: ...
+
+    def poll(self, timeout: float) -> list[Outcome]: ...
+
+    def in_flight(self) -> list[InFlight]: ...
+
+    def stop(self, grace_s: float) -> list[Outcome]: ...
+
+
+@dataclass
+class _Slot:
+    spec: WorkerSpec
+    process: multiprocessing.process.BaseProcess | None = None
+    conn: Connection | None = None
+    ready: bool = False
+    job: JobSpec | None = None
+    job_started: float = 0.0
+    last_seen: float = 0.0
+    startup_failures: int = 0
+    info: dict = field(default_factory=dict)
+
+
+class LocalPool:
+    def __init__(self, specs: list[WorkerSpec], *, job_timeout_s: float, heartbeat_timeout_s: float,
+                 startup_timeout_s: float = 600.0, max_startup_failures: int = 3) -> None:
+        self._ctx = multiprocessing.get_context("spawn")
+        self._slots = [_Slot(spec) for spec in specs]
+        self.job_timeout_s = job_timeout_s
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.startup_timeout_s = startup_timeout_s
+        self.max_startup_failures = max_startup_failures
+        self.restarts = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    def _spawn(self, slot: _Slot) -> None:
+        parent, child = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(target=worker_main, args=(child, slot.spec), name=f"veil-worker-{slot.spec.index}",
+                                    daemon=True)
+        process.start()
+        child.close()
+        slot.process, slot.conn, slot.ready, slot.job = process, parent, False, None
+        slot.last_seen = time.monotonic()
+        slot.info = {}
+
+    def start(self) -> None:
+        """Start every worker and wait until all have loaded and warmed up their models."""
+        for slot in self._slots:
+            self._spawn(slot)
+        deadline = time.monotonic() + self.startup_timeout_s
+        while not all(slot.ready for slot in self._slots):
+            if time.monotonic() > deadline:
+                self._kill_all()
+                raise PoolBroken(f"workers did not start within {self.startup_timeout_s:.0f} s")
+            self._receive(min(1.0, max(0.0, deadline - time.monotonic())), strict_start=True)
+
+    def _kill(self, slot: _Slot) -> None:
+        if slot.process is not None and slot.process.is_alive():
+            slot.process.kill()
+        if slot.process is not None:
+            slot.process.join(timeout=10)
+        if slot.conn is not None:
+            slot.conn.close()
+        slot.process, slot.conn, slot.ready = None, None, False
+
+    def _kill_all(self) -> None:
+        for slot in self._slots:
+            self._kill(slot)
+
+    # -- dispatch ----------------------------------------------------------------------------------------
+
+    def free_slots(self) -> int:
+        return sum(1 for slot in self._slots if slot.ready and slot.job is None)
+
+    def submit(self, job: JobSpec) -> None:
+        for slot in self._slots:
+            if slot.ready and slot.job is None and slot.conn is not None:
+                slot.conn.send(("job", job))
+                slot.job, slot.job_started, slot.last_seen = job, time.monotonic(), time.monotonic()
+                return
+        raise RuntimeError("submit() without a free worker")
+
+    def in_flight(self) -> list[InFlight]:
+        now_wall, now = time.time(), time.monotonic()
+        return [
+            InFlight(slot.job.job_id, slot.spec.index, slot.process.pid if slot.process else None,
+                     now_wall - (now - slot.job_started))
+            for slot in self._slots if slot.job is not None
+        ]
+
+    def worker_pids(self) -> list[int | None]:
+        return [slot.process.pid if slot.process else None for slot in self._slots]
+
+    def poll(self, timeout: float) -> list[Outcome]:
+        outcomes = self._receive(timeout)
+        outcomes += self._reap()
+        return outcomes
+
+    # -- supervision -------------------------------------------------------------------------------------
+
+    def _receive(self, timeout: float, strict_start: bool = False) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        waitables: list[Connection | int] = [slot.conn for slot in self._slots if slot.conn is not None]
+        waitables += [slot.process.sentinel for slot in self._slots if slot.process is not None]
+        if not waitables:
+            time.sleep(timeout)  # nothing to wait on (all workers being replaced): just pace the loop
+            return outcomes
+        ready = wait(waitables, timeout)
+        for slot in self._slots:
+            if slot.conn is None or slot.conn not in ready:
+                continue
+            while slot.conn is not None and slot.conn.poll():
+                try:
+                    message = slot.conn.recv()
+                except (EOFError, OSError):
+                    break  # the process died; _reap handles it
+                slot.last_seen = time.monotonic()
+                kind = message[0]
+                if kind == "ready":
+                    slot.ready, slot.info, slot.startup_failures = True, message[1], 0
+                elif kind == "startup_failed":
+                    slot.startup_failures += 1
+                    _log.error("worker_start_failed", worker=slot.spec.index, error=message[1])
+                    self._kill(slot)
+                    if strict_start or slot.startup_failures >= self.max_startup_failures:
+                        self._kill_all()
+                        raise PoolBroken(f"worker {slot.spec.index} could not start: {message[1]}")
+                elif kind == "result" and slot.job is not None and message[1] == slot.job.job_id:
+                    outcomes.append(Outcome(message[1], message[2]))
+                    slot.job = None
+        if strict_start:
+            for slot in self._slots:
+                if slot.process is not None and not slot.process.is_alive() and not slot.ready:
+                    code = slot.process.exitcode
+                    self._kill_all()
+                    raise PoolBroken(f"worker {slot.spec.index} exited with code {code} while starting")
+        return outcomes
+
+    def _reap(self) -> list[Outcome]:
+        """Replace dead, silent or overdue workers; their jobs come back as failed attempts."""
+        outcomes: list[Outcome] = []
+        now = time.monotonic()
+        for slot in self._slots:
+            reason = None
+            if slot.process is None:
+                reason = "restart"
+            elif not slot.process.is_alive():
+                reason = f"worker exited with code {slot.process.exitcode}"
+            elif slot.job is not None and now - slot.job_started > self.job_timeout_s:
+                reason = f"job timed out after {self.job_timeout_s:.0f} s"
+            elif slot.ready and now - slot.last_seen > self.heartbeat_timeout_s:
+                reason = f"worker silent for {self.heartbeat_timeout_s:.0f} s"
+            elif not slot.ready and now - slot.last_seen > self.startup_timeout_s:
+                reason = "worker did not finish starting"
+            if reason is None:
+                continue
+            if slot.process is not None:
+                _log.warning("worker_replaced", worker=slot.spec.index, reason=reason,
+                             job=slot.job.job_id if slot.job else None)
+            if slot.job is not None:
+                outcomes.append(Outcome(slot.job.job_id, None, failure=reason))
+            self._kill(slot)
+            self._spawn(slot)
+            self.restarts += 1
+        return outcomes
+
+    def stop(self, grace_s: float) -> list[Outcome]:
+        """Let running jobs finish for up to ``grace_s``, then stop every worker. Returns the outcomes."""
+        outcomes: list[Outcome] = []
+        deadline = time.monotonic() + grace_s
+        while any(slot.job is not None for slot in self._slots) and time.monotonic() < deadline:
+            outcomes += self._receive(min(0.5, max(0.0, deadline - time.monotonic())))
+            for slot in self._slots:  # a worker that dies now is not replaced: its job stays claimed
+                if slot.job is not None and slot.process is not None and not slot.process.is_alive():
+                    slot.job = None
+        for slot in self._slots:
+            if slot.conn is not None and slot.job is None and slot.process is not None and slot.process.is_alive():
+                try:
+                    slot.conn.send(("stop",))
+                except OSError:
+                    pass
+        for slot in self._slots:
+            if slot.process is not None:
+                slot.process.join(timeout=2 if slot.job is None else 0)
+            self._kill(slot)
+            slot.job = None
+        return outcomes
