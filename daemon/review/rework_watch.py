@@ -1,6 +1,6 @@
 """The service's side of rework: documents dropped into each folder's ``rework/`` are re-rendered.
 
-A document ``<ID>.rework.json`` (daemon/review/rework.py) is taken once it has not changed for ``watch.settle_s``,
+A document ``<ID>.rework.json`` (daemon/review/rework/) is taken once it has not changed for ``watch.settle_s``,
 moved to ``rework/.work/`` (the claim), and handled by one background thread, so the main loop and its
 watchdog pings never wait on a re-render. Afterwards it goes to ``rework/done/``, or to ``rework/failed/``
 beside ``<name>.error.json`` saying why. A document left in ``.work/`` by a stop is put back at start.

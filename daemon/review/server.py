@@ -2,7 +2,7 @@
 
 Pages and scripts are static files of this package; the JSON API and the pictures come from the items
 in each folder's review/ and spotcheck/ (masked results and their sidecars). An approval runs the rework
-flow (daemon/review/rework.py) with the reviewer's edits. Every response carries a strict Content-Security-Policy:
+flow (daemon/review/rework/) with the reviewer's edits. Every response carries a strict Content-Security-Policy:
 nothing but this server's own files runs or loads.
 """
 
