@@ -140,8 +140,7 @@ def test_the_service_passes_the_folder_zones_to_each_job_and_audits_them(tmp_pat
 
 
 def test_the_readme_example_loads_and_matches_its_sidecar_listing(tmp_path):
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("## Camera zones\n", 1)[1].split("\n## ", 1)[0]
+    section = (Path(__file__).resolve().parents[2] / "docs" / "zones.md").read_text()
     toml_block = section.split("```toml\n", 1)[1].split("```", 1)[0]
     json_block = section.split("```json\n", 1)[1].split("```", 1)[0]
     config = tmp_path / "veil.toml"

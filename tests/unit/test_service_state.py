@@ -37,7 +37,8 @@ def test_the_readme_names_every_folder_a_trial_creates():
     from daemon.config.settings import load_settings, trial_folder
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("### Try it first", 1)[1].split("\n### ", 1)[0]
+    operations = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    section = operations.split("## Try it first", 1)[1].split("\n## ", 1)[0]
     two_commands = readme.split("## Two commands", 1)[1].split("\n## ", 1)[0]
     settings = load_settings(None, folders=[trial_folder(Path("/tmp/veil/in"), Path("/tmp/veil/out"), None, None)])
     for path in settings.folders[0].destinations():
