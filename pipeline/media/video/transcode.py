@@ -1,0 +1,129 @@
+"""Decode, pass every frame through a stage, encode: the three overlapping on threads, a few frames in flight.
+
+The stage (detection and masking, or nothing at all for a benchmark's floor) runs in the calling thread;
+decoding and encoding run on threads of their own, handing frames over through small bounded queues.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import ProcessingError
+from pipeline.media.handoff import Aborted, Crew
+from pipeline.media.video.frames import LARGE_FRAME_PIXELS, DecodedFrame
+from pipeline.media.video.probe import VideoInfo
+from pipeline.media.video.reader import DecodeLog, VideoReader, timed_frames
+from pipeline.media.video.writer import VideoWriter
+from pipeline.params import VideoParams
+from pipeline.timing import StageClock
+
+Stage = Callable[[DecodedFrame | None], list[DecodedFrame]]
+
+# Frames in flight between the decode thread and detection, and between detection and the encode thread.
+# Small: each 4K frame is 25 MB, and detection holds its own look-ahead besides.
+HANDOFF_FRAMES = 4
+HANDOFF_FRAMES_LARGE = 1  # above LARGE_FRAME_PIXELS: a 4K frame is 25 MB
+_END = object()  # end of stream on a hand-off
+
+
+@dataclass(frozen=True)
+class TranscodeResult:
+    frames_decoded: int
+    frames_written: int
+    audio_codecs: tuple[str, ...]
+    decode_log: DecodeLog
+
+
+class _Lines:
+    """The hand-offs of one transcode: decoded frames to the stage, masked frames and audio to the writer."""
+
+    def __init__(self, in_flight: int) -> None:
+        self.crew = Crew()
+        self.decoded = self.crew.queue(in_flight)
+        self.to_writer = self.crew.queue(in_flight + 64)  # masked frames, and audio packets as they are demuxed
+        self.frames_to_write = self.crew.slots(in_flight)  # ... of which at most this many frames
+
+    def send(self, frame: DecodedFrame) -> None:
+        self.frames_to_write.take()
+        self.to_writer.put(frame)
+
+
+def transcode(
+    src: Path,
+    dst: Path,
+    info: VideoInfo,
+    params: VideoParams,
+    stage: Stage,
+    *,
+    container: str | None = None,
+    clock: StageClock | None = None,
+) -> TranscodeResult:
+    """Decode ``src``, pass every frame through ``stage`` and encode what it returns into ``dst``.
+
+    ``stage(frame)`` may hold frames back (a look-ahead) and return them later, in order; ``stage(None)``
+    at the end must return all it still holds. Audio is remuxed alongside. Decoding and encoding run on
+    threads of their own, overlapping with ``stage`` in the calling thread. Raises ProcessingError when a
+    decoded frame never comes back, and leaves ``dst`` for the caller to delete on any error.
+    """
+    clock = clock or StageClock()
+    lines = _Lines(HANDOFF_FRAMES if info.width * info.height <= LARGE_FRAME_PIXELS else HANDOFF_FRAMES_LARGE)
+    writer: VideoWriter | None = None
+    try:
+        with VideoReader(src, audio_sink=lines.to_writer.put) as reader:
+            writer = VideoWriter(dst, info, params, reader.audio, container=container, input_stream=reader.video)
+            started = writer
+            lines.crew.start("decode", lambda: _decode(reader, lines, clock))
+            lines.crew.start("encode", lambda: _encode(started, lines, info, clock))
+            decoded = _run_stage(lines, stage)
+            audio = tuple(s.codec_context.name for s in reader.audio)
+            decode_log = reader.log
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer.frames_written != decoded:
+        raise ProcessingError(f"{decoded} frame(s) decoded but {writer.frames_written} written")
+    return TranscodeResult(decoded, writer.frames_written, audio, decode_log)
+
+
+def _decode(reader: VideoReader, lines: _Lines, clock: StageClock) -> None:
+    for frame in timed_frames(reader, clock):
+        lines.decoded.put(frame)
+    lines.decoded.put(_END)
+
+
+def _encode(writer: VideoWriter, lines: _Lines, info: VideoInfo, clock: StageClock) -> None:
+    while (item := lines.to_writer.get()) is not _END:
+        if isinstance(item, DecodedFrame):
+            with clock.measure("encode"):
+                writer.write(item, info.time_base)
+            lines.frames_to_write.give_back()
+        else:
+            writer.mux_audio(item)
+    with clock.measure("encode"):
+        writer.close()
+
+
+def _run_stage(lines: _Lines, stage: Stage) -> int:
+    """Feed decoded frames through ``stage`` in this thread and send what it returns on to the writer;
+    the number of frames decoded. Joins the crew: a failed thread's error is raised here."""
+    decoded = 0
+    try:
+        while (frame := lines.decoded.get()) is not _END:
+            decoded += 1
+            for ready in stage(frame):
+                lines.send(ready)
+        if decoded == 0:
+            raise ProcessingError("no frame could be decoded")
+        for ready in stage(None):
+            lines.send(ready)
+        lines.to_writer.put(_END)
+    except Aborted:
+        pass  # a thread failed: join() raises its error
+    except BaseException:
+        lines.crew.stop()
+        raise
+    lines.crew.join()
+    return decoded
