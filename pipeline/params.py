@@ -6,9 +6,11 @@ Defaults favour recall: a missed face is a privacy leak, an extra blurred patch 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from pipeline.detect.families import family_names
 
 
 class _Strict(BaseModel):
@@ -29,11 +31,21 @@ class ClassThresholds(_Strict):
         return self
 
 
+def _registered_family(name: str) -> str:
+    if name not in family_names():
+        raise ValueError(f"unknown detector family {name!r} (known: {', '.join(family_names())})")
+    return name
+
+
+# A family registered in pipeline/detect (each family file registers its own name).
+FamilyName = Annotated[str, AfterValidator(_registered_family)]
+
+
 class ModelSpec(_Strict):
     """One ONNX detector and its contract. ``family`` picks the pre/post-processing."""
 
     name: str
-    family: Literal["centerface", "yolov8", "yolov5"]
+    family: FamilyName
     path: Path | None = None  # None: the default model file of that name in the model directory
     classes: tuple[Literal["face", "license_plate"], ...]
     input_size: int | None = Field(default=None, ge=32)  # fixed-input families (YOLO): square side

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import onnx
 
-from pipeline.detect.engine import Engine
-from pipeline.errors import ModelError
 from pipeline.detect.catalogue import sha256_of
+from pipeline.detect.engine import Engine
+from pipeline.detect.families import family as family_named
+from pipeline.errors import ModelError
 from pipeline.params import DetectorParams, ModelSpec, RuntimeParams
 
 from daemon.models.registry import TASK_FIELDS
@@ -23,13 +24,15 @@ def check_contract(path: Path, *, name: str, family: str, classes: tuple[str, ..
                    runtime: RuntimeParams = RuntimeParams()) -> int | None:
     """Raise ModelError unless ``path`` loads and runs as a ``family`` detector of ``classes``.
 
-    Returns the input size to record: the file's own for a fixed-input family, None for CenterFace.
+    Returns the input size to record: the file's own for a fixed-input family, None for one that takes
+    any size (CenterFace).
     """
     if not classes:
         raise ModelError("a model must declare at least one class (face, license_plate)")
-    if family == "centerface" and input_size is not None:
-        raise ModelError("centerface models are fully convolutional: they take no --input-size")
-    side = None if family == "centerface" else _fixed_input_side(path)
+    fixed_input = family_named(family).fixed_input
+    if not fixed_input and input_size is not None:
+        raise ModelError(f"{family} models are fully convolutional: they take no --input-size")
+    side = _fixed_input_side(path) if fixed_input else None
     if input_size is not None and side != input_size:
         raise ModelError(f"declared input size {input_size}, but {path.name} takes {side}x{side}")
     spec = ModelSpec(name=name, family=family, path=path, classes=classes, input_size=side,

@@ -23,14 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.publish.fsutil import publish_file, write_atomic
 from pipeline.detect.catalogue import DEFAULT_MODELS, ModelSource, sha256_of
-from pipeline.params import DetectorParams, ModelSpec, Params
+from pipeline.params import DetectorParams, FamilyName, ModelSpec, Params
 
 REGISTRY_NAME = "registry.json"
 ACTIVE_NAME = "active.json"
 _LOCK_NAME = ".registry.lock"
 
 Task = Literal["face", "license_plate"]
-Family = Literal["centerface", "yolov8", "yolov5"]
 TASK_FIELDS: dict[str, str] = {"face": "face_model", "license_plate": "plate_model"}
 
 
@@ -44,7 +43,7 @@ class _Strict(BaseModel):
 
 class RegisteredModel(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    family: Family
+    family: FamilyName
     classes: tuple[Task, ...] = Field(min_length=1)
     input_size: int | None = None
     license: str
@@ -69,7 +68,7 @@ class ActiveModel(_Strict):
     name: str
     file: str
     sha256: str
-    family: Family
+    family: FamilyName
     classes: tuple[Task, ...]
     input_size: int | None = None
     activated_at: datetime

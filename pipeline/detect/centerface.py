@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
+from pipeline.detect.base import Family, Found, register
+from pipeline.detect.onnx import make_spatial_dims_dynamic
 from pipeline.errors import ModelError
 
 STRIDE = 4
@@ -12,7 +14,8 @@ ALIGN = 32  # input height and width must be multiples of this
 
 
 class CenterFace:
-    family = "centerface"
+    """A ``Detector`` of any input size: the image is padded to a multiple of ``ALIGN``, never resized."""
+
     fixed_input: int | None = None
 
     def __init__(self, session: ort.InferenceSession):
@@ -24,7 +27,7 @@ class CenterFace:
         self.input_name = inputs[0].name
         self.output_names = [o.name for o in outputs[:3]]  # landmarks are not used
 
-    def __call__(self, rgb: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, rgb: np.ndarray, min_score: float) -> Found:
         """Boxes (x1, y1, x2, y2) and scores in ``rgb``'s pixels, before NMS."""
         return self.batch([rgb], min_score)[0]
 
@@ -33,7 +36,7 @@ class CenterFace:
         blob = np.zeros((1, 3, ALIGN, ALIGN), dtype=np.float32)
         self.session.run(self.output_names, {self.input_name: blob}, options)
 
-    def batch(self, images: list[np.ndarray], min_score: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    def batch(self, images: list[np.ndarray], min_score: float) -> list[Found]:
         """``__call__`` on several images of one size in a single run (one call's overhead, not many)."""
         height, width = images[0].shape[:2]
         padded_h, padded_w = -(-height // ALIGN) * ALIGN, -(-width // ALIGN) * ALIGN
@@ -46,7 +49,7 @@ class CenterFace:
         return [decode(heatmap[i, 0], scale[i], offset[i], min_score, height, width) for i in range(len(images))]
 
 
-def decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, min_score: float, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, min_score: float, height: int, width: int) -> Found:
     rows, cols = np.nonzero(heatmap >= min_score)
     scores = heatmap[rows, cols].astype(np.float32)
     box_h = np.exp(scale[0, rows, cols]) * STRIDE
@@ -58,3 +61,11 @@ def decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, min_score
     ).astype(np.float32)
     boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
     return boxes.reshape(-1, 4), scores
+
+
+def _build(session: ort.InferenceSession, num_classes: int) -> CenterFace:
+    return CenterFace(session)  # one heatmap: the class is the one its ModelSpec declares
+
+
+# Fully convolutional: the stored fixed shape is freed, so crops and frames of any size run as they are.
+register(Family("centerface", fixed_input=False, prepare=make_spatial_dims_dynamic, build=_build))

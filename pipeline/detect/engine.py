@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from pipeline.detect.centerface import CenterFace
-from pipeline.detect.nms import merge
-from pipeline.detect.onnx import load_session, make_spatial_dims_dynamic
-from pipeline.detect.windows import Window, plan_windows, roi_windows
-from pipeline.detect.yolo import Yolo, drop_extra_outputs
-from pipeline.errors import ModelError
+from pipeline.detect.base import Detector
 from pipeline.detect.catalogue import default_model_dir, find_source
+from pipeline.detect.families import family
+from pipeline.detect.nms import merge
+from pipeline.detect.onnx import load_session
+from pipeline.detect.windows import Window, plan_windows, roi_windows
+from pipeline.errors import ModelError
 from pipeline.params import DetectorParams, ModelSpec, RuntimeParams, ScalePlan
 from pipeline.qc import ModelRecord
 from pipeline.records import Detections, ObjectClass
@@ -23,7 +23,7 @@ from pipeline.records import Detections, ObjectClass
 @dataclass(frozen=True)
 class _Loaded:
     spec: ModelSpec
-    network: CenterFace | Yolo
+    network: Detector
     object_class: ObjectClass
     scales: ScalePlan
     record: ModelRecord
@@ -128,7 +128,6 @@ class Engine:
             wanted = boxes.get(detector.object_class)
             if wanted is None or not len(wanted) or detector.network.fixed_input:
                 continue
-            assert isinstance(detector.network, CenterFace)  # the only network without a fixed input size
             floor = self.params.thresholds(detector.object_class.label).review_floor
             windows = roi_windows(height, width, wanted, context, min_side)
             area = sum((w.x1 - w.x0) * (w.y1 - w.y0) for w in windows)
@@ -167,18 +166,12 @@ def _load_one(
     source = find_source(spec.name)
     path = spec.path or model_dir / (source.file_name if source else f"{spec.name}.onnx")
     pinned = spec.sha256 or (source.sha256 if source and spec.path is None else None)
-    if spec.family == "centerface":
-        prepare = make_spatial_dims_dynamic
-    else:
-        prepare = drop_extra_outputs
+    kind = family(spec.family)
     session, digest = load_session(
-        path, device=runtime.device, threads=runtime.threads, expected_sha256=pinned, prepare=prepare,
-        dynamic_input=spec.family == "centerface", fp16=runtime.fp16,
+        path, device=runtime.device, threads=runtime.threads, expected_sha256=pinned, prepare=kind.prepare,
+        dynamic_input=not kind.fixed_input, fp16=runtime.fp16,
     )
-    if spec.family == "centerface":
-        network: CenterFace | Yolo = CenterFace(session)
-    else:
-        network = Yolo(session, version=int(spec.family[-1]), num_classes=len(spec.classes))
+    network = kind.build(session, len(spec.classes))
     record = ModelRecord(
         name=spec.name, task=object_class.label, family=spec.family, sha256=digest, providers=session.get_providers()
     )

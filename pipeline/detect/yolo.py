@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from pipeline.detect.base import Family, Found, register
 from pipeline.errors import ModelError
 
 PAD_VALUE = 114
@@ -47,7 +48,8 @@ class Letterbox:
 
 
 class Yolo:
-    """``version`` 8: output (1, 4 + classes [+ mask coeffs], anchors); 5: (1, anchors, 5 + classes)."""
+    """A fixed-input ``Detector``. ``version`` 8: output (1, 4 + classes [+ mask coeffs], anchors);
+    5: (1, anchors, 5 + classes)."""
 
     fixed_input: int
 
@@ -59,7 +61,6 @@ class Yolo:
         if not (isinstance(height, int) and height == width):
             raise ModelError(f"YOLO contract: a fixed square input, got {inputs[0].shape}")
         self.session = session
-        self.family = f"yolov{version}"
         self.version = version
         self.num_classes = num_classes
         self.fixed_input = height
@@ -70,7 +71,7 @@ class Yolo:
         if not rank_ok:
             raise ModelError(f"YOLO contract: a 3-D detection output, got {session.get_outputs()[0].shape}")
 
-    def __call__(self, rgb: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, rgb: np.ndarray, min_score: float) -> Found:
         height, width = rgb.shape[:2]
         letterbox = Letterbox(height, width, self.fixed_input)
         blob = letterbox.apply(rgb).transpose(2, 0, 1)[None].astype(self.input_dtype) / self.input_dtype(255)
@@ -79,12 +80,16 @@ class Yolo:
         boxes = letterbox.invert(boxes)
         return np.clip(boxes, 0, [width, height, width, height]).astype(np.float32), scores
 
+    def batch(self, images: list[np.ndarray], min_score: float) -> list[Found]:
+        """One run per image: every image is letterboxed to the same input anyway."""
+        return [self(rgb, min_score) for rgb in images]
+
     def run_once(self, options: ort.RunOptions) -> None:
         """One run on a blank input, with ``options`` (e.g. arena shrinkage)."""
         blob = np.zeros((1, 3, self.fixed_input, self.fixed_input), dtype=self.input_dtype)
         self.session.run([self.output_name], {self.input_name: blob}, options)
 
-    def _decode(self, raw: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+    def _decode(self, raw: np.ndarray, min_score: float) -> Found:
         if self.version == 8:
             anchors = raw.T  # (anchors, 4 + classes [+ coeffs])
             scores = anchors[:, 4 : 4 + self.num_classes].max(axis=1)
@@ -95,3 +100,14 @@ class Yolo:
         cx, cy, w, h = anchors[chosen, :4].T
         boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
         return boxes.reshape(-1, 4).astype(np.float32), scores[chosen].astype(np.float32)
+
+
+def _family(version: int) -> Family:
+    def build(session: ort.InferenceSession, num_classes: int) -> Yolo:
+        return Yolo(session, version=version, num_classes=num_classes)
+
+    return Family(f"yolov{version}", fixed_input=True, prepare=drop_extra_outputs, build=build)
+
+
+for _version in (8, 5):  # each family carries its version: the output layout differs
+    register(_family(_version))

@@ -28,6 +28,12 @@ class StubNetwork:
         h, w = rgb.shape[:2]
         return np.array([[w * 0.4, h * 0.4, w * 0.6, h * 0.6]], dtype=np.float32), np.array([0.9], dtype=np.float32)
 
+    def batch(self, images: list[np.ndarray], min_score: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [self(rgb, min_score) for rgb in images]
+
+    def run_once(self, options: object) -> None:
+        pass
+
 
 def stub_engine(order: tuple[str, ...]) -> tuple[Engine, dict[ObjectClass, StubNetwork]]:
     params = DetectorParams(classes=order)  # type: ignore[arg-type]
@@ -38,7 +44,7 @@ def stub_engine(order: tuple[str, ...]) -> tuple[Engine, dict[ObjectClass, StubN
         scales: ScalePlan = params.face_scales if object_class is ObjectClass.FACE else params.plate_scales
         spec = ModelSpec(name=label, family="centerface" if label == "face" else "yolov8", classes=(label,))  # type: ignore[arg-type]
         record = ModelRecord(name=label, task=label, family=spec.family, sha256="0" * 64, providers=["stub"])
-        loaded.append(_Loaded(spec, network, object_class, scales, record))  # type: ignore[arg-type]
+        loaded.append(_Loaded(spec, network, object_class, scales, record))
         networks[object_class] = network
     return Engine(loaded, params), networks
 
