@@ -142,9 +142,9 @@ def with_scores_lowered(record: dict[str, Any], factor: float, params: Params) -
     raw = record["detections"]
     dets = Detections(np.array(raw["boxes"], dtype=np.float32).reshape(-1, 4),
                       np.array(raw["scores"], dtype=np.float32) * factor, np.array(raw["classes"], dtype=np.int64))
-    floor = {int(c): params.detector.thresholds(c.label).review_floor for c in ObjectClass}
-    keep = np.array([s >= floor[int(c)] for s, c in zip(dets.scores, dets.classes)], dtype=bool)
-    dets = Detections(dets.boxes[keep], dets.scores[keep], dets.classes[keep])
+    floor = {c: params.detector.thresholds(c.label).review_floor for c in ObjectClass}
+    keep = np.array([s >= floor[ObjectClass(c)] for s, c in zip(dets.scores, dets.classes)], dtype=bool)
+    dets = dets[keep]
     features = dict(record["features"], detector=detector_stats(dets, params, tuple(record["shape"])))
     return dict(record, perturbation=f"scores_x{factor:g}", features=features)
 

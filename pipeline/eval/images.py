@@ -99,8 +99,9 @@ def evaluate(
                for info in progress(gt["images"])]
     seconds = time.monotonic() - started
 
-    present = sorted({a["category_id"] for a in gt["annotations"]} & {int(ObjectClass.from_label(c)) for c in params.detector.classes})
-    classes = [_class_result(ObjectClass(c), gt_path, results, params, match_iou) for c in present]
+    annotated = {a["category_id"] for a in gt["annotations"]}
+    present = sorted(c for c in map(ObjectClass.from_label, params.detector.classes) if c in annotated)
+    classes = [_class_result(object_class, gt_path, results, params, match_iou) for object_class in present]
     total_pixels = sum(r.pixels for r in results) or 1
     leaks = [
         {"image": r.file_name, "class": ObjectClass(a["category_id"]).label, "bbox": a["bbox"], "coverage": round(float(c), 3)}
@@ -141,14 +142,13 @@ def _evaluate_image(info: dict, annotations: list[dict], images_dir: Path, param
 
 
 def _class_result(object_class: ObjectClass, gt_path: Path, results: list[_ImageResult], params: Params, match_iou: float) -> ClassResult:
-    category = int(object_class)
-    ap50, ap50_95, curve = _coco_ap(gt_path, results, category)
+    ap50, ap50_95, curve = _coco_ap(gt_path, results, object_class)
     bounds = params.detector.thresholds(object_class.label)
     coverages = np.concatenate([
-        r.box_coverage[[a["category_id"] == category for a in r.annotations]] for r in results
+        r.box_coverage[[a["category_id"] == object_class for a in r.annotations]] for r in results
     ]) if results else np.zeros(0)
-    p_thr, r_thr = _precision_recall(results, category, bounds.threshold, match_iou)
-    p_floor, r_floor = _precision_recall(results, category, bounds.review_floor, match_iou)
+    p_thr, r_thr = _precision_recall(results, object_class, bounds.threshold, match_iou)
+    p_floor, r_floor = _precision_recall(results, object_class, bounds.review_floor, match_iou)
     return ClassResult(
         object_class=object_class.label, ground_truth=len(coverages), ap50=ap50, ap50_95=ap50_95,
         threshold=bounds.threshold, precision_at_threshold=p_thr, recall_at_threshold=r_thr,
@@ -160,14 +160,14 @@ def _class_result(object_class: ObjectClass, gt_path: Path, results: list[_Image
     )
 
 
-def _coco_ap(gt_path: Path, results: list[_ImageResult], category: int) -> tuple[float, float, list[float]]:
+def _coco_ap(gt_path: Path, results: list[_ImageResult], object_class: ObjectClass) -> tuple[float, float, list[float]]:
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     detections = [
-        {"image_id": r.image_id, "category_id": category, "score": float(s),
+        {"image_id": r.image_id, "category_id": int(object_class), "score": float(s),
          "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]}
-        for r in results for b, s in zip(*_of_class(r.detections, category))
+        for r in results for b, s in zip(*_of_class(r.detections, object_class))
     ]
     if not detections:
         return 0.0, 0.0, [0.0] * 101
@@ -175,7 +175,7 @@ def _coco_ap(gt_path: Path, results: list[_ImageResult], category: int) -> tuple
         coco_gt = COCO(str(gt_path))
         coco_dt = coco_gt.loadRes(detections)
         evaluator = COCOeval(coco_gt, coco_dt, "bbox")
-        evaluator.params.catIds = [category]
+        evaluator.params.catIds = [int(object_class)]
         evaluator.params.imgIds = [r.image_id for r in results]
         evaluator.evaluate()
         evaluator.accumulate()
@@ -184,20 +184,22 @@ def _coco_ap(gt_path: Path, results: list[_ImageResult], category: int) -> tuple
     return round(float(evaluator.stats[1]), 4), round(float(evaluator.stats[0]), 4), [round(float(p), 4) for p in curve]
 
 
-def _of_class(detections: Detections, category: int) -> tuple[np.ndarray, np.ndarray]:
-    chosen = detections.classes == category
-    return detections.boxes[chosen], detections.scores[chosen]
+def _of_class(detections: Detections, object_class: ObjectClass) -> tuple[np.ndarray, np.ndarray]:
+    chosen = detections.of_class(object_class)
+    return chosen.boxes, chosen.scores
 
 
-def _precision_recall(results: list[_ImageResult], category: int, min_score: float, match_iou: float) -> tuple[float, float]:
+def _precision_recall(
+    results: list[_ImageResult], object_class: ObjectClass, min_score: float, match_iou: float
+) -> tuple[float, float]:
     """Greedy one-to-one matching of detections (best score first) to ground truth at ``match_iou``."""
     true_positive = predicted = expected = 0
     for result in results:
-        boxes, scores = _of_class(result.detections, category)
+        boxes, scores = _of_class(result.detections, object_class)
         order = np.argsort(-scores, kind="stable")
         boxes = boxes[order][scores[order] >= min_score]
         truth = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
-                          for a in result.annotations if a["category_id"] == category], dtype=np.float32).reshape(-1, 4)
+                          for a in result.annotations if a["category_id"] == object_class], dtype=np.float32).reshape(-1, 4)
         predicted += len(boxes)
         expected += len(truth)
         if not len(boxes) or not len(truth):
