@@ -15,6 +15,7 @@ SCHEMA_VERSION = "veil.qc/1"
 SIDECAR_SUFFIX = ".veil.json"
 
 Disposition = Literal["done", "review", "failed"]
+MediaType = Literal["image", "video", "unknown"]
 
 
 class _Model(BaseModel):
@@ -25,7 +26,7 @@ class FileInfo(_Model):
     name: str  # relative path as given to the pipeline, never an absolute path
     sha256: str | None = None
     size_bytes: int | None = None
-    media_type: Literal["image", "video", "unknown"] = "unknown"
+    media_type: MediaType = "unknown"
     format: str | None = None
     width: int | None = None
     height: int | None = None
@@ -55,6 +56,47 @@ class ErrorRecord(_Model):
     message: str
 
 
+class TrackSummary(_Model):
+    id: int
+    object_class: str = Field(alias="class")
+    first_frame: int
+    last_frame: int
+    detected_frames: int
+    min_score: float
+    max_score: float
+    filled: dict[str, int]  # frames masked without a detection of their own, by how: interpolated, predicted, ...
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class VideoSummary(_Model):
+    container: str
+    codec_in: str
+    codec_out: str
+    width: int
+    height: int
+    rotation: int
+    frames_declared: int | None
+    frames_decoded: int
+    frames_written: int
+    frames_detected: int  # frames the detector ran on (detection stride)
+    detect_stride: int
+    duration_in_s: float | None
+    audio_streams: list[str]  # codecs copied unchanged
+    dropped_streams: list[str]
+    tracks: list[TrackSummary]
+    untracked_detections: int  # raw detections masked that joined no track (mostly the low-score band)
+    detection_gaps: int  # detected frames with nothing found while the detected frames either side had something
+    detection_gap_frames: list[int]
+    review_band_frames: dict[str, int]  # per class, frames with a review-band detection
+    decode_warnings: list[str]
+    decode_warning_count: int
+    corrupt_frames: list[int]
+    # Busy seconds per stage (decode, detect, motion, plan, mask, encode); stages overlap on threads, so
+    # they sum to more than the wall time. For capacity planning: the largest one is the bottleneck.
+    stage_seconds: dict[str, float] = {}
+
+
 class QCReport(_Model):
     schema_version: str = SCHEMA_VERSION
     veil_version: str
@@ -70,7 +112,7 @@ class QCReport(_Model):
     disposition: Disposition = "done"
     review_reasons: list[str] = Field(default_factory=list)
     error: ErrorRecord | None = None
-    video: dict[str, Any] | None = None  # filled by the video pipeline (tracks, frames, warnings)
+    video: dict[str, Any] | None = None  # a VideoSummary, filled by the video pipeline (tracks, frames, warnings)
     features: dict | None = None  # drift-monitoring statistics, versioned inside (pipeline/features.py)
     # Every zone and manual edit applied (pipeline/edits.py Edits.summary), with what it did: an add's
     # frames_masked, a suppression's detections_suppressed. Ignore zones are listed even when idle.

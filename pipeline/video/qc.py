@@ -1,8 +1,9 @@
-"""The video part of the QC sidecar (``QCReport.video``) and the per-frame boxes companion file.
+"""The per-frame boxes companion file of a video, and how much of a video's lists the sidecar keeps.
 
-The sidecar holds a summary: tracks, gaps, decode warnings. Per-frame boxes, which can run to millions of
-entries for a long video, go in ``<output name>.boxes.jsonl.gz`` beside the output: one JSON object a line,
-a header first, then one line per frame, then a closing line with the frame count.
+The sidecar holds a summary (``pipeline.qc.VideoSummary``): tracks, gaps, decode warnings. Per-frame boxes,
+which can run to millions of entries for a long video, go in ``<output name>.boxes.jsonl.gz`` beside the
+output: one JSON object a line, a header first, then one line per frame, then a closing line with the frame
+count.
 """
 
 from __future__ import annotations
@@ -13,59 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from pipeline.records import MaskRegion, ObjectClass
 from pipeline.video.plan import FramePlan
 
 BOXES_SCHEMA = "veil.boxes/1"
 BOXES_SUFFIX = ".boxes.jsonl.gz"
 MAX_LISTED = 200  # frame lists and warnings in the sidecar are cut here; the counts stay exact
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TrackSummary(_Model):
-    id: int
-    object_class: str = Field(alias="class")
-    first_frame: int
-    last_frame: int
-    detected_frames: int
-    min_score: float
-    max_score: float
-    filled: dict[str, int]  # frames masked without a detection of their own, by how: interpolated, predicted, ...
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class VideoSummary(_Model):
-    container: str
-    codec_in: str
-    codec_out: str
-    width: int
-    height: int
-    rotation: int
-    frames_declared: int | None
-    frames_decoded: int
-    frames_written: int
-    frames_detected: int  # frames the detector ran on (detection stride)
-    detect_stride: int
-    duration_in_s: float | None
-    audio_streams: list[str]  # codecs copied unchanged
-    dropped_streams: list[str]
-    tracks: list[TrackSummary]
-    untracked_detections: int  # raw detections masked that joined no track (mostly the low-score band)
-    detection_gaps: int  # detected frames with nothing found while the detected frames either side had something
-    detection_gap_frames: list[int]
-    review_band_frames: dict[str, int]  # per class, frames with a review-band detection
-    decode_warnings: list[str]
-    decode_warning_count: int
-    corrupt_frames: list[int]
-    # Busy seconds per stage (decode, detect, motion, plan, mask, encode); stages overlap on threads, so
-    # they sum to more than the wall time. For capacity planning: the largest one is the bottleneck.
-    stage_seconds: dict[str, float] = {}
 
 
 def region_row(region: MaskRegion, track_id: int | None) -> list[Any]:

@@ -1,0 +1,146 @@
+"""Assembling the QC report (pipeline/qc.py): the parts every file shares, a photo's detections, a video's
+summary, the review reasons and verdict, and the failure path that leaves nothing behind.
+
+The processing code (``pipeline.run`` for photos, ``pipeline.video.process`` for videos) does the work and
+hands its findings here; the wording of every review reason lives in this module only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pipeline import __version__
+from pipeline.detect.catalogue import sha256_of
+from pipeline.detect.engine import Engine
+from pipeline.edits import Edits
+from pipeline.mask import confident_and_review, masked_selection, region_box
+from pipeline.params import Params
+from pipeline.qc import DetectionRecord, ErrorRecord, FileInfo, MediaType, QCReport, VideoSummary
+from pipeline.records import Detections, MaskRegion, ObjectClass
+
+
+def start_report(name: str, params: Params, engine: Engine) -> QCReport:
+    """A report with the parts every file shares: version, time, models, parameters."""
+    return QCReport(
+        veil_version=__version__,
+        created_at=datetime.now(timezone.utc),
+        input=FileInfo(name=name),
+        models=engine.model_records,
+        params=params.model_dump(mode="json"),
+    )
+
+
+def failed_report(name: str, path: Path, sha256: str | None, kind: str, message: str) -> QCReport:
+    """A report for a file that failed before the pipeline could start one (no models, no parameters)."""
+    size = path.stat().st_size if path.exists() else None
+    return QCReport(
+        veil_version=__version__,
+        created_at=datetime.now(timezone.utc),
+        input=FileInfo(name=name, sha256=sha256, size_bytes=size),
+        disposition="failed",
+        error=ErrorRecord(kind=kind, message=message),
+    )
+
+
+def output_info(
+    name: str, path: Path, media_type: MediaType, fmt: str | None, width: int, height: int, notes: list[str] | None = None
+) -> FileInfo:
+    """The written output, as the report describes it (hashed after it is complete)."""
+    return FileInfo(
+        name=name, sha256=sha256_of(path), size_bytes=path.stat().st_size, media_type=media_type,
+        format=fmt, width=width, height=height, notes=notes or [],
+    )
+
+
+def merged_input(sniffed: FileInfo, probed: FileInfo) -> FileInfo:
+    """The input as sniffed (type, size, hash), with what decoding it learned (format, width, height)."""
+    known = {k: v for k, v in probed.model_dump().items() if v not in (None, [], "unknown")}
+    return sniffed.model_copy(update=known)
+
+
+def review_band_reason(label: str, params: Params, *, count: int | None = None, frames: int | None = None) -> str:
+    """The sentence for detections in a class's review band: how many (a photo) or on how many frames (a video)."""
+    bounds = params.detector.thresholds(label)
+    action = "masked" if params.mask.mask_review_band else "NOT masked"
+    many = "" if count is None else f"{count} "
+    where = "" if frames is None else f" on {frames} frame(s)"
+    return (
+        f"{many}{label} detection(s) in the review band [{bounds.review_floor:.2f}, {bounds.threshold:.2f}){where}, "
+        f"{action}"
+    )
+
+
+def settle(report: QCReport) -> None:
+    """The verdict of a file that was processed: any review reason sends it to review."""
+    report.disposition = "review" if report.review_reasons else "done"
+
+
+def record_detections(report: QCReport, detections: Detections, params: Params) -> None:
+    """Fill detections, per-class counts and review reasons from one set of detections."""
+    confident, review = confident_and_review(detections, params.detector)
+    masked = masked_selection(detections, params)
+    report.detections = [
+        DetectionRecord(
+            object_class=ObjectClass(int(c)).label, score=round(float(s), 4),
+            box=tuple(round(float(v), 1) for v in box), band="confident" if conf else "review", masked=bool(m),
+        )
+        for box, s, c, conf, m in zip(detections.boxes, detections.scores, detections.classes, confident, masked)
+    ]
+    for object_class in ObjectClass:
+        selected = detections.classes == int(object_class)
+        report.counts[object_class.label] = int((masked & selected).sum())
+        in_band = int((review & selected).sum())
+        if in_band:
+            report.review_reasons.append(review_band_reason(object_class.label, params, count=in_band))
+    settle(report)
+
+
+def unmark_suppressed(report: QCReport, detections: Detections, params: Params, shape: tuple[int, ...], edits: Edits) -> None:
+    """Detections an edit kept from being masked are recorded as not masked (and leave the masked counts)."""
+    for record, box, value in zip(report.detections, detections.boxes, detections.classes):
+        object_class = ObjectClass(int(value))
+        region = MaskRegion(region_box(box, object_class, params.mask, shape), object_class, record.score)
+        if record.masked and edits.suppresses(region, shape, 0):  # the same test as on the planned region
+            record.masked = False
+            report.counts[record.object_class] -= 1
+
+
+def record_video(report: QCReport, summary: VideoSummary, params: Params) -> None:
+    """Fill the video summary, per-class counts of tracked objects, review reasons and verdict."""
+    report.video = summary.model_dump(mode="json", by_alias=True)
+    report.counts = _track_counts(summary)
+    report.review_reasons = _video_review_reasons(summary, params)
+    settle(report)
+
+
+def _track_counts(summary: VideoSummary) -> dict[str, int]:
+    """Per class, the number of distinct tracked objects masked."""
+    counts = {c.label: 0 for c in ObjectClass}
+    for track in summary.tracks:
+        counts[track.object_class] += 1
+    return counts
+
+
+def _video_review_reasons(summary: VideoSummary, params: Params) -> list[str]:
+    reasons = []
+    if summary.decode_warning_count:
+        reasons.append(
+            f"{summary.decode_warning_count} decode warning(s): {summary.frames_decoded} decoded frame(s) were all "
+            f"masked, but frames may be missing or damaged"
+        )
+    elif summary.frames_declared and summary.frames_declared != summary.frames_decoded:
+        reasons.append(f"the container declares {summary.frames_declared} frames, {summary.frames_decoded} decoded")
+    for label, frames in summary.review_band_frames.items():
+        reasons.append(review_band_reason(label, params, frames=frames))
+    return reasons
+
+
+def fail(report: QCReport, dst: Path, error: ErrorRecord) -> None:
+    """Fail closed: remove the output and every companion, and record why."""
+    for leftover in [dst, *(dst.with_name(name) for name in report.companions)]:
+        leftover.unlink(missing_ok=True)
+    report.output = None
+    report.companions = []
+    report.disposition = "failed"
+    report.error = error
