@@ -125,7 +125,7 @@ def detector_stats(detections: Detections, params: Params, shape: tuple[int, ...
     out: dict[str, dict[str, float]] = {}
     for object_class in ObjectClass:
         label = object_class.label
-        bounds = params.detector.thresholds(label)
+        bounds = params.detector.thresholds(object_class)
         of_class = detections.classes == int(object_class)
         scores = detections.scores[of_class]
         boxes = detections.boxes[of_class]

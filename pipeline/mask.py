@@ -19,8 +19,8 @@ from pipeline.records import Detections, MaskRegion, ObjectClass
 
 def confident_and_review(dets: Detections, params: DetectorParams) -> tuple[np.ndarray, np.ndarray]:
     """Boolean arrays: detections at or above their class threshold, and those in the review band."""
-    threshold = np.array([params.thresholds(ObjectClass(c).label).threshold for c in dets.classes], dtype=np.float32)
-    floor = np.array([params.thresholds(ObjectClass(c).label).review_floor for c in dets.classes], dtype=np.float32)
+    threshold = np.array([params.thresholds(ObjectClass(c)).threshold for c in dets.classes], dtype=np.float32)
+    floor = np.array([params.thresholds(ObjectClass(c)).review_floor for c in dets.classes], dtype=np.float32)
     confident = dets.scores >= threshold
     review = ~confident & (dets.scores >= floor)
     return confident, review

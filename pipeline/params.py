@@ -6,11 +6,12 @@ Defaults favour recall: a missed face is a privacy leak, an extra blurred patch 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from pipeline.detect.families import family_names
+from pipeline.records import ObjectClass
 
 
 class _Strict(BaseModel):
@@ -41,13 +42,23 @@ def _registered_family(name: str) -> str:
 FamilyName = Annotated[str, AfterValidator(_registered_family)]
 
 
+def _known_class(label: str) -> str:
+    if label not in {c.label for c in ObjectClass}:
+        raise ValueError(f"unknown class {label!r} (known: {', '.join(c.label for c in ObjectClass)})")
+    return label
+
+
+# A class Veil knows (an ObjectClass), by the label configuration and sidecars use.
+ClassLabel = Annotated[str, AfterValidator(_known_class)]
+
+
 class ModelSpec(_Strict):
     """One ONNX detector and its contract. ``family`` picks the pre/post-processing."""
 
     name: str
     family: FamilyName
     path: Path | None = None  # None: the default model file of that name in the model directory
-    classes: tuple[Literal["face", "license_plate"], ...]
+    classes: tuple[ClassLabel, ...]
     input_size: int | None = Field(default=None, ge=32)  # fixed-input families (YOLO): square side
     sha256: str | None = None  # pin: a mismatch refuses to load
 
@@ -69,42 +80,102 @@ class ScalePlan(_Strict):
     rotate_180: bool = False  # also the whole image upside down (faces on playing cards, scans put in wrongly)
 
 
-class FaceScales(ScalePlan):
-    """The face plan. Every field has its face default, so a partial table in a file keeps the others."""
+class ClassSettings(ClassThresholds):
+    """Everything about finding one class: its score bands, its model, and how images are fed to it."""
 
-    max_side: int = Field(default=1920, ge=64)
-    upscale_below: int = Field(default=1024, ge=0)
-    tile_above: int = Field(default=2400, ge=64)
-    tile_size: int = Field(default=1280, ge=64)
-    downscale: bool = True
-    rotate_180: bool = True
+    model: ModelSpec
+    scales: ScalePlan
 
 
-class PlateScales(ScalePlan):
-    """The plate plan (a fixed 640 input: ``max_side`` is the letterbox side, ``upscale_below`` means 2x tiles).
+FACE_PLAN = ScalePlan(max_side=1920, upscale_below=1024, tile_above=2400, tile_size=1280, downscale=True, rotate_180=True)
+# A fixed 640 input: ``max_side`` is the letterbox side, ``upscale_below`` means 2x tiles. platedet misses
+# many small or non-Brazilian plates in the whole-image view that it finds at twice the size
+# (openalpr_endtoend: 97.0% found whole, 99.2% with 2x tiles), so 1-2 MP photos get the 2x tiles too.
+PLATE_PLAN = ScalePlan(max_side=640, upscale_below=1401, tile_above=1400, tile_size=960)
 
-    platedet misses many small or non-Brazilian plates in the whole-image view that it finds at twice the
-    size (openalpr_endtoend: 97.0% found whole, 99.2% with 2x tiles), so 1-2 MP photos get the 2x tiles too.
-    """
+# The shipped settings of each class. A table in a file that leaves keys out keeps these for them.
+DEFAULT_CLASSES: dict[str, ClassSettings] = {
+    "face": ClassSettings(threshold=0.4, review_floor=0.2, scales=FACE_PLAN,
+                          model=ModelSpec(name="centerface", family="centerface", classes=("face",))),
+    "license_plate": ClassSettings(threshold=0.35, review_floor=0.15, scales=PLATE_PLAN,
+                                   model=ModelSpec(name="platedet", family="yolov8", classes=("license_plate",),
+                                                   input_size=640)),
+}
 
-    max_side: int = Field(default=640, ge=64)
-    upscale_below: int = Field(default=1401, ge=0)
-    tile_above: int = Field(default=1400, ge=64)
-    tile_size: int = Field(default=960, ge=64)
+
+def _table(value: Any) -> Any:
+    """A configuration table as a new plain dict (a model given in code: its fields, one level)."""
+    return dict(value) if isinstance(value, (dict, BaseModel)) else value
+
+
+def _completed(table: Any, default: BaseModel | None) -> Any:
+    """``table`` with the keys it leaves out taken from ``default`` (one level: a nested table replaces)."""
+    table = _table(table)
+    return {**dict(default), **table} if isinstance(table, dict) and default is not None else table
+
+
+def _class_table(label: str, table: Any) -> Any:
+    """A class's table completed from its shipped settings, its ``scales`` table from the shipped plan."""
+    default = DEFAULT_CLASSES.get(label)
+    table = _completed(table, default)
+    if isinstance(table, dict) and default is not None:
+        table["scales"] = _completed(table["scales"], default.scales)
+    return table
+
+
+# Keys from before per_class, each one setting of one class: (label, key in per_class.<label>, None: the
+# thresholds table itself).
+_OLD_DETECTOR_KEYS: dict[str, tuple[str, str | None]] = {
+    "face": ("face", None), "license_plate": ("license_plate", None),
+    "face_model": ("face", "model"), "plate_model": ("license_plate", "model"),
+    "face_scales": ("face", "scales"), "plate_scales": ("license_plate", "scales"),
+}
 
 
 class DetectorParams(_Strict):
-    face_model: ModelSpec = ModelSpec(name="centerface", family="centerface", classes=("face",))
-    plate_model: ModelSpec = ModelSpec(name="platedet", family="yolov8", classes=("license_plate",), input_size=640)
-    classes: tuple[Literal["face", "license_plate"], ...] = ("face", "license_plate")
-    face: ClassThresholds = ClassThresholds(threshold=0.4, review_floor=0.2)
-    license_plate: ClassThresholds = ClassThresholds(threshold=0.35, review_floor=0.15)
-    face_scales: FaceScales = FaceScales()
-    plate_scales: PlateScales = PlateScales()
+    classes: tuple[ClassLabel, ...] = ("face", "license_plate")  # the classes searched (each needs per_class)
+    per_class: dict[ClassLabel, ClassSettings] = Field(default_factory=lambda: dict(DEFAULT_CLASSES))
     nms_iou: float = Field(default=0.4, gt=0.0, le=1.0)
 
-    def thresholds(self, label: str) -> ClassThresholds:
-        return getattr(self, label)
+    @model_validator(mode="before")
+    @classmethod
+    def _tables_by_class(cls, data: Any) -> Any:
+        """Old keys moved into per_class, and every class's table completed from its shipped settings."""
+        if not isinstance(data, dict) or not isinstance(data.get("per_class", {}), dict):
+            return data
+        data = dict(data)
+        tables = {label: _table(t) for label, t in data.pop("per_class", {}).items()}
+        for old, (label, key) in _OLD_DETECTOR_KEYS.items():
+            if old not in data:
+                continue
+            moved = _table(data.pop(old)) if key is None else {key: data.pop(old)}
+            table = tables.setdefault(label, {})
+            if not isinstance(moved, dict) or not isinstance(table, dict):
+                raise ValueError(f"{old} and per_class.{label} must be tables")
+            if set(moved) & set(table):
+                raise ValueError(f"{old} and per_class.{label} both set {', '.join(moved)}: keep per_class only")
+            table.update(moved)
+        data["per_class"] = {**DEFAULT_CLASSES, **{label: _class_table(label, t) for label, t in tables.items()}}
+        return data
+
+    @model_validator(mode="after")
+    def _searched_classes_have_settings(self) -> "DetectorParams":
+        missing = [label for label in self.classes if label not in self.per_class]
+        if missing:
+            raise ValueError(f"classes {missing} have no per_class table (model, threshold, review_floor, scales)")
+        return self
+
+    def for_class(self, object_class: ObjectClass) -> ClassSettings:
+        return self.per_class[object_class.label]
+
+    def thresholds(self, object_class: ObjectClass | str) -> ClassThresholds:
+        label = object_class if isinstance(object_class, str) else object_class.label
+        return self.per_class[label]
+
+    def with_model(self, object_class: ObjectClass, model: ModelSpec) -> "DetectorParams":
+        """The same settings with ``model`` finding ``object_class``."""
+        per_class = {**self.per_class, object_class.label: self.for_class(object_class).model_copy(update={"model": model})}
+        return self.model_copy(update={"per_class": per_class})
 
 
 class MaskParams(_Strict):
@@ -141,6 +212,16 @@ class TrackerParams(_Strict):
     lost_frames: int = Field(default=30, ge=0, le=600)  # a lost track is kept (and can be re-found) this long
 
 
+# Frames get lighter detector plans than photos: neighbouring frames and the tracker cover much of what extra
+# passes would find, and upside-down or 2x-tiled passes would multiply the cost of every frame. Plates: the
+# whole frame, plus tiles as tall as a 1080p frame (two of them cover 1920x1080 at 0.59 scale, where 960 px
+# tiles took six passes at 0.67).
+VIDEO_PLANS: dict[str, ScalePlan] = {
+    "face": FACE_PLAN.model_copy(update={"downscale": False, "rotate_180": False}),
+    "license_plate": PLATE_PLAN.model_copy(update={"upscale_below": 0, "tile_size": 1080, "tile_overlap": 0.2}),
+}
+
+
 class VideoParams(_Strict):
     """Video encoding and the temporal mask plan. Frame counts are in frames of the input."""
 
@@ -171,12 +252,39 @@ class VideoParams(_Strict):
     track_margin: float = Field(default=0.1, ge=0.0, le=1.0)
     camera_motion: bool = True  # compensate camera motion (optical flow) in track predictions and back-fills
     tracker: TrackerParams = TrackerParams()
-    # Frames get lighter detector plans than photos: neighbouring frames and the tracker cover much of what
-    # extra passes would find, and upside-down or 2x-tiled passes would multiply the cost of every frame.
-    face_scales: FaceScales = FaceScales(downscale=False, rotate_180=False)
-    # Plates: the whole frame, plus tiles as tall as a 1080p frame (two of them cover 1920x1080 at 0.59 scale,
-    # where 960 px tiles took six passes at 0.67).
-    plate_scales: PlateScales = PlateScales(upscale_below=0, tile_size=1080, tile_overlap=0.2)
+    # Per class, the detector plan for frames (a class not listed gets its photo plan, detector.per_class).
+    scales: dict[ClassLabel, ScalePlan] = Field(default_factory=lambda: dict(VIDEO_PLANS))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plans_by_class(cls, data: Any) -> Any:
+        """Old keys moved into ``scales``, and every class's table completed from its shipped frame plan."""
+        if not isinstance(data, dict) or not isinstance(data.get("scales", {}), dict):
+            return data
+        data = dict(data)
+        plans = {label: _completed(t, VIDEO_PLANS.get(label)) for label, t in data.pop("scales", {}).items()}
+        for old, label in (("face_scales", "face"), ("plate_scales", "license_plate")):
+            if old in data:
+                if label in plans:
+                    raise ValueError(f"{old} and scales.{label} both set: keep scales only")
+                # A table under the old key was completed from the photo plan (FaceScales, PlateScales),
+                # not from the frame plan: kept, so that an old file means what it meant.
+                plans[label] = _completed(data.pop(old), DEFAULT_CLASSES[label].scales)
+        data["scales"] = {**VIDEO_PLANS, **plans}
+        return data
+
+    def frame_plans(self) -> dict[ObjectClass, ScalePlan]:
+        """The frame plans by class, as ``Engine.detect`` takes them."""
+        return {ObjectClass.from_label(label): plan for label, plan in self.scales.items()}
+
+    # Until pipeline/video reads ``scales`` (it is being restructured): the old fields, read-only.
+    @property
+    def face_scales(self) -> ScalePlan:
+        return self.scales["face"]
+
+    @property
+    def plate_scales(self) -> ScalePlan:
+        return self.scales["license_plate"]
 
     @property
     def plate_stride(self) -> int:

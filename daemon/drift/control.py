@@ -100,7 +100,7 @@ def found(truth: np.ndarray, truth_classes: np.ndarray, dets: Detections, params
     for object_class in ObjectClass:
         gt = truth[truth_classes == int(object_class)]
         of_class = dets.classes == int(object_class)
-        confident = dets.boxes[of_class & (dets.scores >= params.detector.thresholds(object_class.label).threshold)]
+        confident = dets.boxes[of_class & (dets.scores >= params.detector.thresholds(object_class).threshold)]
         hits = 0
         if len(gt) and len(confident):
             iou = _iou(gt, confident)
@@ -142,7 +142,7 @@ def with_scores_lowered(record: dict[str, Any], factor: float, params: Params) -
     raw = record["detections"]
     dets = Detections(np.array(raw["boxes"], dtype=np.float32).reshape(-1, 4),
                       np.array(raw["scores"], dtype=np.float32) * factor, np.array(raw["classes"], dtype=np.int64))
-    floor = {c: params.detector.thresholds(c.label).review_floor for c in ObjectClass}
+    floor = {c: params.detector.thresholds(c).review_floor for c in ObjectClass}
     keep = np.array([s >= floor[ObjectClass(c)] for s, c in zip(dets.scores, dets.classes)], dtype=bool)
     dets = dets[keep]
     features = dict(record["features"], detector=detector_stats(dets, params, tuple(record["shape"])))

@@ -16,10 +16,11 @@ from typing import Any
 from pipeline.detect.engine import Engine
 from pipeline.eval.images import evaluate
 from pipeline.params import Params, RuntimeParams
+from pipeline.records import ObjectClass
 
 from daemon import log
 from daemon.audit.log import AuditLog
-from daemon.models.registry import TASK_FIELDS, RegisteredModel, Registry
+from daemon.models.registry import RegisteredModel, Registry
 
 _log = log.get("veil.models")
 
@@ -76,7 +77,7 @@ def measure(model: RegisteredModel, task: str, control_set: Path, params: Params
         raise ActivationRefused(f"control set {control_set} needs annotations.json and images/")
     # Every configured class runs, as in production, with ``model`` in place for its task: a candidate is
     # judged on the path it will serve. The task's class is the one scored.
-    detector = params.detector.model_copy(update={TASK_FIELDS[task]: model.spec(registry.model_dir)})
+    detector = params.detector.with_model(ObjectClass.from_label(task), model.spec(registry.model_dir))
     trial = params.model_copy(update={"detector": detector})
     report = evaluate(gt, images, trial, Engine.load(detector, runtime))
     result = next((c for c in report.classes if c.object_class == task), None)

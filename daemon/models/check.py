@@ -16,8 +16,7 @@ from pipeline.detect.engine import Engine
 from pipeline.detect.families import family as family_named
 from pipeline.errors import ModelError
 from pipeline.params import DetectorParams, ModelSpec, RuntimeParams
-
-from daemon.models.registry import TASK_FIELDS
+from pipeline.records import ObjectClass
 
 
 def check_contract(path: Path, *, name: str, family: str, classes: tuple[str, ...], input_size: int | None,
@@ -38,7 +37,7 @@ def check_contract(path: Path, *, name: str, family: str, classes: tuple[str, ..
     spec = ModelSpec(name=name, family=family, path=path, classes=classes, input_size=side,
                      sha256=sha256_of(path))
     for task in classes:
-        detector = DetectorParams(classes=(task,), **{TASK_FIELDS[task]: spec})
+        detector = DetectorParams(classes=(task,)).with_model(ObjectClass.from_label(task), spec)
         engine = Engine.load(detector, runtime)
         engine.warm_up()  # a graph that loads but fails on real input is refused here, not on the first file
     return side

@@ -23,14 +23,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.publish.fsutil import publish_file, write_atomic
 from pipeline.detect.catalogue import DEFAULT_MODELS, ModelSource, sha256_of
-from pipeline.params import DetectorParams, FamilyName, ModelSpec, Params
+from pipeline.params import ClassLabel, DetectorParams, FamilyName, ModelSpec, Params
+from pipeline.records import ObjectClass
 
 REGISTRY_NAME = "registry.json"
 ACTIVE_NAME = "active.json"
 _LOCK_NAME = ".registry.lock"
 
-Task = Literal["face", "license_plate"]
-TASK_FIELDS: dict[str, str] = {"face": "face_model", "license_plate": "plate_model"}
+Task = ClassLabel  # a task is the class a model serves
 
 
 class RegistryError(Exception):
@@ -108,7 +108,7 @@ class Registry:
 
     def active(self, task: str) -> RegisteredModel:
         """The model serving ``task``: the active selection's, else the catalogue default for the task."""
-        chosen = self.selection().tasks.get(task)  # type: ignore[call-overload]
+        chosen = self.selection().tasks.get(task)
         if chosen is not None:
             return self.get(chosen.name)
         return next(builtin(s) for s in DEFAULT_MODELS if s.task == task)
@@ -180,12 +180,13 @@ def with_active_models(params: Params, selection: ActiveSelection, model_dir: Pa
     A profile that configures its own model for a task keeps it: the operator chose it by name.
     """
     defaults = DetectorParams()
-    updates = {}
+    detector = params.detector
     for task, active in selection.tasks.items():
-        field = TASK_FIELDS[task]
-        if getattr(params.detector, field) == getattr(defaults, field):
-            updates[field] = ModelSpec(name=active.name, family=active.family, path=model_dir / active.file,
-                                       classes=active.classes, input_size=active.input_size, sha256=active.sha256)
-    if not updates:
+        object_class = ObjectClass.from_label(task)
+        if detector.for_class(object_class).model == defaults.for_class(object_class).model:
+            detector = detector.with_model(object_class, ModelSpec(
+                name=active.name, family=active.family, path=model_dir / active.file, classes=active.classes,
+                input_size=active.input_size, sha256=active.sha256))
+    if detector is params.detector:
         return params
-    return params.model_copy(update={"detector": params.detector.model_copy(update=updates)})
+    return params.model_copy(update={"detector": detector})

@@ -48,11 +48,12 @@ class Engine:
         model_dir = runtime.model_dir or default_model_dir()
         loaded = []
         for label in detector.classes:
-            spec = detector.face_model if label == "face" else detector.plate_model
-            if label not in spec.classes:
-                raise ModelError(f"model {spec.name!r} does not declare class {label!r} (declares {spec.classes})")
-            scales = detector.face_scales if label == "face" else detector.plate_scales
-            loaded.append(_load_one(spec, ObjectClass.from_label(label), scales, model_dir, runtime))
+            object_class = ObjectClass.from_label(label)
+            settings = detector.for_class(object_class)
+            if label not in settings.model.classes:
+                raise ModelError(f"model {settings.model.name!r} does not declare class {label!r} "
+                                 f"(declares {settings.model.classes})")
+            loaded.append(_load_one(settings.model, object_class, settings.scales, model_dir, runtime))
         return cls(loaded, detector)
 
     @property
@@ -95,14 +96,14 @@ class Engine:
         what the shipped path masks."""
         floors = np.zeros(len(candidates), dtype=np.float32)
         for object_class in ObjectClass:
-            floors[candidates.classes == int(object_class)] = self.params.thresholds(object_class.label).review_floor
+            floors[candidates.classes == int(object_class)] = self.params.thresholds(object_class).review_floor
         return candidates[candidates.scores >= floors]
 
     def _detect_one(
         self, detector: _Loaded, rgb: np.ndarray, min_score: float | None, plan: ScalePlan
     ) -> Detections:
         """One detector over every window of its plan (its own function, so nothing leaks between classes)."""
-        floor = self.params.thresholds(detector.object_class.label).review_floor if min_score is None else min_score
+        floor = self.params.thresholds(detector.object_class).review_floor if min_score is None else min_score
         height, width = rgb.shape[:2]
         found = []
         for window in plan_windows(height, width, plan, detector.network.fixed_input):
@@ -128,7 +129,7 @@ class Engine:
             wanted = boxes.get(detector.object_class)
             if wanted is None or not len(wanted) or detector.network.fixed_input:
                 continue
-            floor = self.params.thresholds(detector.object_class.label).review_floor
+            floor = self.params.thresholds(detector.object_class).review_floor
             windows = roi_windows(height, width, wanted, context, min_side)
             area = sum((w.x1 - w.x0) * (w.y1 - w.y0) for w in windows)
             if len(windows) > ROI_MAX_WINDOWS or area > ROI_MAX_AREA * height * width:

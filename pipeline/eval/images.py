@@ -143,7 +143,7 @@ def _evaluate_image(info: dict, annotations: list[dict], images_dir: Path, param
 
 def _class_result(object_class: ObjectClass, gt_path: Path, results: list[_ImageResult], params: Params, match_iou: float) -> ClassResult:
     ap50, ap50_95, curve = _coco_ap(gt_path, results, object_class)
-    bounds = params.detector.thresholds(object_class.label)
+    bounds = params.detector.thresholds(object_class)
     coverages = np.concatenate([
         r.box_coverage[[a["category_id"] == object_class for a in r.annotations]] for r in results
     ]) if results else np.zeros(0)

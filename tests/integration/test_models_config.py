@@ -21,7 +21,7 @@ def test_a_configured_yolo_model_replaces_the_default_plate_model(tmp_path, engi
     own = tmp_path / "my-plates.onnx"
     shutil.copy(default_model_dir() / "platedet.onnx", own)
     spec = ModelSpec(name="my-plates", family="yolov8", path=own, classes=("license_plate",), sha256=sha256_of(own))
-    custom = Engine.load(DetectorParams(classes=("license_plate",), plate_model=spec))
+    custom = Engine.load(DetectorParams(classes=("license_plate",)).with_model(ObjectClass.LICENSE_PLATE, spec))
     (record,) = custom.model_records
     assert record.name == "my-plates" and record.family == "yolov8" and record.sha256 == spec.sha256
     # A real photo with a labelled plate (ucsd_lp, 640x480): both find it, with the same boxes and scores.
@@ -36,7 +36,7 @@ def test_a_configured_yolo_model_replaces_the_default_plate_model(tmp_path, engi
     assert mine.boxes.shape == default.boxes.shape
     assert np.allclose(mine.boxes, default.boxes) and np.allclose(mine.scores, default.scores)
     x, y, w, h = plate
-    confident = mine.boxes[mine.scores >= DetectorParams().license_plate.threshold]
+    confident = mine.boxes[mine.scores >= DetectorParams().thresholds(ObjectClass.LICENSE_PLATE).threshold]
     ix = np.clip(np.minimum(confident[:, 2], x + w) - np.maximum(confident[:, 0], x), 0, None)
     iy = np.clip(np.minimum(confident[:, 3], y + h) - np.maximum(confident[:, 1], y), 0, None)
     assert (ix * iy / (w * h)).max() >= 0.7, "the labelled plate is not covered by a confident detection"
@@ -59,7 +59,7 @@ def test_a_model_that_does_not_match_its_contract_refuses_to_load(tmp_path, spec
     shutil.copy(default_model_dir() / path.name, path)
     model = ModelSpec(path=path, **spec)
     with pytest.raises(ModelError, match=message):
-        Engine.load(DetectorParams(classes=("license_plate",), plate_model=model), RuntimeParams())
+        Engine.load(DetectorParams(classes=("license_plate",)).with_model(ObjectClass.LICENSE_PLATE, model), RuntimeParams())
 
 
 def test_cuda_without_the_cuda_provider_is_refused_not_silently_cpu():

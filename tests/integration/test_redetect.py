@@ -32,7 +32,7 @@ def test_a_batch_gives_what_each_image_gives_alone(face_engine, photo):
 
 
 def test_windows_around_known_faces_find_them_again(face_engine, photo):
-    frame_plan = {ObjectClass.FACE: VideoParams().face_scales}  # one native whole-frame pass, as on video
+    frame_plan = {ObjectClass.FACE: VideoParams().scales["face"]}  # one native whole-frame pass, as on video
     whole = face_engine.detect(photo, scales=frame_plan)
     confident = whole.boxes[whole.scores >= 0.5]
     assert len(confident) >= 2  # the group photo has several clear faces

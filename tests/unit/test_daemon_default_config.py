@@ -35,8 +35,9 @@ def _missing(model: type[BaseModel], table: dict, prefix: str) -> list[str]:
             missing += _missing(annotation, table[name], key + ".")
         elif origin is tuple and args and args[0] is FolderSettings:
             missing += _missing(FolderSettings, table[name][0], key + "[0].")
-        elif origin is dict and args and args[1] is Params:
-            missing += _missing(Params, table[name]["default"], key + ".default.")
+        elif origin is dict and args and isinstance(args[1], type) and issubclass(args[1], BaseModel):
+            for entry in table[name]:  # e.g. profiles.default, detector.per_class.face
+                missing += _missing(args[1], table[name][entry], f"{key}.{entry}.")
     return missing
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.detect.windows import plan_windows
 from pipeline.detect.engine import Engine, _Loaded
-from pipeline.params import DetectorParams, FaceScales, ModelSpec, PlateScales, ScalePlan
+from pipeline.params import DEFAULT_CLASSES, DetectorParams, ModelSpec, ScalePlan
 from pipeline.qc import ModelRecord
 from pipeline.records import ObjectClass
 
@@ -41,7 +41,7 @@ def stub_engine(order: tuple[str, ...]) -> tuple[Engine, dict[ObjectClass, StubN
     for label in order:
         object_class = ObjectClass.from_label(label)
         network = StubNetwork(None if object_class is ObjectClass.FACE else 640)
-        scales: ScalePlan = params.face_scales if object_class is ObjectClass.FACE else params.plate_scales
+        scales = params.for_class(object_class).scales
         spec = ModelSpec(name=label, family="centerface" if label == "face" else "yolov8", classes=(label,))  # type: ignore[arg-type]
         record = ModelRecord(name=label, task=label, family=spec.family, sha256="0" * 64, providers=["stub"])
         loaded.append(_Loaded(spec, network, object_class, scales, record))
@@ -50,6 +50,7 @@ def stub_engine(order: tuple[str, ...]) -> tuple[Engine, dict[ObjectClass, StubN
 
 
 IMAGE = np.zeros((900, 1200, 3), dtype=np.uint8)
+FACE_PLAN, PLATE_PLAN = DEFAULT_CLASSES["face"].scales, DEFAULT_CLASSES["license_plate"].scales
 
 
 def expected_windows(plan: ScalePlan, fixed_input: int | None) -> int:
@@ -61,8 +62,8 @@ def test_every_class_runs_on_every_window_in_either_order(order):
     engine, networks = stub_engine(order)
     found = engine.detect(IMAGE)
     face, plate = networks[ObjectClass.FACE], networks[ObjectClass.LICENSE_PLATE]
-    assert len(face.seen) == expected_windows(FaceScales(), None) > 1
-    assert len(plate.seen) == expected_windows(PlateScales(), 640) > 1
+    assert len(face.seen) == expected_windows(FACE_PLAN, None) > 1
+    assert len(plate.seen) == expected_windows(PLATE_PLAN, 640) > 1
     assert set(found.classes.tolist()) == {int(ObjectClass.FACE), int(ObjectClass.LICENSE_PLATE)}
 
 
@@ -77,7 +78,7 @@ def test_a_filter_runs_only_the_classes_it_names():
     engine, networks = stub_engine(("face", "license_plate"))
     found = engine.detect(IMAGE, only=frozenset({ObjectClass.LICENSE_PLATE}))
     assert not networks[ObjectClass.FACE].seen
-    assert len(networks[ObjectClass.LICENSE_PLATE].seen) == expected_windows(PlateScales(), 640)
+    assert len(networks[ObjectClass.LICENSE_PLATE].seen) == expected_windows(PLATE_PLAN, 640)
     assert set(found.classes.tolist()) == {int(ObjectClass.LICENSE_PLATE)}
 
 
@@ -90,7 +91,7 @@ def test_no_filter_is_every_configured_class_and_a_full_filter_is_the_same():
 
 def test_a_scale_override_replaces_one_class_plan_only():
     engine, networks = stub_engine(("face", "license_plate"))
-    light = FaceScales(downscale=False, rotate_180=False, upscale_below=0)
+    light = FACE_PLAN.model_copy(update={"downscale": False, "rotate_180": False, "upscale_below": 0})
     engine.detect(IMAGE, scales={ObjectClass.FACE: light})
     assert len(networks[ObjectClass.FACE].seen) == expected_windows(light, None) == 1
-    assert len(networks[ObjectClass.LICENSE_PLATE].seen) == expected_windows(PlateScales(), 640)
+    assert len(networks[ObjectClass.LICENSE_PLATE].seen) == expected_windows(PLATE_PLAN, 640)

@@ -9,6 +9,9 @@ from daemon.service.lifecycle import Service, StartupError
 from daemon.models.registry import ACTIVE_NAME, RegisteredModel, Registry, RegistryError, with_active_models
 from daemon.config.settings import load_settings, trial_folder
 from pipeline.params import DetectorParams, ModelSpec, Params
+from pipeline.records import ObjectClass
+
+FACE, PLATE = ObjectClass.FACE, ObjectClass.LICENSE_PLATE
 
 
 def _model(name: str, classes=("face",), family="centerface") -> RegisteredModel:
@@ -37,12 +40,12 @@ def test_the_active_model_replaces_the_default_in_every_profile_that_uses_the_de
     selection = registry.set_active("face", _model("newface"))
     assert Registry(tmp_path).selection() == selection  # written, and read back the same
     own = ModelSpec(name="mine", family="centerface", classes=("face",))
-    profiles = {"default": Params(), "own": Params(detector=DetectorParams(face_model=own))}
+    profiles = {"default": Params(), "own": Params(detector=DetectorParams().with_model(FACE, own))}
     applied = {name: with_active_models(p, selection, tmp_path) for name, p in profiles.items()}
-    face = applied["default"].detector.face_model
+    face = applied["default"].detector.for_class(FACE).model
     assert (face.name, face.path, face.sha256) == ("newface", tmp_path / "newface-0123456789ab.onnx", "ab" * 32)
-    assert applied["default"].detector.plate_model == DetectorParams().plate_model  # no plate model activated
-    assert applied["own"].detector.face_model == own  # a profile's own choice is kept
+    assert applied["default"].detector.for_class(PLATE) == DetectorParams().for_class(PLATE)  # none activated
+    assert applied["own"].detector.for_class(FACE).model == own  # a profile's own choice is kept
     # what the workers receive survives the JSON hop
     assert Params.model_validate_json(applied["default"].model_dump_json()) == applied["default"]
 
