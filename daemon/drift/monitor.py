@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -20,29 +19,15 @@ from pipeline.qc import QCReport
 from daemon import log
 from daemon.audit.log import AuditLog
 from daemon.drift import stats
+from daemon.drift.config import DriftConfig
 from daemon.drift.schema import FEATURES, flatten
 from daemon.drift.store import DriftStore, Observation, day_of
+from daemon.drift.verdict import column, evaluate, feature_hists
 
 _log = log.get("veil.drift")
 LEVELS = ("ok", "warning", "alert")
 _REFERENCE_SAMPLE = 5000
-
-
-@dataclass(frozen=True)
-class DriftConfig:
-    """The numbers behind every decision; the service fills them from ``[drift]`` (see daemon/config/settings.py)."""
-
-    spot_check_rate: float = 0.02
-    alert_spot_check_rate: float = 0.10
-    reference_min_days: int = 7
-    reference_min_files: int = 1000
-    window_min_files: int = 300
-    window_max_days: int = 7
-    ks_alpha: float = 0.01
-    psi_floor: float = 0.05
-    proportion_alpha: float = 0.01
-    proportion_limit: float = 0.05
-    hysteresis_days: int = 2
+_DEFAULTS = DriftConfig()
 
 
 def models_key(report: QCReport) -> str:
@@ -61,23 +46,8 @@ def observation(report: QCReport, at: float) -> Observation | None:
     return Observation(at, flat[0], flat[1], models_key(report))
 
 
-def _column(matrix: np.ndarray, index: int) -> np.ndarray:
-    values = matrix[:, index]
-    return values[~np.isnan(values)]
-
-
-def _direction(ref: np.ndarray, win: np.ndarray) -> int:
-    """+1 if the window lies above the reference, -1 below (medians, then means for coarse counts)."""
-    if not ref.size or not win.size:
-        return 0
-    for a, b in ((np.median(win), np.median(ref)), (win.mean(), ref.mean())):
-        if a != b:
-            return 1 if a > b else -1
-    return 0
-
-
 class DriftMonitor:
-    def __init__(self, store: DriftStore, config: DriftConfig = DriftConfig(), *,
+    def __init__(self, store: DriftStore, config: DriftConfig = _DEFAULTS, *,
                  clock: Callable[[], float] = time.time, audit: AuditLog | None = None) -> None:
         self.store = store
         self.config = config
@@ -95,7 +65,7 @@ class DriftMonitor:
             ref = self.store.active_reference(source)
             assert ref is not None
             matrix = np.array(ref["sample"], dtype=np.float64).reshape(-1, len(FEATURES))
-            self._refs[ref_id] = (ref, {f.name: _column(matrix, i) for i, f in enumerate(FEATURES)})
+            self._refs[ref_id] = (ref, {f.name: column(matrix, i) for i, f in enumerate(FEATURES)})
         return self._refs[ref_id]
 
     # -- intake ------------------------------------------------------------------------------------------
@@ -135,8 +105,9 @@ class DriftMonitor:
             return None
         models = max(((m, n) for d in range(first, last + 1) for m, n in self.store.models_per_day(source, d).items()),
                      key=lambda mn: mn[1])[0]
-        whole = self._hists(source, first, last, models)
-        per_day_hists = {d: self._hists(source, d, d, models) for d in range(first, last + 1) if per_day.get(d)}
+        whole = feature_hists(self.store, source, first, last, models)
+        per_day_hists = {d: feature_hists(self.store, source, d, d, models)
+                         for d in range(first, last + 1) if per_day.get(d)}
         thresholds = {}
         for feature in FEATURES:
             if feature.kind != "continuous":
@@ -176,12 +147,6 @@ class DriftMonitor:
         _log.info("drift_reference_provisional", source=source, first_day=first, last_day=last, files=ref["files"])
         return self.store.active_reference(source)
 
-    def _hists(self, source: str, first: int, last: int, models: str) -> dict[str, np.ndarray]:
-        """Input features over all files; detector features only over files from ``models``."""
-        everything = self.store.histograms(source, first, last)
-        detector = self.store.histograms(source, first, last, models)
-        return {f.name: (detector if f.group == "detector" else everything)[f.name] for f in FEATURES}
-
     # -- daily checks ------------------------------------------------------------------------------------
 
     def run_due(self, now: float | None = None, *, budget_s: float | None = None) -> list[dict[str, Any]]:
@@ -216,7 +181,7 @@ class DriftMonitor:
         elif day <= cached[0]["last_day"]:
             result = {"status": "reference"}
         else:
-            result = self._evaluate(source, day, *cached)
+            result = evaluate(self.store, self.config, source, day, *cached)
             if result["status"] == "checked":
                 self._note_reference_validity(source, day, result)
                 self._escalate(source, "input", result["input_level"], result["input_signals"], now)
@@ -228,75 +193,6 @@ class DriftMonitor:
                   input=result.get("input_level"), detector=result.get("detector_level"),
                   signals=result.get("input_signals", []) + result.get("detector_signals", []))
         return result
-
-    def _window(self, source: str, day: int, ref: dict[str, Any]) -> tuple[int, int]:
-        per_day = self.store.files_per_day(source)
-        first, total = day, per_day.get(day, 0)
-        while (total < self.config.window_min_files and first - 1 > ref["last_day"]
-               and day - first + 1 < self.config.window_max_days):
-            first -= 1
-            total += per_day.get(first, 0)
-        return first, total
-
-    def _evaluate(self, source: str, day: int, ref: dict[str, Any], ref_columns: dict[str, np.ndarray]) -> dict[str, Any]:
-        if not self.store.files_per_day(source).get(day):
-            return {"status": "no files"}  # no verdict: an older day's data must not count twice towards a state
-        first, files = self._window(source, day, ref)
-        base = {"window": [first, day], "files": files}
-        if files < self.config.window_min_files:
-            return {"status": "insufficient data", **base}
-        models = ref["models"]
-        detector_files = sum(self.store.files_per_day(source, models).get(d, 0) for d in range(first, day + 1))
-        detector_ok = detector_files >= self.config.window_min_files
-        window = self._hists(source, first, day, models)
-        rows, row_models = self.store.sample(source, first, day)
-        det_rows = rows[row_models == models]
-
-        tested: dict[str, dict[str, Any]] = {}
-        for index, feature in enumerate(FEATURES):
-            if feature.kind != "continuous" or (feature.group == "detector" and not detector_ok):
-                continue
-            ref_hist, win_hist = np.asarray(ref["hist"][feature.name]), window[feature.name]
-            if not ref_hist.sum() or not win_hist.sum():
-                continue
-            ref_values = ref_columns[feature.name]
-            win_values = _column(det_rows if feature.group == "detector" else rows, index)
-            tested[feature.name] = {
-                "psi": stats.psi(ref_hist, win_hist), "expected": stats.psi_expected(ref_hist, win_hist),
-                "threshold": ref["thresholds"][feature.name],
-                "ks_p": stats.ks_pvalue(ref_values, win_values), "direction": _direction(ref_values, win_values),
-                "reference_median": float(np.median(ref_values)) if ref_values.size else None,
-                "window_median": float(np.median(win_values)) if win_values.size else None,
-            }
-        rejected = stats.holm({k: v["ks_p"] for k, v in tested.items()}, self.config.ks_alpha)
-        for name, item in tested.items():
-            item["excess"] = item["psi"] - item["expected"]
-            item["drifted"] = bool(item["excess"] > item["threshold"] and rejected[name])
-
-        proportions: dict[str, dict[str, Any]] = {}
-        props = [f for f in FEATURES if f.kind == "proportion" and (f.group == "input" or detector_ok)]
-        for feature in props:
-            ref_hist, win_hist = np.asarray(ref["hist"][feature.name]), window[feature.name]
-            test = stats.two_proportion(int(ref_hist[1]), int(ref_hist.sum()), int(win_hist[1]), int(win_hist.sum()),
-                                        alpha=self.config.proportion_alpha / max(1, len(props)),
-                                        limit=ref["proportion_limits"][feature.name])
-            proportions[feature.name] = {"reference": test.reference, "window": test.window, "p": test.pvalue,
-                                         "limit": ref["proportion_limits"][feature.name],
-                                         "drifted": test.drifted, "direction": int(np.sign(test.window - test.reference))}
-
-        by_name = {f.name: f for f in FEATURES}
-        drifted = {n: v for n, v in {**tested, **proportions}.items() if v["drifted"]}
-        input_signals = sorted(n for n in drifted if by_name[n].group == "input")
-        detector_signals = sorted(n for n in drifted if by_name[n].group == "detector")
-        risky = [n for n in detector_signals if by_name[n].risky * drifted[n]["direction"] > 0]
-        detector_level = None if not detector_ok else ("alert" if risky else "warning" if detector_signals else "ok")
-        return {
-            "status": "checked", **base, "detector_files": detector_files,
-            "detector_reference": "valid" if detector_ok else "no files from the reference's models",
-            "features": tested, "proportions": proportions,
-            "input_level": "warning" if input_signals else "ok", "input_signals": input_signals,
-            "detector_level": detector_level, "detector_signals": risky or detector_signals,
-        }
 
     def _note_reference_validity(self, source: str, day: int, result: dict[str, Any]) -> None:
         """An event, once, when files stop coming from the reference's detector models (e.g. a model update)."""

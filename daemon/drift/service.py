@@ -12,7 +12,8 @@ from pipeline.qc import QCReport
 
 from daemon import log
 from daemon.audit.log import AUDIT_NAME, AuditLog
-from daemon.drift.monitor import DriftConfig, DriftMonitor
+from daemon.drift.config import DriftConfig
+from daemon.drift.monitor import DriftMonitor
 from daemon.drift.sampling import picked
 from daemon.drift.store import DB_NAME, DriftStore
 from daemon.config.settings import FolderSettings, Settings
