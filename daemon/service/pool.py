@@ -3,19 +3,23 @@
 ``Dispatcher`` is what the service loop uses: submit a job, receive outcomes. A later multi-host backend
 (Celery on RabbitMQ) implements the same methods. The local pool watches its workers: a crashed worker,
 one whose heartbeat stops, or one whose job runs past the timeout is killed and replaced, and the job comes
-back as a failed attempt for the service to retry or to fail.
+back as a failed attempt for the service to retry or to fail. A worker that stopped making progress is first
+asked for its Python stack (it lands on stderr, in the log), then killed. A worker past ``max_jobs`` jobs or
+``max_rss_mb`` of memory is replaced between jobs, never during one (gunicorn's ``max_requests``).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import time
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Protocol
 
 from daemon import log
-from daemon.service.worker import JobSpec, WorkerSpec, worker_main
+from daemon.service.messages import Done, FromWorker, Ready, RunJob, StartupFailed, Stop
+from daemon.service.worker import STACK_SIGNAL, JobSpec, WorkerSpec, worker_main
 
 _log = log.get("veil.pool")
 
@@ -63,19 +67,27 @@ class _Slot:
     job_started: float = 0.0
     last_seen: float = 0.0
     startup_failures: int = 0
-    info: dict = field(default_factory=dict)
+    jobs_done: int = 0
+    retiring_since: float | None = None  # told to stop between jobs, to be replaced (recycling)
+    doomed: tuple[str, float] | None = None  # (why, when to kill): hung, its stack asked for
 
 
 class LocalPool:
     def __init__(self, specs: list[WorkerSpec], *, job_timeout_s: float, heartbeat_timeout_s: float,
-                 startup_timeout_s: float = 600.0, max_startup_failures: int = 3) -> None:
+                 startup_timeout_s: float = 600.0, max_startup_failures: int = 3, max_jobs: int = 0,
+                 max_rss_mb: float = 0.0, stack_dump_s: float = 2.0, retire_timeout_s: float = 10.0) -> None:
         self._ctx = multiprocessing.get_context("spawn")
         self._slots = [_Slot(spec) for spec in specs]
         self.job_timeout_s = job_timeout_s
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.startup_timeout_s = startup_timeout_s
         self.max_startup_failures = max_startup_failures
+        self.max_jobs = max_jobs  # 0: never recycle by count
+        self.max_rss_mb = max_rss_mb  # 0: never recycle by memory
+        self.stack_dump_s = stack_dump_s  # how long a hung worker gets to print its stack before SIGKILL
+        self.retire_timeout_s = retire_timeout_s
         self.restarts = 0
+        self.recycled = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -87,7 +99,7 @@ class LocalPool:
         child.close()
         slot.process, slot.conn, slot.ready, slot.job = process, parent, False, None
         slot.last_seen = time.monotonic()
-        slot.info = {}
+        slot.jobs_done, slot.retiring_since, slot.doomed = 0, None, None
 
     def start(self) -> None:
         """Start every worker and wait until all have loaded and warmed up their models."""
@@ -121,7 +133,7 @@ class LocalPool:
     def submit(self, job: JobSpec) -> None:
         for slot in self._slots:
             if slot.ready and slot.job is None and slot.conn is not None:
-                slot.conn.send(("job", job))
+                slot.conn.send(RunJob(job))
                 slot.job, slot.job_started, slot.last_seen = job, time.monotonic(), time.monotonic()
                 return
         raise RuntimeError("submit() without a free worker")
@@ -142,7 +154,7 @@ class LocalPool:
         outcomes += self._reap()
         return outcomes
 
-    # -- supervision -------------------------------------------------------------------------------------
+    # -- messages ----------------------------------------------------------------------------------------
 
     def _receive(self, timeout: float, strict_start: bool = False) -> list[Outcome]:
         outcomes: list[Outcome] = []
@@ -160,20 +172,9 @@ class LocalPool:
                     message = slot.conn.recv()
                 except (EOFError, OSError):
                     break  # the process died; _reap handles it
-                slot.last_seen = time.monotonic()
-                kind = message[0]
-                if kind == "ready":
-                    slot.ready, slot.info, slot.startup_failures = True, message[1], 0
-                elif kind == "startup_failed":
-                    slot.startup_failures += 1
-                    _log.error("worker_start_failed", worker=slot.spec.index, error=message[1])
-                    self._kill(slot)
-                    if strict_start or slot.startup_failures >= self.max_startup_failures:
-                        self._kill_all()
-                        raise PoolBroken(f"worker {slot.spec.index} could not start: {message[1]}")
-                elif kind == "result" and slot.job is not None and message[1] == slot.job.job_id:
-                    outcomes.append(Outcome(message[1], message[2]))
-                    slot.job = None
+                outcome = self._on_message(slot, message, strict_start)
+                if outcome is not None:
+                    outcomes.append(outcome)
         if strict_start:
             for slot in self._slots:
                 if slot.process is not None and not slot.process.is_alive() and not slot.ready:
@@ -182,33 +183,99 @@ class LocalPool:
                     raise PoolBroken(f"worker {slot.spec.index} exited with code {code} while starting")
         return outcomes
 
+    def _on_message(self, slot: _Slot, message: FromWorker, strict_start: bool) -> Outcome | None:
+        slot.last_seen = time.monotonic()
+        if slot.doomed is not None:
+            return None  # already judged hung: a late word does not save it (its job is retried elsewhere)
+        if isinstance(message, Ready):
+            slot.ready, slot.startup_failures = True, 0
+        elif isinstance(message, StartupFailed):
+            slot.startup_failures += 1
+            _log.error("worker_start_failed", worker=slot.spec.index, error=message.error)
+            self._kill(slot)
+            if strict_start or slot.startup_failures >= self.max_startup_failures:
+                self._kill_all()
+                raise PoolBroken(f"worker {slot.spec.index} could not start: {message.error}")
+        elif isinstance(message, Done) and slot.job is not None and message.job_id == slot.job.job_id:
+            slot.job = None
+            slot.jobs_done += 1
+            self._retire_if_spent(slot, message.rss_mb)
+            return Outcome(message.job_id, message.report_json)
+        return None  # a Heartbeat: last_seen is all it says
+
+    def _retire_if_spent(self, slot: _Slot, rss_mb: float) -> None:
+        """Between jobs, a worker past its job count or memory limit is told to stop; _reap replaces it."""
+        if self.max_jobs and slot.jobs_done >= self.max_jobs:
+            reason = f"{slot.jobs_done} jobs done (worker_max_jobs {self.max_jobs})"
+        elif self.max_rss_mb and rss_mb > self.max_rss_mb:
+            reason = f"{rss_mb:.0f} MiB resident (worker_max_rss_mb {self.max_rss_mb:.0f})"
+        else:
+            return
+        _log.info("worker_recycled", worker=slot.spec.index, reason=reason)
+        slot.ready, slot.retiring_since = False, time.monotonic()
+        try:
+            if slot.conn is not None:
+                slot.conn.send(Stop())
+        except OSError:
+            pass  # already gone: _reap replaces it all the same
+
+    # -- supervision -------------------------------------------------------------------------------------
+
+    def _trouble(self, slot: _Slot, now: float) -> str | None:
+        """Why this worker must be replaced, if it must."""
+        if slot.process is None:
+            return "restart"
+        if not slot.process.is_alive():
+            return f"worker exited with code {slot.process.exitcode}"
+        if slot.job is not None and now - slot.job_started > self.job_timeout_s:
+            return f"job timed out after {self.job_timeout_s:.0f} s"
+        if slot.job is not None and now - slot.last_seen > self.heartbeat_timeout_s:
+            return f"worker silent for {self.heartbeat_timeout_s:.0f} s"  # idle workers have nothing to report
+        if not slot.ready and now - slot.last_seen > self.startup_timeout_s:
+            return "worker did not finish starting"
+        return None
+
     def _reap(self) -> list[Outcome]:
-        """Replace dead, silent or overdue workers; their jobs come back as failed attempts."""
+        """Replace dead, hung, overdue or retired workers; their jobs come back as failed attempts."""
         outcomes: list[Outcome] = []
         now = time.monotonic()
         for slot in self._slots:
-            reason = None
-            if slot.process is None:
-                reason = "restart"
-            elif not slot.process.is_alive():
-                reason = f"worker exited with code {slot.process.exitcode}"
-            elif slot.job is not None and now - slot.job_started > self.job_timeout_s:
-                reason = f"job timed out after {self.job_timeout_s:.0f} s"
-            elif slot.ready and now - slot.last_seen > self.heartbeat_timeout_s:
-                reason = f"worker silent for {self.heartbeat_timeout_s:.0f} s"
-            elif not slot.ready and now - slot.last_seen > self.startup_timeout_s:
-                reason = "worker did not finish starting"
-            if reason is None:
-                continue
-            if slot.process is not None:
-                _log.warning("worker_replaced", worker=slot.spec.index, reason=reason,
-                             job=slot.job.job_id if slot.job else None)
-            if slot.job is not None:
-                outcomes.append(Outcome(slot.job.job_id, None, failure=reason))
-            self._kill(slot)
-            self._spawn(slot)
-            self.restarts += 1
+            if slot.doomed is not None:
+                why, kill_at = slot.doomed
+                if now >= kill_at or slot.process is None or not slot.process.is_alive():
+                    self._replace(slot, why, outcomes)
+            elif slot.retiring_since is not None:
+                alive = slot.process is not None and slot.process.is_alive()
+                if not alive or now - slot.retiring_since > self.retire_timeout_s:
+                    self._kill(slot)
+                    self._spawn(slot)
+                    self.recycled += 1
+            elif (reason := self._trouble(slot, now)) is not None:
+                if slot.process is not None and slot.process.is_alive() and self.stack_dump_s > 0:
+                    self._ask_for_stack(slot, reason, now)
+                else:
+                    self._replace(slot, reason, outcomes)
         return outcomes
+
+    def _ask_for_stack(self, slot: _Slot, reason: str, now: float) -> None:
+        """A hung worker prints its Python stack (faulthandler, on stderr) before it is killed."""
+        assert slot.process is not None and slot.process.pid is not None
+        _log.warning("worker_hung", worker=slot.spec.index, reason=reason, job=slot.job.job_id if slot.job else None)
+        try:
+            os.kill(slot.process.pid, STACK_SIGNAL)
+        except ProcessLookupError:
+            pass
+        slot.ready, slot.doomed = False, (reason, now + self.stack_dump_s)
+
+    def _replace(self, slot: _Slot, reason: str, outcomes: list[Outcome]) -> None:
+        if slot.process is not None:
+            _log.warning("worker_replaced", worker=slot.spec.index, reason=reason,
+                         job=slot.job.job_id if slot.job else None)
+        if slot.job is not None:
+            outcomes.append(Outcome(slot.job.job_id, None, failure=reason))
+        self._kill(slot)
+        self._spawn(slot)
+        self.restarts += 1
 
     def stop(self, grace_s: float) -> list[Outcome]:
         """Let running jobs finish for up to ``grace_s``, then stop every worker. Returns the outcomes."""
@@ -222,7 +289,7 @@ class LocalPool:
         for slot in self._slots:
             if slot.conn is not None and slot.job is None and slot.process is not None and slot.process.is_alive():
                 try:
-                    slot.conn.send(("stop",))
+                    slot.conn.send(Stop())
                 except OSError:
                     pass
         for slot in self._slots:

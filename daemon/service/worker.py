@@ -1,56 +1,41 @@
 """The worker process: loads its engine(s) once, warms them up, then runs jobs sent over a pipe.
 
-Runs in a "spawn" child: no state is inherited, everything it needs is in ``WorkerSpec``. Messages to the
-parent: ("ready", info), ("startup_failed", message), ("beat",), ("result", job_id, report_json).
-A heartbeat thread beats while a job runs; the parent's per-job timeout catches a job that never ends.
+Runs in a "spawn" child: no state is inherited, everything it needs is in ``WorkerSpec``. It speaks in the
+records of ``daemon.service.messages``. Heartbeats come from the work itself (``heartbeat.progress``), so a
+job that stops moving falls silent; the pool then asks for the stack (``STACK_SIGNAL``, answered by
+faulthandler on stderr) before it kills the worker.
 """
 
 from __future__ import annotations
 
 import ctypes
+import faulthandler
 import importlib
 import os
 import signal
+import sys
 import threading
-import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from pipeline.edits import Edits
 from pipeline.qc import QCReport
+
+from daemon.service import heartbeat
+from daemon.service.messages import Done, FromWorker, Ready, RunJob, StartupFailed, Stop
+from daemon.service.worker_spec import JobSpec, WorkerSpec
 
 if TYPE_CHECKING:
     from pipeline.detect.engine import Engine
 
+__all__ = ["STACK_SIGNAL", "JobSpec", "PipelineRunner", "Runner", "WorkerSpec", "worker_main"]
 
-@dataclass(frozen=True)
-class JobSpec:
-    """One job as the dispatcher sees it: paths on a filesystem the worker shares with the publisher."""
-
-    job_id: str
-    profile: str
-    src: str  # the claimed input
-    dst: str  # where the masked result is staged
-    name: str  # ingest-relative name recorded in the sidecar
-    edits: Edits | None = None  # the folder's camera zones (daemon/intake/zones.py), applied with the masks
-
-
-@dataclass(frozen=True)
-class WorkerSpec:
-    index: int
-    device: str
-    threads: int
-    model_dir: str | None
-    precision: str = "fp32"
-    profiles: dict[str, str] = field(default_factory=dict)  # profile name -> Params as JSON
-    runner: str = "daemon.service.worker:PipelineRunner"  # "module:Class"; unit tests inject fakes here
-    heartbeat_s: float = 2.0
-    log_level: str = "info"
+STACK_SIGNAL = signal.SIGUSR1  # "print your Python stack": sent to a hung worker before SIGKILL
 
 
 class Runner(Protocol):
+    """Runs jobs in a worker. Long work calls ``heartbeat.progress()`` as it moves."""
+
     def __init__(self, spec: WorkerSpec) -> None: ...
 
     def run(self, job: JobSpec) -> QCReport: ...
@@ -71,7 +56,9 @@ class PipelineRunner:
         for name, params in self.params.items():
             key = params.detector.model_dump_json()
             if key not in by_detector:
+                heartbeat.progress()  # loading and warming up are work too: beat between the steps
                 engine = Engine.load(params.detector, runtime)
+                heartbeat.progress()
                 engine.warm_up()  # first-run allocations now, not on the first file
                 by_detector[key] = engine
             self.engines[name] = by_detector[key]
@@ -83,8 +70,9 @@ class PipelineRunner:
 
         params = self.params[job.profile]
         report = process_file(Path(job.src), Path(job.dst), params, self.engines[job.profile], name=job.name,
-                              edits=job.edits)
+                              edits=job.edits, progress=heartbeat.progress)
         if report.disposition == "review" and Path(job.dst).exists():
+            heartbeat.progress()
             sheet = Path(job.dst).with_name(Path(job.dst).name + ".contact.jpg")
             try:
                 write_contact_sheet(Path(job.dst), report, sheet)
@@ -118,58 +106,58 @@ def _ensure_hash(report: QCReport, src: Path) -> QCReport:
     return report.model_copy(update={"input": report.input.model_copy(update={"sha256": sha256_or_none(src)})})
 
 
+def _run(runner: Runner, job: JobSpec) -> QCReport:
+    """The job's report; a bug fails this file closed (its partial output removed), never the worker."""
+    src, dst = Path(job.src), Path(job.dst)
+    try:
+        return _ensure_hash(runner.run(job), src)
+    except Exception as exc:  # noqa: BLE001 - a bug must fail this file closed, not kill the service
+        from daemon.publish.outputs import sha256_or_none
+        from daemon.publish.reports import failed_report
+
+        if dst.exists():
+            dst.unlink()
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return failed_report(job.name, src, sha256_or_none(src), "processing", f"internal error: {detail}")
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (not its peak): what a recycling limit is measured against."""
+    try:
+        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def worker_main(conn, spec: WorkerSpec) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # so does a group-wide SIGTERM: the parent stops us in order
+    faulthandler.register(STACK_SIGNAL, file=sys.stderr, all_threads=True)
     from daemon import log
 
     log.configure(spec.log_level)
-    send_lock = threading.Lock()
+    send_lock = threading.Lock()  # the pipeline may report progress from a helper thread
 
-    def send(*message) -> None:
+    def send(message: FromWorker) -> None:
         with send_lock:
             conn.send(message)
 
+    heartbeat.install(heartbeat.Beater(send, spec.heartbeat_s))
     try:
         runner = _load_runner(spec)
     except Exception as exc:  # noqa: BLE001 - any failure to start is reported, then the parent decides
-        send("startup_failed", f"{type(exc).__name__}: {exc}")
+        send(StartupFailed(f"{type(exc).__name__}: {exc}"))
         return
-    send("ready", {"pid": os.getpid(), "device": spec.device})
-
-    busy = threading.Event()
-    stop_beats = threading.Event()
-
-    def beat() -> None:
-        while not stop_beats.wait(spec.heartbeat_s):
-            try:
-                send("beat", time.time())
-            except (OSError, ValueError):
-                return
-
-    threading.Thread(target=beat, name="heartbeat", daemon=True).start()
+    send(Ready(pid=os.getpid(), device=spec.device))
     while True:
         try:
             message = conn.recv()
         except (EOFError, OSError):
             break
-        if message[0] == "stop":
+        if isinstance(message, Stop):
             break
-        job: JobSpec = message[1]
-        busy.set()
-        src, dst = Path(job.src), Path(job.dst)
-        try:
-            report = _ensure_hash(runner.run(job), src)
-        except Exception as exc:  # noqa: BLE001 - a bug must fail this file closed, not kill the service
-            from daemon.publish.outputs import sha256_or_none
-            from daemon.publish.reports import failed_report
-
-            if dst.exists():
-                dst.unlink()
-            detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            report = failed_report(job.name, src, sha256_or_none(src), "processing",
-                                   f"internal error: {detail}")
-        busy.clear()
-        send("result", job.job_id, report.to_json())
-    stop_beats.set()
+        if isinstance(message, RunJob):
+            report = _run(runner, message.job)
+            send(Done(message.job.job_id, report.to_json(), rss_mb()))

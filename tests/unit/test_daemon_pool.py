@@ -1,6 +1,7 @@
 """The local pool's supervision, with fake job functions injected into real spawned workers.
 
-The fakes stand in for the pipeline only: processes, pipes, crashes, hangs and timeouts are real.
+The fakes stand in for the pipeline only: processes, pipes, crashes, hangs, heartbeats, stack dumps and
+timeouts are real.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.service.heartbeat import progress
 from daemon.service.pool import LocalPool, PoolBroken
 from daemon.service.worker import JobSpec, WorkerSpec
 from pipeline.qc import FileInfo, QCReport
@@ -29,12 +31,22 @@ class CopyRunner:
             os._exit(3)
         if data == b"hang":
             time.sleep(3600)
+        if data == b"stuck":
+            stuck_in_the_fake_runner()
+        if data == b"slow":
+            for _ in range(10):  # a long job that moves: it beats, so it is not silent
+                time.sleep(0.3)
+                progress()
         if data == b"raise":
             Path(job.dst).write_bytes(b"partial")
             raise RuntimeError("boom")
         Path(job.dst).write_bytes(data.upper())
         return QCReport(veil_version="t", created_at=datetime.now(timezone.utc), input=FileInfo(name=job.name),
                         output=FileInfo(name=job.name), params={"pid": self.pid})
+
+
+def stuck_in_the_fake_runner() -> None:
+    time.sleep(3600)  # no progress: the heartbeat stops
 
 
 class BrokenRunner:
@@ -149,3 +161,52 @@ def test_a_frozen_worker_is_found_by_its_missing_heartbeat(pool, tmp_path):
     [outcome] = collect(p, 1, deadline_s=30)
     assert outcome.report_json is None and "silent" in outcome.failure
     assert p.worker_pids()[0] != pid
+
+
+def test_a_job_that_makes_progress_is_not_silent(pool, tmp_path):
+    p = pool(heartbeat_timeout_s=1.0)  # the slow job runs 3 s, beating as it goes
+    p.submit(job(tmp_path, "s", b"slow"))
+    [outcome] = collect(p, 1, deadline_s=30)
+    assert outcome.failure is None and p.restarts == 0
+
+
+def test_a_hung_worker_leaves_its_stack_in_the_log_before_it_is_killed(pool, tmp_path, capfd):
+    p = pool(heartbeat_timeout_s=1.0, stack_dump_s=2.0)
+    p.submit(job(tmp_path, "st", b"stuck"))  # asleep without progress: no heartbeat
+    [outcome] = collect(p, 1, deadline_s=30)
+    assert outcome.report_json is None and "silent" in outcome.failure
+    err = capfd.readouterr().err
+    assert "most recent call first" in err and "in stuck_in_the_fake_runner" in err  # faulthandler's dump
+
+
+def _run_in_turn(p: LocalPool, tmp_path: Path, count: int) -> list:
+    """Jobs one after another; each outcome with the pid of the worker that ran it."""
+    outcomes = []
+    for i in range(count):
+        deadline = time.monotonic() + 60
+        while p.free_slots() == 0:  # a recycled worker's replacement loads first
+            assert time.monotonic() < deadline
+            p.poll(0.1)
+        p.submit(job(tmp_path, f"j{i}", b"data"))
+        outcomes += collect(p, 1)
+    return outcomes
+
+
+def _pids(outcomes: list) -> list[int]:
+    assert all(o.failure is None for o in outcomes)  # never recycled mid-job
+    return [QCReport.from_json(o.report_json).params["pid"] for o in outcomes]
+
+
+@pytest.mark.parametrize("limits, pattern", [
+    ({}, "aaaaa"),  # 0, 0: never recycled
+    ({"max_jobs": 2}, "aabbc"),
+    ({"max_rss_mb": 1}, "abcde"),  # every Python process is over 1 MiB: a new worker for each job
+])
+def test_workers_are_recycled_between_jobs_past_their_limits(pool, tmp_path, limits, pattern):
+    p = pool(**limits)
+    pids = _pids(_run_in_turn(p, tmp_path, 5))
+    first_seen: dict[int, str] = {}
+    for pid in pids:
+        first_seen.setdefault(pid, "abcde"[len(first_seen)])
+    assert "".join(first_seen[pid] for pid in pids) == pattern
+    assert p.restarts == 0 and p.recycled == len(set(pattern)) - 1
