@@ -1,4 +1,5 @@
 """The service configuration: the TOML file and ``VEIL_*`` variables, validated into typed settings.
 
-A leaf: it imports ``pipeline.params`` and nothing else from ``daemon``.
+``schema`` holds the models, ``sources`` the file source, ``loading`` the reading and its error messages;
+``settings`` re-exports the public names. A leaf: it imports ``pipeline`` and nothing from ``daemon``.
 """
