@@ -37,6 +37,10 @@ class Counters:
             setattr(self, disposition, getattr(self, disposition) + 1)
         self.finished_at.append(time.time())
 
+    def counts(self) -> dict[str, int]:
+        return {"done": self.done, "review": self.review, "failed": self.failed, "duplicate": self.duplicate,
+                "retried": self.retried}
+
     def error(self, **fields: Any) -> None:
         self.errors.append({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **fields})
 

@@ -81,17 +81,15 @@ def test_a_file_that_kills_its_worker_every_time_is_failed_and_the_service_goes_
 def test_unfinished_jobs_are_resumed_by_the_next_start(tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.jpg").write_bytes(b"a")
-    first = make_service(tmp_path)
-    first._prepare_folders()
-    area = first._areas["default"]
     from daemon.intake.stability import StableFile
+    from daemon.service.folders import locked_folders
 
-    path = tmp_path / "in" / "a.jpg"
-    st = path.stat()
-    job = area.claim(StableFile(path, st.st_size, st.st_mtime_ns))
-    job.record.attempts = 1  # as if the service died during its first attempt
-    job.save()
-    area.unlock()  # the process is gone: its lock with it
+    with locked_folders(make_service(tmp_path).settings) as areas:  # the process is gone: its lock with it
+        path = tmp_path / "in" / "a.jpg"
+        st = path.stat()
+        job = areas["default"].claim(StableFile(path, st.st_size, st.st_mtime_ns))
+        job.record.attempts = 1  # as if the service died during its first attempt
+        job.save()
     second = make_service(tmp_path)
     second.start_internals()
     try:
@@ -146,3 +144,50 @@ def test_a_success_without_its_output_is_failed_closed(tmp_path):
     assert outputs(tmp_path / "failed") == ["a.jpg", "a.jpg.veil.json"]
     report = QCReport.from_json((tmp_path / "failed" / "a.jpg.veil.json").read_bytes())
     assert "did not write: a.jpg" in report.error.message
+
+
+def test_a_failure_after_the_workers_started_stops_them_and_unlocks_the_folders(tmp_path, monkeypatch):
+    import multiprocessing
+
+    import pytest
+
+    from daemon.review.rework_watch import ReworkQueue
+    from daemon.service.lifecycle import StartupError
+
+    def unreadable(self) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    (tmp_path / "in").mkdir()
+    service = make_service(tmp_path)
+    monkeypatch.setattr(ReworkQueue, "_recover", unreadable)  # the last part to start fails
+    with pytest.raises(StartupError, match="Permission denied"):
+        service.start_internals()
+    assert multiprocessing.active_children() == []  # the workers started before it are stopped
+    monkeypatch.undo()
+    again = make_service(tmp_path)
+    again.start_internals()  # the folder locks were released
+    again.stop_internals(5)
+
+
+def test_a_reload_whose_fallback_fails_too_stops_the_service_with_an_error(tmp_path):
+    from daemon.service.lifecycle import StartupError
+
+    (tmp_path / "in").mkdir()
+    service = make_service(tmp_path)
+    real_start = service.start_internals
+    starts = []
+
+    def start_once(models=None) -> None:
+        starts.append(models)
+        if len(starts) > 1:
+            raise StartupError("the models are gone")  # both the new and the old configuration
+        real_start(models)
+
+    service.start_internals = start_once  # type: ignore[method-assign]
+    service.overrides = {"folders": [trial_folder(tmp_path / "in", tmp_path / "out", None, None)],
+                         "service": {"instance": "t", "workers": 1, "state_dir": tmp_path / "state"}}
+    service._reload = True  # SIGHUP before the first turn of the loop
+    assert service.run() == 1
+    assert len(starts) == 3
+    status = json.loads((tmp_path / "state" / "status-t.json").read_text())
+    assert status["state"] == "failed"
