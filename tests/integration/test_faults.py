@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 
 from pipeline.qc import QCReport
-from tests.integration.test_daemon_serve import (  # noqa: F401 - daemons is a fixture
-    MODELS, Daemon, assert_each_once, daemons, files, sidecars, wait_for, write_image, write_video,
+from tests.integration.serve_harness import (
+    MODELS, Daemon, assert_each_once, files, sidecars, wait_for, write_image, write_video,
 )
 
 FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 
 
 def _worker_pids(daemon: Daemon) -> list[int]:
-    status = daemon.service.status() or {}
+    status = daemon.status() or {}
     return [w["pid"] for w in status.get("workers", []) if w.get("pid")]
 
 
