@@ -191,3 +191,17 @@ def test_a_reload_whose_fallback_fails_too_stops_the_service_with_an_error(tmp_p
     assert len(starts) == 3
     status = json.loads((tmp_path / "state" / "status-t.json").read_text())
     assert status["state"] == "failed"
+
+
+def test_worker_max_jobs_reaches_the_pool(tmp_path):
+    (tmp_path / "in").mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / "in" / name).write_bytes(name.encode())
+    service = make_service(tmp_path, worker_max_jobs=1)
+    service.start_internals()
+    try:
+        run_until(service, lambda: service.counters.done == 2)
+        recycled = service._pool.recycled  # type: ignore[union-attr]
+    finally:
+        service.stop_internals(5)
+    assert recycled >= 1 and service.counters.retried == 0  # replaced between jobs, never during one

@@ -41,6 +41,13 @@ def test_good_file_fills_defaults_and_siblings(tmp_path):
     assert "default" in settings.profiles  # always there, for folders that name none
 
 
+def test_workers_are_never_recycled_unless_asked(tmp_path, monkeypatch):
+    assert load_settings(write(tmp_path, GOOD)).service.worker_max_jobs == 0
+    monkeypatch.setenv("VEIL_SERVICE__WORKER_MAX_RSS_MB", "4096")
+    service = load_settings(write(tmp_path, GOOD)).service
+    assert (service.worker_max_jobs, service.worker_max_rss_mb) == (0, 4096)
+
+
 def test_environment_overrides_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("VEIL_SERVICE__WORKERS", "3")
     monkeypatch.setenv("VEIL_WATCH__SETTLE_S", "0.5")
@@ -60,6 +67,8 @@ def test_environment_overrides_the_file(tmp_path, monkeypatch):
          "profiles.default.detector.per_class.face.threshold", "1.5"),
         ("[profiles.default.mask]\nstyle = 'pixelate'\n", "profiles.default.mask.style", "'pixelate'"),
         ("[service]\nworkerz = 2\n", "service.workerz", "2"),
+        ("[service]\nworker_max_jobs = -1\n", "service.worker_max_jobs", "-1"),
+        ("[service]\nworker_max_rss_mb = -5\n", "service.worker_max_rss_mb", "-5"),
     ],
 )
 def test_bad_value_is_named_with_its_key(tmp_path, extra, key, value):
