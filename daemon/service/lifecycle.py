@@ -278,7 +278,7 @@ class Service:
         assert self._pool is not None
         for outcome in self._pool.poll(_TICK_S):
             self._handle(outcome)
-        self._publisher_().retry_due()
+        self._started_publisher().retry_due()
         if self._rework is not None:
             self._rework.tick()
         now = time.monotonic()
@@ -305,7 +305,7 @@ class Service:
         while self._queue and self._pool.free_slots() > 0:
             job = self._queue.popleft()
             if job.record.attempts >= self.settings.service.max_attempts:
-                self._publisher_().give_up(job)
+                self._started_publisher().give_up(job)
                 continue
             shutil.rmtree(job.staging, ignore_errors=True)  # leftovers of an interrupted attempt
             job.staging.mkdir(parents=True)
@@ -328,11 +328,11 @@ class Service:
             _log.warning("job_attempt_failed", job=job.id, folder=job.record.folder, attempt=job.record.attempts,
                          reason=failure)
             if job.record.attempts >= self.settings.service.max_attempts:
-                self._publisher_().give_up(job)
+                self._started_publisher().give_up(job)
             else:
                 self._queue.append(job)
             return
-        self._publisher_().publish(job, QCReport.from_json(outcome.report_json))
+        self._started_publisher().publish(job, QCReport.from_json(outcome.report_json))
 
     # -- reload ------------------------------------------------------------------------------------------
 
@@ -355,7 +355,8 @@ class Service:
         except StartupError as exc:
             _log.error("reload_failed", error=str(exc))
             self.settings = old
-            self.start_internals(old_models)  # the old configuration and models ran a moment ago
+            # The old configuration and models ran a moment ago; if even they fail, run() stops with an error.
+            self.start_internals(old_models)
         else:
             self._audit_config()
         log.configure(self.settings.service.log_level, log_file_names=self.settings.service.log_file_names)
