@@ -289,7 +289,7 @@ class Service:
             if self._drift is not None:
                 self._drift.tick(self._queue_length(), self.counters.throughput()["files_per_minute_10m"])
 
-    def _publisher_(self) -> Publisher:
+    def _started_publisher(self) -> Publisher:
         assert self._publisher is not None, "started: start_internals made the publisher"
         return self._publisher
 
