@@ -168,9 +168,8 @@ class DetectorParams(_Strict):
     def for_class(self, object_class: ObjectClass) -> ClassSettings:
         return self.per_class[object_class.label]
 
-    def thresholds(self, object_class: ObjectClass | str) -> ClassThresholds:
-        label = object_class if isinstance(object_class, str) else object_class.label
-        return self.per_class[label]
+    def thresholds(self, object_class: ObjectClass) -> ClassThresholds:
+        return self.for_class(object_class)
 
     def with_model(self, object_class: ObjectClass, model: ModelSpec) -> "DetectorParams":
         """The same settings with ``model`` finding ``object_class``."""
@@ -277,7 +276,7 @@ class VideoParams(_Strict):
         """The frame plans by class, as ``Engine.detect`` takes them."""
         return {ObjectClass.from_label(label): plan for label, plan in self.scales.items()}
 
-    # Until pipeline/video reads ``scales`` (it is being restructured): the old fields, read-only.
+    # The old fields, read-only, for bench/video.py until it reads ``scales``.
     @property
     def face_scales(self) -> ScalePlan:
         return self.scales["face"]

@@ -61,7 +61,7 @@ def merged_input(sniffed: FileInfo, probed: FileInfo) -> FileInfo:
 
 def review_band_reason(label: str, params: Params, *, count: int | None = None, frames: int | None = None) -> str:
     """The sentence for detections in a class's review band: how many (a photo) or on how many frames (a video)."""
-    bounds = params.detector.thresholds(label)
+    bounds = params.detector.thresholds(ObjectClass.from_label(label))
     action = "masked" if params.mask.mask_review_band else "NOT masked"
     many = "" if count is None else f"{count} "
     where = "" if frames is None else f" on {frames} frame(s)"

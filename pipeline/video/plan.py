@@ -83,7 +83,7 @@ class _Pending:
 def score_bands(detector: DetectorParams) -> dict[int, ScoreBands]:
     bands = {}
     for object_class in ObjectClass:
-        bounds = detector.thresholds(object_class.label)
+        bounds = detector.thresholds(object_class)
         bands[int(object_class)] = ScoreBands(high=bounds.threshold, low=bounds.review_floor)
     return bands
 

@@ -133,7 +133,7 @@ class VideoJob:
         self.features = features
         self.edits, self.edit_counts = edits or Edits(), edit_counts
         self.progress = progress or _still
-        self.scales = {ObjectClass.FACE: self.video.face_scales, ObjectClass.LICENSE_PLATE: self.video.plate_scales}
+        self.scales = self.video.frame_plans()
         self.classes = frozenset(ObjectClass.from_label(label) for label in params.detector.classes)
         self.planner = MaskPlanner(self.video, params.detector)
         self.camera = CameraMotion() if self.video.camera_motion else None
