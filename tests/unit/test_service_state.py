@@ -4,9 +4,21 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import structlog
+
 from daemon.cli import status as cmd_status
 from daemon.service.status import read_statuses
 from tests.unit.test_daemon_service import make_service
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored():
+    """cli.main configures logging onto the sys.stderr of the moment, pytest's capture here, closed after
+    the test: later tests that log (the pool's) would write to a closed file."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 def test_a_clean_stop_is_reported_as_stopped_with_when(tmp_path, monkeypatch):
