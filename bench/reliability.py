@@ -5,7 +5,7 @@
 
 Three scenarios, each on fresh folders under bench/.work/reliability/ (removed afterwards unless --keep):
 
-- hostile: the batch of broken, odd and special files from tests/integration/test_hostile_inputs.py.
+- hostile: the batch of broken, odd and special files from tests/integration/hostile_files.py.
 - soak: files dropped in rounds; each round starts the service and kills it with SIGKILL at a random point
   (some rounds kill a worker first); a last start finishes the work.
 - load: N small images (some real photos from ../shared/eval when present) plus clips dropped at once into
@@ -40,8 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
-from tests.integration.test_daemon_serve import FAST_PROFILE, Daemon, write_image, write_video
-from tests.integration.test_hostile_inputs import _hostile_batch
+from tests.integration.hostile_files import hostile_batch
+from tests.integration.serve_harness import FAST_PROFILE, Daemon, write_image, write_video
 
 WORK = REPO / "bench" / ".work" / "reliability"
 EVAL = REPO.parent / "shared" / "eval"
@@ -184,7 +184,7 @@ def _kill_all(daemon: Daemon) -> None:
 
 def scenario_hostile(root: Path) -> Row:
     staging = root / "staging"
-    expect = _hostile_batch(staging)
+    expect = hostile_batch(staging)
     inputs = _pristine(staging, root / "pristine")
     daemon = Daemon(root, workers=2)
     specials = {}

@@ -512,7 +512,7 @@ def main() -> int:
     print(f"mixed clip: {describe_mixed(mixed_spec(set_name, index))} (pipeline/eval/mixed_scenes.py, seed {MIXED_SEED})")
     print(f"headline {HEADLINE!r}: {headline}; {FACES_ONLY!r} narrows to faces, like for like with deface")
     print(f"veil: {revision()}; defaults video.detect_stride={video.detect_stride}, "
-          f"face max_side={video.face_scales.max_side}, plate tile_size={video.plate_scales.tile_size}")
+          f"face max_side={video.scales['face'].max_side}, plate tile_size={video.scales['license_plate'].tile_size}")
     print(f"deface: {deface.packages()}")
     print(f"floor: pipeline.media.video.transcode with an identity stage (PyAV decode, RGB, {video.codec} "
           f"preset={video.preset} crf={video.crf} pix_fmt={video.pix_fmt})\n")

@@ -276,15 +276,6 @@ class VideoParams(_Strict):
         """The frame plans by class, as ``Engine.detect`` takes them."""
         return {ObjectClass.from_label(label): plan for label, plan in self.scales.items()}
 
-    # The old fields, read-only, for bench/video.py until it reads ``scales``.
-    @property
-    def face_scales(self) -> ScalePlan:
-        return self.scales["face"]
-
-    @property
-    def plate_scales(self) -> ScalePlan:
-        return self.scales["license_plate"]
-
     @property
     def plate_stride(self) -> int:
         return self.detect_stride * self.plate_every

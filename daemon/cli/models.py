@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pipeline.errors import ModelError
 from pipeline.detect.catalogue import default_model_dir
+from pipeline.detect.families import family_names
 from pipeline.params import Params, RuntimeParams
 
 from daemon.cli.context import add_config_argument, settings_for
@@ -37,7 +38,7 @@ def register(subparsers) -> None:
     _common(add)
     add.add_argument("name", help="a short name: letters, digits, _ . -")
     add.add_argument("--file", type=Path, required=True, help="the ONNX file (copied into the model directory)")
-    add.add_argument("--family", choices=["centerface", "yolov8", "yolov5"], required=True)
+    add.add_argument("--family", choices=family_names(), required=True)
     add.add_argument("--classes", required=True, help="comma-separated: face, license_plate")
     add.add_argument("--input-size", type=int, default=None, help="YOLO families: the square input side, e.g. 640")
     add.add_argument("--license", required=True, help="the model's licence, as its publisher states it")

@@ -27,7 +27,6 @@ from daemon.drift.verdict import column, evaluate, feature_hists
 _log = log.get("veil.drift")
 LEVELS = ("ok", "warning", "alert")
 _REFERENCE_SAMPLE = 5000
-_DEFAULTS = DriftConfig()
 
 
 def models_key(report: QCReport) -> str:
@@ -47,7 +46,7 @@ def observation(report: QCReport, at: float) -> Observation | None:
 
 
 class DriftMonitor:
-    def __init__(self, store: DriftStore, config: DriftConfig = _DEFAULTS, *,
+    def __init__(self, store: DriftStore, config: DriftConfig = DriftConfig(), *,
                  clock: Callable[[], float] = time.time, audit: AuditLog | None = None) -> None:
         self.store = store
         self.config = config

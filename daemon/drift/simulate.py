@@ -17,8 +17,8 @@ import numpy as np
 from pipeline.params import Params
 
 from daemon.drift.control import with_scores_lowered
-# DriftConfig by this path: pyproject's B008 exemption (extend-immutable-calls) names it so
-from daemon.drift.monitor import DriftConfig, DriftMonitor
+from daemon.drift.config import DriftConfig
+from daemon.drift.monitor import DriftMonitor
 from daemon.drift.schema import flatten
 from daemon.drift.store import DriftStore, Observation
 

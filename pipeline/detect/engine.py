@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,7 +114,7 @@ class Engine:
 
     def detect_around(
         self, rgb: np.ndarray, boxes: dict[ObjectClass, np.ndarray], *, context: float, min_side: int = 64,
-        scales: dict[ObjectClass, ScalePlan] | None = None,
+        scales: dict[ObjectClass, ScalePlan] | None = None, progress: Callable[[], None] | None = None,
     ) -> Detections:
         """Re-detect known objects: each class's detector on a window around each of its boxes (see
         ``roi_windows``), scores down to the review floor. Only detectors with a free input size take part:
@@ -121,7 +122,7 @@ class Engine:
 
         Never dearer than a whole-frame pass: when the windows would cover more than ``ROI_MAX_AREA`` of the
         picture or number more than ``ROI_MAX_WINDOWS`` (a crowd), the class gets its whole-image pass of
-        ``scales`` (or its configured plan) instead.
+        ``scales`` (or its configured plan) instead. ``progress`` is called after each batch of windows.
         """
         height, width = rgb.shape[:2]
         found = []
@@ -146,6 +147,8 @@ class Engine:
                     found += [
                         Detections.of(w.to_source(b), s, detector.object_class) for w, (b, s) in zip(batch, results)
                     ]
+                    if progress:
+                        progress()
         return self.merged(Detections.concat(found))
 
     def release_memory(self) -> None:

@@ -92,7 +92,7 @@ def process_video(
 ) -> QCReport:
     """Mask every frame of ``src`` into ``dst`` (same container), with a boxes companion beside it.
     ``progress`` is called once per decoded frame (twice when large frames take two passes) and once per
-    re-detection around the tracks."""
+    batch of re-detection windows around the tracks."""
     edits, edit_counts = edits or Edits(), EditCounts()
     info = probe_video(src)
     features = VideoFeatures.for_video(params, info.average_rate, info.codec, info.width, info.height)  # drift
@@ -176,9 +176,9 @@ class VideoJob:
     def _redetect_around_tracks(self, frame: DecodedFrame) -> None:
         """On a frame the stride skips, look again around every live track (faces seen at a glance)."""
         with self.clock.measure("detect"):
-            found = _redetect(self.engine, frame.rgb, self.planner.current, self.video.roi_context, self.scales)
+            found = _redetect(self.engine, frame.rgb, self.planner.current, self.video.roi_context, self.scales,
+                              self.progress)
             self.planner.add_roi(frame.index, found)
-        self.progress()
 
     def regions_of(self, plan: FramePlan, pts: int) -> list[MaskRegion]:
         """The frame's final regions, recorded in the companion and the counts."""
@@ -285,10 +285,10 @@ def searched_classes(index: int, video: VideoParams, classes: frozenset[ObjectCl
 
 def _redetect(
     engine: Engine, rgb: np.ndarray, tracks: list[TrackObservation], context: float,
-    scales: dict[ObjectClass, ScalePlan],
+    scales: dict[ObjectClass, ScalePlan], progress: Callable[[], None],
 ) -> Detections:
     boxes: dict[ObjectClass, list] = {}
     for track in tracks:
         boxes.setdefault(ObjectClass(track.object_class), []).append(track.box)
     arrays = {c: np.array(b, dtype=np.float32) for c, b in boxes.items()}
-    return engine.detect_around(rgb, arrays, context=context, scales=scales)
+    return engine.detect_around(rgb, arrays, context=context, scales=scales, progress=progress)

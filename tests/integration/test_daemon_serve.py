@@ -16,13 +16,6 @@ import pytest
 
 from tests.integration.serve_harness import REPO, assert_each_once, wait_for, write_image
 
-# test_faults.py, test_model_lifecycle.py and bench/reliability.py still import the harness from here; once
-# they import tests.integration.serve_harness, this block goes.
-from tests.integration.serve_harness import (  # noqa: F401 - re-exported
-    FAST_PROFILE, MODELS, Daemon, daemons, files, sidecars, write_video,
-)
-from tests.integration.serve_harness import video_in_flight as _video_in_flight  # noqa: F401 - re-exported
-
 pytestmark = pytest.mark.usefixtures("models_installed")
 
 

@@ -20,7 +20,6 @@ from pipeline.qc import SIDECAR_SUFFIX, QCReport
 from tests.integration.hostile_files import LONG_NAME, hostile_batch, jpeg_bytes
 from tests.integration.serve_harness import files, sidecars, wait_for, write_image
 
-_hostile_batch = hostile_batch  # bench/reliability.py imports the batch under this name, from here
 
 
 def _sha(path: Path) -> str:

@@ -25,14 +25,7 @@ from daemon.cli import main as veil
 from daemon.models.registry import Registry
 from pipeline.detect.catalogue import default_model_dir, sha256_of
 from tests.conftest import eval_set, require_models
-from tests.integration.test_daemon_serve import (  # daemons: a fixture, requested by name
-    _video_in_flight,
-    assert_each_once,
-    daemons,  # noqa: F401
-    wait_for,
-    write_image,
-    write_video,
-)
+from tests.integration.serve_harness import assert_each_once, video_in_flight, wait_for, write_image, write_video
 
 MODELS = Path(sys.prefix) / "share" / "veil" / "models"
 @pytest.fixture(autouse=True)
@@ -265,7 +258,7 @@ def test_sighup_swaps_the_model_without_losing_a_job(tmp_path, daemons, capsys):
     # photo's job is shorter than the status file's period: a clip of 300 frames is surely seen in flight.
     write_video(daemon.ingest / "during.mp4", seconds=30, seed=5)
     before.append("during.mp4")
-    wait_for(lambda: _video_in_flight(daemon, "during.mp4", min_s=0.0), 60, "a job in flight")
+    wait_for(lambda: video_in_flight(daemon, "during.mp4", min_s=0.0), 60, "a job in flight")
     daemon.proc.send_signal(signal.SIGHUP)  # while a file is running and others wait
     wait_for(lambda: daemon.events("reloaded"), 120, "the reload")
     after = ["after0.jpg", "after1.jpg"]

@@ -36,7 +36,10 @@ def test_windows_around_known_faces_find_them_again(face_engine, photo):
     whole = face_engine.detect(photo, scales=frame_plan)
     confident = whole.boxes[whole.scores >= 0.5]
     assert len(confident) >= 2  # the group photo has several clear faces
-    again = face_engine.detect_around(photo, {ObjectClass.FACE: confident}, context=1.0)
+    batches = []
+    again = face_engine.detect_around(photo, {ObjectClass.FACE: confident}, context=1.0,
+                                      progress=lambda: batches.append(1))
+    assert batches  # each batch of windows reports progress (the worker's heartbeat)
     for box in confident:
         ious = _iou(box, again.boxes)
         assert ious.max() >= 0.7, box
