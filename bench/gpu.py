@@ -36,11 +36,11 @@ sys.path.insert(0, str(REPO))
 import numpy as np
 
 from pipeline.detect.engine import Engine
+from pipeline.eval.video import GroundTruth, Motion, load_specs, render_clip, score_clip
 from pipeline.media.video import probe_video, transcode
 from pipeline.params import Params, RuntimeParams, VideoParams
 from pipeline.records import ObjectClass
 from pipeline.video.process import process_video
-from pipeline.eval.video import GroundTruth, Motion, load_specs, render_clip, score_clip
 
 SIZE = (1920, 1080)
 PHOTOS = (("rbnr_faces", ObjectClass.FACE), ("openalpr_endtoend", ObjectClass.LICENSE_PLATE))

@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
+
 from tests.integration.hostile_files import hostile_batch
 from tests.integration.serve_harness import FAST_PROFILE, Daemon, write_image, write_video
 

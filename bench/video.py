@@ -49,15 +49,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import anchor  # bench/ is a folder of scripts, not a package
-
 import numpy as np
 
+from pipeline.eval.video import COVERED, ClipSpec, GroundTruth, Motion, load_specs, render_clip, score_clip
 from pipeline.mask import coverage, pixel_bounds
 from pipeline.params import DetectorParams, Params, VideoParams
 from pipeline.records import MaskRegion, ObjectClass
-from pipeline.eval.video import COVERED, ClipSpec, GroundTruth, Motion, load_specs, render_clip, score_clip
 from pipeline.video.qc import read_boxes
+
+import anchor  # bench/ is a folder of scripts, not a package
 
 EVAL_ROOT = REPO / ".." / "shared" / "eval"
 WORK = anchor.WORK / "video"

@@ -51,8 +51,10 @@ def main() -> int:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from daemon.config.settings import load_settings
     from pipeline.detect.engine import Engine
+
+    from daemon.config.settings import load_settings
+
     from tests.integration.test_rework import FACES
 
     with tempfile.TemporaryDirectory() as scratch:

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from daemon.publish.fsutil import write_atomic
+from daemon.fsutil import write_atomic
 
 GENESIS = "0" * 64
 AUDIT_NAME = "audit.jsonl"

@@ -12,8 +12,8 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from daemon.drift.monitor import DriftMonitor
 from daemon.config.settings import ConfigError, ServiceSettings, Settings, load_settings
+from daemon.drift.monitor import DriftMonitor
 
 
 def register(subparsers) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from daemon.cli.process import add_params_arguments, load_from_arguments
 from pipeline.eval.images import COVERED, EvalReport, evaluate, plot_precision_recall
+
+from daemon.cli.process import add_params_arguments, load_from_arguments
 
 
 def register(subparsers) -> None:

@@ -36,8 +36,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.detect.engine import Engine
-    from pipeline.params import Params, VideoParams
     from pipeline.eval.video import DEFAULT_SETS, run_set
+    from pipeline.params import Params, VideoParams
 
     if not (args.shared_eval / "README.md").exists():
         print(f"eval-video: no evaluation data at {args.shared_eval}", file=sys.stderr)

@@ -13,9 +13,9 @@ import re
 import sys
 from pathlib import Path
 
-from pipeline.errors import ModelError
 from pipeline.detect.catalogue import default_model_dir
 from pipeline.detect.families import family_names
+from pipeline.errors import ModelError
 from pipeline.params import Params, RuntimeParams
 
 from daemon.cli.context import add_config_argument, settings_for

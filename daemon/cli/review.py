@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from daemon.audit.log import AUDIT_NAME, AuditLog
     from daemon.models.engine_cache import EngineCache
-    from daemon.review.auth import AuthError, Authenticator, check_loopback, new_token, read_token_file
+    from daemon.review.auth import Authenticator, AuthError, check_loopback, new_token, read_token_file
     from daemon.review.server import ReviewApp, ReviewServer
 
     log.configure()

@@ -12,11 +12,11 @@ from pipeline.qc import QCReport
 
 from daemon import log
 from daemon.audit.log import AUDIT_NAME, AuditLog
+from daemon.config.settings import FolderSettings, Settings
 from daemon.drift.config import DriftConfig
 from daemon.drift.monitor import DriftMonitor
 from daemon.drift.sampling import picked
 from daemon.drift.store import DB_NAME, DriftStore
-from daemon.config.settings import FolderSettings, Settings
 
 _log = log.get("veil.drift")
 _CHECK_BUDGET_S = 2.0  # per loop tick: the main loop must keep feeding workers and pinging the watchdog

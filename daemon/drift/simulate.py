@@ -16,8 +16,8 @@ import numpy as np
 
 from pipeline.params import Params
 
-from daemon.drift.control import with_scores_lowered
 from daemon.drift.config import DriftConfig
+from daemon.drift.control import with_scores_lowered
 from daemon.drift.monitor import DriftMonitor
 from daemon.drift.schema import flatten
 from daemon.drift.store import DriftStore, Observation

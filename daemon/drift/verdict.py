@@ -18,7 +18,6 @@ from daemon.drift.schema import FEATURES
 from daemon.drift.store import DriftStore
 
 
-
 def column(matrix: np.ndarray, index: int) -> np.ndarray:
     values = matrix[:, index]
     return values[~np.isnan(values)]

@@ -1,5 +1,5 @@
 """Intake: noticing arrivals, deciding when a file is complete, claiming it, and its camera zones.
 
 Owns everything between a file landing in ingest/ and a claimed job with a journal. Imports ``daemon.config``,
-``daemon.publish.fsutil`` and ``daemon.audit`` only.
+``daemon.fsutil`` and ``daemon.audit`` only.
 """

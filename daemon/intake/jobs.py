@@ -29,8 +29,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from daemon import log
-from daemon.publish.fsutil import fsync_dir, write_atomic
 from daemon.config.settings import FolderSettings
+from daemon.fsutil import fsync_dir, write_atomic
 from daemon.intake.stability import STATE_DIR_NAME, StableFile
 
 _log = log.get("veil.jobs")

@@ -11,7 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from daemon.publish.fsutil import write_atomic
+from daemon.fsutil import write_atomic
 from daemon.intake.stability import STATE_DIR_NAME
 
 

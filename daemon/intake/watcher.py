@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from daemon import log
-from daemon.intake.kept import KeptLedger
 from daemon.config.settings import FolderSettings, WatchSettings
+from daemon.intake.kept import KeptLedger
 from daemon.intake.stability import STATE_DIR_NAME, StabilityTracker, StableFile, is_ignored
 
 _log = log.get("veil.watch")

@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from daemon.publish.fsutil import publish_file, write_atomic
+from daemon.fsutil import publish_file, write_atomic
 from pipeline.detect.catalogue import DEFAULT_MODELS, ModelSource, sha256_of
 from pipeline.params import ClassLabel, DetectorParams, FamilyName, ModelSpec, Params
 from pipeline.records import ObjectClass

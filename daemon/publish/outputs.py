@@ -21,10 +21,10 @@ from pathlib import Path, PurePosixPath
 
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
 
-from daemon.publish.fsutil import fsync_dir, move_file, publish_bytes, publish_file, same_content
+from daemon.config.settings import FolderSettings
+from daemon.fsutil import fsync_dir, move_file, publish_bytes, publish_file, same_content
 from daemon.intake.jobs import ClaimArea, Job
 from daemon.intake.kept import KeptLedger
-from daemon.config.settings import FolderSettings
 
 CONTACT_SUFFIX = ".contact.jpg"
 _MAX_CANDIDATES = 20

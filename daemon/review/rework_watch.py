@@ -19,10 +19,10 @@ from pathlib import Path
 
 from daemon import log
 from daemon.audit.log import AUDIT_NAME, AuditLog
-from daemon.models.engine_cache import EngineCache
-from daemon.publish.fsutil import write_atomic
-from daemon.review.rework import REWORK_SUFFIX, ReworkError, approve, parse_document, service_params
 from daemon.config.settings import FolderSettings, Settings
+from daemon.fsutil import write_atomic
+from daemon.models.engine_cache import EngineCache
+from daemon.review.rework import REWORK_SUFFIX, ReworkError, approve, parse_document, service_params
 
 _log = log.get("veil.rework")
 WORK, DONE, FAILED = ".work", "done", "failed"

@@ -22,10 +22,19 @@ from pydantic import ValidationError
 
 from daemon import log
 from daemon.audit.log import AuditLog
+from daemon.config.settings import FolderSettings, Settings
 from daemon.review.auth import Authenticator
 from daemon.review.media import FrameSource, image_jpeg, track_boxes
-from daemon.review.rework import Item, Place, ReworkDocument, ReworkError, approve, items_in, parse_document, service_params
-from daemon.config.settings import FolderSettings, Settings
+from daemon.review.rework import (
+    Item,
+    Place,
+    ReworkDocument,
+    ReworkError,
+    approve,
+    items_in,
+    parse_document,
+    service_params,
+)
 
 _log = log.get("veil.review")
 

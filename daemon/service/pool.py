@@ -11,8 +11,8 @@ asked for its Python stack (it lands on stderr, in the log), then killed. A work
 from __future__ import annotations
 
 import multiprocessing
-import time
 import os
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Protocol

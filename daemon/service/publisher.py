@@ -8,14 +8,14 @@ import time
 from typing import Any
 
 from pipeline.qc import QCReport
+from pipeline.report import failed_report
 
 from daemon import log
 from daemon.config.settings import Settings
 from daemon.drift.service import DriftService
+from daemon.fsutil import write_atomic
 from daemon.intake.jobs import ClaimArea, Job
-from daemon.publish.fsutil import write_atomic
 from daemon.publish.outputs import finalize, missing_results, publish, sha256_or_none
-from daemon.publish.reports import failed_report
 from daemon.service.status import Counters
 
 _log = log.get("veil.service")

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from daemon.publish.fsutil import write_atomic
+from daemon.fsutil import write_atomic
 
 _MAX_ERRORS = 20
 

@@ -112,8 +112,9 @@ def _run(runner: Runner, job: JobSpec) -> QCReport:
     try:
         return _ensure_hash(runner.run(job), src)
     except Exception as exc:  # noqa: BLE001 - a bug must fail this file closed, not kill the service
+        from pipeline.report import failed_report
+
         from daemon.publish.outputs import sha256_or_none
-        from daemon.publish.reports import failed_report
 
         if dst.exists():
             dst.unlink()

@@ -8,8 +8,8 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
-from pipeline.errors import ModelError
 from pipeline.detect.catalogue import sha256_of
+from pipeline.errors import ModelError
 
 
 def providers_for(device: str, *, dynamic_input: bool = False) -> list:

@@ -18,8 +18,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from pipeline import __version__
-from pipeline.detect.nms import iou_matrix
 from pipeline.detect.engine import Engine
+from pipeline.detect.nms import iou_matrix
 from pipeline.mask import coverage, plan_regions
 from pipeline.media.image import load_image
 from pipeline.params import Params

@@ -36,8 +36,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.records import ObjectClass
 from pipeline.eval.video import FACE_SETS, ClipSpec
+from pipeline.records import ObjectClass
 
 MIXED_PLATE_SETS = ("openalpr_endtoend", "ucsd_lp", "ccpd_sample")
 MARGIN = 0.35  # crop margin around the face box, share of the box's width/height on each side

@@ -14,7 +14,6 @@ import numpy as np
 
 from pipeline.params import TrackerParams
 from pipeline.records import Detections, box4
-
 from pipeline.track import kalman
 from pipeline.track.matching import assign, centre_similarity, iou_matrix
 

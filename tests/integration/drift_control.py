@@ -39,8 +39,9 @@ def _engine_and_params():
 
 def control_records(cache) -> tuple[list[dict], object]:
     """(records, params); ``cache`` is pytest's ``request.config.cache`` (None: always compute)."""
-    from daemon.drift.control import PERTURBATIONS, control_images, measure
     from pipeline.features import FEATURES_VERSION
+
+    from daemon.drift.control import PERTURBATIONS, control_images, measure
 
     require_eval()
     engine, params = _engine_and_params()

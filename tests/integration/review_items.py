@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from daemon.publish.outputs import candidate_names
-from daemon.config.settings import FolderSettings, Settings, load_settings
 from pipeline.params import Params
 from pipeline.qc import SIDECAR_SUFFIX
 from pipeline.run import process_file
+
+from daemon.config.settings import FolderSettings, Settings, load_settings
+from daemon.publish.outputs import candidate_names
 
 
 def settings_for(root: Path, params: Params | None = None, **folder: object) -> Settings:

@@ -25,6 +25,7 @@ import pytest
 from PIL import Image
 
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
+
 from tests.conftest import require_models
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,6 +19,7 @@ from daemon.audit.log import AuditLog
 from daemon.drift.control import recall_table
 from daemon.drift.report import write
 from daemon.drift.simulate import DAY, EPOCH_DAY, SENSITIVITY, SHIFTS, Scenario, simulate
+
 from tests.integration.drift_control import EVAL, _engine_and_params, control_records, require_eval
 from tests.integration.test_drift_simulation import COST, assert_recall_measured, sensitivity_rows
 

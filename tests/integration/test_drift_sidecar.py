@@ -9,7 +9,9 @@ from pipeline.features import FEATURES_VERSION, frame_stats
 from pipeline.media.image import load_image
 from pipeline.qc import QCReport
 from pipeline.run import process_file
+
 from tests.integration.drift_control import EVAL, _engine_and_params, require_eval
+
 
 @pytest.mark.shared
 def test_an_image_sidecar_has_versioned_features_of_the_unmasked_picture(tmp_path):
@@ -34,6 +36,7 @@ def test_an_image_sidecar_has_versioned_features_of_the_unmasked_picture(tmp_pat
 
 def test_a_video_sidecar_has_features_sampled_about_once_a_second(tmp_path, face_engine):
     from pipeline.params import Params
+
     from tests.integration.test_video_process import FACES_ONLY, flat_clip
 
     src, dst = tmp_path / "clip.mp4", tmp_path / "out" / "clip.mp4"

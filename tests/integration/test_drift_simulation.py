@@ -15,6 +15,7 @@ import pytest
 
 from daemon.drift.control import recall_table
 from daemon.drift.simulate import SENSITIVITY, SHIFTS, Scenario, simulate
+
 from tests.integration.drift_control import control_records, require_eval
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]

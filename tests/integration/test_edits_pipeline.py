@@ -21,6 +21,7 @@ from pipeline.records import MaskRegion, ObjectClass
 from pipeline.run import process_file
 from pipeline.video.process import companion_name
 from pipeline.video.qc import read_boxes
+
 from tests.conftest import eval_set
 
 MAGENTA = (255, 0, 255)
@@ -186,8 +187,8 @@ def _boxes(record) -> list[tuple[float, float, float, float]]:
 
 def test_the_service_masks_a_folder_zone_end_to_end(group_photo, tmp_path):
     """The real service and worker: a file dropped into a folder with a zone comes out with the zone masked."""
-    from daemon.service.lifecycle import Service
     from daemon.config.settings import load_settings
+    from daemon.service.lifecycle import Service
 
     (tmp_path / "in").mkdir()
     shutil.copy(group_photo, tmp_path / "in" / "group.png")

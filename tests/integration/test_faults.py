@@ -17,8 +17,16 @@ from pathlib import Path
 import pytest
 
 from pipeline.qc import QCReport
+
 from tests.integration.serve_harness import (
-    MODELS, Daemon, assert_each_once, files, sidecars, wait_for, write_image, write_video,
+    MODELS,
+    Daemon,
+    assert_each_once,
+    files,
+    sidecars,
+    wait_for,
+    write_image,
+    write_video,
 )
 
 FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")

@@ -7,6 +7,7 @@ import hashlib
 import os
 
 from pipeline.qc import QCReport
+
 from tests.integration.hostile_files import video_bytes
 from tests.integration.serve_harness import sidecars, video_in_flight, wait_for
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config.settings import load_settings
 from pipeline.qc import QCReport
-from tests.integration.serve_harness import MODELS, REPO, Daemon, files, sidecars, wait_for, write_image
 
+from daemon.config.settings import load_settings
+
+from tests.integration.serve_harness import MODELS, REPO, Daemon, files, sidecars, wait_for, write_image
 
 NOBODY = 65534
 

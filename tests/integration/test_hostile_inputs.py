@@ -17,9 +17,9 @@ import stat
 from pathlib import Path
 
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
+
 from tests.integration.hostile_files import LONG_NAME, hostile_batch, jpeg_bytes
 from tests.integration.serve_harness import files, sidecars, wait_for, write_image
-
 
 
 def _sha(path: Path) -> str:

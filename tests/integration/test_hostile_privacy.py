@@ -9,7 +9,13 @@ import subprocess
 import sys
 
 from tests.integration.serve_harness import (
-    REPO, REVIEW_PROFILE, assert_each_once, sidecars, wait_for, write_image, write_video,
+    REPO,
+    REVIEW_PROFILE,
+    assert_each_once,
+    sidecars,
+    wait_for,
+    write_image,
+    write_video,
 )
 
 

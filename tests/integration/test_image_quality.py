@@ -17,6 +17,7 @@ from pipeline.detect.engine import Engine
 from pipeline.eval.images import AP_FLOOR, evaluate, every_nth_image
 from pipeline.media.image import load_image
 from pipeline.params import Params
+
 from tests.conftest import eval_set
 
 # set, class its ground truth labels, every n-th image (CI), minimum mask recall, maximum share of image area

@@ -32,6 +32,7 @@ from pipeline.eval.images import evaluate
 from pipeline.eval.mixed_scenes import MIXED_PLATE_SETS, build_mixed_set
 from pipeline.params import DetectorParams, Params
 from pipeline.run import process_file
+
 from tests.conftest import eval_set, require_eval, require_models
 
 CI_COUNT = {"ucsd_lp": 40, "openalpr_endtoend": 8, "ccpd_sample": 2}

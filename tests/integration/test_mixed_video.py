@@ -16,12 +16,13 @@ import time
 
 import pytest
 
-from pipeline.media.video import LARGE_FRAME_PIXELS
 from pipeline.eval.mixed_scenes import scene_clip_spec, scene_for
+from pipeline.eval.video import Motion, render_clip, score_clip
+from pipeline.media.video import LARGE_FRAME_PIXELS
 from pipeline.params import DetectorParams, Params
 from pipeline.records import ObjectClass
 from pipeline.video.process import companion_name, process_video
-from pipeline.eval.video import Motion, render_clip, score_clip
+
 from tests.conftest import eval_set, require_eval, require_models
 
 SCENE = ("openalpr_endtoend", 1)

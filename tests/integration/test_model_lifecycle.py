@@ -20,10 +20,12 @@ import pytest
 import structlog
 from onnx import helper, numpy_helper
 
+from pipeline.detect.catalogue import default_model_dir, sha256_of
+
 from daemon.audit.log import AuditLog
 from daemon.cli import main as veil
 from daemon.models.registry import Registry
-from pipeline.detect.catalogue import default_model_dir, sha256_of
+
 from tests.conftest import eval_set, require_models
 from tests.integration.serve_harness import assert_each_once, video_in_flight, wait_for, write_image, write_video
 

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.detect.catalogue import default_model_dir, sha256_of
 from pipeline.detect.engine import Engine
 from pipeline.errors import ModelError
-from pipeline.detect.catalogue import default_model_dir, sha256_of
 from pipeline.params import DetectorParams, ModelSpec, RuntimeParams
 from pipeline.records import ObjectClass
+
 from tests.conftest import eval_set
 
 

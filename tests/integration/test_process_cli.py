@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from pipeline.qc import QCReport
+
 from tests.conftest import eval_set
 
 VEIL = [sys.executable, "-m", "daemon.cli"]

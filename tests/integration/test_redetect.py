@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.params import VideoParams
 from pipeline.records import ObjectClass
+
 from tests.conftest import missing
 
 PHOTOS = Path(__file__).resolve().parents[2] / ".." / "shared" / "eval" / "dlib_faces_voc" / "images"

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from daemon.audit.log import AuditLog
-from daemon.review.rework import ReworkError, approve, parse_document
-from daemon.review.rework_watch import ReworkQueue
 from pipeline.media.video import VideoReader
 from pipeline.params import Params
 from pipeline.qc import QCReport
+
+from daemon.audit.log import AuditLog
+from daemon.review.rework import ReworkError, approve, parse_document
+from daemon.review.rework_watch import ReworkQueue
 
 from tests.conftest import eval_set
 from tests.integration.review_items import put_in_review, settings_for, textured_clip, textured_image

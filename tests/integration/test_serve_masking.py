@@ -11,10 +11,21 @@ import pytest
 from PIL import Image
 
 from tests.integration.pixel_check import (
-    MASKED_SHARE, assert_masked, assert_sheet_shows_masked, box_slices, masked_shares,
+    MASKED_SHARE,
+    assert_masked,
+    assert_sheet_shows_masked,
+    box_slices,
+    masked_shares,
 )
 from tests.integration.serve_harness import (
-    REVIEW_PROFILE, SHIPPED_PROFILE, assert_each_once, files, published_file, wait_for, write_image, write_video,
+    REVIEW_PROFILE,
+    SHIPPED_PROFILE,
+    assert_each_once,
+    files,
+    published_file,
+    wait_for,
+    write_image,
+    write_video,
 )
 
 pytestmark = pytest.mark.usefixtures("models_installed")

@@ -11,8 +11,17 @@ import pytest
 
 from tests.integration.pixel_check import assert_masked
 from tests.integration.serve_harness import (
-    SHIPPED_PROFILE, assert_each_once, files, processing_left, published_file, sidecars, video_in_flight, wait_for,
-    wait_gone, write_image, write_video,
+    SHIPPED_PROFILE,
+    assert_each_once,
+    files,
+    processing_left,
+    published_file,
+    sidecars,
+    video_in_flight,
+    wait_for,
+    wait_gone,
+    write_image,
+    write_video,
 )
 
 pytestmark = pytest.mark.usefixtures("models_installed")

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
+from pipeline.eval.video import ClipSpec, GroundTruth, Motion, render_clip, score_clip, summarise
 from pipeline.params import MaskParams
 from pipeline.records import ObjectClass
 from pipeline.track.matching import iou_matrix
-from pipeline.eval.video import ClipSpec, GroundTruth, Motion, render_clip, score_clip, summarise
 
 FACE = int(ObjectClass.FACE)
 SQUARES = np.array([[300.0, 200, 360, 260], [500, 260, 540, 300]])

@@ -18,6 +18,7 @@ from pipeline.records import ObjectClass
 from pipeline.run import process_file
 from pipeline.video.process import companion_name, process_video
 from pipeline.video.qc import read_boxes
+
 from tests.conftest import EVAL, missing, require_eval
 
 needs_ffprobe = pytest.mark.skipif(not shutil.which("ffprobe"), reason="needs ffprobe")

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from daemon.config.settings import FolderSettings, Settings, load_settings
 from pipeline.params import Params
+
+from daemon.config.settings import FolderSettings, Settings, load_settings
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "veil.toml"
 COMMENTED_KEY = re.compile(r"^#\s?([a-z_0-9]+ = .*)$")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.intake.jobs import ClaimArea, InstanceBusy
 from daemon.config.settings import FolderSettings
+from daemon.intake.jobs import ClaimArea, InstanceBusy
 from daemon.intake.stability import StableFile
 
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from daemon.publish.fsutil import publish_bytes, publish_file
-from daemon.intake.jobs import ClaimArea
-from daemon.publish.outputs import candidate_names, finalize, publish, sha256_file
-from daemon.config.settings import FolderSettings
-from daemon.intake.stability import StableFile
 from pipeline.qc import ErrorRecord, FileInfo, QCReport
+
+from daemon.config.settings import FolderSettings
+from daemon.fsutil import publish_bytes, publish_file
+from daemon.intake.jobs import ClaimArea
+from daemon.intake.stability import StableFile
+from daemon.publish.outputs import candidate_names, finalize, publish, sha256_file
 
 
 def setup(tmp_path: Path, on_success: str = "archive"):

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.qc import FileInfo, QCReport
+
 from daemon.service.heartbeat import progress
 from daemon.service.pool import LocalPool, PoolBroken
 from daemon.service.worker import JobSpec, WorkerSpec
-from pipeline.qc import FileInfo, QCReport
 
 HERE = __name__  # importable in the spawned child, which gets this process's sys.path
 

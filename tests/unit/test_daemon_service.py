@@ -9,9 +9,10 @@ import json
 import time
 from pathlib import Path
 
-from daemon.service.lifecycle import Service
-from daemon.config.settings import load_settings, trial_folder
 from pipeline.qc import QCReport
+
+from daemon.config.settings import load_settings, trial_folder
+from daemon.service.lifecycle import Service
 
 RUNNER = f"{__name__}:CopyRunner"  # the fake job function, imported by the spawned worker
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from daemon.audit.log import AuditLog
-from daemon.service.lifecycle import Service
-from daemon.config.settings import ConfigError, load_settings, trial_folder
-from daemon.intake.zones import NO_ZONES, ZONES_CONFIGURED, record_zones, zone_edits, zones_audit_log, zones_digest
 from pipeline.edits import AddRegion, Suppression
 from pipeline.qc import QCReport
+
+from daemon.audit.log import AuditLog
+from daemon.config.settings import ConfigError, load_settings, trial_folder
+from daemon.intake.zones import NO_ZONES, ZONES_CONFIGURED, record_zones, zone_edits, zones_audit_log, zones_digest
+from daemon.service.lifecycle import Service
 
 DOOR = {"name": "door", "kind": "always_mask", "polygon": [[0.0, 0.5], [0.2, 0.5], [0.2, 1.0], [0.0, 1.0]]}
 TV = {"name": "tv", "kind": "ignore", "polygon": [[0.6, 0.1], [0.9, 0.1], [0.9, 0.4]]}

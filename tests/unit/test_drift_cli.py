@@ -12,6 +12,7 @@ from daemon.audit.log import AuditLog
 from daemon.cli import main
 from daemon.drift.monitor import DriftConfig, DriftMonitor
 from daemon.drift.store import DriftStore
+
 from tests.unit.test_drift_monitor import START, Clock, _day
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from daemon.drift.store import Observation
+
 from tests.unit.test_drift_monitor import DAY, START, _day, _vectors, setup  # noqa: F401
 
 FORMAT = {"resolution": "1920x1080", "codec": "jpeg", "jpeg_quality": "90", "mode": "colour"}

@@ -8,8 +8,9 @@ import sqlite3
 import urllib.request
 from pathlib import Path
 
-from daemon.service.lifecycle import Service
 from daemon.config.settings import load_settings, trial_folder
+from daemon.service.lifecycle import Service
+
 from tests.unit.test_daemon_service import outputs, run_until
 
 RUNNER = f"{__name__}:FeatureRunner"

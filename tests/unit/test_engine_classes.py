@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.detect.windows import plan_windows
 from pipeline.detect.engine import Engine, _Loaded
+from pipeline.detect.windows import plan_windows
 from pipeline.params import DEFAULT_CLASSES, DetectorParams, ModelSpec, ScalePlan
 from pipeline.qc import ModelRecord
 from pipeline.records import ObjectClass

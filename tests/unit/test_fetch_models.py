@@ -14,9 +14,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
-from fetch_models import FetchError, fetch, install_from_wheel
-
 from pipeline.detect.catalogue import DEFAULT_MODELS
+
+from fetch_models import FetchError, fetch, install_from_wheel
 from tests.conftest import missing
 
 

@@ -19,11 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from daemon.config.settings import ConfigError, load_settings
 from pipeline.errors import InputError
 from pipeline.media.image import load_image
 from pipeline.media.sniff import read_head, sniff
 from pipeline.qc import QCReport
+
+from daemon.config.settings import ConfigError, load_settings
 
 FUZZ = settings(max_examples=200, deadline=2000, suppress_health_check=[HealthCheck.too_slow], database=None)
 MAX_PIXELS = 4_000_000

@@ -16,8 +16,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import daemon
 import pipeline
+
+import daemon
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("pipeline", "daemon")
@@ -56,7 +57,7 @@ def imported_names(path: Path, module: str) -> set[str]:
 
 def import_graph(modules: dict[str, Path]) -> Graph:
     """Module -> the modules of ``modules`` it imports: each imported name counts for the longest known module
-    that is it or holds it (``from daemon.publish.fsutil import write_atomic`` -> ``daemon.publish.fsutil``,
+    that is it or holds it (``from daemon.fsutil import write_atomic`` -> ``daemon.fsutil``,
     ``from daemon import log`` -> ``daemon.log``)."""
     graph: Graph = {}
     for module, path in modules.items():

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.service.lifecycle import Service, StartupError
-from daemon.models.registry import ACTIVE_NAME, RegisteredModel, Registry, RegistryError, with_active_models
-from daemon.config.settings import load_settings, trial_folder
 from pipeline.params import DetectorParams, ModelSpec, Params
 from pipeline.records import ObjectClass
+
+from daemon.config.settings import load_settings, trial_folder
+from daemon.models.registry import ACTIVE_NAME, RegisteredModel, Registry, RegistryError, with_active_models
+from daemon.service.lifecycle import Service, StartupError
 
 FACE, PLATE = ObjectClass.FACE, ObjectClass.LICENSE_PLATE
 

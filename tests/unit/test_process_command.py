@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon import cli
-from daemon.cli import process as cmd_process
 from pipeline.params import Params
 from pipeline.qc import ErrorRecord, FileInfo, QCReport
+
+from daemon import cli
+from daemon.cli import process as cmd_process
 
 
 def fake_process_file(src: Path, dst: Path, params, engine, *, name: str, edits=None) -> QCReport:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.review.auth import AuthError, Authenticator, check_loopback, read_token_file
-from daemon.review.server import CSP, ReviewApp, ReviewServer
 from daemon.config.settings import load_settings
+from daemon.review.auth import Authenticator, AuthError, check_loopback, read_token_file
+from daemon.review.server import CSP, ReviewApp, ReviewServer
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from daemon.config.settings import load_settings
 from daemon.review.rework import ReworkError, interpolate_keys, parse_document, to_edits
 from daemon.review.rework_watch import ReworkQueue
-from daemon.config.settings import load_settings
 
 SHA = "ab" * 32
 

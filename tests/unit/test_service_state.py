@@ -9,6 +9,7 @@ import structlog
 
 from daemon.cli import status as cmd_status
 from daemon.service.status import read_statuses
+
 from tests.unit.test_daemon_service import make_service
 
 

@@ -145,8 +145,8 @@ def test_lookahead_must_cover_backfill():
 
 def test_frame_regions_union_raw_detections_and_track_hulls():
     from pipeline.params import Params
-    from pipeline.video.process import frame_regions
     from pipeline.video.plan import FramePlan, TrackBox
+    from pipeline.video.process import frame_regions
 
     params = Params(video=VideoParams(track_margin=0.1))
     raw = Detections(np.array([[10, 10, 30, 30], [50, 50, 60, 60]], float), np.array([0.9, 0.25]), np.array([FACE, FACE]))

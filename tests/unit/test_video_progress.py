@@ -10,6 +10,7 @@ from PIL import Image
 from pipeline.params import DetectorParams, Params
 from pipeline.records import Detections, ObjectClass
 from pipeline.run import process_file
+
 from tests.integration.test_video_process import flat_clip
 
 FRAMES = 12

@@ -23,7 +23,13 @@ the service, the review server or the command line. The names below are the pack
 
 from daemon.review.rework.approve import Approved, approve, service_params
 from daemon.review.rework.document import (
-    REWORK_SUFFIX, SCHEMA, AddSpec, FalsePositiveSpec, ReworkDocument, ReworkError, parse_document,
+    REWORK_SUFFIX,
+    SCHEMA,
+    AddSpec,
+    FalsePositiveSpec,
+    ReworkDocument,
+    ReworkError,
+    parse_document,
 )
 from daemon.review.rework.edits import ReviewCounts, interpolate_keys, to_edits
 from daemon.review.rework.items import Item, Place, find_item, find_original, items_in

@@ -14,9 +14,9 @@ from pipeline.params import Params
 from daemon import log
 from daemon.audit.log import AuditLog
 from daemon.config.settings import FolderSettings, Settings
+from daemon.fsutil import fsync_dir
 from daemon.intake.zones import zone_edits
 from daemon.models.registry import Registry, RegistryError, with_active_models
-from daemon.publish.fsutil import fsync_dir
 from daemon.review.rework.audit import audit_approval
 from daemon.review.rework.document import ReworkDocument, ReworkError
 from daemon.review.rework.edits import ReviewCounts, to_edits

@@ -10,7 +10,7 @@ from pathlib import Path
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
 
 from daemon.config.settings import FolderSettings
-from daemon.publish.fsutil import fsync_dir, write_atomic
+from daemon.fsutil import fsync_dir, write_atomic
 from daemon.publish.outputs import candidate_names
 from daemon.review.rework.document import ReworkError
 from daemon.review.rework.items import Item
