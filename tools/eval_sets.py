@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Every development set through ``veil eval`` at the shipped defaults: the figures README quotes.
+"""Every development set through ``veil eval`` at the shipped defaults: the figures docs/evaluation.md quotes.
 
     .venv/bin/python tools/eval_sets.py [--eval-root ../shared/eval] [--out reports/eval] [--every N]
                                         [--sets a,b] [--extra NAME=ANNOTATIONS.json ...]

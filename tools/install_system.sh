@@ -79,6 +79,8 @@ chmod 0644 "$unit_dir/veil.service.d/10-folders.conf"
 doc_dir="$dest$venv/share/doc/veil"
 install -d -m 0755 "$doc_dir"
 install -m 0644 "$repo/README.md" "$doc_dir/README.md"
+install -d -m 0755 "$doc_dir/docs"
+install -m 0644 "$repo"/docs/*.md "$repo"/docs/*.png "$doc_dir/docs/"
 
 if [ -n "$dest" ]; then
     say "staged under $dest (no user, no systemctl)"

@@ -1,4 +1,4 @@
-"""Screenshots of the review station for the README (docs/review-*.png).
+"""Screenshots of the review station for docs/review.md (docs/review-*.png).
 
 Puts a group photo and the first seconds of a face clip from ../shared/eval into review, as the service
 would (real models), starts ``veil review``, signs in with headless Chromium and photographs the queue, the

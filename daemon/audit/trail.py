@@ -1,7 +1,7 @@
 """Where the service's audit log is, and the events the service itself writes to it.
 
 The log (daemon/audit/log.py) lives beside the drift store, in ``drift.store_dir`` (default: $STATE_DIRECTORY,
-/var/lib/veil under systemd), so it survives reboots. README "Audit log" lists every event.
+/var/lib/veil under systemd), so it survives reboots. docs/audit.md lists every event.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``veil audit verify | show``: check the audit log's hash chain, or print its last events.
 
-The log is the service's (``drift.store_dir``/audit.jsonl, see README "Audit log") unless ``--log`` names
+The log is the service's (``drift.store_dir``/audit.jsonl, see docs/audit.md) unless ``--log`` names
 another. It holds operator and service actions only: no pixels, no detections, no file names.
 """
 

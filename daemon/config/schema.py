@@ -34,7 +34,7 @@ class _Strict(BaseModel):
 
 
 class ZoneSettings(_Strict):
-    """A camera zone (README "Camera zones"): a polygon in relative coordinates (x / width, y / height, each
+    """A camera zone (docs/zones.md): a polygon in relative coordinates (x / width, y / height, each
     0..1, so one zone fits every resolution). ``always_mask`` masks it on every frame; ``ignore`` leaves
     detections whose box centre lies inside it unmasked (a screen showing a broadcast, say)."""
 
@@ -59,7 +59,7 @@ class FolderSettings(_Strict):
     failed: Path | None = None  # default: a sibling of output named "failed"
     originals: Path | None = None  # default: a sibling of output named "originals"
     spotcheck: Path | None = None  # drift spot checks (copies of clean results); default: sibling "spotcheck"
-    rework: Path | None = None  # rework documents (README: "Review station"); default: sibling "rework"
+    rework: Path | None = None  # rework documents (docs/review.md); default: sibling "rework"
     profile: str = DEFAULT_PROFILE
     # What happens to the original once its results are durable: moved to ``originals``, deleted, or kept
     # in the ingest folder (recorded as done, so it is not processed again unless it changes).
@@ -184,7 +184,7 @@ class ServiceSettings(_Strict):
 
 
 class DriftSettings(_Strict):
-    """Drift monitoring and spot checks (README: "Drift monitoring")."""
+    """Drift monitoring and spot checks (docs/drift.md)."""
 
     enabled: bool = True
     store_dir: Path | None = None  # drift.sqlite and audit.jsonl; None: $STATE_DIRECTORY, else service.state_dir
@@ -218,7 +218,7 @@ class MetricsSettings(_Strict):
 
 
 class ModelsSettings(_Strict):
-    """Model lifecycle (README: "Model lifecycle"): the set every model activation is measured on."""
+    """Model lifecycle (docs/models.md): the set every model activation is measured on."""
 
     # A folder holding annotations.json (COCO: 1 = face, 2 = license_plate) and the images it names, under
     # images/. ``veil models activate`` refuses a candidate whose mask recall on it is below the active one's.

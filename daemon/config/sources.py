@@ -17,8 +17,8 @@ ENV_PREFIX = "VEIL_"
 
 toml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("veil_toml_path", default=None)
 
-# Path-valued keys. In a configuration file a relative path is relative to the file's own folder (README
-# "Configure"), never to the current directory, which is "/" under systemd and anything by hand.
+# Path-valued keys. In a configuration file a relative path is relative to the file's own folder (docs/
+# configuration.md), never to the current directory, which is "/" under systemd and anything by hand.
 _SECTION_PATHS = {"service": ("model_dir", "state_dir"), "drift": ("store_dir",), "models": ("control_set",)}
 _FOLDER_PATHS = ("ingest", "output", "review", "failed", "originals", "spotcheck", "rework")
 

@@ -73,8 +73,8 @@ class Service:
         self._hub: InotifyHub | None = None
         self._pool: Dispatcher | None = None
         self._publisher: Publisher | None = None
-        self._drift: DriftService | None = None  # drift monitoring, spot checks, metrics (README)
-        self._rework: ReworkQueue | None = None  # rework/ documents, re-rendered in a thread (README)
+        self._drift: DriftService | None = None  # drift monitoring, spot checks, metrics (docs/drift.md)
+        self._rework: ReworkQueue | None = None  # rework/ documents, re-rendered in a thread (docs/review.md)
         self._models = ActiveSelection()  # `veil models activate`'s choice, read at each start and reload
         self._queue: deque[Job] = deque()
         self._zones: dict[str, str] | None = None  # folder -> digest of the camera zones last audited
@@ -214,14 +214,14 @@ class Service:
             raise StartupError(f"active models: {exc}") from None
 
     def _audit_config(self) -> None:
-        """``config.loaded`` in the audit log when the file changed since the last record (README "Audit log")."""
+        """``config.loaded`` in the audit log when the file changed since the last record (docs/audit.md)."""
         try:
             record_config_loaded(AuditLog(audit_path(self.settings)), self.config_path)
         except OSError as exc:  # the audit trail must not stop anonymization; the failure is logged
             _log.error("audit_write_failed", event="config.loaded", error=exc.strerror or str(exc))
 
     def _audit_zones(self) -> None:
-        """``zones.configured`` for each folder whose camera zones are new or changed (README "Camera zones")."""
+        """``zones.configured`` for each folder whose camera zones are new or changed (docs/zones.md)."""
         try:
             self._zones = record_zones(zones_audit_log(self.settings), self.settings.folders, self._zones)
         except OSError as exc:  # the audit trail must not stop anonymization; the failure is logged

@@ -3,7 +3,7 @@
 Everything here runs the shipped defaults: ``Params()`` and the default engine, every class at once, each set
 scored on the class its ground truth labels. CI runs a fixed subset of each set (every n-th image by id, the
 ``every`` column below, about 12 minutes in all on the 2-core CI machine); ``tools/eval_sets.py`` runs the
-whole sets and prints the figures README quotes.
+whole sets and prints the figures docs/evaluation.md quotes.
 """
 
 from __future__ import annotations

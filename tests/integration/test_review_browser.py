@@ -1,6 +1,6 @@
 """The review station in headless Chromium: sign in, add a box on an image and a region over a frame range
 on a video, approve, and check the published pixels. ``VEIL_SCREENSHOTS=docs`` also saves the screenshots
-the README shows (docs/review-queue.png, docs/review-item.png)."""
+docs/review.md shows (docs/review-queue.png, docs/review-item.png)."""
 
 from __future__ import annotations
 

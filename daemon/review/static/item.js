@@ -1,7 +1,7 @@
 "use strict";
 // One item: the masked picture (or a frame of the masked video) with the detector's outlines drawn over it on
 // a canvas (never into the pixels), the reviewer's regions and false positives, and the approval.
-// Coordinates of edits are relative (0..1), as in a rework document (README, "Review station").
+// Coordinates of edits are relative (0..1), as in a rework document (docs/review.md).
 
 const params = new URLSearchParams(location.search);
 const folder = params.get("folder");
