@@ -230,7 +230,7 @@ class VideoParams(_Strict):
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"] = "medium"
     pix_fmt: Literal["yuv420p", "yuv444p"] = "yuv420p"
     # Detect on every k-th frame; tracks (interpolated between detections) and re-detection cover the others.
-    # 3 is a third of the detector's cost with no leak on the moving-camera evaluation (README, "Video").
+    # 3 is a third of the detector's cost with no leak on the moving-camera evaluation (docs/video.md).
     detect_stride: int = Field(default=3, ge=1, le=30)
     # On the frames the stride skips, re-detect faces in a window around every track (the face detector takes
     # any input size, so a crop costs a fraction of a frame). The finds are masked on top of the tracks' boxes.
@@ -250,6 +250,16 @@ class VideoParams(_Strict):
     # its mask gets this much more margin, as a share of the box size on each side, on top of mask.margin.
     track_margin: float = Field(default=0.1, ge=0.0, le=1.0)
     camera_motion: bool = True  # compensate camera motion (optical flow) in track predictions and back-fills
+    # The deep pass (pipeline/video/keyframes.py): the photo plan (detector.per_class scales), every class, on
+    # one frame per this many seconds of media time (0: off) and on the first frame after a scene cut. What
+    # it finds seeds tracks; the back-fill, the lost-track masking and the look-ahead are stretched to cover
+    # one interval, so a face only the photo plan finds stays masked from one keyframe to the next.
+    keyframe_interval_s: float = Field(default=1.0, ge=0.0, le=60.0)
+    keyframe_on_cuts: bool = True
+    # A file goes to review when the light frame plan missed at least this share of the confident objects the
+    # deep pass found on its keyframes (and at least two of them): frames between keyframes lean on the
+    # light plan, so such a clip may hide a short leak.
+    light_miss_review: float = Field(default=0.25, ge=0.0, le=1.0)
     tracker: TrackerParams = TrackerParams()
     # Per class, the detector plan for frames (a class not listed gets its photo plan, detector.per_class).
     scales: dict[ClassLabel, ScalePlan] = Field(default_factory=lambda: dict(VIDEO_PLANS))
@@ -275,6 +285,15 @@ class VideoParams(_Strict):
     def frame_plans(self) -> dict[ObjectClass, ScalePlan]:
         """The frame plans by class, as ``Engine.detect`` takes them."""
         return {ObjectClass.from_label(label): plan for label, plan in self.scales.items()}
+
+    def covering(self, frames: int) -> "VideoParams":
+        """These settings with every temporal horizon at least ``frames`` long (one keyframe interval): the
+        back-fill, the lost-track masking, the tracker's memory, and the look-ahead that holds them."""
+        tracker = self.tracker.model_copy(update={"lost_frames": max(self.tracker.lost_frames, frames)})
+        return self.model_copy(update={
+            "backfill_frames": max(self.backfill_frames, frames), "lost_mask_frames": max(self.lost_mask_frames, frames),
+            "lookahead_frames": max(self.lookahead_frames, frames), "tracker": tracker,
+        })
 
     @property
     def plate_stride(self) -> int:

@@ -1,7 +1,7 @@
 """The QC sidecar: what was found, what was masked, with which models, and the verdict.
 
 It is written next to every output as ``<output name>.veil.json``. It never holds pixels.
-Bump ``SCHEMA_VERSION`` on any incompatible change and document it in README.
+Bump ``SCHEMA_VERSION`` on any incompatible change and document it in docs/sidecar.md.
 """
 
 from __future__ import annotations
@@ -92,6 +92,13 @@ class VideoSummary(_Model):
     decode_warnings: list[str]
     decode_warning_count: int
     corrupt_frames: list[int]
+    # The deep pass (pipeline/video/keyframes.py): keyframes searched with the photo plan (those after a scene
+    # cut among them), the confident objects it found there, and how many of those the light frame plan
+    # missed on the same frame: the light plan's miss rate in this file.
+    keyframes: int = 0
+    scene_cuts: int = 0
+    keyframe_objects: int = 0
+    light_plan_missed: int = 0
     # Busy seconds per stage (decode, detect, motion, plan, mask, encode); stages overlap on threads, so
     # they sum to more than the wall time. For capacity planning: the largest one is the bottleneck.
     stage_seconds: dict[str, float] = {}

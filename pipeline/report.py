@@ -133,6 +133,12 @@ def _video_review_reasons(summary: VideoSummary, params: Params) -> list[str]:
         reasons.append(f"the container declares {summary.frames_declared} frames, {summary.frames_decoded} decoded")
     for label, frames in summary.review_band_frames.items():
         reasons.append(review_band_reason(label, params, frames=frames))
+    missed, found = summary.light_plan_missed, summary.keyframe_objects
+    if missed >= 2 and missed >= params.video.light_miss_review * found:
+        reasons.append(
+            f"the light frame plan missed {missed} of {found} object(s) the deep pass found on {summary.keyframes} "
+            f"keyframe(s): tracks carry them between keyframes, but a brief leak between them is possible"
+        )
     return reasons
 
 

@@ -12,6 +12,7 @@ import onnxruntime as ort
 from pipeline.detect.base import Detector
 from pipeline.detect.catalogue import default_model_dir, find_source
 from pipeline.detect.families import family
+from pipeline.detect.mosaic import detect_packed
 from pipeline.detect.nms import merge
 from pipeline.detect.onnx import load_session
 from pipeline.detect.windows import Window, plan_windows, roi_windows
@@ -37,6 +38,10 @@ ROI_MAX_AREA = 0.5  # share of the picture
 # A batch holds at most this many pixels (a 1080p frame), so its activations are no larger than a
 # whole-frame pass's: on 4K frames the windows are large and an unbounded batch grew memory by 400 MB.
 ROI_BATCH_PIXELS = 1920 * 1088
+
+
+def _still() -> None:
+    """No one to tell about progress."""
 
 
 class Engine:
@@ -88,6 +93,26 @@ class Engine:
         ]
         return Detections.concat(found)
 
+    def detect_deep(
+        self, rgb: np.ndarray, light: dict[ObjectClass, ScalePlan], only: frozenset[ObjectClass] | None = None,
+    ) -> tuple[Detections, Detections]:
+        """The photo plan (each class's configured scales) on a video keyframe, and what the light frame plan
+        ``light`` alone saw there: (everything, light). The light plan's windows are run once and shared, so
+        the deep pass costs only the windows the light plan lacks."""
+        everything, seen = [], []
+        height, width = rgb.shape[:2]
+        for detector in self._detectors:
+            if only is not None and detector.object_class not in only:
+                continue
+            fixed = detector.network.fixed_input
+            light_windows = plan_windows(height, width, light.get(detector.object_class, detector.scales), fixed)
+            extra = [w for w in plan_windows(height, width, detector.scales, fixed) if w not in light_windows]
+            floor = self.params.thresholds(detector.object_class).review_floor
+            light_found = self._run_windows(detector, rgb, light_windows, floor)
+            seen.append(light_found)
+            everything += [light_found, self._run_windows(detector, rgb, extra, floor)]
+        return self.merged(Detections.concat(everything)), self.merged(Detections.concat(seen))
+
     def merged(self, candidates: Detections) -> Detections:
         return merge(candidates, self.params.nms_iou)
 
@@ -106,8 +131,12 @@ class Engine:
         """One detector over every window of its plan (its own function, so nothing leaks between classes)."""
         floor = self.params.thresholds(detector.object_class).review_floor if min_score is None else min_score
         height, width = rgb.shape[:2]
+        return self._run_windows(detector, rgb, plan_windows(height, width, plan, detector.network.fixed_input), floor)
+
+    @staticmethod
+    def _run_windows(detector: _Loaded, rgb: np.ndarray, windows: list[Window], floor: float) -> Detections:
         found = []
-        for window in plan_windows(height, width, plan, detector.network.fixed_input):
+        for window in windows:
             boxes, scores = detector.network(window.crop(rgb), floor)
             found.append(Detections.of(window.to_source(boxes), scores, detector.object_class))
         return Detections.concat(found)
@@ -117,18 +146,19 @@ class Engine:
         scales: dict[ObjectClass, ScalePlan] | None = None, progress: Callable[[], None] | None = None,
     ) -> Detections:
         """Re-detect known objects: each class's detector on a window around each of its boxes (see
-        ``roi_windows``), scores down to the review floor. Only detectors with a free input size take part:
-        a fixed-input one would letterbox every small crop to its full input, costing a whole frame each.
+        ``roi_windows``), scores down to the review floor. A detector with a free input size takes the windows
+        in batches of one size; a fixed-input one (plates) takes them packed several to a canvas of its input
+        (pipeline/detect/mosaic.py), since alone each small crop would be letterboxed to a whole pass.
 
         Never dearer than a whole-frame pass: when the windows would cover more than ``ROI_MAX_AREA`` of the
         picture or number more than ``ROI_MAX_WINDOWS`` (a crowd), the class gets its whole-image pass of
-        ``scales`` (or its configured plan) instead. ``progress`` is called after each batch of windows.
+        ``scales`` (or its configured plan) instead. ``progress`` is called after each batch or canvas.
         """
         height, width = rgb.shape[:2]
         found = []
         for detector in self._detectors:
             wanted = boxes.get(detector.object_class)
-            if wanted is None or not len(wanted) or detector.network.fixed_input:
+            if wanted is None or not len(wanted):
                 continue
             floor = self.params.thresholds(detector.object_class).review_floor
             windows = roi_windows(height, width, wanted, context, min_side)
@@ -136,20 +166,40 @@ class Engine:
             if len(windows) > ROI_MAX_WINDOWS or area > ROI_MAX_AREA * height * width:
                 plan = (scales or {}).get(detector.object_class, detector.scales)
                 windows = plan_windows(height, width, plan, detector.network.fixed_input)[:1]  # the whole image
-            by_size: dict[tuple[int, int], list[Window]] = {}
-            for window in windows:
-                by_size.setdefault(window.crop_size, []).append(window)
-            for size, same_size in by_size.items():
-                per_batch = max(1, ROI_BATCH_PIXELS // (size[0] * size[1]))
-                batches = [same_size[i : i + per_batch] for i in range(0, len(same_size), per_batch)]
-                for batch in batches:
-                    results = detector.network.batch([w.crop(rgb) for w in batch], floor)
-                    found += [
-                        Detections.of(w.to_source(b), s, detector.object_class) for w, (b, s) in zip(batch, results)
-                    ]
-                    if progress:
-                        progress()
+            around = self._around_packed if detector.network.fixed_input else self._around_batched
+            found += around(detector, rgb, windows, floor, progress or _still)
         return self.merged(Detections.concat(found))
+
+    @staticmethod
+    def _around_batched(
+        detector: _Loaded, rgb: np.ndarray, windows: list[Window], floor: float, progress: Callable[[], None],
+    ) -> list[Detections]:
+        by_size: dict[tuple[int, int], list[Window]] = {}
+        for window in windows:
+            by_size.setdefault(window.crop_size, []).append(window)
+        found = []
+        for size, same_size in by_size.items():
+            per_batch = max(1, ROI_BATCH_PIXELS // (size[0] * size[1]))
+            for start in range(0, len(same_size), per_batch):
+                batch = same_size[start : start + per_batch]
+                results = detector.network.batch([w.crop(rgb) for w in batch], floor)
+                found += [Detections.of(w.to_source(b), s, detector.object_class) for w, (b, s) in zip(batch, results)]
+                progress()
+        return found
+
+    @staticmethod
+    def _around_packed(
+        detector: _Loaded, rgb: np.ndarray, windows: list[Window], floor: float, progress: Callable[[], None],
+    ) -> list[Detections]:
+        side = detector.network.fixed_input or 0
+
+        def run(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            result = detector.network(image, floor)
+            progress()
+            return result
+
+        packed = detect_packed(rgb, windows, side, run)
+        return [Detections.of(w.to_source(b), s, detector.object_class) for w, b, s in packed]
 
     def release_memory(self) -> None:
         """Hand the inference arenas' unused memory back (a large video's first pass leaves them at their

@@ -125,12 +125,12 @@ class MaskPlanner:
         return ready
 
     def add_roi(self, index: int, detections: Detections) -> None:
-        """Re-detections around the tracks on the latest frame, which the stride skipped. They are masked on
-        that frame as raw detections are, on top of the tracks' own boxes; the tracker does not use them, so
-        a partial search never marks a track lost."""
+        """Re-detections around the tracks on the latest frame, for the classes the stride skipped there. They
+        are masked on that frame as raw detections are, on top of the tracks' own boxes; the tracker does not
+        use them, so a partial search never marks a track lost."""
         pending = self._pending[-1] if self._pending else None
-        if pending is None or pending.index != index or pending.detections is not None:
-            raise ValueError(f"re-detections for frame {index} must follow its push, on a frame not detected")
+        if pending is None or pending.index != index or pending.roi is not None:
+            raise ValueError(f"re-detections for frame {index} must follow its push, once")
         pending.roi = detections
 
     def finish(self) -> list[FramePlan]:
@@ -167,7 +167,7 @@ class MaskPlanner:
             hull = np.concatenate([np.min([b[0][:2] for b in boxes], axis=0), np.max([b[0][2:] for b in boxes], axis=0)])
             tracks.append(TrackBox(track_id, history.object_class, box4(own[0]), box4(hull), own[2], own[1]))
             self._count(track_id, history, index, own)
-        detections = next((d for d in (pending.detections, pending.roi) if d is not None), Detections.empty())
+        detections = Detections.concat([d for d in (pending.detections, pending.roi) if d is not None])
         plan = FramePlan(index, pending.detections is not None, detections, tuple(tracks), self._is_gap(pending))
         self._prune(index)
         return plan

@@ -8,6 +8,7 @@ under temporary names beside ``dst`` and renamed only when complete; on any fail
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter, deque
 from collections.abc import Callable
@@ -32,9 +33,11 @@ from pipeline.report import output_info, record_video, start_report
 from pipeline.timing import StageClock
 from pipeline.track.bytetrack import TrackObservation
 from pipeline.track.motion import CameraMotion
+from pipeline.video.keyframes import KeyframeClock, light_misses
 from pipeline.video.plan import FramePlan, MaskPlanner, review_band_count
 from pipeline.video.qc import BOXES_SUFFIX, MAX_LISTED, BoxesWriter, class_label
 
+DEFAULT_FPS = 30.0  # for keyframe timing when a stream declares no rate
 # MaskRegion.source for each way a track box came about.
 _REGION_SOURCE = {"interpolated": "interpolated"}
 
@@ -135,7 +138,10 @@ class VideoJob:
         self.progress = progress or _still
         self.scales = self.video.frame_plans()
         self.classes = frozenset(ObjectClass.from_label(label) for label in params.detector.classes)
-        self.planner = MaskPlanner(self.video, params.detector)
+        self.fps = float(info.average_rate) if info.average_rate else DEFAULT_FPS
+        self.keyframes = KeyframeClock(self.video.keyframe_interval_s, on_cuts=self.video.keyframe_on_cuts)
+        horizon = math.ceil(self.video.keyframe_interval_s * self.fps)
+        self.planner = MaskPlanner(self.video.covering(horizon), params.detector)
         self.camera = CameraMotion() if self.video.camera_motion else None
         self.counters = _Counters(params)
         self.clock = StageClock()
@@ -157,27 +163,49 @@ class VideoJob:
             with self.clock.measure("plan"):
                 return self.planner.finish()
         self.progress()
-        searched = searched_classes(frame.index, self.video, self.classes)
+        deep = self.keyframes.due(self._seconds(frame), frame.rgb)
+        searched = self.classes if deep else searched_classes(frame.index, self.video, self.classes)
         everything = searched == self.classes
         with self.clock.measure("motion"):
             motion = self.camera.update(frame.rgb) if self.camera is not None else None
         with self.clock.measure("detect"):
-            detections = self.engine.detect(frame.rgb, scales=self.scales, only=searched) if searched else None
+            detections = self._detect(frame, searched, deep)
         if self.features is not None:
             with self.clock.measure("features"):  # drift statistics, before masking, on fully searched frames
                 self.features.frame(frame.index, frame.rgb, detections if everything else None)
         with self.clock.measure("plan"):
             plans = self.planner.push(frame.index, detections, motion,
                                       None if everything else frozenset(map(int, searched)))
-        if not searched and self.video.roi_redetect and self.planner.current:
-            self._redetect_around_tracks(frame)
+        if not everything and self.video.roi_redetect:
+            self._redetect_around_tracks(frame, self.classes - searched)
         return plans
 
-    def _redetect_around_tracks(self, frame: DecodedFrame) -> None:
-        """On a frame the stride skips, look again around every live track (faces seen at a glance)."""
+    def _seconds(self, frame: DecodedFrame) -> float:
+        if frame.pts is None:
+            return frame.index / self.fps
+        return float(frame.pts * self.info.time_base)
+
+    def _detect(self, frame: DecodedFrame, searched: frozenset[ObjectClass], deep: bool) -> Detections | None:
+        """The light frame plan on the classes searched; on a keyframe, the photo plan on every class, with
+        the light plan's misses there counted."""
+        if not searched:
+            return None
+        if not deep:
+            return self.engine.detect(frame.rgb, scales=self.scales, only=searched)
+        detections, light = self.engine.detect_deep(frame.rgb, self.scales, only=searched)
+        found, missed = light_misses(detections, light, self.params.detector)
+        self.keyframes.stats.deep_found += found
+        self.keyframes.stats.light_missed += missed
+        return detections
+
+    def _redetect_around_tracks(self, frame: DecodedFrame, classes: frozenset[ObjectClass]) -> None:
+        """On a frame the stride skips (or for a class not searched on it), look again around every live track
+        of those classes (faces and plates seen at a glance)."""
+        tracks = [t for t in self.planner.current if ObjectClass(t.object_class) in classes]
+        if not tracks:
+            return
         with self.clock.measure("detect"):
-            found = _redetect(self.engine, frame.rgb, self.planner.current, self.video.roi_context, self.scales,
-                              self.progress)
+            found = _redetect(self.engine, frame.rgb, tracks, self.video.roi_context, self.scales, self.progress)
             self.planner.add_roi(frame.index, found)
 
     def regions_of(self, plan: FramePlan, pts: int) -> list[MaskRegion]:
@@ -255,7 +283,9 @@ class VideoJob:
             untracked_detections=max(0, counters.untracked), detection_gaps=len(counters.gaps),
             detection_gap_frames=counters.gaps[:MAX_LISTED], review_band_frames=dict(counters.review_frames),
             decode_warnings=log.warnings[:MAX_LISTED], decode_warning_count=log.warnings.total,
-            corrupt_frames=log.corrupt_frames[:MAX_LISTED], stage_seconds=self.clock.seconds(),
+            corrupt_frames=log.corrupt_frames[:MAX_LISTED], keyframes=self.keyframes.stats.keyframes,
+            scene_cuts=self.keyframes.stats.scene_cuts, keyframe_objects=self.keyframes.stats.deep_found,
+            light_plan_missed=self.keyframes.stats.light_missed, stage_seconds=self.clock.seconds(),
         )
 
     def _tracks(self) -> list[TrackSummary]:
