@@ -43,7 +43,7 @@ from daemon.service.recovery import recover
 from daemon.service.snapshot import Lifetime, status_snapshot
 from daemon.service.status import Counters, status_line, status_path, write_status
 from daemon.service.worker_spec import JobSpec
-from daemon.service.worker_specs import inference_threads, worker_specs
+from daemon.service.workforce import inference_threads, worker_specs
 
 __all__ = ["Service", "StartupError", "inference_threads"]
 

@@ -1,5 +1,5 @@
-"""What each worker process is told at start: its device, threads, and every profile's parameters with the
-active models applied."""
+"""The workforce: how many worker processes start, on which device, with how many threads, and the profiles
+each is given, with the active models applied."""
 
 from __future__ import annotations
 
