@@ -242,6 +242,11 @@ class VideoParams(_Strict):
     # plate model is the dearest pass (three of them on a 1080p frame) and a plate moves smoothly with its
     # car; tracks interpolate between.
     plate_every: int = Field(default=2, ge=1, le=30)
+    # Between plate searches, plates are re-detected around their tracks on every k-th frame (0: never). The
+    # plate model's fixed 640 input makes each re-detection a whole pass, however many windows share its
+    # canvas (about 0.4 s on 2 cores): on every frame it would cost three times the plate searches. 3: on the
+    # detected frames between plate frames, so a plate track is confirmed every third frame.
+    plate_roi_every: int = Field(default=3, ge=0, le=30)
     lookahead_frames: int = Field(default=30, ge=1, le=600)  # frames held back so the future can mask the past
     backfill_frames: int = Field(default=15, ge=0, le=600)  # mask a new track this far before its first hit
     lost_mask_frames: int = Field(default=30, ge=0, le=600)  # keep masking a lost track on its prediction

@@ -176,8 +176,9 @@ class VideoJob:
         with self.clock.measure("plan"):
             plans = self.planner.push(frame.index, detections, motion,
                                       None if everything else frozenset(map(int, searched)))
-        if not everything and self.video.roi_redetect:
-            self._redetect_around_tracks(frame, self.classes - searched)
+        again = redetected_classes(frame.index, searched, self.video, self.classes)
+        if again:
+            self._redetect_around_tracks(frame, again)
         return plans
 
     def _seconds(self, frame: DecodedFrame) -> float:
@@ -311,6 +312,17 @@ def searched_classes(index: int, video: VideoParams, classes: frozenset[ObjectCl
     if index % video.plate_stride:
         return classes - {ObjectClass.LICENSE_PLATE}
     return classes
+
+
+def redetected_classes(
+    index: int, searched: frozenset[ObjectClass], video: VideoParams, classes: frozenset[ObjectClass],
+) -> frozenset[ObjectClass]:
+    """The classes not searched on frame ``index`` that are looked for around their tracks: faces on every
+    such frame, plates on every ``plate_roi_every``-th (each costs a whole plate pass)."""
+    if not video.roi_redetect:
+        return frozenset()
+    plates_due = bool(video.plate_roi_every) and index % video.plate_roi_every == 0
+    return frozenset(c for c in classes - searched if c != ObjectClass.LICENSE_PLATE or plates_due)
 
 
 def _redetect(

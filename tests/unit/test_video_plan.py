@@ -204,6 +204,19 @@ def test_plates_are_searched_on_every_plate_stride_frame_and_faces_on_every_dete
     assert [bool(searched_classes(i, video, plates_only)) for i in range(5)] == [True, False, False, False, True]
 
 
+def test_faces_are_re_detected_on_every_frame_not_searched_and_plates_on_every_plate_roi_every_th():
+    from pipeline.video.process import redetected_classes, searched_classes
+
+    both = frozenset(ObjectClass)
+    video = VideoParams()  # stride 3, plates every 6th frame, plate re-detection every 3rd
+    again = [redetected_classes(i, searched_classes(i, video, both), video, both) for i in range(7)]
+    face, plate = frozenset({ObjectClass.FACE}), frozenset({ObjectClass.LICENSE_PLATE})
+    assert again == [frozenset(), face, face, plate, face, face, frozenset()]
+    never = VideoParams(plate_roi_every=0)
+    assert all(ObjectClass.LICENSE_PLATE not in redetected_classes(i, frozenset(), never, both) for i in range(7))
+    assert redetected_classes(1, frozenset(), VideoParams(roi_redetect=False), both) == frozenset()
+
+
 def test_plates_must_be_searched_before_their_tracks_are_dropped():
     with pytest.raises(ValueError, match="lost_frames"):
         VideoParams(detect_stride=10, plate_every=4, lookahead_frames=40)
