@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
 
 from tests.integration.hostile_files import hostile_batch
-from tests.integration.serve_harness import FAST_PROFILE, Daemon, write_image, write_video
+from tests.integration.serve_harness import FAST_PROFILE, Daemon, files, write_image, write_video
 
 WORK = REPO / "bench" / ".work" / "reliability"
 EVAL = REPO.parent / "shared" / "eval"
@@ -75,15 +75,8 @@ def wait(condition, deadline_s: float, what: str):
         time.sleep(0.1)
 
 
-def tree_files(folder: Path) -> list[str]:
-    if not folder.exists():
-        return []
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                  if p.is_file() and ".veil" not in p.relative_to(folder).parts)
-
-
 def published_count(root: Path) -> int:
-    return sum(1 for f in ("out", "review", "failed") for n in tree_files(root / f) if n.endswith(SIDECAR_SUFFIX))
+    return sum(1 for f in ("out", "review", "failed") for n in files(root / f) if n.endswith(SIDECAR_SUFFIX))
 
 
 def _region_unchanged(original: Path, output: Path, boxes: list[tuple[float, float, float, float]]) -> int:
@@ -108,7 +101,7 @@ def account(row: Row, root: Path, inputs: dict[str, Path]) -> dict[str, tuple[st
     found: dict[str, list[tuple[str, QCReport]]] = {}
     referenced: set[str] = set()
     for folder in ("out", "review", "failed"):
-        for name in tree_files(root / folder):
+        for name in files(root / folder):
             if not name.endswith(SIDECAR_SUFFIX):
                 continue
             report = QCReport.from_json((root / folder / name).read_bytes())
@@ -135,7 +128,7 @@ def account(row: Row, root: Path, inputs: dict[str, Path]) -> dict[str, tuple[st
                     row.unmasked += 1
                     row.notes.append(f"{folder}/{main}: {unchanged} masked region(s) unchanged")
     for folder in ("out", "review", "failed", "originals"):
-        for name in tree_files(root / folder):
+        for name in files(root / folder):
             if name.endswith(".veil-tmp"):
                 row.leftovers += 1
                 row.notes.append(f"{folder}/{name}: temporary file left behind")
@@ -156,7 +149,7 @@ def account(row: Row, root: Path, inputs: dict[str, Path]) -> dict[str, tuple[st
 def _pristine(staging: Path, keep: Path) -> dict[str, Path]:
     """Copy every file under ``staging`` to ``keep`` (what the inputs were), keyed by relative name."""
     inputs = {}
-    for rel in tree_files(staging):
+    for rel in files(staging):
         target = keep / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(staging / rel, target)
@@ -263,7 +256,7 @@ def scenario_soak(root: Path, cycles: int, seed: int) -> Row:
     try:
         final.start().wait_ready()
         processing = final.ingest / ".veil" / "processing" / final.instance
-        wait(lambda: published_count(root) >= len(inputs) and not tree_files(final.ingest)
+        wait(lambda: published_count(root) >= len(inputs) and not files(final.ingest)
              and not (processing.exists() and any(processing.iterdir())), 1800, "the soak to finish")
     except TimeoutError as exc:
         row.notes.append(str(exc))
