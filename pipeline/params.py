@@ -209,6 +209,10 @@ class TrackerParams(_Strict):
     # centre is within this many box sizes (times the square root of the frames since its last match).
     centre_gate: float = Field(default=1.5, ge=0.0, le=10.0)
     lost_frames: int = Field(default=30, ge=0, le=600)  # a lost track is kept (and can be re-found) this long
+    # A track last seen touching the frame's edge is leaving, or half out of view, where no detector finds a
+    # cut face: it is kept, and masked on its prediction, this long instead, while that prediction is still
+    # in the frame (an object leaving is masked until it is gone).
+    edge_lost_frames: int = Field(default=60, ge=0, le=600)
 
 
 # Frames get lighter detector plans than photos: neighbouring frames and the tracker cover much of what extra

@@ -17,6 +17,8 @@ from pipeline.records import Detections, box4
 from pipeline.track import kalman
 from pipeline.track.matching import assign, centre_similarity, iou_matrix
 
+EDGE_MARGIN = 0.02  # a box this close to the frame's border (share of its shorter side) touches the edge
+
 
 @dataclass(frozen=True)
 class TrackObservation:
@@ -28,6 +30,7 @@ class TrackObservation:
     score: float  # the matched detection's score; the track's last score when predicted
     matched: bool
     detection_index: int | None  # index into the frame's detections when matched
+    at_edge: bool = False  # last seen touching the frame's edge (see TrackerParams.edge_lost_frames)
 
 
 @dataclass
@@ -39,6 +42,7 @@ class _Track:
     score: float
     last_matched: int  # frame index
     lost: bool = False
+    at_edge: bool = False
 
     def box(self) -> np.ndarray:
         return kalman.xywh_to_xyxy(self.mean)
@@ -53,9 +57,11 @@ class ScoreBands:
 
 
 class ByteTracker:
-    def __init__(self, params: TrackerParams, bands: dict[int, ScoreBands]) -> None:
+    def __init__(self, params: TrackerParams, bands: dict[int, ScoreBands], frame_size: tuple[int, int] | None = None) -> None:
+        """``frame_size`` (width, height): without it no track counts as at the edge."""
         self.params = params
         self.bands = bands
+        self.frame_size = frame_size
         self._tracks: list[_Track] = []
         self._next_id = 1  # per tracker instance: ids restart for every video
         self._last_frame: int | None = None
@@ -85,7 +91,7 @@ class ByteTracker:
                 observations += self._associate(frame_index, object_class, dets, born)
             else:
                 observations += [self._observe(t, None, None) for t in self._tracks if t.object_class == object_class]
-        self._tracks = [t for t in self._tracks if frame_index - t.last_matched <= self.params.lost_frames]
+        self._tracks = [t for t in self._tracks if self._kept(t, frame_index)]
         self._tracks += born
         alive = {t.track_id for t in self._tracks}
         return [o for o in observations if o.track_id in alive]
@@ -130,7 +136,8 @@ class ByteTracker:
         for di in free_high:
             index = int(high[di])
             mean, cov = kalman.initiate(dets.boxes[index])
-            track = _Track(self._next_id, object_class, mean, cov, float(dets.scores[index]), frame_index)
+            track = _Track(self._next_id, object_class, mean, cov, float(dets.scores[index]), frame_index,
+                           at_edge=self._touches_edge(dets.boxes[index]))
             self._next_id += 1
             born.append(track)
             observations.append(self._observe(track, dets, index))
@@ -141,12 +148,31 @@ class ByteTracker:
         track.score = float(dets.scores[index])
         track.last_matched = frame_index
         track.lost = False
+        track.at_edge = self._touches_edge(dets.boxes[index])
         return self._observe(track, dets, index)
+
+    def _kept(self, track: _Track, frame_index: int) -> bool:
+        unseen = frame_index - track.last_matched
+        if unseen <= self.params.lost_frames:
+            return True
+        return track.at_edge and unseen <= self.params.edge_lost_frames and self._in_frame(track.box())
+
+    def _touches_edge(self, box: np.ndarray) -> bool:
+        if self.frame_size is None:
+            return False
+        width, height = self.frame_size
+        margin = EDGE_MARGIN * min(width, height)
+        return bool(box[0] <= margin or box[1] <= margin or box[2] >= width - margin or box[3] >= height - margin)
+
+    def _in_frame(self, box: np.ndarray) -> bool:
+        width, height = self.frame_size or (0, 0)
+        return bool(box[2] > 0 and box[3] > 0 and box[0] < width and box[1] < height)
 
     @staticmethod
     def _observe(track: _Track, dets: Detections | None, index: int | None) -> TrackObservation:
         if dets is not None and index is not None:
             box = box4(dets.boxes[index])  # the detection itself, not the smoothed state
-            return TrackObservation(track.track_id, track.object_class, box, float(dets.scores[index]), True, index)
+            return TrackObservation(track.track_id, track.object_class, box, float(dets.scores[index]), True, index,
+                                    track.at_edge)
         box = box4(track.box())
-        return TrackObservation(track.track_id, track.object_class, box, track.score, False, None)
+        return TrackObservation(track.track_id, track.object_class, box, track.score, False, None, track.at_edge)

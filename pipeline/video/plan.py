@@ -71,6 +71,7 @@ class _History:
     boxes: dict[int, np.ndarray] = field(default_factory=dict)  # frame -> box, detected frames
     scores: dict[int, float] = field(default_factory=dict)
     predicted: dict[int, np.ndarray] = field(default_factory=dict)  # frame -> Kalman box, unmatched frames
+    at_edge: bool = False  # last seen touching the frame's edge: its prediction is masked for longer
 
 
 @dataclass
@@ -89,10 +90,11 @@ def score_bands(detector: DetectorParams) -> dict[int, ScoreBands]:
 
 
 class MaskPlanner:
-    def __init__(self, video: VideoParams, detector: DetectorParams) -> None:
+    def __init__(self, video: VideoParams, detector: DetectorParams, frame_size: tuple[int, int] | None = None) -> None:
+        """``frame_size`` (width, height): lets tracks leaving through the frame's edge be masked until gone."""
         self.params = video
         self.detector = detector
-        self.tracker = ByteTracker(video.tracker, score_bands(detector))
+        self.tracker = ByteTracker(video.tracker, score_bands(detector), frame_size)
         self._pending: deque[_Pending] = deque()
         self._history: dict[int, _History] = {}
         self._detect_counts: dict[int, int] = {}  # detected frame -> number of detections, recent frames only
@@ -144,6 +146,7 @@ class MaskPlanner:
 
     def _record(self, index: int, observation: TrackObservation) -> None:
         history = self._history.setdefault(observation.track_id, _History(observation.object_class))
+        history.at_edge = observation.at_edge
         box = np.array(observation.box, dtype=np.float64)
         if observation.matched:
             history.detected.append(index)
@@ -189,7 +192,8 @@ class MaskPlanner:
             box = (1 - t) * self._carry(history.boxes[before], before, frame) + t * self._carry(history.boxes[after], after, frame)
             return box, "interpolated", min(history.scores[before], history.scores[after])
         if before is not None:
-            if frame - before <= self.params.lost_mask_frames and frame in history.predicted:
+            limit = max(self.params.lost_mask_frames, self.params.tracker.edge_lost_frames if history.at_edge else 0)
+            if frame - before <= limit and frame in history.predicted:
                 return history.predicted[frame], "predicted", history.scores[before]
             return None
         if after is not None and after - frame <= self.params.backfill_frames:
@@ -245,7 +249,8 @@ class MaskPlanner:
 
     def _prune(self, emitted: int) -> None:
         """Forget what no later frame can need, so memory stays bounded however long the video."""
-        keep_from = emitted - max(self.params.tracker.lost_frames, self.params.lost_mask_frames) - self.params.temporal_dilation - 2
+        tracker = self.params.tracker
+        keep_from = emitted - max(tracker.lost_frames, tracker.edge_lost_frames, self.params.lost_mask_frames) - self.params.temporal_dilation - 2
         for track_id in list(self._history):
             history = self._history[track_id]
             last = max([*history.detected[-1:], *history.predicted.keys()], default=-1)

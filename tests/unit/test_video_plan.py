@@ -239,3 +239,23 @@ def test_a_class_not_searched_on_a_frame_keeps_its_tracks_alive_and_interpolated
     assert all(len(t) == 1 for t in plate_tracks)  # one track, never lost on the frames plates were not searched
     assert len({t[0].track_id for t in plate_tracks}) == 1
     assert plate_tracks[1][0].source == "interpolated" and plate_tracks[1][0].box == pytest.approx((10, 100, 70, 120))
+
+
+def test_a_track_last_seen_at_the_frame_edge_is_masked_until_its_prediction_leaves_the_frame():
+    video = VideoParams(detect_stride=1, lookahead_frames=40, temporal_dilation=0)  # lost_mask_frames 30, edge 60
+
+    def masked_frames(box):
+        planner = MaskPlanner(video, DetectorParams(), frame_size=(200, 100))
+        frames = [det(box)] * 3 + [Detections.empty()] * 50
+        plans = [p for i, d in enumerate(frames) for p in planner.push(i, d)] + planner.finish()
+        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        return sum(covers(p, centre) for p in plans)
+
+    assert masked_frames((60, 30, 90, 60)) == 3 + 30  # mid-frame: the detections, then lost_mask_frames
+    assert masked_frames((175, 30, 200, 60)) == 3 + 50  # at the right edge: half out of view, kept while in frame
+
+
+def test_without_a_frame_size_no_track_counts_as_at_the_edge():
+    planner = MaskPlanner(VideoParams(detect_stride=1, temporal_dilation=0), DetectorParams())
+    planner.push(0, det((0, 0, 20, 20)))
+    assert not planner.current[0].at_edge
