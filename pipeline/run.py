@@ -28,7 +28,7 @@ def process_file(
     progress: Callable[[], None] | None = None,
 ) -> QCReport:
     """``edits``: zones of the source and a reviewer's regions (pipeline/edits.py), applied with the masks.
-    ``progress``: called as the work moves (each video frame; before and after a photo's detection, before
+    ``progress``: called as the work moves (each video frame; each of a photo's detector windows, and before
     it is saved), so a caller's heartbeat means progress, not merely a live process."""
     started = time.monotonic()
     beat = progress or _still
@@ -67,7 +67,7 @@ def _process_image(
     report.input.format, report.input.width, report.input.height = loaded.format, width, height
 
     beat()
-    detections = engine.detect(loaded.rgb)
+    detections = engine.detect(loaded.rgb, progress=beat)
     beat()
     features = image_features(src, loaded.rgb, detections, params, loaded.format)  # drift statistics, before masking
     regions = plan_regions(detections, params, loaded.pixels.shape)

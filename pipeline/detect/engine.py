@@ -68,26 +68,28 @@ class Engine:
 
     def detect(
         self, rgb: np.ndarray, min_score: float | None = None, scales: dict[ObjectClass, ScalePlan] | None = None,
-        only: frozenset[ObjectClass] | None = None,
+        only: frozenset[ObjectClass] | None = None, progress: Callable[[], None] | None = None,
     ) -> Detections:
         """All configured classes (or those in ``only``) in an HxWx3 uint8 RGB image, boxes in its pixels.
 
         Scores go down to each class's review floor, or to ``min_score`` when given (evaluation).
         ``scales`` replaces the configured scale plan of a class (video frames use a lighter one).
         Every detector runs on its own windows whatever the others found: no class is ever skipped because
-        another one was seen.
+        another one was seen. ``progress`` is called after each window (a large photo's plan runs for minutes:
+        the worker's heartbeat must not take that for a hang).
         """
-        return self.merged(self.candidates(rgb, min_score, scales, only))
+        return self.merged(self.candidates(rgb, min_score, scales, only, progress))
 
     def candidates(
         self, rgb: np.ndarray, min_score: float | None = None, scales: dict[ObjectClass, ScalePlan] | None = None,
-        only: frozenset[ObjectClass] | None = None,
+        only: frozenset[ObjectClass] | None = None, progress: Callable[[], None] | None = None,
     ) -> Detections:
         """``detect`` before the cross-window merge: every window's raw boxes."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected HxWx3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
         found = [
-            self._detect_one(detector, rgb, min_score, (scales or {}).get(detector.object_class, detector.scales))
+            self._detect_one(detector, rgb, min_score, (scales or {}).get(detector.object_class, detector.scales),
+                             progress or _still)
             for detector in self._detectors
             if only is None or detector.object_class in only
         ]
@@ -126,19 +128,23 @@ class Engine:
         return candidates[candidates.scores >= floors]
 
     def _detect_one(
-        self, detector: _Loaded, rgb: np.ndarray, min_score: float | None, plan: ScalePlan
+        self, detector: _Loaded, rgb: np.ndarray, min_score: float | None, plan: ScalePlan, progress: Callable[[], None],
     ) -> Detections:
         """One detector over every window of its plan (its own function, so nothing leaks between classes)."""
         floor = self.params.thresholds(detector.object_class).review_floor if min_score is None else min_score
         height, width = rgb.shape[:2]
-        return self._run_windows(detector, rgb, plan_windows(height, width, plan, detector.network.fixed_input), floor)
+        windows = plan_windows(height, width, plan, detector.network.fixed_input)
+        return self._run_windows(detector, rgb, windows, floor, progress)
 
     @staticmethod
-    def _run_windows(detector: _Loaded, rgb: np.ndarray, windows: list[Window], floor: float) -> Detections:
+    def _run_windows(
+        detector: _Loaded, rgb: np.ndarray, windows: list[Window], floor: float, progress: Callable[[], None] = _still,
+    ) -> Detections:
         found = []
         for window in windows:
             boxes, scores = detector.network(window.crop(rgb), floor)
             found.append(Detections.of(window.to_source(boxes), scores, detector.object_class))
+            progress()
         return Detections.concat(found)
 
     def detect_around(

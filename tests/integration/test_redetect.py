@@ -57,3 +57,11 @@ def _iou(box, boxes):
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
     return inter / (area(box) + area(boxes) - inter)
+
+
+def test_the_photo_plan_reports_progress_after_every_window(engine, photo):
+    beats = []
+    engine.detect(photo, progress=lambda: beats.append(1))
+    # Faces: whole, upside down, half scale at least; plates: at least the whole image. A large photo's plan
+    # runs for minutes, and the worker's heartbeat comes from these calls.
+    assert len(beats) >= 4

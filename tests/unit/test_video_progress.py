@@ -24,7 +24,7 @@ class OneFace:
     def __init__(self) -> None:
         self.redetections = 0
 
-    def detect(self, rgb, scales=None, only=None):
+    def detect(self, rgb, scales=None, only=None, progress=None):
         return Detections.of(np.array([[20, 10, 50, 40]], np.float32), np.array([0.9], np.float32), ObjectClass.FACE)
 
     def detect_deep(self, rgb, light, only=None):  # a keyframe: the photo plan, and the light plan's share
