@@ -1,9 +1,9 @@
 """The worker's heartbeat, sent from the loop that does the work (gunicorn's workers beat from their own
 loop): a beat means the job moved, not merely that the process exists.
 
-The pipeline calls ``progress()`` per video frame, per re-detection window and a few times per photo; model
-loading calls it between engines. Beats are rate-limited, so a fast loop does not flood the pipe. Outside a
-worker (a test, a REPL) nobody listens and ``progress()`` does nothing.
+The pipeline calls ``progress()`` per video frame, per batch of re-detection windows and per detector window
+of a photo; model loading calls it between engines. Beats are rate-limited, so a fast loop does not flood
+the pipe. Outside a worker (a test, a REPL) nobody listens and ``progress()`` does nothing.
 """
 
 from __future__ import annotations
