@@ -24,7 +24,7 @@ from pipeline.detect.engine import Engine
 from pipeline.eval.video import load_specs
 from pipeline.params import Params
 from pipeline.records import ObjectClass
-from pipeline.track.matching import iou_matrix
+from pipeline.track.matching import overlapped
 
 MATCH_IOU = 0.3
 
@@ -51,19 +51,13 @@ def main() -> int:
             seen = engine.detect(frame, scales=light, only=frozenset({object_class}))
             deep = engine.detect(frame, only=frozenset({object_class}))
             deep_boxes = deep.boxes[deep.scores >= threshold]
-            found_deep = _matched(truth, deep_boxes)
-            found_light = _matched(truth, seen.boxes)
+            found_deep = overlapped(truth, deep_boxes, MATCH_IOU)
+            found_light = overlapped(truth, seen.boxes, MATCH_IOU)
             deep_only = int((found_deep & ~found_light).sum())
             if deep_only:
                 print(f"{spec.name}: {deep_only} of {len(truth)} labelled {args.label}(s) deep-only "
                       f"(smallest {np.min(truth[:, 2:] - truth[:, :2]):.0f} px)", flush=True)
     return 0
-
-
-def _matched(truth: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    if not len(boxes):
-        return np.zeros(len(truth), dtype=bool)
-    return iou_matrix(truth.astype(np.float32), boxes.astype(np.float32)).max(axis=1) >= MATCH_IOU
 
 
 if __name__ == "__main__":

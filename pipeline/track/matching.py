@@ -23,6 +23,12 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
+def overlapped(a: np.ndarray, b: np.ndarray, min_iou: float) -> np.ndarray:
+    """For each box in ``a``, whether some box in ``b`` overlaps it at IoU ``min_iou`` or more; (N,) bool."""
+    iou = iou_matrix(a, b)
+    return iou.max(axis=1) >= min_iou if iou.shape[1] else np.zeros(iou.shape[0], dtype=bool)
+
+
 def assign(iou: np.ndarray, min_iou: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:
     """Pairs (row, col) maximising total IoU with every pair at ``min_iou`` or more; then the unmatched
     rows and columns."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from pipeline.params import DetectorParams
 from pipeline.records import Detections, ObjectClass
-from pipeline.track.matching import iou_matrix
+from pipeline.track.matching import overlapped
 
 _THUMB = (64, 36)  # a scene cut changes the whole picture: a thumbnail's histogram shows it
 _BINS = 32
@@ -84,8 +84,5 @@ def light_misses(deep: Detections, light: Detections, detector: DetectorParams) 
             continue
         seen = light.boxes[light.classes == int(object_class)]
         found += len(boxes)
-        if not len(seen):
-            missed += len(boxes)
-        else:
-            missed += int((iou_matrix(boxes, seen).max(axis=1) < SAME_OBJECT_IOU).sum())
+        missed += int((~overlapped(boxes, seen, SAME_OBJECT_IOU)).sum())
     return found, missed

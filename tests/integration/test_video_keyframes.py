@@ -17,7 +17,7 @@ import pytest
 from pipeline.eval.video import DEEP_ONLY_PHOTOS, Motion, load_specs, render_clip, score_clip
 from pipeline.params import Params, VideoParams
 from pipeline.records import ObjectClass
-from pipeline.track.matching import iou_matrix
+from pipeline.track.matching import overlapped
 from pipeline.video.process import companion_name, process_video
 
 from tests.conftest import eval_set
@@ -51,7 +51,7 @@ def photo_plan_finds(clip, engine) -> dict[int, set[int]]:
         faces = found.boxes[(found.classes == int(ObjectClass.FACE)) & (found.scores >= threshold)]
         gt = truth.frames[index]
         boxes = np.array(gt["boxes"], dtype=np.float64).reshape(-1, 4)
-        hit = iou_matrix(boxes, faces).max(axis=1) >= SAME_OBJECT_IOU if len(faces) else np.zeros(len(boxes), bool)
+        hit = overlapped(boxes, faces, SAME_OBJECT_IOU)
         finds[index] = {gt["ids"][i] for i in np.flatnonzero(hit)}
     return finds
 

@@ -184,3 +184,12 @@ def test_whip_pan_keeps_the_id():
         (obs,) = t.step(frame, dets((x, 0, x + 40, 40, 0.9, FACE)))
         ids.add(obs.track_id)
     assert len(ids) == 1
+
+
+def test_overlapped_says_which_boxes_some_other_box_overlaps():
+    from pipeline.track.matching import overlapped
+
+    a = np.array([[0, 0, 10, 10], [50, 50, 60, 60]], dtype=float)
+    assert overlapped(a, np.array([[1, 1, 11, 11]], dtype=float), 0.3).tolist() == [True, False]
+    assert overlapped(a, np.zeros((0, 4)), 0.3).tolist() == [False, False]
+    assert overlapped(np.zeros((0, 4)), a, 0.3).shape == (0,)
