@@ -16,6 +16,8 @@ import numpy as np
 from pipeline.params import DetectorParams, MaskParams, Params
 from pipeline.records import Detections, MaskRegion, ObjectClass
 
+BLUR_SUPERSAMPLE = 4  # pixels per blur cell where the blur is smoothed, before scaling up to the region
+
 
 def confident_and_review(dets: Detections, params: DetectorParams) -> tuple[np.ndarray, np.ndarray]:
     """Boolean arrays: detections at or above their class threshold, and those in the review band."""
@@ -112,7 +114,19 @@ def apply_footprint(image: np.ndarray, bounds: tuple[int, int, int, int], footpr
     if patch.ndim == 3 and patch.shape[2] == 1:
         patch = patch[:, :, 0]
     masked = _render(patch, params)
-    patch[footprint] = masked[footprint]
+    if footprint.all():
+        patch[...] = masked
+        return
+    if _opencv_addressable(patch):  # cv2.copyTo writes into the view, 4x faster than numpy's masked copy
+        cv2.copyTo(masked, footprint.view(np.uint8), patch)
+    else:  # the colour channels of RGBA or LA: pixels OpenCV cannot step over
+        np.copyto(patch, masked, where=footprint if patch.ndim == 2 else footprint[:, :, None])
+
+
+def _opencv_addressable(view: np.ndarray) -> bool:
+    """Whether OpenCV can write into ``view`` in place: its pixels packed, only its rows strided."""
+    pixel = view.itemsize * (view.shape[2] if view.ndim == 3 else 1)
+    return view.strides[1] == pixel and (view.ndim == 2 or view.strides[2] == view.itemsize)
 
 
 def _render(patch: np.ndarray, params: MaskParams) -> np.ndarray:
@@ -132,6 +146,8 @@ def _render(patch: np.ndarray, params: MaskParams) -> np.ndarray:
     small = cv2.resize(patch, (small_w, small_h), interpolation=cv2.INTER_AREA)
     if params.style == "mosaic":
         return cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST).reshape(patch.shape)
-    smooth = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-    kernel = max(3, (long_side // cells) | 1)
-    return cv2.stackBlur(smooth, (kernel, kernel)).reshape(patch.shape)
+    # Smoothed at a few pixels per cell, then scaled up: each region costs two passes over its own pixels
+    # whatever its size (a full-size blur with a kernel of a cell's width cost 5 ms on a 400 px face).
+    fine = cv2.resize(small, (small_w * BLUR_SUPERSAMPLE, small_h * BLUR_SUPERSAMPLE), interpolation=cv2.INTER_LINEAR)
+    fine = cv2.GaussianBlur(fine, (0, 0), sigmaX=BLUR_SUPERSAMPLE / 2, borderType=cv2.BORDER_REPLICATE)
+    return cv2.resize(fine, (width, height), interpolation=cv2.INTER_LINEAR).reshape(patch.shape)

@@ -96,6 +96,19 @@ def test_ellipse_masks_inside_the_box_only():
     assert 0.70 < masked.mean() < 0.85  # pi/4 of the box
 
 
+@pytest.mark.parametrize("shape", [(40, 40), (40, 40, 1), (40, 40, 2), (40, 40, 3), (40, 40, 4)])
+def test_ellipse_is_painted_into_the_image_whatever_its_channels(shape):
+    # The ellipse is copied through cv2.copyTo, which writes into views OpenCV can address and returns a
+    # new array for the others (RGBA's colour channels): every layout must end up masked in place.
+    image = np.zeros(shape, np.uint8)
+    apply_masks(image, [region((0, 0, 40, 40))], MaskParams(style="solid", shape="ellipse", solid_color=(9, 9, 9)))
+    colour = image if image.ndim == 2 else image[..., : max(1, shape[2] - (shape[2] in (2, 4)))]
+    inside = (colour == 9).reshape(40, 40, -1).all(axis=2)
+    assert inside[20, 20] and not inside[0, 0] and 0.70 < inside.mean() < 0.85
+    if len(shape) == 3 and shape[2] in (2, 4):
+        assert (image[..., -1] == 0).all()  # alpha untouched
+
+
 def test_plan_applies_threshold_review_band_and_margin():
     detections = Detections([[10, 10, 30, 30], [40, 40, 50, 50], [60, 60, 70, 70]], [0.9, 0.3, 0.05], [1, 1, 1])
     params = Params()
