@@ -31,10 +31,11 @@ class _Loaded:
     record: ModelRecord
 
 
-# Re-detection falls back to one whole-image pass beyond these: the windows' pixels are its cost, and
-# overlapping windows search the same pixels twice. Windows of one size run as one batch.
-ROI_MAX_WINDOWS = 64
+# Re-detection falls back to one whole-image pass beyond these. A free-input detector's windows run in
+# batches of one size, whatever their number (a crowd): only their pixels cost, and overlapping windows search
+# the same pixels twice. A fixed-input detector's windows share canvases of its input, each a whole pass.
 ROI_MAX_AREA = 0.5  # share of the picture
+ROI_MAX_PACKED_WINDOWS = 64
 # A batch holds at most this many pixels (a 1080p frame), so its activations are no larger than a
 # whole-frame pass's: on 4K frames the windows are large and an unbounded batch grew memory by 400 MB.
 ROI_BATCH_PIXELS = 1920 * 1088
@@ -157,8 +158,9 @@ class Engine:
         (pipeline/detect/mosaic.py), since alone each small crop would be letterboxed to a whole pass.
 
         Never dearer than a whole-frame pass: when the windows would cover more than ``ROI_MAX_AREA`` of the
-        picture or number more than ``ROI_MAX_WINDOWS`` (a crowd), the class gets its whole-image pass of
-        ``scales`` (or its configured plan) instead. ``progress`` is called after each batch or canvas.
+        picture, or a fixed-input detector's number more than ``ROI_MAX_PACKED_WINDOWS``, the class gets its
+        whole-image pass of ``scales`` (or its configured plan) instead. ``progress`` is called after each
+        batch or canvas.
         """
         height, width = rgb.shape[:2]
         found = []
@@ -169,7 +171,8 @@ class Engine:
             floor = self.params.thresholds(detector.object_class).review_floor
             windows = roi_windows(height, width, wanted, context, min_side)
             area = sum((w.x1 - w.x0) * (w.y1 - w.y0) for w in windows)
-            if len(windows) > ROI_MAX_WINDOWS or area > ROI_MAX_AREA * height * width:
+            packed_too_many = bool(detector.network.fixed_input) and len(windows) > ROI_MAX_PACKED_WINDOWS
+            if packed_too_many or area > ROI_MAX_AREA * height * width:
                 plan = (scales or {}).get(detector.object_class, detector.scales)
                 windows = plan_windows(height, width, plan, detector.network.fixed_input)[:1]  # the whole image
             around = self._around_packed if detector.network.fixed_input else self._around_batched
