@@ -1,18 +1,23 @@
-"""Video benchmark: Veil's frames/s at 720p and 1080p against deface 1.5.0 and the transcode floor, same run.
+"""Video benchmark: Veil's frames/s at 720p and 1080p against deface 1.5.0 and the transcode floor, same run,
+per clip and per stage, with the quality outside the masks next to the speed.
 
-    .venv/bin/python bench/video.py [--quick] [--frames 60] [--deface ort|plain] [--4k]
+    .venv/bin/python bench/video.py [--quick] [--frames 60] [--sizes 720p,1080p] [--deface ort|plain] [--4k]
                                     [--face-photo SET:INDEX] [--plate-photo SET:INDEX] [--mixed-photo SET:INDEX]
+                                    [--crowd-photos SET:COUNT]
                                     [--set video.detect_stride=3[,KEY=VALUE...]] [--params FILE.toml]
 
 1. Clips, per size (1280x720, 1920x1080; 30 fps H.264), rendered with the moving-camera evaluation
    (pipeline/eval/video.py render_clip: pan, zoom, roll, shake, shutter blur; exact per-frame ground truth):
-   one from a labelled face photo (rbnr_faces), one from a labelled plate photo (openalpr_endtoend), and a
+   one from a labelled face photo (rbnr_faces), one from a labelled plate photo (openalpr_endtoend), a
    mixed one with faces and a plate on screen together: a plate photo (openalpr_endtoend) with real faces
    (rbnr_faces / dlib_faces_voc) feathered in by pipeline/eval/mixed_scenes.py, ground truth for both classes;
-   plus a one-frame clip for start-up. Cached under bench/.work/video/clips/.
-2. Every variant runs as a child process on the three clips of a size, and again on the one-frame clip; the
-   parent reaps it with os.wait4 (wall, CPU s, peak RSS). Start-up (interpreter, imports, model load, first
-   inference) is subtracted the same way for all: steady fps = (frames - 1) / (t(clips) - t(one frame)).
+   and a crowd: the three cmu_mit_faces group photos with the most labelled faces side by side (bench/crowd.py,
+   56 faces, about 50 in view per frame at 1080p); plus a one-frame clip for start-up. Cached under
+   bench/.work/video/clips/.
+2. Every variant runs as a child process on each clip on its own, and once per size on the one-frame clip;
+   the parent reaps it with os.wait4 (wall, CPU s, peak RSS). Start-up (interpreter, imports, model load,
+   first inference) is subtracted the same way for all: steady fps = (frames - 1) / (t(clip) - t(one frame)),
+   per clip, and over all clips of a size the sum of both sides.
    - veil faces+plates, the headline: ``process_video`` with default ``Params()``, which is the shipped
      profile (config/veil.toml [profiles.default], checked at start): both classes, no override;
    - veil faces only (comparison): ``DetectorParams(classes=("face",))``, like for like with deface;
@@ -20,12 +25,16 @@
    - deface 1.5.0, its CLI with default settings (faces only), in its own venv (bench/anchor.py);
    - floor: ``pipeline.media.video.transcode`` with an identity stage: the same PyAV decode, RGB frames and
      libx264 encode at ``VideoParams()``'s preset/crf/pix_fmt, without detection or masking.
-3. Mask recall on the clips' ground truth: a ground-truth box counts as masked on a frame when >= 90% of
-   its pixels are masked (pipeline.eval.video.COVERED). Veil: from its boxes companion by ``score_clip``. deface:
-   bench/deface_regions.py re-runs deface's own reader, detector and ellipse on every frame in its venv
-   (untimed), and the masks are scored by the same loop (cross-checked against ``score_clip`` on Veil).
-   Faces on the face clip and plates on the plate clip, then both classes on the mixed clip (deface masks
-   faces only: its plate recall is "-", like a Veil variant that does not search for plates).
+   Veil's children record its stage clock (the report's video.stage_seconds: decode, detect, mask, encode, ...)
+   per clip in stages.json, the floor's child the transcode's (decode, encode): the per-stage table.
+3. Quality: PSNR of each output against its input clip (both decoded to RGB by PyAV), the squared error summed
+   over all frames, over the pixels outside the tool's masks (Veil: its boxes companion through
+   ``coverage``; deface: its exact masks, below); the floor masks nothing, so over every pixel.
+4. Mask recall per clip on the clips' ground truth: a ground-truth box counts as masked on a frame when >= 90%
+   of its pixels are masked (pipeline.eval.video.COVERED). Veil: from its boxes companion by ``score_clip``.
+   deface: bench/deface_regions.py re-runs deface's own reader, detector and ellipse on every frame in its
+   venv (untimed), and the masks are scored by the same loop (cross-checked against ``score_clip`` on Veil).
+   deface masks faces only: its plate recall is "-", like a Veil variant that does not search for plates.
 
 It asserts nothing; other load on the machine moves absolute numbers, so read the ratios of one run.
 """
@@ -42,13 +51,15 @@ import subprocess
 import sys
 import time
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from itertools import zip_longest
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import av
 import numpy as np
 
 from pipeline.eval.video import COVERED, ClipSpec, GroundTruth, Motion, load_specs, render_clip, score_clip
@@ -58,6 +69,22 @@ from pipeline.records import MaskRegion, ObjectClass
 from pipeline.video.qc import read_boxes
 
 import anchor  # bench/ is a folder of scripts, not a package
+import crowd
+from video_report import (
+    FLOOR,
+    Quality,
+    Recall,
+    Row,
+    Timing,
+    print_header,
+    print_quality_note,
+    print_ratios,
+    print_recall,
+    print_row,
+    print_stages,
+    share,
+    total,
+)
 
 EVAL_ROOT = REPO / ".." / "shared" / "eval"
 WORK = anchor.WORK / "video"
@@ -73,21 +100,32 @@ PHOTOS = {
     "mixed": ("openalpr_endtoend", 0, 1),
 }
 CLASSES = {"face": (ObjectClass.FACE,), "plate": (ObjectClass.LICENSE_PLATE,),
-           "mixed": (ObjectClass.FACE, ObjectClass.LICENSE_PLATE)}
-KINDS = tuple(PHOTOS)
+           "mixed": (ObjectClass.FACE, ObjectClass.LICENSE_PLATE), "crowd": (ObjectClass.FACE,)}
+KINDS = (*PHOTOS, "crowd")
 MIXED_SEED = 0  # mixed_scenes' seed: which faces, their size and place
 SEED = 3
 MOTION = Motion(crf=20)  # a little cleaner than the evaluation's default, closer to camera footage
-FLOOR = "floor (transcode)"
 RSS_BOUND_BYTES = 1.5e9  # issue 6: peak RSS per worker on 4K video
 DEFACE_REGIONS = Path(__file__).resolve().parent / "deface_regions.py"
+STAGES = "stages.json"  # written by each child in its out folder: per clip, seconds per stage
+
+
+@dataclass
+class CrowdPhotos:
+    """The crowd clip's source: the ``photos`` photos of ``set_name`` with the most labelled faces."""
+
+    set_name: str = crowd.CROWD_SET
+    photos: int = crowd.PHOTOS
+
+
+CROWD = CrowdPhotos()  # set by --crowd-photos
 
 
 @dataclass(frozen=True)
 class Clip:
     path: Path
     truth: Path  # GroundTruth JSON
-    kind: str  # "face", "plate" or "mixed"
+    kind: str  # "face", "plate", "mixed" or "crowd"
     frames: int
 
     @property
@@ -105,49 +143,6 @@ class SizeClips:
     @property
     def frames(self) -> int:
         return sum(c.frames for c in self.clips)
-
-
-@dataclass(frozen=True)
-class Timing:
-    wall: float
-    cpu: float
-    peak_rss_mb: float  # MiB
-
-
-@dataclass(frozen=True)
-class Row:
-    size: str
-    variant: str
-    frames: int
-    clips: Timing
-    single: Timing
-
-    @property
-    def wall_fps(self) -> float:
-        return self.frames / self.clips.wall
-
-    @property
-    def steady_fps(self) -> float:
-        return (self.frames - 1) / max(self.clips.wall - self.single.wall, 1e-6)
-
-    @property
-    def cpu_fps(self) -> float:
-        """Frames per CPU second, start-up subtracted the same way: less moved by other load on the machine."""
-        return (self.frames - 1) / max(self.clips.cpu - self.single.cpu, 1e-6)
-
-
-@dataclass(frozen=True)
-class Recall:
-    """Per class: (masked box-frames, box-frames), None where not scored; the longest unmasked run of any
-    object of the scored classes (frames)."""
-
-    face: tuple[int, int] | None
-    plate: tuple[int, int] | None
-    longest_run: int
-
-    def merged(self, other: "Recall") -> "Recall":
-        """Face from whichever scored faces, plate likewise (the face clip and the plate clip, one line)."""
-        return Recall(self.face or other.face, self.plate or other.plate, max(self.longest_run, other.longest_run))
 
 
 # ---- clips -------------------------------------------------------------------------------------------
@@ -187,9 +182,15 @@ def describe_mixed(spec: ClipSpec) -> str:
     return f"{spec.name}: {len(plates)} plate(s) {', '.join(plates)} px and {len(faces)} pasted face(s) {', '.join(faces)} px"
 
 
+def crowd_spec() -> ClipSpec:
+    return crowd.crowd_spec(EVAL_ROOT, WORK / "scenes", CROWD.set_name, CROWD.photos)
+
+
 def _render(kind: str, size: tuple[int, int], frames: int, folder: Path) -> Clip:
-    set_name, index, min_objects = PHOTOS[kind]  # set by --face-photo / --plate-photo / --mixed-photo
-    if kind == "mixed":
+    set_name, index, min_objects = PHOTOS.get(kind, ("", 0, 0))  # set by --face-photo / --plate-photo / --mixed-photo
+    if kind == "crowd":
+        spec = crowd_spec()
+    elif kind == "mixed":
         spec = mixed_spec(set_name, index)
     else:
         specs = [s for s in load_specs(EVAL_ROOT / set_name, CLASSES[kind]) if len(s.boxes) >= min_objects]
@@ -212,10 +213,16 @@ def make_clips(sizes: dict[str, tuple[int, int]], frames: int, kinds: tuple[str,
     return result
 
 
-def together(clip: Clip) -> int:
-    """Frames of ``clip`` on which a face and a plate are both in the ground truth."""
-    wanted = {int(ObjectClass.FACE), int(ObjectClass.LICENSE_PLATE)}
-    return sum(1 for f in GroundTruth.load(clip.truth).frames if wanted <= set(f["classes"]))
+def in_view(clip: Clip) -> str:
+    """``clip``'s ground truth in a few words: objects in view per frame, mean (min-max); for the mixed clip,
+    also the frames on which a face and a plate are both in view."""
+    frames = GroundTruth.load(clip.truth).frames
+    counts = [len(f["ids"]) for f in frames]
+    text = f"{np.mean(counts):.1f} ({min(counts)}-{max(counts)}) objects/frame"
+    if clip.kind == "mixed":
+        wanted = {int(ObjectClass.FACE), int(ObjectClass.LICENSE_PLATE)}
+        text += f", both classes on {sum(1 for f in frames if wanted <= set(f['classes']))}/{len(frames)} frames"
+    return text
 
 
 # ---- child processes ---------------------------------------------------------------------------------
@@ -251,23 +258,35 @@ def child_main(job_file: Path) -> int:
     job = json.loads(job_file.read_text())
     params = Params.model_validate(job["params"])
     out = Path(job["out"])
+    stages: dict[str, dict[str, float]] = {}  # per clip, busy seconds per stage (written after the timed work)
     if job["kind"] == "transcode":
         from pipeline.media.video import probe_video, transcode
+        from pipeline.timing import StageClock
 
         for clip in map(Path, job["clips"]):
-            transcode(clip, out / clip.name, probe_video(clip), params.video, lambda f: [] if f is None else [f])
-        return 0
-    from pipeline.detect.engine import Engine
-    from pipeline.params import RuntimeParams
-    from pipeline.video.process import process_video
+            clock = StageClock()
+            transcode(clip, out / clip.name, probe_video(clip), params.video, lambda f: [] if f is None else [f],
+                      clock=clock)
+            stages[clip.name] = clock.seconds()
+    else:
+        from pipeline.detect.engine import Engine
+        from pipeline.params import RuntimeParams
+        from pipeline.video.process import process_video
 
-    engine = Engine.load(params.detector, RuntimeParams())
-    for clip in map(Path, job["clips"]):
-        report = process_video(clip, out / clip.name, params, engine, name=clip.name)
-        if report.disposition == "failed":
-            print(f"{clip}: {report.error}", file=sys.stderr)
-            return 1
+        engine = Engine.load(params.detector, RuntimeParams())
+        for clip in map(Path, job["clips"]):
+            report = process_video(clip, out / clip.name, params, engine, name=clip.name)
+            if report.disposition == "failed":
+                print(f"{clip}: {report.error}", file=sys.stderr)
+                return 1
+            stages[clip.name] = (report.video or {}).get("stage_seconds", {})
+    (out / STAGES).write_text(json.dumps(stages))
     return 0
+
+
+def read_stages(out: Path, clip: Path) -> dict[str, float]:
+    """The busy seconds per stage that the child in ``out`` recorded for ``clip``."""
+    return json.loads((out / STAGES).read_text()).get(clip.name, {})
 
 
 def run_deface(deface: anchor.Deface, clips: list[Path], out: Path) -> Timing:
@@ -350,28 +369,64 @@ def veil_recall(clip: Clip, out: Path, params: Params) -> Recall:
     return Recall(found.get(ObjectClass.FACE), found.get(ObjectClass.LICENSE_PLATE), longest)
 
 
-def deface_recall(deface: anchor.Deface, clip: Clip, out: Path) -> Recall:
-    """deface's exact masks (its own code, re-run in its venv) scored on ``clip``'s faces; deface masks no
-    plates, so its plate recall is None ("-") on every clip."""
+def deface_masks(deface: anchor.Deface, clip: Clip, out: Path) -> Path:
+    """deface's exact masks on every frame of ``clip`` (its own code, re-run in its venv, untimed): an npz of
+    bits packed along the rows (bench/deface_regions.py)."""
+    masks_file = out / f"{clip.path.stem}.deface-masks.npz"
+    if not masks_file.exists():
+        subprocess.run([str(deface.venv / "bin" / "python"), str(DEFACE_REGIONS), "--video", str(clip.path), str(masks_file)],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return masks_file
+
+
+def unpacked(masks_file: Path):
+    """The per-frame boolean masks of a deface masks file."""
+    data = np.load(masks_file)
+    width = int(data["shape"][2])
+    return (np.unpackbits(m, axis=-1, count=width).astype(bool) for m in data["masks"])
+
+
+def deface_recall(clip: Clip, masks_file: Path) -> Recall:
+    """deface's masks scored on ``clip``'s faces; deface masks no plates, so its plate recall is None ("-")."""
     if ObjectClass.FACE not in clip.classes:
         return Recall(None, None, 0)
-    masks_file = out / f"{clip.path.stem}.deface-masks.npz"
-    subprocess.run([str(deface.venv / "bin" / "python"), str(DEFACE_REGIONS), "--video", str(clip.path), str(masks_file)],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    data = np.load(masks_file)
-    _, height, width = data["shape"]
-    masks = (np.unpackbits(m, axis=-1, count=width).astype(bool) for m in data["masks"])
-    masked, total, longest = score_masks(GroundTruth.load(clip.truth), masks, ObjectClass.FACE)
-    return Recall((masked, total), None, longest)
+    masked, box_frames, longest = score_masks(GroundTruth.load(clip.truth), unpacked(masks_file), ObjectClass.FACE)
+    return Recall((masked, box_frames), None, longest)
 
 
-def split(per_clip: dict[str, Recall]) -> tuple[Recall, Recall | None]:
-    """Recalls per clip kind -> (faces on the face clip with plates on the plate clip, the mixed clip's)."""
-    single = Recall(None, None, 0)
-    for kind, recall in per_clip.items():
-        if kind != "mixed":
-            single = single.merged(recall)
-    return single, per_clip.get("mixed")
+# ---- quality -----------------------------------------------------------------------------------------
+
+
+def rgb_frames(path: Path):
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            yield frame.to_ndarray(format="rgb24")
+
+
+def quality(source: Path, output: Path, masks=None) -> Quality | str:
+    """Squared error of ``output`` against ``source`` over every frame, on the pixels outside ``masks`` (per-frame
+    boolean maps; None: every pixel); where the two differ in frame count or size, why it was not measured."""
+    sse, count, frames = 0, 0, 0
+    masks = iter(masks) if masks is not None else None
+    for ours, theirs in zip_longest(rgb_frames(source), rgb_frames(output)):
+        if ours is None or theirs is None:
+            return f"the output has {'more' if ours is None else 'fewer'} frames than the input ({frames} compared)"
+        if ours.shape != theirs.shape:
+            return (f"output frames of {theirs.shape[1]}x{theirs.shape[0]} px against the input's "
+                    f"{ours.shape[1]}x{ours.shape[0]}")
+        frames += 1
+        error = np.square(ours.astype(np.int32) - theirs).sum(axis=2)
+        keep = ~next(masks) if masks is not None else np.ones(error.shape, dtype=bool)
+        sse += int(error[keep].sum())
+        count += 3 * int(keep.sum())
+    return Quality(float(sse), count) if count else "no pixel outside the masks"
+
+
+def veil_quality(clip: Clip, out: Path, params: Params) -> Quality | str:
+    from pipeline.video.process import companion_name
+
+    output = out / clip.path.name
+    return quality(clip.path, output, veil_coverage(output.with_name(companion_name(output)), params))
 
 
 # ---- variants ----------------------------------------------------------------------------------------
@@ -444,6 +499,81 @@ def variants(args: argparse.Namespace) -> dict[str, Params]:
     return chosen
 
 
+# ---- runs ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    recalls: dict[tuple[str, str, str], Recall] = field(default_factory=dict)  # (size, clip, variant)
+
+    def add(self, row: Row, recall: Recall | None = None) -> None:
+        self.rows.append(row)
+        print_row(row)
+        if recall is not None:
+            self.recalls[row.size, row.clip, row.variant] = recall
+
+    def summarize(self, size: str, variant: str) -> None:
+        """A line for ``variant`` on all clips of ``size``: the sums of its per-clip runs."""
+        self.add(total([r for r in self.rows if (r.size, r.variant) == (size, variant)]))
+
+
+def folder_name(variant: str) -> str:
+    return variant.replace(" ", "_").replace("/", "_")
+
+
+def measure_child(kind: str, variant: str, params: Params, size: SizeClips, folder: Path, results: Results) -> None:
+    """Veil (``kind`` "veil") or the floor ("transcode"): a child per clip, then one on the one-frame clip."""
+    timings = {clip.kind: run_child(kind, params, [clip.path], folder / clip.kind) for clip in size.clips}
+    single = run_child(kind, params, [size.single], folder / "single")
+    single_stages = read_stages(folder / "single", size.single)
+    for clip in size.clips:
+        out = folder / clip.kind
+        if kind == "veil":
+            recall, measured_quality = veil_recall(clip, out, params), veil_quality(clip, out, params)
+        else:  # the floor masks nothing: its quality over every pixel, no recall
+            recall, measured_quality = None, quality(clip.path, out / clip.path.name)
+        row = Row(size.label, clip.kind, variant, clip.frames, timings[clip.kind], single,
+                  stages=read_stages(out, clip.path), single_stages=single_stages, quality=measured_quality)
+        results.add(row, recall)
+    results.summarize(size.label, variant)
+
+
+def measure_deface(deface: anchor.Deface, variant: str, size: SizeClips, folder: Path, results: Results) -> None:
+    """deface's CLI per clip and on the one-frame clip; then, untimed, its exact masks for recall and quality."""
+    timings = {clip.kind: run_deface(deface, [clip.path], folder / clip.kind) for clip in size.clips}
+    single = run_deface(deface, [size.single], folder / "single")
+    for clip in size.clips:
+        out = folder / clip.kind
+        masks = deface_masks(deface, clip, out)
+        measured_quality = quality(clip.path, anchor.output_for(out / clip.path.name), unpacked(masks))
+        row = Row(size.label, clip.kind, variant, clip.frames, timings[clip.kind], single, quality=measured_quality)
+        results.add(row, deface_recall(clip, masks))
+    results.summarize(size.label, variant)
+
+
+def measure_uhd(frames: int, runs: Path) -> None:
+    """The headline on 3840x2160 face and mixed clips, in one child: its peak RSS against the issue's bound."""
+    uhd = make_clips({"4K": SIZE_4K}, frames, kinds=("face", "mixed"))[0]
+    params = Params()
+    folder = runs / "4K" / folder_name(HEADLINE)
+    whole = run_child("veil", params, [c.path for c in uhd.clips], folder)
+    single = run_child("veil", params, [uhd.single], folder.with_name("single"))
+    row = Row("4K", "face+mixed", HEADLINE, uhd.frames, whole, single)
+    face = veil_recall(uhd.clips[0], folder, params)
+    both = veil_recall(uhd.clips[1], folder, params)
+    peak = max(whole.peak_rss_mb, single.peak_rss_mb)
+    bound = "within" if peak * 2**20 < RSS_BOUND_BYTES else "OVER"
+
+    def brief(found: tuple[int, int] | None) -> str:
+        return " ".join(share(found).split())
+
+    print(f"\n4K (3840x2160, face clip + mixed clip, {frames} frames each): {HEADLINE} {row.wall_fps:.2f} fps wall, "
+          f"{row.steady_fps:.2f} steady, peak RSS {peak:.0f} MiB = {peak * 2**20 / 1e9:.2f} GB ({bound} the issue's 1.5 GB); "
+          f"face recall {brief(face.face)} (face clip), mixed clip face {brief(both.face)} "
+          f"plate {brief(both.plate)}, longest unmasked run {max(face.longest_run, both.longest_run)} frames")
+
+
 # ---- report ------------------------------------------------------------------------------------------
 
 
@@ -461,21 +591,35 @@ def revision() -> str:
     return f"commit {commit}" + (" with uncommitted changes in pipeline/" if dirty else "")
 
 
-def print_row(row: Row) -> None:
-    print(f"{row.size:6} {row.variant:30} {row.frames:5} {row.clips.wall:8.1f} {row.wall_fps:8.2f} {row.steady_fps:8.2f} "
-          f"{row.clips.cpu:8.1f} {row.cpu_fps:8.2f} {row.clips.peak_rss_mb:8.0f} {row.single.wall:8.1f}", flush=True)
+def print_setup(sizes: list[SizeClips], frames: int, deface: anchor.Deface, headline: str) -> None:
+    video = VideoParams()
+    print(f"clips per size: {', '.join(c.path.stem for c in sizes[0].clips) if sizes else '-'} "
+          f"({frames} frames each, moving camera); "
+          f"machine: {os.cpu_count()} cores, load {load()}")
+    set_name, index, _ = PHOTOS["mixed"]
+    print(f"mixed clip: {describe_mixed(mixed_spec(set_name, index))} (pipeline/eval/mixed_scenes.py, seed {MIXED_SEED})")
+    faces = ", ".join(f"{s.label} {in_view(c)}" for s in sizes for c in s.clips if c.kind == "crowd")
+    print(f"crowd clip: {crowd.describe(EVAL_ROOT, crowd_spec(), CROWD.set_name, CROWD.photos)} (bench/crowd.py); "
+          f"faces in view: {faces or '-'}")
+    print(f"headline {HEADLINE!r}: {headline}; {FACES_ONLY!r} narrows to faces, like for like with deface")
+    print(f"veil: {revision()}; defaults video.detect_stride={video.detect_stride}, "
+          f"face max_side={video.scales['face'].max_side}, plate tile_size={video.scales['license_plate'].tile_size}")
+    print(f"deface: {deface.packages()}")
+    print(f"floor: pipeline.media.video.transcode with an identity stage (PyAV decode, RGB, {video.codec} "
+          f"preset={video.preset} crf={video.crf} pix_fmt={video.pix_fmt})")
+    print("PSNR out dB: each output against its input clip, outside the tool's masks (the floor: every pixel)\n")
 
 
-def share(found: tuple[int, int] | None) -> str:
-    return f"{found[0] / found[1]:8.2%} {found[0]:5}/{found[1]:<5}" if found else f"{'-':>8} {'':11}"
+def by_clip(rows: list[Row]) -> list[Row]:
+    """``rows`` grouped by size, then clip (in the order they first appear), each group in measuring order."""
+    order = {key: n for n, key in enumerate(dict.fromkeys((r.size, r.clip) for r in rows))}
+    return sorted(rows, key=lambda r: order[r.size, r.clip])
 
 
-def main() -> int:
-    if sys.argv[1:2] == ["_child"]:
-        return child_main(Path(sys.argv[2]))
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=60, help="frames per clip (default 60)")
-    parser.add_argument("--quick", action="store_true", help="20 frames, no stride-3 variant")
+    parser.add_argument("--quick", action="store_true", help="20 frames, no stride-1 variant")
     parser.add_argument("--deface", choices=sorted(anchor.VARIANTS), default="ort",
                         help="deface variant: 'ort' (onnxruntime, as Veil) or 'plain' (OpenCV DNN)")
     parser.add_argument("--sizes", default=",".join(SIZES), help="comma-separated, of 720p,1080p ('' with --4k: 4K only)")
@@ -487,104 +631,57 @@ def main() -> int:
         parser.add_argument(f"--{kind}-photo", default=f"{set_name}:{index}", metavar="SET:INDEX",
                             help=f"the {kind} clip's photo{what}: an evaluation set and the index among its photos "
                                  f"with at least {least} labelled {label}(s) (default {set_name}:{index})")
+    parser.add_argument("--crowd-photos", default=f"{CROWD.set_name}:{CROWD.photos}", metavar="SET:COUNT",
+                        help="the crowd clip: that many photos of a face set, those with the most labelled faces, side "
+                             f"by side (default {CROWD.set_name}:{CROWD.photos})")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                         help="an extra Veil variant: these Params overrides on the defaults (repeatable)")
     parser.add_argument("--params", action="append", default=[], metavar="FILE.toml",
                         help="an extra Veil variant: a Params table ([detector], [video], ...) over the defaults")
     args = parser.parse_args()
-    frames = 20 if args.quick else args.frames
     for kind, choice in (("face", args.face_photo), ("plate", args.plate_photo), ("mixed", args.mixed_photo)):
         set_name, _, index = choice.rpartition(":")
         PHOTOS[kind] = (set_name, int(index), PHOTOS[kind][2])
+    set_name, _, count = args.crowd_photos.rpartition(":")
+    CROWD.set_name, CROWD.photos = set_name, int(count)
+    return args
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["_child"]:
+        return child_main(Path(sys.argv[2]))
+    args = parse_args()
+    frames = 20 if args.quick else args.frames
     if not (EVAL_ROOT / "README.md").exists():
         print(f"bench/video.py: needs the evaluation data at {EVAL_ROOT}", file=sys.stderr)
         return 2
 
     chosen = variants(args)
     headline = shipped_profile()
-    video = VideoParams()
     deface = anchor.ensure_deface(args.deface)
     sizes = make_clips({k: v for k, v in SIZES.items() if k in args.sizes.split(",")}, frames)
-    print(f"clips per size: {', '.join(c.path.stem for c in sizes[0].clips) if sizes else '-'} "
-          f"({frames} frames each, moving camera); "
-          f"machine: {os.cpu_count()} cores, load {load()}")
-    set_name, index, _ = PHOTOS["mixed"]
-    print(f"mixed clip: {describe_mixed(mixed_spec(set_name, index))} (pipeline/eval/mixed_scenes.py, seed {MIXED_SEED})")
-    print(f"headline {HEADLINE!r}: {headline}; {FACES_ONLY!r} narrows to faces, like for like with deface")
-    print(f"veil: {revision()}; defaults video.detect_stride={video.detect_stride}, "
-          f"face max_side={video.scales['face'].max_side}, plate tile_size={video.scales['license_plate'].tile_size}")
-    print(f"deface: {deface.packages()}")
-    print(f"floor: pipeline.media.video.transcode with an identity stage (PyAV decode, RGB, {video.codec} "
-          f"preset={video.preset} crf={video.crf} pix_fmt={video.pix_fmt})\n")
-    print(f"{'size':6} {'variant':30} {'frames':>5} {'wall s':>8} {'fps':>8} {'steady':>8} {'cpu s':>8} {'fps/cpu':>8} {'RSS MiB':>8} {'start s':>8}")
+    print_setup(sizes, frames, deface, headline)
+    if sizes:
+        print_header()
 
-    rows: list[Row] = []
-    recalls: dict[tuple[str, str], Recall] = {}  # faces on the face clip, plates on the plate clip
-    mixed: dict[tuple[str, str], Recall | None] = {}  # both classes on the mixed clip
+    results = Results()
     runs = WORK / "runs"
+    deface_label = f"deface {anchor.DEFACE_VERSION} ({args.deface})"
     for size in sizes:
-        paths = [c.path for c in size.clips]
         for name, params in chosen.items():
-            folder = runs / size.label / name.replace(" ", "_").replace("/", "_")
-            whole = run_child("veil", params, paths, folder)
-            recalls[size.label, name], mixed[size.label, name] = split({c.kind: veil_recall(c, folder, params) for c in size.clips})
-            single = run_child("veil", params, [size.single], folder.with_name(folder.name + "-single"))
-            rows.append(Row(size.label, name, size.frames, whole, single))
-            print_row(rows[-1])
-        label = f"deface {anchor.DEFACE_VERSION} ({args.deface})"
-        folder = runs / size.label / "deface"
-        whole = run_deface(deface, paths, folder)
-        single = run_deface(deface, [size.single], folder.with_name("deface-single"))
-        rows.append(Row(size.label, label, size.frames, whole, single))
-        print_row(rows[-1])
-        recalls[size.label, label], mixed[size.label, label] = split({c.kind: deface_recall(deface, c, folder) for c in size.clips})
-        folder = runs / size.label / "floor"
-        whole = run_child("transcode", Params(), paths, folder)
-        single = run_child("transcode", Params(), [size.single], folder.with_name("floor-single"))
-        rows.append(Row(size.label, FLOOR, size.frames, whole, single))
-        print_row(rows[-1])
+            measure_child("veil", name, params, size, runs / size.label / folder_name(name), results)
+        measure_deface(deface, deface_label, size, runs / size.label / "deface", results)
+        measure_child("transcode", FLOOR, Params(), size, runs / size.label / "floor", results)
 
-    print("\nratios of steady frames/s (of frames per CPU second), same run (>1: Veil is faster):")
-    for size in sizes:
-        mine = [r for r in rows if r.size == size.label]
-        deface_row = next(r for r in mine if r.variant.startswith("deface"))
-        floor_row = next(r for r in mine if r.variant == FLOOR)
-        for row in (r for r in mine if r.variant.startswith("veil")):
-            print(f"  {size.label:6} {row.variant:30} {row.steady_fps / deface_row.steady_fps:6.2f} "
-                  f"({row.cpu_fps / deface_row.cpu_fps:5.2f}) x deface   {row.steady_fps / floor_row.steady_fps:6.2f} "
-                  f"({row.cpu_fps / floor_row.cpu_fps:5.2f}) x floor")
-
-    print(f"\nmask recall (box-frames >= {COVERED:.0%} masked; face clip for faces, plate clip for plates):")
-    print(f"{'size':6} {'variant':30} {'face recall':>20} {'plate recall':>20} {'longest unmasked run':>21}")
-    for (label, name), recall in recalls.items():
-        print(f"{label:6} {name:30} {share(recall.face):>20} {share(recall.plate):>20} {recall.longest_run:>14} frames")
-
-    if any(mixed.values()):
-        print("\nmask recall on the mixed clip (faces and plate on screen together; '-': the variant does not mask the class):")
-        print(f"{'size':6} {'variant':30} {'face recall':>20} {'plate recall':>20} {'longest unmasked run':>21}  both in view")
-        for (label, name), recall in ((k, r) for k, r in mixed.items() if r is not None):
-            clip = next(c for s in sizes if s.label == label for c in s.clips if c.kind == "mixed")
-            print(f"{label:6} {name:30} {share(recall.face):>20} {share(recall.plate):>20} {recall.longest_run:>14} frames"
-                  f"  {together(clip)}/{clip.frames} frames")
+    if results.rows:
+        print_quality_note(results.rows)
+        rows = by_clip(results.rows)
+        print_ratios(rows)
+        print_stages(rows)
+        print_recall(results.recalls, {(s.label, c.kind): in_view(c) for s in sizes for c in s.clips}, COVERED)
 
     if args.uhd:
-        uhd = make_clips({"4K": SIZE_4K}, args.uhd_frames, kinds=("face", "mixed"))[0]
-        params = Params()
-        folder = runs / "4K" / "veil_faces+plates"
-        whole = run_child("veil", params, [c.path for c in uhd.clips], folder)
-        single = run_child("veil", params, [uhd.single], folder.with_name("single"))
-        row = Row("4K", HEADLINE, uhd.frames, whole, single)
-        face = veil_recall(uhd.clips[0], folder, params)
-        both = veil_recall(uhd.clips[1], folder, params)
-        peak = max(whole.peak_rss_mb, single.peak_rss_mb)
-        bound = "within" if peak * 2**20 < RSS_BOUND_BYTES else "OVER"
-        def brief(found: tuple[int, int] | None) -> str:
-            return " ".join(share(found).split())
-
-        print(f"\n4K (3840x2160, face clip + mixed clip, {args.uhd_frames} frames each): {HEADLINE} {row.wall_fps:.2f} fps wall, "
-              f"{row.steady_fps:.2f} steady, peak RSS {peak:.0f} MiB = {peak * 2**20 / 1e9:.2f} GB ({bound} the issue's 1.5 GB); "
-              f"face recall {brief(face.face)} (face clip), mixed clip face {brief(both.face)} "
-              f"plate {brief(both.plate)}, longest unmasked run {max(face.longest_run, both.longest_run)} frames")
+        measure_uhd(args.uhd_frames, runs)
     print(f"\nload at the end: {load()}")
     return 0
 
