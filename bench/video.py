@@ -618,8 +618,8 @@ def by_clip(rows: list[Row]) -> list[Row]:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=60, help="frames per clip (default 60)")
-    parser.add_argument("--quick", action="store_true", help="20 frames, no stride-1 variant")
+    parser.add_argument("--frames", type=int, default=None, help="frames per clip (default 60; 20 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="20 frames (unless --frames), no stride-1 variant")
     parser.add_argument("--deface", choices=sorted(anchor.VARIANTS), default="ort",
                         help="deface variant: 'ort' (onnxruntime, as Veil) or 'plain' (OpenCV DNN)")
     parser.add_argument("--sizes", default=",".join(SIZES), help="comma-separated, of 720p,1080p ('' with --4k: 4K only)")
@@ -651,7 +651,7 @@ def main() -> int:
     if sys.argv[1:2] == ["_child"]:
         return child_main(Path(sys.argv[2]))
     args = parse_args()
-    frames = 20 if args.quick else args.frames
+    frames = args.frames if args.frames is not None else 20 if args.quick else 60
     if not (EVAL_ROOT / "README.md").exists():
         print(f"bench/video.py: needs the evaluation data at {EVAL_ROOT}", file=sys.stderr)
         return 2
