@@ -338,7 +338,16 @@ class RuntimeParams(_Strict):
 
 
 class ReviewParams(_Strict):
-    """What a reviewer may change when re-rendering an item (``veil review``, the rework folder)."""
+    """Which files go to review, and what a reviewer may change when re-rendering an item (``veil review``,
+    the rework folder)."""
+
+    # What sends a file to review/ (every finding is in the sidecar either way: review_reasons or review_notes):
+    # - "leak-risk": only what a person could change, something that may still be unmasked (review-band
+    #   detections left unmasked, damaged frames, a light frame plan that missed what the deep pass found);
+    #   masked review-band detections are noted, not routed;
+    # - "strict": every uncertain finding, masked review-band detections too (as before this setting);
+    # - "off": nothing; failures still go to failed/, and spot-checks still sample done files.
+    policy: Literal["leak-risk", "strict", "off"] = "leak-risk"
 
     # A detection marked as a false positive is unmasked in the re-render only when this is on; either way
     # the mark is recorded in the audit trail. Off: a reviewer can add masks, never remove one.

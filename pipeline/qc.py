@@ -117,7 +117,10 @@ class QCReport(_Model):
     detections: list[DetectionRecord] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=dict)  # masked regions per class
     disposition: Disposition = "done"
-    review_reasons: list[str] = Field(default_factory=list)
+    review_reasons: list[str] = Field(default_factory=list)  # why the file went to review (empty: it did not)
+    # Uncertain findings the profile's review policy does not route to review (masked review-band detections
+    # under "leak-risk"): recorded for audit, not sent to a person.
+    review_notes: list[str] = Field(default_factory=list)
     error: ErrorRecord | None = None
     video: dict[str, Any] | None = None  # a VideoSummary, filled by the video pipeline (tracks, frames, warnings)
     features: dict | None = None  # drift-monitoring statistics, versioned inside (pipeline/features.py)

@@ -7,6 +7,7 @@ hands its findings here; the wording of every review reason lives in this module
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -71,14 +72,52 @@ def review_band_reason(label: str, params: Params, *, count: int | None = None, 
     )
 
 
+@dataclass(frozen=True)
+class Finding:
+    """Something uncertain about a file. ``leak_risk``: something may still be unmasked, so a person could
+    change the outcome; otherwise (masked review-band detections) a person could only check for over-masking.
+    ``kind`` names the signal, for counts (``veil eval``)."""
+
+    kind: str
+    text: str
+    leak_risk: bool
+
+
+def routed(finding: Finding, policy: str) -> bool:
+    """Whether ``finding`` sends its file to review under the review ``policy``."""
+    return policy == "strict" or (policy == "leak-risk" and finding.leak_risk)
+
+
+def route(report: QCReport, findings: list[Finding], params: Params) -> None:
+    """Split ``findings`` into review reasons and notes by the profile's review policy, and settle the verdict."""
+    for finding in findings:
+        target = report.review_reasons if routed(finding, params.review.policy) else report.review_notes
+        target.append(finding.text)
+    settle(report)
+
+
+def review_band_finding(label: str, params: Params, *, count: int | None = None, frames: int | None = None) -> Finding:
+    """Detections in a class's review band: a leak risk only when the profile leaves them unmasked."""
+    masked = params.mask.mask_review_band
+    return Finding(f"{label} review band, {'masked' if masked else 'NOT masked'}",
+                   review_band_reason(label, params, count=count, frames=frames), leak_risk=not masked)
+
+
+def photo_findings(detections: Detections, params: Params) -> list[Finding]:
+    """The uncertain findings of a photo's detections (as they are masked)."""
+    _, review = confident_and_review(detections, params.detector)
+    counts = {c: int((review & (detections.classes == int(c))).sum()) for c in ObjectClass}
+    return [review_band_finding(c.label, params, count=n) for c, n in counts.items() if n]
+
+
 def settle(report: QCReport) -> None:
     """The verdict of a file that was processed: any review reason sends it to review."""
     report.disposition = "review" if report.review_reasons else "done"
 
 
 def record_detections(report: QCReport, detections: Detections, params: Params) -> None:
-    """Fill detections, per-class counts and review reasons from one set of detections."""
-    confident, review = confident_and_review(detections, params.detector)
+    """Fill detections, per-class counts and review reasons (or notes) from one set of detections."""
+    confident, _ = confident_and_review(detections, params.detector)
     masked = masked_selection(detections, params)
     report.detections = [
         DetectionRecord(
@@ -88,12 +127,8 @@ def record_detections(report: QCReport, detections: Detections, params: Params) 
         for box, s, c, conf, m in zip(detections.boxes, detections.scores, detections.classes, confident, masked)
     ]
     for object_class in ObjectClass:
-        selected = detections.classes == int(object_class)
-        report.counts[object_class.label] = int((masked & selected).sum())
-        in_band = int((review & selected).sum())
-        if in_band:
-            report.review_reasons.append(review_band_reason(object_class.label, params, count=in_band))
-    settle(report)
+        report.counts[object_class.label] = int((masked & (detections.classes == int(object_class))).sum())
+    route(report, photo_findings(detections, params), params)
 
 
 def unmark_suppressed(report: QCReport, detections: Detections, params: Params, shape: tuple[int, ...], edits: Edits) -> None:
@@ -110,8 +145,8 @@ def record_video(report: QCReport, summary: VideoSummary, params: Params) -> Non
     """Fill the video summary, per-class counts of tracked objects, review reasons and verdict."""
     report.video = summary.model_dump(mode="json", by_alias=True)
     report.counts = _track_counts(summary)
-    report.review_reasons = _video_review_reasons(summary, params)
-    settle(report)
+    report.review_reasons, report.review_notes = [], []
+    route(report, _video_findings(summary, params), params)
 
 
 def _track_counts(summary: VideoSummary) -> dict[str, int]:
@@ -122,24 +157,26 @@ def _track_counts(summary: VideoSummary) -> dict[str, int]:
     return counts
 
 
-def _video_review_reasons(summary: VideoSummary, params: Params) -> list[str]:
-    reasons = []
+def _video_findings(summary: VideoSummary, params: Params) -> list[Finding]:
+    findings = []
     if summary.decode_warning_count:
-        reasons.append(
-            f"{summary.decode_warning_count} decode warning(s): {summary.frames_decoded} decoded frame(s) were all "
-            f"masked, but frames may be missing or damaged"
-        )
+        findings.append(Finding(
+            "decode warnings", f"{summary.decode_warning_count} decode warning(s): {summary.frames_decoded} decoded frame(s) were all "
+            f"masked, but frames may be missing or damaged", leak_risk=True,
+        ))
     elif summary.frames_declared and summary.frames_declared != summary.frames_decoded:
-        reasons.append(f"the container declares {summary.frames_declared} frames, {summary.frames_decoded} decoded")
+        findings.append(Finding("frame count", f"the container declares {summary.frames_declared} frames, {summary.frames_decoded} "
+                                f"decoded", leak_risk=True))
     for label, frames in summary.review_band_frames.items():
-        reasons.append(review_band_reason(label, params, frames=frames))
+        findings.append(review_band_finding(label, params, frames=frames))
     missed, found = summary.light_plan_missed, summary.keyframe_objects
     if missed >= 2 and missed >= params.video.light_miss_review * found:
-        reasons.append(
-            f"the light frame plan missed {missed} of {found} object(s) the deep pass found on {summary.keyframes} "
-            f"keyframe(s): tracks carry them between keyframes, but a brief leak between them is possible"
-        )
-    return reasons
+        findings.append(Finding(
+            "light plan misses", f"the light frame plan missed {missed} of {found} object(s) the deep pass found on {summary.keyframes} "
+            f"keyframe(s): tracks carry them between keyframes, but a brief leak between them is possible",
+            leak_risk=True,
+        ))
+    return findings
 
 
 def fail(report: QCReport, dst: Path, error: ErrorRecord) -> None:

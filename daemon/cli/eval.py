@@ -52,3 +52,8 @@ def print_summary(report: EvalReport) -> None:
               f"{c.recall_at_threshold:>8.3f}{c.recall_at_floor:>9.3f}{c.mask_recall:>13.4f}{c.mask_leaks:>7}")
     print(f"masked area: {report.masked_area_share:.2%} of all pixels, {report.masked_outside_gt_share:.2%} outside "
           f"ground truth (mask recall: ground-truth boxes >= {COVERED:.0%} covered)")
+    review = report.review
+    capture = "no leaking file" if review.leak_capture is None else f"{review.leak_capture:.0%} ({review.captured}/{review.leaking})"
+    why = ", ".join(f"{kind}: {files}" for kind, files in sorted(review.reasons.items())) or "-"
+    print(f"review ({review.policy}): {review.review_rate:.1%} of files routed ({review.routed}/{report.images}; "
+          f"'strict' would route {review.review_rate_strict:.1%}), leak capture {capture}; reasons: {why}")

@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from pipeline.mask import coverage, plan_regions
 from pipeline.media.image import load_image
 from pipeline.params import Params
 from pipeline.records import Detections, ObjectClass
+from pipeline.report import Finding, photo_findings
+from pipeline.report import routed as routed_by
 
 COVERED = 0.9  # a ground-truth box counts as masked when at least this share of its area is covered
 AP_FLOOR = 0.05  # detections down to this score feed the AP computation (masking uses the real thresholds)
@@ -46,6 +49,20 @@ class ClassResult(BaseModel):
     pr_curve: list[float]  # precision at recall 0.00, 0.01, ... 1.00 (IoU 0.5), -1 where undefined
 
 
+class ReviewRouting(BaseModel):
+    """The review router as a classifier of leaks: which files the profile's review policy sends to review,
+    against which files leak (some ground-truth box not masked)."""
+
+    policy: str
+    routed: int  # files sent to review
+    review_rate: float  # routed / files
+    leaking: int  # files with a leak
+    captured: int  # leaking files routed
+    leak_capture: float | None  # captured / leaking; None without leaks
+    reasons: dict[str, int]  # files per kind of reason (a file may have several)
+    review_rate_strict: float  # what "strict" (every review-band detection) would route, for comparison
+
+
 class EvalReport(BaseModel):
     veil_version: str
     ground_truth: str
@@ -59,6 +76,7 @@ class EvalReport(BaseModel):
     masked_area_share: float  # of all image area, the share masked
     masked_outside_gt_share: float  # of all image area, the share masked outside any ground-truth box
     leaked_boxes: list[dict]  # image file and box of each ground-truth box not covered
+    review: ReviewRouting
 
 
 @dataclass(frozen=True)
@@ -71,6 +89,11 @@ class _ImageResult:
     masked_pixels: int
     masked_outside_gt: int
     pixels: int
+    findings: list[Finding]  # the uncertain findings of the masked detections (pipeline/report.py)
+
+    @property
+    def leaks(self) -> bool:
+        return bool((self.box_coverage < COVERED).any())
 
 
 def every_nth_image(gt: dict, every: int) -> dict:
@@ -114,7 +137,21 @@ def evaluate(
         classes=classes,
         masked_area_share=round(sum(r.masked_pixels for r in results) / total_pixels, 5),
         masked_outside_gt_share=round(sum(r.masked_outside_gt for r in results) / total_pixels, 5),
-        leaked_boxes=leaks,
+        leaked_boxes=leaks, review=_review_routing(results, params.review.policy),
+    )
+
+
+def _review_routing(results: list[_ImageResult], policy: str) -> ReviewRouting:
+    routed = [r for r in results if any(routed_by(f, policy) for f in r.findings)]
+    leaking = [r for r in results if r.leaks]
+    captured = sum(1 for r in routed if r.leaks)
+    reasons = Counter(kind for r in routed for kind in {f.kind for f in r.findings if routed_by(f, policy)})
+    strict = sum(1 for r in results if r.findings)
+    files = max(1, len(results))
+    return ReviewRouting(
+        policy=policy, routed=len(routed), review_rate=round(len(routed) / files, 4), leaking=len(leaking),
+        captured=captured, leak_capture=round(captured / len(leaking), 4) if leaking else None,
+        reasons=dict(reasons), review_rate_strict=round(strict / files, 4),
     )
 
 
@@ -137,7 +174,7 @@ def _evaluate_image(info: dict, annotations: list[dict], images_dir: Path, param
         gt_area[max(0, y0) : y1, max(0, x0) : x1] = True
     return _ImageResult(
         info["id"], info["file_name"], detections, np.array(box_coverage), annotations,
-        int(covered.sum()), int((covered & ~gt_area).sum()), covered.size,
+        int(covered.sum()), int((covered & ~gt_area).sum()), covered.size, photo_findings(shipped, params),
     )
 
 

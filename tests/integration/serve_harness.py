@@ -48,15 +48,18 @@ FAST_PROFILE = """
 classes = ["face"]
 """
 
-# A review band from 0.02 to 0.99: on noise, CenterFace's weak responses land in it, so files go to review.
-# Narrowed on purpose, to force review on a noise clip too (the video contact sheet); that the shipped profile's
-# contact sheets show masked pixels inside every face and plate of real photos is checked in the burst.
+# A review band from 0.02 to 0.99 under the "strict" review policy: on noise, CenterFace's weak responses land
+# in it, so files go to review. Narrowed on purpose, to force review on a noise clip too (the video contact
+# sheet); that contact sheets show masked pixels inside every face and plate of real photos is checked in
+# test_serve_masking.py.
 REVIEW_PROFILE = """
 [profiles.default.detector]
 classes = ["face"]
 [profiles.default.detector.face]
 threshold = 0.99
 review_floor = 0.02
+[profiles.default.review]
+policy = "strict"
 """
 
 

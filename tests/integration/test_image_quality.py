@@ -55,6 +55,11 @@ def test_mask_recall_on_the_development_sets(tmp_path, engine, name, label, ever
     # the operating point is reported and consistent with the curve
     assert 0.0 < result.recall_at_floor <= 1.0 and result.recall_at_floor >= result.recall_at_threshold
     assert 0.0 < result.ap50 <= 1.0
+    # The review router at the shipped policy: at most 5% of ordinary photos go to a person.
+    review = report.review
+    assert review.policy == "leak-risk" and review.review_rate <= 0.05, review
+    assert review.review_rate_strict >= review.review_rate
+    assert review.leaking == len({leak["image"] for leak in report.leaked_boxes})
 
 
 @pytest.mark.shared

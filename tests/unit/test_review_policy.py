@@ -1,0 +1,91 @@
+"""The review policy: which findings send a file to review/ and which are only noted in its sidecar.
+"leak-risk" (the default) routes only what a person could change, something that may still be unmasked;
+"strict" routes every review-band detection too; "off" routes nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.params import MaskParams, Params, ReviewParams
+from pipeline.qc import VideoSummary
+from pipeline.records import Detections, ObjectClass
+from pipeline.report import record_detections, record_video, start_report
+
+
+class NoModels:
+    model_records: list = []
+
+
+# One confident face (0.9) and one in the face review band [0.2, 0.4) (0.3).
+FACES = Detections.of(np.array([[10, 10, 50, 50], [100, 10, 140, 50]], np.float32), np.array([0.9, 0.3], np.float32),
+                      ObjectClass.FACE)
+
+
+def photo_report(params: Params):
+    report = start_report("photo.jpg", params, NoModels())  # type: ignore[arg-type]
+    record_detections(report, FACES, params)
+    return report
+
+
+def video_report(params: Params, **changes):
+    summary = VideoSummary(
+        container="mp4", codec_in="h264", codec_out="libx264", width=640, height=360, rotation=0, frames_declared=30,
+        frames_decoded=30, frames_written=30, frames_detected=10, detect_stride=3, duration_in_s=1.0, audio_streams=[],
+        dropped_streams=[], tracks=[], untracked_detections=0, detection_gaps=0, detection_gap_frames=[],
+        review_band_frames={"face": 4}, decode_warnings=[], decode_warning_count=0, corrupt_frames=[],
+    ).model_copy(update=changes)
+    report = start_report("clip.mp4", params, NoModels())  # type: ignore[arg-type]
+    record_video(report, summary, params)
+    return report
+
+
+def with_policy(policy: str, **mask) -> Params:
+    return Params(review=ReviewParams(policy=policy), mask=MaskParams(**mask))  # type: ignore[arg-type]
+
+
+def test_by_default_a_masked_review_band_detection_is_noted_not_routed():
+    report = photo_report(Params())
+    assert Params().review.policy == "leak-risk"
+    assert report.disposition == "done" and report.review_reasons == []
+    assert report.review_notes == ["1 face detection(s) in the review band [0.20, 0.40), masked"]
+    assert report.counts["face"] == 2  # masked all the same
+
+
+def test_strict_routes_every_review_band_detection():
+    report = photo_report(with_policy("strict"))
+    assert report.disposition == "review" and report.review_notes == []
+    assert report.review_reasons == ["1 face detection(s) in the review band [0.20, 0.40), masked"]
+
+
+def test_an_unmasked_review_band_detection_is_a_leak_risk():
+    report = photo_report(with_policy("leak-risk", mask_review_band=False))
+    assert report.disposition == "review"
+    assert report.review_reasons == ["1 face detection(s) in the review band [0.20, 0.40), NOT masked"]
+    assert report.counts["face"] == 1
+
+
+def test_off_routes_nothing_and_still_notes_it():
+    report = photo_report(with_policy("off", mask_review_band=False))
+    assert report.disposition == "done" and report.review_reasons == []
+    assert len(report.review_notes) == 1
+
+
+@pytest.mark.parametrize(("policy", "routed"), [("leak-risk", 1), ("strict", 2), ("off", 0)])
+def test_a_video_with_damaged_frames_is_a_leak_risk_and_its_masked_band_is_noted(policy, routed):
+    report = video_report(with_policy(policy), decode_warning_count=2, decode_warnings=["x", "y"])
+    assert len(report.review_reasons) == routed and len(report.review_reasons) + len(report.review_notes) == 2
+    assert report.disposition == ("review" if routed else "done")
+    if policy == "leak-risk":
+        assert report.review_reasons[0].startswith("2 decode warning(s)")
+
+
+def test_a_clean_video_with_a_masked_review_band_is_done_by_default():
+    report = video_report(Params())
+    assert report.disposition == "done" and report.review_notes == [
+        "face detection(s) in the review band [0.20, 0.40) on 4 frame(s), masked"]
+
+
+def test_the_light_plan_missing_what_the_deep_pass_found_is_a_leak_risk():
+    report = video_report(Params(), keyframes=3, keyframe_objects=4, light_plan_missed=2)
+    assert report.disposition == "review" and "light frame plan missed 2 of 4" in report.review_reasons[0]
