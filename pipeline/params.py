@@ -271,6 +271,14 @@ class VideoParams(_Strict):
     # deep pass found on its keyframes (and at least two of them): frames between keyframes lean on the
     # light plan, so such a clip may hide a short leak.
     light_miss_review: float = Field(default=0.25, ge=0.0, le=1.0)
+    # With the deep pass on, the light plan follows the scene between keyframes (pipeline/video/light_plan.py):
+    # the whole-frame face pass is scaled down (to 0.75 or 0.5) while every face known in the clip (its tracks)
+    # stays at least face_min_px pixels there, and plates are searched on the whole frame without its tiles
+    # unless a known plate is under plate_min_px wide in that letterboxed view. The keyframes' photo plan
+    # finds what these miss, back-filled over one interval.
+    scene_plans: bool = True
+    face_min_px: int = Field(default=32, ge=1, le=1024)
+    plate_min_px: int = Field(default=48, ge=1, le=1024)
     tracker: TrackerParams = TrackerParams()
     # Per class, the detector plan for frames (a class not listed gets its photo plan, detector.per_class).
     scales: dict[ClassLabel, ScalePlan] = Field(default_factory=lambda: dict(VIDEO_PLANS))

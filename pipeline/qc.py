@@ -99,6 +99,9 @@ class VideoSummary(_Model):
     scene_cuts: int = 0
     keyframe_objects: int = 0
     light_plan_missed: int = 0
+    # The light passes by what they searched (pipeline/video/light_plan.py): "face x1", "face x0.5", ...; "plates,
+    # tiles" or "plates, whole frame" (no plate known).
+    light_plans: dict[str, int] = {}
     # Busy seconds per stage (decode, detect, motion, plan, mask, encode); stages overlap on threads, so
     # they sum to more than the wall time. For capacity planning: the largest one is the bottleneck.
     stage_seconds: dict[str, float] = {}

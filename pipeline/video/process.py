@@ -34,6 +34,7 @@ from pipeline.timing import StageClock
 from pipeline.track.bytetrack import TrackObservation
 from pipeline.track.motion import CameraMotion
 from pipeline.video.keyframes import KeyframeClock, light_misses
+from pipeline.video.light_plan import scene_plans
 from pipeline.video.plan import FramePlan, MaskPlanner, review_band_count
 from pipeline.video.qc import BOXES_SUFFIX, MAX_LISTED, BoxesWriter, class_label
 
@@ -144,6 +145,7 @@ class VideoJob:
         self.planner = MaskPlanner(self.video.covering(horizon), params.detector, (info.width, info.height))
         self.camera = CameraMotion() if self.video.camera_motion else None
         self.counters = _Counters(params)
+        self.light_plans: Counter[str] = Counter()  # light passes by what they searched, for the sidecar
         self.clock = StageClock()
         self.shape = (info.height, info.width, 3)  # upright frames
         self.boxes = BoxesWriter(boxes, width=info.width, height=info.height, time_base=str(info.time_base),
@@ -192,12 +194,26 @@ class VideoJob:
         if not searched:
             return None
         if not deep:
-            return self.engine.detect(frame.rgb, scales=self.scales, only=searched)
+            return self.engine.detect(frame.rgb, scales=self._light_scales(searched), only=searched)
         detections, light = self.engine.detect_deep(frame.rgb, self.scales, only=searched)
         found, missed = light_misses(detections, light, self.params.detector)
         self.keyframes.stats.deep_found += found
         self.keyframes.stats.light_missed += missed
         return detections
+
+    def _light_scales(self, searched: frozenset[ObjectClass]) -> dict[ObjectClass, ScalePlan]:
+        """The frame plans as the scene asks for them (pipeline/video/light_plan.py), only behind a deep pass
+        that backs them up."""
+        if not (self.video.scene_plans and self.video.keyframe_interval_s):
+            return self.scales
+        plate_input = self.params.detector.for_class(ObjectClass.LICENSE_PLATE).model.input_size or 640
+        plans, scale, plate_tiles = scene_plans(self.scales, self.planner.current, max(self.info.width, self.info.height),
+                                                self.video, plate_input)
+        if ObjectClass.FACE in searched:
+            self.light_plans[f"face x{scale:g}"] += 1
+        if ObjectClass.LICENSE_PLATE in searched:
+            self.light_plans["plates, tiles" if plate_tiles else "plates, whole frame"] += 1
+        return plans
 
     def _redetect_around_tracks(self, frame: DecodedFrame, classes: frozenset[ObjectClass]) -> None:
         """On a frame the stride skips (or for a class not searched on it), look again around every live track
@@ -286,7 +302,8 @@ class VideoJob:
             decode_warnings=log.warnings[:MAX_LISTED], decode_warning_count=log.warnings.total,
             corrupt_frames=log.corrupt_frames[:MAX_LISTED], keyframes=self.keyframes.stats.keyframes,
             scene_cuts=self.keyframes.stats.scene_cuts, keyframe_objects=self.keyframes.stats.deep_found,
-            light_plan_missed=self.keyframes.stats.light_missed, stage_seconds=self.clock.seconds(),
+            light_plan_missed=self.keyframes.stats.light_missed, light_plans=dict(self.light_plans),
+            stage_seconds=self.clock.seconds(),
         )
 
     def _tracks(self) -> list[TrackSummary]:
