@@ -25,6 +25,7 @@ from daemon.audit.log import AuditLog
 from daemon.config.settings import FolderSettings, Settings
 from daemon.review.auth import Authenticator
 from daemon.review.media import FrameSource, image_jpeg, track_boxes
+from daemon.review.queue import queue_page
 from daemon.review.rework import (
     Item,
     Place,
@@ -209,7 +210,7 @@ class Handler(BaseHTTPRequestHandler):
         if path.startswith("/static/") and path[8:] in _static_names():
             return self._static(path[8:])
         if path == "/api/items":
-            return self._json(200, {"items": app.queue()})
+            return self._json(200, queue_page(app.queue(), query))
         if path in ("/api/item", "/api/image", "/api/frame", "/api/boxes"):
             item = app.item(query["folder"], query["id"])
             if path == "/api/item":

@@ -83,3 +83,14 @@ def test_frame_n_of_the_masked_video_is_served_with_its_track_boxes(tmp_path, fa
         assert int(np.argmin(errors)) == n and errors[n] < 0.5 * sorted(errors)[1]  # JPEG aside, that frame
     boxes = json.loads(get(port, f"/api/boxes?folder=cams&id={item}&first=3&count=4"))["frames"]
     assert [row["f"] for row in boxes] == [3, 4, 5, 6]
+
+
+def test_the_queue_comes_a_page_at_a_time_and_a_bad_query_is_refused(tmp_path, serve):
+    port = serve(settings_for(tmp_path, FACES))
+    queue = json.loads(get(port, "/api/items?sort=reason&page=1&per_page=10"))
+    assert (queue["items"], queue["total"], queue["pages"], queue["sort"]) == ([], 0, 1, "reason")
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request("GET", "/api/items?sort=name", headers={"Authorization": f"Bearer {TOKEN}"})
+    response = connection.getresponse()
+    assert response.status == 400 and "sort must be one of" in json.loads(response.read())["error"]
+    connection.close()
