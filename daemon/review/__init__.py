@@ -1,4 +1,4 @@
-"""Review and rework: the review station (``veil review``, a local web page: ``server``, ``auth``, ``media``) to
+"""Review and rework: the review station (``veil review``, a local web page: ``server``, ``auth``, ``media``, ``queue``) to
 finish what the detector left uncertain, and rework (``rework/``, ``rework_watch``) that re-renders an item
 from its kept original with a person's edits and publishes it. May import ``pipeline``, ``daemon.log``,
 ``daemon.config``, ``daemon.publish``, ``daemon.models``, ``daemon.intake.zones`` and ``daemon.audit``; never
