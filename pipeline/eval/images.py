@@ -142,11 +142,12 @@ def evaluate(
 
 
 def _review_routing(results: list[_ImageResult], policy: str) -> ReviewRouting:
-    routed = [r for r in results if any(routed_by(f, policy) for f in r.findings)]
+    routed_kinds = [{f.kind for f in r.findings if routed_by(f, policy)} for r in results]  # per file
+    routed = [r for r, kinds in zip(results, routed_kinds) if kinds]
     leaking = [r for r in results if r.leaks]
     captured = sum(1 for r in routed if r.leaks)
-    reasons = Counter(kind for r in routed for kind in {f.kind for f in r.findings if routed_by(f, policy)})
-    strict = sum(1 for r in results if r.findings)
+    reasons = Counter(kind for kinds in routed_kinds for kind in kinds)
+    strict = sum(1 for r in results if any(routed_by(f, "strict") for f in r.findings))
     files = max(1, len(results))
     return ReviewRouting(
         policy=policy, routed=len(routed), review_rate=round(len(routed) / files, 4), leaking=len(leaking),

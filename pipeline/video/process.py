@@ -146,6 +146,7 @@ class VideoJob:
         self.camera = CameraMotion() if self.video.camera_motion else None
         self.counters = _Counters(params)
         self.light_plans: Counter[str] = Counter()  # light passes by what they searched, for the sidecar
+        self.plate_input = params.detector.for_class(ObjectClass.LICENSE_PLATE).model.input_size or 640
         self.clock = StageClock()
         self.shape = (info.height, info.width, 3)  # upright frames
         self.boxes = BoxesWriter(boxes, width=info.width, height=info.height, time_base=str(info.time_base),
@@ -206,9 +207,8 @@ class VideoJob:
         that backs them up."""
         if not (self.video.scene_plans and self.video.keyframe_interval_s):
             return self.scales
-        plate_input = self.params.detector.for_class(ObjectClass.LICENSE_PLATE).model.input_size or 640
         plans, scale, plate_tiles = scene_plans(self.scales, self.planner.current, max(self.info.width, self.info.height),
-                                                self.video, plate_input)
+                                                self.video, self.plate_input)
         if ObjectClass.FACE in searched:
             self.light_plans[f"face x{scale:g}"] += 1
         if ObjectClass.LICENSE_PLATE in searched:
