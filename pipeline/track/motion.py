@@ -43,8 +43,9 @@ class CameraMotion:
         corners = cv2.goodFeaturesToTrack(previous, maxCorners=400, qualityLevel=0.01, minDistance=7, blockSize=5)
         if corners is None or len(corners) < MIN_POINTS:
             return IDENTITY.copy()
-        moved, status, _ = cv2.calcOpticalFlowPyrLK(  # type: ignore[call-overload]  # the stubs lack nextPts=None
-            previous, current, corners, None, winSize=(21, 21), maxLevel=3
+        # nextPts is only an output here (no OPTFLOW_USE_INITIAL_FLOW); an array satisfies every cv2 stub
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(
+            previous, current, corners, np.empty_like(corners), winSize=(21, 21), maxLevel=3
         )
         found = status.reshape(-1) == 1
         if found.sum() < MIN_POINTS:
