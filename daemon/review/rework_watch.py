@@ -23,6 +23,7 @@ from daemon.config.settings import FolderSettings, Settings
 from daemon.fsutil import write_atomic
 from daemon.models.engine_cache import EngineCache
 from daemon.review.rework import REWORK_SUFFIX, ReworkError, approve, parse_document, service_params
+from daemon.review.rework.document import read_document
 
 _log = log.get("veil.rework")
 WORK, DONE, FAILED = ".work", "done", "failed"
@@ -109,7 +110,7 @@ class ReworkQueue:
         except FileNotFoundError:
             return  # taken away meanwhile
         try:
-            parsed = parse_document(claimed.read_bytes())
+            parsed = parse_document(read_document(claimed))
             done = approve(folder, service_params(self.settings, folder), self.engines, parsed, audit=self.audit,
                            source="rework-folder", audit_names=self.settings.service.log_file_names)
         except Exception as exc:  # noqa: BLE001 - a bad document or a failed re-render: failed/, never a crash

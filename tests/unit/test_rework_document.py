@@ -21,7 +21,7 @@ def doc(**fields) -> str:
 def test_the_smallest_document_has_no_edits_and_a_default_reviewer():
     parsed = parse_document(doc())
     assert parsed.id == SHA and parsed.reviewer == "rework-folder"
-    edits, counts = to_edits(parsed, allow_unmask=True)
+    edits, counts = to_edits(parsed, allow_unmask=True, frame_count=None)
     assert edits.is_empty() and counts.regions == 0 and counts.false_positives == 0
 
 
@@ -53,7 +53,7 @@ def test_bad_documents_are_refused_with_the_reason(text, reason):
 def test_a_polygon_with_no_area_is_refused_when_the_edits_are_built():
     parsed = parse_document(doc(add=[{"polygon": [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]]}]))
     with pytest.raises(ReworkError, match="no area"):
-        to_edits(parsed, allow_unmask=False)
+        to_edits(parsed, allow_unmask=False, frame_count=None)
 
 
 def test_a_single_key_covers_its_own_frame_only():
@@ -73,7 +73,7 @@ def test_key_boxes_are_interpolated_linearly_on_every_frame_between_them():
 def test_a_track_becomes_one_region_per_run_of_equal_boxes():
     parsed = parse_document(doc(add=[{"keys": {"0": [0.1, 0.1, 0.2, 0.2], "2": [0.3, 0.1, 0.4, 0.2],
                                                "6": [0.3, 0.1, 0.4, 0.2]}, "class": "face"}]))
-    edits, counts = to_edits(parsed, allow_unmask=False)
+    edits, counts = to_edits(parsed, allow_unmask=False, frame_count=7)
     assert counts.regions == 1  # the reviewer added one thing
     assert [r.frames for r in edits.add] == [(0, 0), (1, 1), (2, 6)]
     assert edits.add[1].polygon[0] == pytest.approx((0.2, 0.1))
@@ -83,16 +83,16 @@ def test_a_track_becomes_one_region_per_run_of_equal_boxes():
 def test_boxes_polygons_and_ranges_become_add_regions():
     parsed = parse_document(doc(add=[{"box": [0.1, 0.2, 0.3, 0.4]},
                                      {"polygon": [[0.5, 0.5], [0.9, 0.5], [0.7, 0.9]], "frames": [3, 8]}]))
-    edits, _ = to_edits(parsed, allow_unmask=False)
+    edits, _ = to_edits(parsed, allow_unmask=False, frame_count=None)
     assert edits.add[0].polygon == ((0.1, 0.2), (0.3, 0.2), (0.3, 0.4), (0.1, 0.4)) and edits.add[0].frames is None
     assert edits.add[1].frames == (3, 8) and len(edits.add[1].polygon) == 3
 
 
 def test_false_positives_unmask_only_where_the_profile_allows_it():
     parsed = parse_document(doc(false_positives=[{"box": [0.1, 0.1, 0.2, 0.2], "frames": [4, 4]}]))
-    kept, counts = to_edits(parsed, allow_unmask=False)
+    kept, counts = to_edits(parsed, allow_unmask=False, frame_count=None)
     assert kept.suppress == () and counts.false_positives == 1 and not counts.unmask_allowed
-    dropped, counts = to_edits(parsed, allow_unmask=True)
+    dropped, counts = to_edits(parsed, allow_unmask=True, frame_count=None)
     assert len(dropped.suppress) == 1 and dropped.suppress[0].frames == (4, 4) and counts.unmask_allowed
     assert dropped.suppress[0].origin == "false-positive"
 

@@ -18,9 +18,10 @@ from daemon.fsutil import fsync_dir
 from daemon.intake.zones import zone_edits
 from daemon.models.registry import Registry, RegistryError, with_active_models
 from daemon.review.rework.audit import audit_approval
+from daemon.review.rework.decision import params_for_decision, refuse_undecided, unmasked_band
 from daemon.review.rework.document import ReworkDocument, ReworkError
 from daemon.review.rework.edits import ReviewCounts, to_edits
-from daemon.review.rework.items import find_item, find_original
+from daemon.review.rework.items import Item, find_item, find_original
 from daemon.review.rework.publish import publish, remove_from_review
 
 if TYPE_CHECKING:
@@ -45,28 +46,42 @@ class Approved:
     disposition: str
     counts: ReviewCounts
     original_deleted: bool
+    unmasked_published: int = 0  # review-band detections published unmasked by the reviewer's decision
+
+
+def frame_count(item: Item) -> int | None:
+    """The item's frames (None: a photo), for bounding key boxes."""
+    if item.output_info.media_type != "video":
+        return None
+    video = item.report.video or {}
+    return int(video.get("frames_written") or video.get("frames_decoded") or 0)
 
 
 def approve(folder: FolderSettings, params: Params, engine_for: Callable[[Params], Engine], doc: ReworkDocument, *,
             audit: AuditLog | None, source: str, audit_names: bool = False) -> Approved:
     """Re-render, publish, clean up, audit. Raises ReworkError; leaves the item in place when it fails."""
     item = find_item(folder, doc.id)
+    rendering = params_for_decision(params, doc, item.report)  # the review band masked if the reviewer said so
+    edits, counts = to_edits(doc, allow_unmask=rendering.review.allow_false_positive_unmask, frame_count=frame_count(item))
     original = find_original(folder, item)
-    edits, counts = to_edits(doc, allow_unmask=params.review.allow_false_positive_unmask)
     edits = zone_edits(folder).merged(edits)  # the source's camera zones first, as the service applies them
     from pipeline.run import process_file
 
     with tempfile.TemporaryDirectory(prefix=".veil-rework-", dir=folder.output) as staging:
         staged = Path(staging) / Path(item.name).name
-        report = process_file(original, staged, params, engine_for(params), name=item.report.input.name, edits=edits)
+        report = process_file(original, staged, rendering, engine_for(rendering), name=item.report.input.name, edits=edits)
         if report.disposition == "failed" or report.input.sha256 != item.id:
             why = report.error.message if report.error else "the original changed"
             raise ReworkError(f"re-render failed: {why}")
+        unmasked = unmasked_band(report)
+        if doc.unmasked_review_band is None:
+            refuse_undecided(unmasked)
         report = report.model_copy(update={
             "disposition": "done",
             "approval": {"reviewer": doc.reviewer, "approved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          "source": source, "id": item.id, "was": item.place,
-                         "false_positives_unmasked": counts.unmask_allowed and counts.false_positives > 0},
+                         "false_positives_unmasked": counts.unmask_allowed and counts.false_positives > 0,
+                         "unmasked_review_band": doc.unmasked_review_band, "review_band_left_unmasked": unmasked},
         })
         name = publish(item, folder, staged, report)
     if item.place != "output":
@@ -78,7 +93,7 @@ def approve(folder: FolderSettings, params: Params, engine_for: Callable[[Params
         deleted = True
     if audit is not None:
         try:
-            audit_approval(audit, folder, item, doc, counts, name if audit_names else None, source, deleted)
+            audit_approval(audit, folder, item, doc, counts, name if audit_names else None, source, deleted, unmasked)
         except OSError as exc:  # published already: say so in the log rather than report a failed approval
             _log.error("audit_write_failed", event="review.approve", item=item.id[:12], error=exc.strerror or str(exc))
-    return Approved(name, "done", counts, deleted)
+    return Approved(name, "done", counts, deleted, unmasked)

@@ -6,7 +6,10 @@ height); a document names its item by the SHA-256 of the original.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+from pathlib import Path
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -14,6 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 SCHEMA: Final = "veil.rework/1"
 REWORK_SUFFIX = ".rework.json"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Bounds on what one document may ask for: the page never comes near them, a hostile document cannot make a
+# re-render take the machine. Key frames are also bounded by the item's frame count (edits.py).
+MAX_DOCUMENT_BYTES = 1 << 20
+MAX_ADD = 1_000  # regions added
+MAX_FALSE_POSITIVES = 20_000  # the page sends one per frame of a track marked false
+MAX_POINTS = 1_000  # points of one polygon
+MAX_KEYS = 100_000  # key boxes of one region
 
 Box = tuple[float, float, float, float]
 
@@ -45,8 +55,8 @@ class AddSpec(_Strict):
     """One region to mask: exactly one of ``box``, ``polygon`` or ``keys``."""
 
     box: Box | None = None
-    polygon: tuple[tuple[float, float], ...] | None = None
-    keys: dict[int, Box] | None = None  # frame -> box; frames between keys get interpolated boxes
+    polygon: tuple[tuple[float, float], ...] | None = Field(default=None, max_length=MAX_POINTS)
+    keys: dict[int, Box] | None = Field(default=None, max_length=MAX_KEYS)  # frame -> box, interpolated between
     frames: tuple[int, int] | None = None  # with box/polygon; None: every frame
     object_class: Literal["face", "license_plate", "other"] | None = Field(default=None, alias="class")
 
@@ -98,7 +108,7 @@ class FalsePositiveSpec(_Strict):
     """A detection the reviewer says is not a face or plate: detections centred inside are not masked."""
 
     box: Box | None = None
-    polygon: tuple[tuple[float, float], ...] | None = None
+    polygon: tuple[tuple[float, float], ...] | None = Field(default=None, max_length=MAX_POINTS)
     frames: tuple[int, int] | None = None
 
     @field_validator("box")
@@ -124,8 +134,11 @@ class ReworkDocument(_Strict):
     schema_: Literal["veil.rework/1"] = Field(default=SCHEMA, alias="schema")
     id: str
     reviewer: str = Field(default="rework-folder", min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")
-    add: tuple[AddSpec, ...] = ()
-    false_positives: tuple[FalsePositiveSpec, ...] = ()
+    add: tuple[AddSpec, ...] = Field(default=(), max_length=MAX_ADD)
+    false_positives: tuple[FalsePositiveSpec, ...] = Field(default=(), max_length=MAX_FALSE_POSITIVES)
+    # Review-band detections the profile left unmasked (mask_review_band = false): "mask" them in the
+    # re-render, or "publish" them unmasked. Required when there are any (decision.py); audited.
+    unmasked_review_band: Literal["mask", "publish"] | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -140,8 +153,23 @@ class ReworkDocument(_Strict):
 
 def parse_document(text: str | bytes) -> ReworkDocument:
     """Parse and validate a rework document; ReworkError with a readable reason otherwise."""
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise ReworkError(f"invalid rework document: larger than {MAX_DOCUMENT_BYTES} bytes")
     try:
         return ReworkDocument.model_validate_json(text)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}" for e in exc.errors())
         raise ReworkError(f"invalid rework document: {problems}") from None
+
+
+def read_document(path: Path) -> bytes:
+    """The bytes of a document dropped in rework/: a regular file (no link followed, no FIFO waited on), read
+    no further than one byte past the size limit (parse_document then refuses it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ReworkError(f"cannot read the document: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ReworkError("the document is not a regular file")
+        return handle.read(MAX_DOCUMENT_BYTES + 1)

@@ -56,8 +56,30 @@ class ReviewCounts:
     unmask_allowed: bool  # whether the profile let them unmask
 
 
-def to_edits(doc: ReworkDocument, *, allow_unmask: bool) -> tuple[Edits, ReviewCounts]:
-    """The pipeline's edits for a document. False positives unmask only where the profile allows it."""
+MAX_REGIONS = 100_000  # regions one document may become (key boxes: one region per frame at most)
+
+
+def check_keys(doc: ReworkDocument, frame_count: int | None) -> None:
+    """Key boxes only on a video, and only on its frames (``frame_count``; None: a photo); the regions they
+    become at most MAX_REGIONS. Checked before any interpolation, so a span of 10^8 costs nothing."""
+    keyed = [spec.keys for spec in doc.add if spec.keys is not None]
+    if keyed and frame_count is None:
+        raise ReworkError("invalid rework document: a photo takes no keys (give a box or a polygon)")
+    regions = len(doc.add) - len(keyed)
+    for keys in keyed:
+        last = max(keys)
+        if frame_count is not None and last >= frame_count:
+            raise ReworkError(f"invalid rework document: key frame {last} is past the video's last frame "
+                              f"({frame_count - 1})")
+        regions += last - min(keys) + 1
+    if regions > MAX_REGIONS:
+        raise ReworkError(f"invalid rework document: {regions} regions, more than {MAX_REGIONS}")
+
+
+def to_edits(doc: ReworkDocument, *, allow_unmask: bool, frame_count: int | None) -> tuple[Edits, ReviewCounts]:
+    """The pipeline's edits for a document on an item of ``frame_count`` frames (None: a photo). False
+    positives unmask only where the profile allows it."""
+    check_keys(doc, frame_count)
     try:
         adds: list[AddRegion] = []
         for spec in doc.add:

@@ -10,6 +10,7 @@ from pipeline.qc import SIDECAR_SUFFIX, FileInfo, QCReport
 
 from daemon.config.settings import FolderSettings
 from daemon.publish.outputs import candidate_names, sha256_file
+from daemon.review.rework.confined import confined, read_confined
 from daemon.review.rework.document import ReworkError
 
 Place = Literal["review", "spotcheck", "output"]
@@ -53,22 +54,29 @@ class Item:
         return [self.output_path, *companions, self.sidecar]
 
 
+MAX_SIDECAR_BYTES = 64 << 20  # a sidecar lists detections; a video's per-frame boxes are in a companion
+
+
 def sidecars(root: Path) -> list[Path]:
+    """The sidecars below ``root``, none of them a link or below one (confined.py)."""
     if not root.is_dir():
         return []
-    return sorted(p for p in root.rglob("*" + SIDECAR_SUFFIX) if not p.name.startswith("."))
+    return sorted(p for p in root.rglob("*" + SIDECAR_SUFFIX) if not p.name.startswith(".") and confined(root, p))
 
 
 def items_in(folder: FolderSettings, place: Place) -> list[Item]:
-    """The items with a readable sidecar and a result (failed items have no masked result to review)."""
+    """The items with a readable sidecar and a result (failed items have no masked result to review). Links
+    are passed over: a link in review/ could show an original."""
     found = []
-    for sidecar in sidecars(getattr(folder, place)):
+    root = getattr(folder, place)
+    for sidecar in sidecars(root):
         try:
-            report = QCReport.from_json(sidecar.read_bytes())
-        except (OSError, ValueError):
+            report = QCReport.from_json(read_confined(root, sidecar, MAX_SIDECAR_BYTES))
+        except (OSError, ValueError, LookupError):  # LookupError: NotConfined, a link swapped in meanwhile
             continue
         item = Item(folder, place, sidecar, report)
-        if report.output is not None and report.input.sha256 and item.output_path.is_file():
+        if report.output is not None and report.input.sha256 and confined(root, item.output_path) \
+                and item.output_path.is_file():
             found.append(item)
     return found
 
