@@ -25,7 +25,7 @@ def register(subparsers) -> None:
     parser.add_argument("--output", type=Path, help="a trial's output folder (as given to veil serve --output)")
     parser.add_argument("--review", type=Path, help="a trial's review folder, if veil serve was given one")
     parser.add_argument("--failed", type=Path, help="a trial's failed folder, if veil serve was given one")
-    parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.1 or ::1)")
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.1, ::1, localhost or another 127.x.y.z)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free port)")
     parser.add_argument("--token-file", type=Path, help="read the token from this file (mode 0600 or 0400, yours)")
     parser.set_defaults(handler=run)
@@ -57,9 +57,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"veil review: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
-    host, port = server.server_address[:2]
-    if isinstance(host, bytes):  # typeshed allows bytes; an AF_INET/AF_INET6 socket's name is a str
-        host = host.decode()
+    host, port = server.server_address
     shown = f"[{host}]" if ":" in host else host
     print(f"veil review: http://{shown}:{port}/", flush=True)
     if not args.token_file:

@@ -1,8 +1,9 @@
 """Who may use the review station: the holder of one token, on this machine only.
 
 The token is random and printed at start, or read from a file only its owner can read (the service user's).
-A request proves it with ``Authorization: Bearer <token>`` or with the cookie the login form sets (HttpOnly,
-SameSite=Strict, so other sites can neither read nor send it). Comparisons take constant time.
+It serves two purposes only: ``Authorization: Bearer <token>`` on a request (scripts), and signing in on the
+page, which opens a session. The page then carries a session cookie (HttpOnly, SameSite=Strict) that holds a
+random session id, never the token, and expires (``SESSION_TTL_S``). Comparisons take constant time.
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ import ipaddress
 import os
 import secrets
 import stat
-from http.cookies import CookieError, SimpleCookie
+import threading
+import time
+from collections import OrderedDict
 from pathlib import Path
+from typing import Callable
 
-COOKIE = "veil_review"
+COOKIE = "veil_review_session"
 MIN_TOKEN_CHARS = 16
+SESSION_TTL_S = 8 * 3600  # a working day; the reviewer signs in again afterwards
+MAX_SESSIONS = 64  # the oldest session is forgotten beyond this
 
 
 class AuthError(Exception):
@@ -52,7 +58,7 @@ def read_token_file(path: Path) -> str:
 
 
 def check_loopback(host: str) -> None:
-    """Refuse any address but the loopback one: the station shows masked results only, but to this machine."""
+    """Refuse any address but a loopback one: the station shows masked results only, but to this machine."""
     if host == "localhost":
         return
     try:
@@ -60,28 +66,74 @@ def check_loopback(host: str) -> None:
             return
     except ValueError:
         pass
-    raise AuthError(f"the review station listens on the loopback address only (127.0.0.1 or ::1), not {host!r}")
+    raise AuthError(f"the review station listens on a loopback address only (127.0.0.1 or ::1), not {host!r}")
+
+
+def bearer(authorization: str | None) -> str | None:
+    """The credentials of an ``Authorization: Bearer ...`` header (the scheme in any case, RFC 9110)."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.strip().partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+
+
+def cookie_values(header: str | None, name: str) -> list[str]:
+    """Every value of cookie ``name`` in a ``Cookie`` header. Lenient: duplicates, other cookies and
+    malformed pairs (another site's, on the same host) are passed over, never a reason to refuse."""
+    values = []
+    for pair in (header or "").split(";"):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip() == name:
+            values.append(value.strip().strip('"'))
+    return values
 
 
 class Authenticator:
-    def __init__(self, token: str) -> None:
+    """The token, and the sessions signing in with it opened (in memory: a restart signs everyone out)."""
+
+    def __init__(self, token: str, *, ttl_s: float = SESSION_TTL_S, clock: Callable[[], float] = time.monotonic) -> None:
         self._token = token.encode()
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._sessions: OrderedDict[str, float] = OrderedDict()  # session id -> expiry (clock time)
+        self._lock = threading.Lock()
 
     def valid(self, candidate: str | None) -> bool:
         return candidate is not None and hmac.compare_digest(candidate.encode(), self._token)
 
     def allows(self, authorization: str | None, cookie_header: str | None) -> bool:
-        """Whether a request's ``Authorization`` or ``Cookie`` header carries the token."""
-        if authorization and authorization.startswith("Bearer ") and self.valid(authorization[7:].strip()):
+        """Whether a request carries the token (``Authorization``) or a live session (``Cookie``)."""
+        if self.valid(bearer(authorization)):
             return True
-        if cookie_header:
-            try:
-                morsel = SimpleCookie(cookie_header).get(COOKIE)
-            except CookieError:
-                return False
-            return morsel is not None and self.valid(morsel.value)
-        return False
+        return any(self._live(value) for value in cookie_values(cookie_header, COOKIE))
 
-    def cookie(self) -> str:
-        """The Set-Cookie value the login form answers with."""
-        return f"{COOKIE}={self._token.decode()}; HttpOnly; SameSite=Strict; Path=/"
+    def _live(self, session: str) -> bool:
+        now = self._clock()
+        with self._lock:
+            for sid, expiry in list(self._sessions.items()):
+                if expiry <= now:
+                    del self._sessions[sid]
+            return any(hmac.compare_digest(session.encode(), sid.encode()) for sid in self._sessions)
+
+    def open_session(self) -> str:
+        """A new session id, live for the session lifetime."""
+        sid = secrets.token_urlsafe(32)
+        with self._lock:
+            self._sessions[sid] = self._clock() + self._ttl_s
+            while len(self._sessions) > MAX_SESSIONS:
+                self._sessions.popitem(last=False)
+        return sid
+
+    def close_sessions(self, cookie_header: str | None) -> None:
+        """Sign out: forget the sessions a request's cookies name."""
+        with self._lock:
+            for value in cookie_values(cookie_header, COOKIE):
+                self._sessions.pop(value, None)
+
+    def cookie(self, session: str) -> str:
+        """The Set-Cookie value for a session: HttpOnly, SameSite=Strict, expiring with the session."""
+        return f"{COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={int(self._ttl_s)}"
+
+    @staticmethod
+    def expired_cookie() -> str:
+        return f"{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"

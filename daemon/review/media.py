@@ -2,24 +2,34 @@
 
 Images are re-encoded as JPEG (browsers cannot show every format Veil writes, TIFF say). A video frame N is
 decoded from the masked output with PyAV; a reader stays open per video so scrubbing forward is cheap, and
-recent frames are kept encoded. Track boxes come from the video's boxes companion.
+recent frames are kept encoded. Track boxes come from the video's boxes companion. Every file is opened
+without following links (rework/confined.py); libraries that want a path get ``/proc/self/fd/N`` of the
+descriptor so opened (Linux). Regions a profile left unmasked are masked before encoding (unmasked.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import io
+import json
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from pipeline.media.video import DecodedFrame, VideoReader
-from pipeline.video.qc import BOXES_SUFFIX, read_boxes
+from pipeline.video.qc import BOXES_SUFFIX
 
 from daemon.review.rework import Item
+from daemon.review.rework.confined import open_confined
+from daemon.review.unmasked import Unmasked, photo_unmasked, video_unmasked
+
+Cover = Callable[[np.ndarray, int], np.ndarray]  # (rgb, frame index) -> rgb as the page may see it
 
 _JPEG_QUALITY = 88
 _CACHED_FRAMES = 64
@@ -31,10 +41,23 @@ def jpeg(rgb: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def image_jpeg(item: Item) -> bytes:
-    with Image.open(item.output_path) as opened:
+@contextlib.contextmanager
+def confined_path(root: Path, path: Path) -> Iterator[Path]:
+    """A path that opens the very file ``open_confined`` opened: for libraries that take a path. A library
+    that opened it keeps its own descriptor; this one closes on leaving."""
+    fd = open_confined(root, path)
+    try:
+        yield Path(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+
+
+def image_jpeg(item: Item, unmasked: Unmasked | None = None) -> bytes:
+    """The masked result as JPEG, with regions the profile left unmasked masked here too."""
+    with os.fdopen(open_confined(item.root, item.output_path), "rb") as handle, Image.open(handle) as opened:
         picture = ImageOps.exif_transpose(opened)  # outputs carry no orientation, but a spot check might
-        return jpeg(np.asarray(picture.convert("RGB")))
+        rgb = np.asarray(picture.convert("RGB"))
+    return jpeg((unmasked or photo_unmasked(item)).cover(rgb, 0))
 
 
 class _Cursor:
@@ -54,10 +77,12 @@ class _Cursor:
 
 
 class FrameSource:
-    """JPEG frames of one masked video."""
+    """JPEG frames of one masked video, each passed through ``cover`` before encoding."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, root: Path, path: Path, cover: Cover) -> None:
+        self.root = root
         self.path = path
+        self.cover = cover
         self._cursor: _Cursor | None = None
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._lock = threading.Lock()
@@ -69,11 +94,12 @@ class FrameSource:
                 return self._cache[index]
             if self._cursor is None or index < self._cursor.next_index:
                 self.close()
-                self._cursor = _Cursor(self.path)  # backwards: decode again from the start
+                with confined_path(self.root, self.path) as path:
+                    self._cursor = _Cursor(path)  # backwards: decode again from the start
             decoded = self._cursor.seek(index)
             if decoded is None:
                 return None
-            data = self._cache[index] = jpeg(decoded.rgb)
+            data = self._cache[index] = jpeg(self.cover(decoded.rgb, index))
             while len(self._cache) > _CACHED_FRAMES:
                 self._cache.popitem(last=False)
             return data
@@ -84,14 +110,33 @@ class FrameSource:
             self._cursor = None
 
 
+def companion_rows(item: Item) -> Iterator[dict[str, Any]]:
+    """The frame records of the item's boxes companion (none without one), opened without following links."""
+    companions = [n for n in item.report.companions if n.endswith(BOXES_SUFFIX)]
+    if not companions:
+        return
+    fd = open_confined(item.root, item.output_path.with_name(companions[0]))
+    with os.fdopen(fd, "rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            if record.get("end"):
+                return
+            if "f" in record:
+                yield record
+
+
+def item_unmasked(item: Item) -> Unmasked:
+    """What to cover in the item's pictures (unmasked.py)."""
+    if item.output_info.media_type == "video":
+        return video_unmasked(item, companion_rows(item))
+    return photo_unmasked(item)
+
+
 def track_boxes(item: Item, first: int, count: int) -> list[dict]:
     """Frames ``first`` .. ``first + count - 1`` of the boxes companion: the track boxes and masked regions
     (pixels of the output) per frame."""
-    companions = [n for n in item.report.companions if n.endswith(BOXES_SUFFIX)]
-    if not companions:
-        return []
     frames = []
-    for record in read_boxes(item.output_path.with_name(companions[0])):
+    for record in companion_rows(item):
         index = record.get("f")
         if index is None or index < first:
             continue

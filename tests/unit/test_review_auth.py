@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from daemon.config.settings import load_settings
-from daemon.review.auth import Authenticator, AuthError, check_loopback, read_token_file
+from daemon.review.auth import COOKIE, Authenticator, AuthError, check_loopback, read_token_file
 from daemon.review.server import CSP, ReviewApp, ReviewServer
 
 TOKEN = "s3cret-token-for-tests-0123456789"
@@ -72,16 +72,19 @@ def test_other_addresses_are_refused(host):
         check_loopback(host)
 
 
-def test_the_authenticator_takes_the_bearer_header_or_the_cookie_only_with_the_exact_token():
+def test_the_authenticator_takes_the_bearer_token_or_a_live_session_cookie_only():
     auth = Authenticator(TOKEN)
+    session = auth.open_session()
     assert auth.allows(f"Bearer {TOKEN}", None)
-    assert auth.allows(None, f"other=1; veil_review={TOKEN}")
+    assert auth.allows(None, f"other=1; {COOKIE}={session}")
     assert not auth.allows(None, None)
     assert not auth.allows(f"Bearer {TOKEN}x", None)
     assert not auth.allows(f"Basic {TOKEN}", None)
-    assert not auth.allows(None, f"veil_review={TOKEN[:-1]}")
-    assert not auth.allows(None, 'veil_review="unterminated')
-    assert "HttpOnly" in auth.cookie() and "SameSite=Strict" in auth.cookie()
+    assert not auth.allows(None, f"{COOKIE}={session[:-1]}")
+    assert not auth.allows(None, f"{COOKIE}={TOKEN}")  # the token is for signing in, never a cookie
+    assert not auth.allows(None, f'{COOKIE}="unterminated')
+    cookie = auth.cookie(session)
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Max-Age=" in cookie and TOKEN not in cookie
 
 
 def test_veil_review_refuses_a_non_loopback_host_and_a_readable_token_file(tmp_path):
@@ -161,6 +164,6 @@ def test_requests_for_another_host_name_or_from_another_origin_are_refused(serve
     response, _ = request(server, "POST", "/api/approve", body="folder=cams",
                           headers={**auth, "Content-Type": "application/x-www-form-urlencoded"})
     assert response.status == 415  # a cross-site form cannot send JSON
-    response, data = request(server, "POST", "/api/approve", body='{"folder": "cams", "id": "nothex"}',
+    response, data = request(server, "POST", "/api/approve", body='{"folder": "cams", "id": "nothex", "reviewer": "al"}',
                              headers={**auth, "Content-Type": "application/json"})
     assert response.status == 400 and b"SHA-256" in data
