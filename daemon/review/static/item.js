@@ -216,21 +216,29 @@ function renderEdits() {
 }
 
 function document_() {
-  return {
+  const body = {
     folder, id: itemId, reviewer: document.getElementById("reviewer").value.trim(),
     add: edits.filter((e) => e.kind === "add").map((e) => e.spec),
     false_positives: edits.filter((e) => e.kind === "fp").flatMap((e) => e.specs || [e.spec]),
   };
+  const band = document.querySelector("input[name=band]:checked");
+  if (band) body.unmasked_review_band = band.value;
+  return body;
 }
 
 async function approveItem() {
   const body = document_();
   if (!body.reviewer) { setStatus("Enter your name as the reviewer.", true); return; }
+  if (item.unmasked_review_band && !body.unmasked_review_band) {
+    setStatus("Decide what happens to the review-band detections left unmasked.", true);
+    return;
+  }
   localStorage.setItem("veil-reviewer", body.reviewer);
   const button = document.getElementById("approve");
   button.disabled = true;
   setStatus("Re-rendering from the original…");
   const response = await fetch("/api/approve", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  if (response.status === 401) { location.href = "/login"; return; }  // the session expired
   const result = await response.json();
   if (!response.ok) {
     setStatus(`Not approved: ${result.error}`, true);
@@ -354,6 +362,10 @@ async function start() {
   document.getElementById("unmask-note").textContent = item.allow_unmask
     ? "False positives are unmasked in the re-render (this profile allows it); every mark is audited."
     : "This profile keeps false positives masked; the marks are recorded in the audit trail.";
+  if (item.unmasked_statement) {  // said plainly, per item: what the page masks that the file does not
+    document.getElementById("band-note").textContent = item.unmasked_statement;
+    document.getElementById("band-box").hidden = false;
+  }
   document.getElementById("reviewer").value = localStorage.getItem("veil-reviewer") || "";
   canvas.width = item.width;
   canvas.height = item.height;
