@@ -168,3 +168,31 @@ def test_fuzzing_the_request_bytes_gets_an_answer_with_headers_or_a_closed_conne
     if answer:
         assert answer.startswith(b"HTTP/1.1 ") and b"content-security-policy" in answer.lower()
         assert not answer[9:10] == b"5" or b"application/json" in answer.lower()
+
+
+@pytest.fixture(scope="module")
+def in_process(fuzzed):
+    """The same station's app in process, through Starlette's TestClient (no sockets: the app's own answers)."""
+    from starlette.testclient import TestClient
+
+    from daemon.review.web import build
+
+    station, ids = fuzzed[0], fuzzed[1]
+    client = TestClient(build(station.app), base_url="http://127.0.0.1:8765", raise_server_exceptions=True)
+    yield client, ids  # not entered: the station has no lifespan (uvicorn runs it with lifespan="off")
+    client.close()
+
+
+@given(route=st.sampled_from(["/api/item", "/api/image", "/api/frame", "/api/boxes", "/api/items"]),
+       params=st.dictionaries(st.sampled_from(KEYS), TEXT | st.integers(-(10**20), 10**20).map(str), max_size=5),
+       which=st.integers(0, 1))
+@settings(max_examples=200, deadline=None, database=None, derandomize=True)
+def test_any_query_gets_a_json_answer_from_the_app_itself(in_process, route, params, which):
+    client, ids = in_process
+    if "id" in params and which:
+        params = {**params, "id": ids[0], "folder": "cams"}
+    response = client.get(route, params=params, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.headers["content-security-policy"] == CSP
+    assert response.status_code < 500 or response.json()["status"] == response.status_code
+    if response.headers["content-type"].startswith("application/json"):
+        assert response.status_code == 200 or "error" in response.json()

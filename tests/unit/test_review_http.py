@@ -190,6 +190,28 @@ def test_the_station_answers_on_another_loopback_address(tmp_path):
         station.stop()
 
 
+def test_veil_review_on_another_loopback_address_serves_there(tmp_path):
+    import re
+
+    process = subprocess.Popen([sys.executable, "-m", "daemon.cli", "review", "--host", "127.0.0.2", "--port", "0",
+                                "--ingest", str(tmp_path / "in"), "--output", str(tmp_path / "out")],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = re.search(r"http://127\.0\.0\.2:(\d+)/", process.stdout.readline())
+        token = re.search(r"token (\S+)", process.stdout.readline())
+        assert url and token
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.2", int(url.group(1)), timeout=30)
+        connection.request("GET", "/api/items", headers={"Authorization": f"Bearer {token.group(1)}"})
+        response = connection.getresponse()
+        assert response.status == 200 and json.loads(response.read())["total"] == 0
+        connection.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_veil_review_refuses_addresses_it_cannot_serve_before_it_starts():
     wide = subprocess.run([sys.executable, "-m", "daemon.cli", "review", "--host", "10.0.0.1", "--port", "0"],
                           capture_output=True, text=True, timeout=60)
