@@ -7,6 +7,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,14 @@ class Station:
             except TimeoutError:
                 pass
             return received
+
+    def wait_until(self, *, connections: int | None = None, idle: bool = False, timeout_s: float = 10.0) -> None:
+        """Until uvicorn holds ``connections`` open connections and/or runs no request (``idle``)."""
+        state = self.server._server.server_state
+        deadline = time.monotonic() + timeout_s
+        while (connections is not None and len(state.connections) != connections) or (idle and state.tasks):
+            assert time.monotonic() < deadline, f"the server did not settle: {len(state.connections)} connection(s)"
+            time.sleep(0.01)
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -263,13 +263,13 @@ def test_connections_beyond_the_bound_get_503_and_the_rest_are_served(tmp_path):
     station = Station(station_settings(tmp_path), max_connections=3)
     held = [socket.create_connection(("127.0.0.1", station.port)) for _ in range(3)]
     try:
-        time.sleep(0.2)  # let the server take them
+        station.wait_until(connections=3)  # the server holds them
         answer = station.raw(b"GET /login HTTP/1.1\r\n" + station.host_line() + b"\r\n")
         assert answer.startswith(b"HTTP/1.1 503") and b'"status": 503' in answer
         assert b"content-security-policy" in answer.lower()
         for sock in held:
             sock.close()
-        time.sleep(0.2)
+        station.wait_until(connections=0)
         assert station.request("GET", "/login")[0].status == 200
     finally:
         for sock in held:
@@ -330,7 +330,7 @@ def test_a_client_that_hangs_up_leaves_no_trace_in_the_log(tmp_path, capfd, logs
                 assert sock.recv(12) == b"HTTP/1.1 200"  # the answer has started: hang up in the middle of it
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, not a clean close
             sock.close()
-        time.sleep(1.0)
+        station.wait_until(connections=0, idle=True)  # every answer finished or abandoned
         assert station.request("GET", f"/api/image?folder=cams&id={item}", headers=AUTH)[0].status == 200
     finally:
         station.stop()
