@@ -60,6 +60,7 @@ def test_the_regions_of_one_document_are_capped_even_in_a_very_long_video():
     (doc(add=[{"box": BOX}] * (MAX_ADD + 1)), "add"),
     (doc(add=[{"polygon": [[0.1, 0.1], [0.2, 0.1], [0.2, 0.2]] * (MAX_POINTS // 3 + 1)}]), "polygon"),
     (doc(false_positives=[{"polygon": [[0.1, 0.1], [0.2, 0.1], [0.2, 0.2]] * (MAX_POINTS // 3 + 1)}]), "polygon"),
+    (doc()[:-1] + ', "add": ' + "[" * 50_000 + "]" * 50_000 + "}", "recursion"),  # nested 50,000 deep
 ])
 def test_documents_and_their_lists_have_a_size_limit(text, reason):
     with pytest.raises(ReworkError, match="invalid rework document") as caught:
