@@ -9,11 +9,11 @@ so the interpreter's start, every thread and every child (fork, spawn) run under
 What is emulated, after systemd 252 (src/shared/seccomp-util.c):
 - ``SystemCallFilter=``: lines read in order; an allow line adds, a ``~`` line removes. A call outside the list
   kills the process with SIGSYS (systemd's action without ``SystemCallErrorNumber=``), or fails with that error
-  number when it is set. systemd answers ENOSYS for calls newer than its own table; here those are refused too,
-  which is stricter.
+  number when it is set. Calls newer than systemd's own table are refused too, as in 252 (systemd 255 and
+  later answer ENOSYS for those: the jail is the stricter).
 - ``MemoryDenyWriteExecute=yes``: ``mmap`` asking for PROT_WRITE|PROT_EXEC, ``mprotect``/``pkey_mprotect`` asking
   for PROT_EXEC and ``shmat`` with SHM_EXEC fail with EPERM (systemd 252's seccomp rules); where the kernel has it
-  (Linux 6.3+), also ``prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)``, which newer systemd uses instead.
+  (Linux 6.3+), also ``prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)``, which systemd 254 and later use instead.
 - ``RestrictAddressFamilies=``: ``socket()`` for any other family fails with EAFNOSUPPORT.
 The other namespaces and mounts of the unit (ProtectSystem=, PrivateTmp=, ProtectProc=, ...) are not emulated.
 """
