@@ -215,9 +215,10 @@ def decoded(path: Path) -> tuple[list[int], list[np.ndarray], list[bytes]]:
 def same_video(expected: Path, found: Path) -> None:
     """The same frames at the same times, the same sound, and pixels equal up to the encoder's own variation.
 
-    Veil's encoding is not bit-for-bit repeatable: fed identical masked frames, two runs without any filter
-    wrote different H.264 files (one run in five or so on this machine; up to 29 grey levels on under 1% of a
-    frame's pixels). So the masks are compared exactly (the companion, above) and the pixels within that."""
+    Veil's encoding is not bit-for-bit repeatable: without any filter, identical masked frames handed to the
+    video writer decoded to different pixels now and then (about one run in eight on this machine; up to 29
+    grey levels on under 1% of a frame's pixels). So the masks are compared exactly (the companion, above) and
+    the pixels within that."""
     pts, frames, audio = decoded(expected)
     found_pts, found_frames, found_audio = decoded(found)
     assert found_pts == pts and len(frames) == 16
