@@ -26,8 +26,9 @@ say() { echo "==> $*"; }
 # Debian packages: venv support, libsystemd headers for systemd-python, ffmpeg for ffprobe checks,
 # systemd for systemd-analyze (the unit is verified in a test) and the service itself.
 apt_packages=(python3-venv python3-dev pkg-config libsystemd-dev gcc ffmpeg systemd)
-# The development install adds what the tests drive: libfaketime (clock jumps), chromium (the drift report).
-test_apt_packages=(libfaketime chromium)
+# The development install adds what the tests drive: libfaketime (clock jumps), chromium (the drift report),
+# libseccomp2 (the unit's system-call filter, through pyseccomp; systemd already depends on it).
+test_apt_packages=(libfaketime chromium libseccomp2)
 install_apt_packages() {
     local missing=()
     for p in "${apt_packages[@]}"; do

@@ -137,12 +137,14 @@ output = "{self.output}"
 {profile}
 """)
         self.proc: subprocess.Popen | None = None
+        self.launcher: list[str] = []  # a command that execs the one after it (test_unit_filter.py's jail)
 
     def start(self, env: dict[str, str] | None = None, args: list[str] | None = None) -> "Daemon":
         self.log_handle = open(self.log_path, "ab")
         full_env = {**os.environ, **(env or {})}
         full_env.pop("NOTIFY_SOCKET", None) if env is None or "NOTIFY_SOCKET" not in env else None
-        command = [sys.executable, "-m", "daemon.cli", "serve", *(args or ["--config", str(self.config)])]
+        command = [*self.launcher, sys.executable, "-m", "daemon.cli", "serve",
+                   *(args or ["--config", str(self.config)])]
         self.proc = subprocess.Popen(command, cwd=REPO, env=full_env, stdout=self.log_handle, stderr=self.log_handle)
         return self
 
