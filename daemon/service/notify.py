@@ -18,7 +18,8 @@ class Notifier:
         if address:
             # A leading "@" names an abstract socket (Linux): the kernel wants a NUL byte there.
             self._address = "\0" + address[1:] if address.startswith("@") else address
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # Non-blocking: a listener that stops reading (its queue full) must not stall the main loop.
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
 
     @property
     def enabled(self) -> bool:

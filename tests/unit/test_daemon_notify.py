@@ -58,3 +58,14 @@ def test_watchdog_interval_is_half_the_timeout(monkeypatch):
     assert watchdog_interval_s() == 15.0
     monkeypatch.setenv("WATCHDOG_PID", "1")  # meant for another process
     assert watchdog_interval_s() is None
+
+
+def test_a_listener_that_stops_reading_never_blocks_the_sender(tmp_path):
+    # A unix datagram queue holds a few hundred messages; a blocking send would then wait for the reader
+    # forever (seen in a test whose listener read only at the end). The send must fail instead.
+    sock, address = bound(tmp_path)
+    notifier = Notifier(address)
+    sent = [notifier.status(f"queue {n}") for n in range(5000)]
+    assert sent[0] and not all(sent)  # the queue filled up, and the sender carried on
+    assert sock.recv(4096) == b"STATUS=queue 0"
+    assert notifier.status("after")  # once there is room again, sending works
