@@ -60,9 +60,9 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 
 say "installing Veil into $venv"
 if [ "$mode" = system ]; then
-    "${pip[@]}" install "$here[systemd]" || die "pip install failed (no network?)"
+    "${pip[@]}" install "$here[systemd,celery]" || die "pip install failed (no network?)"
 else
-    "${pip[@]}" install -e "$here[systemd,test]" || die "pip install failed (no network?)"
+    "${pip[@]}" install -e "$here[systemd,celery,test]" || die "pip install failed (no network?)"
 fi
 # TrackEval (IDF1/HOTA for veil eval-video) declares the desktop opencv-python as a dependency, which would
 # replace the headless build: install it alone; what it really needs (numpy, scipy) is already there.

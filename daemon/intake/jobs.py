@@ -87,6 +87,10 @@ class Job:
     def save(self) -> None:
         write_atomic(self.dir / "job.json", self.record.model_dump_json(indent=1).encode())
 
+    def reload(self) -> None:
+        """Read the journal again: another process (a remote worker) may have moved it on."""
+        self.record = JobRecord.model_validate_json((self.dir / "job.json").read_bytes())
+
 
 def _refuse_linked_parents(path: Path, ingest: Path) -> None:
     """A folder on the way swapped for a symlink would make the rename take a file from outside the share."""

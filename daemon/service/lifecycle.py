@@ -72,6 +72,7 @@ class Service:
         self._watchers: list[FolderWatcher] = []
         self._hub: InotifyHub | None = None
         self._pool: Dispatcher | None = None
+        self._remote = False  # jobs on a broker (dispatch.backend = "celery"): they outlive this process
         self._publisher: Publisher | None = None
         self._drift: DriftService | None = None  # drift monitoring, spot checks, metrics (docs/drift.md)
         self._rework: ReworkQueue | None = None  # rework/ documents, re-rendered in a thread (docs/review.md)
@@ -154,6 +155,15 @@ class Service:
 
     def _start_pool(self) -> Dispatcher:
         service = self.settings.service
+        if self.settings.dispatch.backend == "celery":
+            from daemon.dispatch.client import CeleryDispatcher  # only a celery backend needs the broker client
+
+            remote = CeleryDispatcher(self.settings)
+            self.notifier.status("connecting to the broker")
+            remote.start()
+            self._remote = True
+            return remote
+        self._remote = False
         pool = LocalPool(worker_specs(self.settings, self._models, self.runner), job_timeout_s=service.job_timeout_s,
                          heartbeat_timeout_s=service.heartbeat_timeout_s, max_jobs=service.worker_max_jobs,
                          max_rss_mb=service.worker_max_rss_mb)
@@ -198,6 +208,9 @@ class Service:
         while self._queue:
             self._release(self._queue.popleft())
         for job in list(self._running.values()):
+            if self._remote:  # on the broker: it stays claimed, and the next start enqueues it again
+                _log.info("job_left_on_broker", job=job.id, folder=job.record.folder)
+                continue
             _log.info("job_interrupted", job=job.id, folder=job.record.folder)
             self._release(job)
         self._running.clear()
@@ -307,8 +320,9 @@ class Service:
             if job.record.attempts >= self.settings.service.max_attempts:
                 self._started_publisher().give_up(job)
                 continue
-            shutil.rmtree(job.staging, ignore_errors=True)  # leftovers of an interrupted attempt
-            job.staging.mkdir(parents=True)
+            if not self._remote:  # a remote worker does it under the job's lock (daemon/dispatch/task.py)
+                shutil.rmtree(job.staging, ignore_errors=True)  # leftovers of an interrupted attempt
+                job.staging.mkdir(parents=True)
             job.record.attempts += 1
             job.save()  # counted before it runs: a file that kills the whole service still runs out of tries
             folder = self.settings.folder(job.record.folder)
@@ -320,6 +334,12 @@ class Service:
         job = self._running.pop(outcome.job_id, None)
         if job is None:
             return
+        if self._remote:
+            try:
+                job.reload()  # a remote worker moved the journal on (processed, published)
+            except (OSError, ValueError) as exc:
+                _log.error("job_journal_unreadable", job=job.id, folder=job.record.folder, error=type(exc).__name__)
+                return
         failure = outcome.failure if outcome.report_json is None else changed_since_claim(job)
         if failure or outcome.report_json is None:
             job.record.failures.append(failure or "unknown")
