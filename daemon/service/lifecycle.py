@@ -37,13 +37,13 @@ from daemon.review.rework_watch import ReworkQueue
 from daemon.service.claiming import Claimer, changed_since_claim
 from daemon.service.folders import FolderError, locked_folders
 from daemon.service.notify import Notifier, watchdog_interval_s
-from daemon.service.pool import Dispatcher, LocalPool, Outcome, PoolBroken
+from daemon.service.pool import Dispatcher, Outcome, PoolBroken
 from daemon.service.publisher import Publisher
 from daemon.service.recovery import recover
 from daemon.service.snapshot import Lifetime, status_snapshot
 from daemon.service.status import Counters, status_line, status_path, write_status
 from daemon.service.worker_spec import JobSpec
-from daemon.service.workforce import inference_threads, worker_specs
+from daemon.service.workforce import inference_threads, make_dispatcher, worker_specs
 
 __all__ = ["Service", "StartupError", "inference_threads"]
 
@@ -154,20 +154,9 @@ class Service:
             drift.close()
 
     def _start_pool(self) -> Dispatcher:
-        service = self.settings.service
-        if self.settings.dispatch.backend == "celery":
-            from daemon.dispatch.client import CeleryDispatcher  # only a celery backend needs the broker client
-
-            remote = CeleryDispatcher(self.settings)
-            self.notifier.status("connecting to the broker")
-            remote.start()
-            self._remote = True
-            return remote
-        self._remote = False
-        pool = LocalPool(worker_specs(self.settings, self._models, self.runner), job_timeout_s=service.job_timeout_s,
-                         heartbeat_timeout_s=service.heartbeat_timeout_s, max_jobs=service.worker_max_jobs,
-                         max_rss_mb=service.worker_max_rss_mb)
-        self.notifier.status("loading models")
+        pool = make_dispatcher(self.settings, worker_specs(self.settings, self._models, self.runner))
+        self._remote = pool.remote
+        self.notifier.status("connecting to the broker" if pool.remote else "loading models")
         pool.start()
         return pool
 
