@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amqp.exceptions import AMQPError
 from kombu import Connection, Consumer, Message, Producer
+from kombu.exceptions import OperationalError
 
 from pipeline.report import failed_report
 
@@ -39,6 +41,8 @@ from daemon.service.worker_spec import JobSpec
 
 _log = log.get("veil.dispatch")
 _RECONNECT_S = 1.0
+# What a broker that is away, restarting or refusing raises (kombu wraps socket errors, amqp has its own).
+BROKER_ERRORS = (OSError, OperationalError, AMQPError)
 
 
 @dataclass
@@ -73,19 +77,24 @@ class CeleryDispatcher:
         self._app = make_app(self.dispatch, self._url)
         try:
             self._connect()
-        except OSError as exc:  # kombu's connection errors are OSErrors (refused, reset, unreachable)
+        except BROKER_ERRORS as exc:
             raise PoolBroken(f"broker {_safe(self._url)}: {exc}") from None
 
     def _connect(self) -> None:
         conn = Connection(self._url, heartbeat=0, transport_options={"confirm_publish": True})
-        conn.ensure_connection(max_retries=1)
-        channel = conn.channel()
-        for queue in [*task_queues(self.dispatch), dead_queue(self.dispatch), results_queue(self.dispatch, self.instance)]:
-            queue(channel).declare()
-        channel.basic_qos(0, 50, False)
-        Consumer(channel, [results_queue(self.dispatch, self.instance)], callbacks=[self._on_result],
-                 accept=["json"]).consume()
-        Consumer(channel, [dead_queue(self.dispatch)], callbacks=[self._on_dead], accept=["json"]).consume()
+        try:
+            conn.ensure_connection(max_retries=1)
+            channel = conn.channel()
+            for queue in [*task_queues(self.dispatch), dead_queue(self.dispatch),
+                          results_queue(self.dispatch, self.instance)]:
+                queue(channel).declare()
+            channel.basic_qos(0, 50, False)
+            Consumer(channel, [results_queue(self.dispatch, self.instance)], callbacks=[self._on_result],
+                     accept=["json"]).consume()
+            Consumer(channel, [dead_queue(self.dispatch)], callbacks=[self._on_dead], accept=["json"]).consume()
+        except BaseException:
+            conn.release()
+            raise
         self._conn = conn
         _log.info("broker_connected", broker=_safe(self._url), results=self.results)
 
@@ -153,7 +162,7 @@ class CeleryDispatcher:
                 return
             try:
                 self._connect()
-            except OSError as exc:
+            except BROKER_ERRORS as exc:
                 _log.warning("broker_unreachable", broker=_safe(self._url), error=str(exc))
                 self._next_connect = time.monotonic() + _RECONNECT_S
                 return
@@ -162,7 +171,7 @@ class CeleryDispatcher:
             self._conn.drain_events(timeout=timeout)
         except socket.timeout:
             return
-        except OSError as exc:  # the broker went away: results wait in their durable queue
+        except BROKER_ERRORS as exc:  # the broker went away: results wait in their durable queue
             _log.warning("broker_connection_lost", error=str(exc))
             self._drop_connection()
 
@@ -171,7 +180,7 @@ class CeleryDispatcher:
         if conn is not None:
             try:
                 conn.release()
-            except OSError:
+            except BROKER_ERRORS:
                 pass
         self._next_connect = time.monotonic() + _RECONNECT_S
 

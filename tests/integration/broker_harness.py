@@ -61,12 +61,18 @@ class Broker:
         return "\n".join(lines) + "\n"
 
     def depth(self, queue: str) -> int:
-        """Messages ready in ``<prefix>.<queue>`` (declared passively: it must exist)."""
+        """Messages ready in ``<prefix>.<queue>`` (declared passively: it must exist); -1 while the broker
+        cannot say (a quorum queue electing its leader just after a restart)."""
+        from amqp.exceptions import AMQPError
         from kombu import Connection
+        from kombu.exceptions import OperationalError
 
-        with Connection(self.url) as conn:
-            _, count, _ = conn.default_channel.queue_declare(f"{self.prefix}.{queue}", passive=True)
-            return int(count)
+        try:
+            with Connection(self.url) as conn:
+                _, count, _ = conn.default_channel.queue_declare(f"{self.prefix}.{queue}", passive=True)
+                return int(count)
+        except (OSError, OperationalError, AMQPError):
+            return -1
 
     def close(self) -> None:
         if self.vhost is not None:

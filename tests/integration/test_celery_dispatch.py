@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -103,4 +104,39 @@ def test_a_poison_file_is_dead_lettered_after_the_delivery_limit_and_fails_with_
     [poison_job] = [e["job"] for e in daemon.events("job_claimed") if e.get("name") == "poison.jpg"]
     assert [e["job"] for e in daemon.events("job_dead_lettered")] == [poison_job]
     assert broker.depth("photo") == broker.depth("dead") == broker.depth("results.t1") == 0
+    assert daemon.stop() == 0
+
+
+def _rabbitmqctl(*args: str) -> None:
+    import shutil
+    import subprocess
+
+    tool = shutil.which("rabbitmqctl")
+    if tool is None:
+        pytest.skip("rabbitmqctl is needed to restart the broker")
+    subprocess.run([tool, *args], check=True, capture_output=True, timeout=120)
+
+
+def test_a_broker_restart_mid_run_loses_nothing_and_publishes_nothing_twice(tmp_path, broker, daemons, workers):
+    daemon = daemons(tmp_path, extra=broker.dispatch_toml())
+    worker = workers(daemon, "w1", env={"VEIL_TEST_SLOW_S": "4"}).start()
+    daemon.start().wait_ready()
+    worker.wait_ready()
+    names = ["slow.jpg"] + [f"p{i}.jpg" for i in range(8)]
+    write_image(daemon.ingest / "slow.jpg", seed=10)
+    wait_for(lambda: _staged(daemon, "partial.tmp"), 60, "the slow job to start")
+    for i, name in enumerate(names[1:]):
+        write_image(daemon.ingest / name, seed=20 + i)
+    wait_for(lambda: len(daemon.events("job_enqueued")) >= 3, 30, "more jobs on the broker")
+    _rabbitmqctl("stop_app")  # mid-job, with jobs queued and results on their way
+    try:
+        time.sleep(2)  # the broker stays down a while: enqueues and answers must wait, not fail
+    finally:
+        _rabbitmqctl("start_app")
+
+    wait_for(lambda: daemon.finished() == len(names), 180, "every file to be published after the restart")
+    assert_each_once(daemon, names)
+    assert daemon.events("broker_connection_lost"), "veil serve saw the broker go"
+    assert wait_for(lambda: broker.depth("photo") == broker.depth("dead") == broker.depth("results.t1") == 0, 30,
+                    "empty queues")
     assert daemon.stop() == 0
