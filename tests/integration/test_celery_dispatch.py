@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import time
 
 import pytest
+
+from daemon.drift.store import DB_NAME
 
 from tests.integration.broker_harness import broker, workers  # noqa: F401 - fixtures
 from tests.integration.serve_harness import (  # noqa: F401 - fixtures
@@ -45,6 +48,10 @@ def test_photos_and_a_clip_through_two_workers_each_published_once(tmp_path, bro
     assert {e["queue"] for e in daemon.events("job_enqueued")} == {f"{broker.prefix}.photo", f"{broker.prefix}.video"}
     assert broker.depth("photo") == broker.depth("video") == broker.depth("dead") == broker.depth("results.t1") == 0
     assert daemon.stop() == 0
+    # One writer per store: the workers' per-file features came back with their results, and veil serve
+    # recorded every file in its own drift store.
+    with sqlite3.connect(daemon.state / DB_NAME) as db:
+        assert db.execute("SELECT SUM(n) FROM day_files").fetchone()[0] == len(names)
 
 
 def _staged(daemon, name: str) -> list:
