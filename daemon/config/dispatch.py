@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+CREDENTIAL = "broker.url"  # the name the units give the broker file (LoadCredential=broker.url:...)
+
 
 class DispatchSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -46,10 +48,14 @@ class DispatchSettings(BaseModel):
         return self
 
     def resolved_broker_url(self) -> str:
-        """The URL, read from ``broker_url_file`` when set. Raises OSError (unreadable) or ValueError (empty)."""
-        if self.broker_url_file is None:
+        """The URL: systemd's copy of the root-only file (LoadCredential=broker.url:...) when the unit has one,
+        else ``broker_url_file``, else ``broker_url``. Raises OSError (unreadable) or ValueError (empty)."""
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        source = Path(credentials) / CREDENTIAL if credentials and (Path(credentials) / CREDENTIAL).is_file() \
+            else self.broker_url_file
+        if source is None:
             return self.broker_url or ""
-        text = self.broker_url_file.read_text().strip()
+        text = source.read_text().strip()
         if not text:
-            raise ValueError(f"{self.broker_url_file} is empty")
+            raise ValueError(f"{source} is empty")
         return text

@@ -232,3 +232,15 @@ def test_veil_worker_refuses_a_configuration_it_cannot_work_with(tmp_path, capsy
     config.write_text(table + f'[[folders]]\ningest = "{tmp_path / "in"}"\noutput = "{tmp_path / "out"}"\n')
     assert main(["worker", "--config", str(config)]) == 78
     assert error in capsys.readouterr().err
+
+
+def test_a_units_credential_comes_before_the_file(tmp_path, monkeypatch):
+    (tmp_path / "broker.url").write_text(URL)
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "broker.url").write_text("amqp://veil:from-systemd@broker//")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    dispatch = DispatchSettings(backend="celery", broker_url_file=tmp_path / "broker.url")
+    assert dispatch.resolved_broker_url() == "amqp://veil:from-systemd@broker//"
+    (credentials / "broker.url").unlink()
+    assert dispatch.resolved_broker_url() == URL
