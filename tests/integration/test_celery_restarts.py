@@ -4,6 +4,10 @@ before the kill, once again at the restart) is published once; a photo never wai
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -14,6 +18,7 @@ from daemon.intake.stability import StableFile
 
 from tests.integration.broker_harness import broker, workers  # noqa: F401 - fixtures
 from tests.integration.serve_harness import (  # noqa: F401 - fixtures
+    REPO,
     assert_each_once,
     daemons,
     models_installed,
@@ -58,6 +63,14 @@ def test_claims_left_by_a_killed_serve_are_enqueued_again_and_published_once(tmp
     assert daemon.stop() == 0
 
 
+def _fleet(daemon) -> dict:
+    result = subprocess.run([sys.executable, "-m", "daemon.cli", "status", "--fleet", "--json", "--config",
+                             str(daemon.config)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
 def test_a_photo_is_done_in_seconds_while_the_video_worker_is_busy(tmp_path, broker, daemons, workers):
     daemon = daemons(tmp_path, extra=broker.dispatch_toml())
     video = workers(daemon, "video", queues="video", env={"VEIL_TEST_SLOW_S": "20"}).start()
@@ -75,6 +88,13 @@ def test_a_photo_is_done_in_seconds_while_the_video_worker_is_busy(tmp_path, bro
              or (tmp_path / "review" / "quick.jpg.veil.json").exists(), 15, "the photo, beside the busy video")
     assert time.monotonic() - dropped < 15
     assert not (tmp_path / "out" / "slow.mp4.veil.json").exists(), "the video was still running"
+    view = _fleet(daemon)  # veil status --fleet, while the video runs
+    nodes = {node["node"]: node for node in view["workers"]}
+    assert sorted(nodes) == ["photo@testhost", "video@testhost"] and nodes["video@testhost"]["host"] == "testhost"
+    [running] = nodes["video@testhost"]["jobs"]
+    assert running["queue"] == f"{broker.prefix}.video" and running["started_at"] is not None
+    assert nodes["photo@testhost"]["jobs"] == []
+    assert view["queues"][f"{broker.prefix}.dead"] == {"ready": 0, "consumers": 1}
     assert [e["status"] for e in photo.events("job_delivered")] == ["published"]
     wait_for(lambda: daemon.finished() == 2, 90, "the video too")
     assert_each_once(daemon, ["slow.mp4", "quick.jpg"])
