@@ -29,6 +29,9 @@ def register(subparsers) -> None:
     parser.add_argument("--queues", default="photo,video",
                         help="which queues this node takes: photo, video or photo,video (default)")
     parser.add_argument("--node", help="Celery node name (default veil-UNIT@HOST)")
+    parser.add_argument("--metrics-port", type=int,
+                        help="serve this node's Prometheus metrics on this port (default: from "
+                             "dispatch.worker_metrics_port and the unit; 0: none)")
     parser.add_argument("--runner", default="daemon.service.worker:PipelineRunner", help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
 
@@ -64,4 +67,5 @@ def run(args: argparse.Namespace) -> int:
     except RegistryError as exc:
         print(f"veil worker: active models: {exc}", file=sys.stderr)
         return 1
-    return run_worker(settings, models, unit=args.unit, kinds=kinds, node_name=args.node, runner=args.runner)
+    return run_worker(settings, models, unit=args.unit, kinds=kinds, node_name=args.node, runner=args.runner,
+                      metrics_port=args.metrics_port)

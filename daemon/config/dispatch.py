@@ -32,6 +32,9 @@ class DispatchSettings(BaseModel):
     # An unacknowledged delivery older than this is taken back by the broker. Declared on the queues as
     # x-consumer-timeout (RabbitMQ 3.12+); older brokers need consumer_timeout in rabbitmq.conf instead.
     consumer_timeout_s: float = Field(default=8 * 3600.0, gt=0)
+    # Prometheus metrics of each `veil worker` node on [metrics] address: this port for the CPU unit, this
+    # + 1 + k for GPU k (so that every node of a host has its own); 0: none.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65000)
 
     @field_validator("broker_url_file")
     @classmethod

@@ -21,6 +21,8 @@ from daemon import log
 from daemon.config.dispatch import DispatchSettings
 from daemon.config.settings import Settings
 from daemon.dispatch.app import make_app
+from daemon.dispatch.metrics import WorkerMetrics
+from daemon.dispatch.metrics import metrics_port as worker_metrics_port
 from daemon.dispatch.payload import JobResult, TaskPayload
 from daemon.dispatch.task import deliver
 from daemon.dispatch.topology import KINDS, TASK_NAME, Kind, queue_name, results_queue
@@ -50,12 +52,15 @@ def unit_spec(settings: Settings, models: ActiveSelection, device: str, runner: 
 
 
 class Child:
-    """What the prefork child holds: its runner (the models), built once the child exists."""
+    """What the prefork child holds: its runner (the models), built once the child exists, and its metrics."""
 
-    def __init__(self, settings: Settings, spec: WorkerSpec) -> None:
+    def __init__(self, settings: Settings, spec: WorkerSpec, node: str, metrics_port: int = 0) -> None:
         self.settings = settings
         self.spec = spec
+        self.node = node
+        self.metrics_port = metrics_port
         self.runner: Runner | None = None
+        self.metrics: WorkerMetrics | None = None
 
     def load(self, **_: Any) -> None:
         try:
@@ -64,7 +69,13 @@ class Child:
             _log.error("worker_start_failed", error=f"{type(exc).__name__}: {exc}")
             os.kill(os.getppid(), signal.SIGTERM)
             raise
-        _log.info("worker_child_ready", pid=os.getpid(), device=self.spec.device)
+        if self.metrics_port:
+            self.metrics = WorkerMetrics(self.node)
+            try:
+                self.metrics.serve(self.settings.metrics.address, self.metrics_port)
+            except OSError as exc:  # e.g. the port of a child just replaced is not free yet: jobs go on
+                _log.error("worker_metrics_unavailable", port=self.metrics_port, error=str(exc))
+        _log.info("worker_child_ready", pid=os.getpid(), device=self.spec.device, metrics_port=self.metrics_port)
 
 
 def register_task(app: Any, child: Child) -> None:
@@ -76,7 +87,11 @@ def register_task(app: Any, child: Child) -> None:
         job = TaskPayload.model_validate(payload)
         assert child.runner is not None, "worker_process_init loaded the runner"
         soft = (request.timelimit or (None, None))[1]
+        if child.metrics is not None:
+            child.metrics.job_started()
         result = deliver(job, child.settings, child.runner, node=request.hostname or "", soft_limit_s=soft)
+        if child.metrics is not None:
+            child.metrics.job_finished(job.kind, result)
         _log.info("job_delivered", job=job.job_id, status=result.status, deliveries=result.deliveries)
         try:
             answer(app, dispatch, job.reply_to, result)
@@ -96,14 +111,17 @@ def answer(app: Any, dispatch: DispatchSettings, reply_to: str, result: JobResul
 
 
 def run_worker(settings: Settings, models: ActiveSelection, *, unit: str, kinds: tuple[Kind, ...] = KINDS,
-               node_name: str | None = None, runner: str = "daemon.service.worker:PipelineRunner") -> int:
+               node_name: str | None = None, runner: str = "daemon.service.worker:PipelineRunner",
+               metrics_port: int | None = None) -> int:
+    """``metrics_port`` None: from ``dispatch.worker_metrics_port`` and the unit; 0: no metrics."""
     device = pin_unit(unit)
     dispatch = settings.dispatch
     app = make_app(dispatch, dispatch.resolved_broker_url())
-    child = Child(settings, unit_spec(settings, models, device, runner))
+    name = node_name or f"veil-{unit}@{socket.gethostname()}"
+    port = metrics_port if metrics_port is not None else worker_metrics_port(dispatch.worker_metrics_port, unit)
+    child = Child(settings, unit_spec(settings, models, device, runner), name, port)
     worker_process_init.connect(child.load, weak=False)
     register_task(app, child)
-    name = node_name or f"veil-{unit}@{socket.gethostname()}"
     worker = app.Worker(hostname=name, pool_cls="prefork", concurrency=1,
                         queues=[queue_name(dispatch, kind) for kind in kinds], loglevel=settings.service.log_level.upper(),
                         without_mingle=True, optimization="fair", prefetch_multiplier=1)

@@ -101,9 +101,10 @@ class Worker:
     """One `veil worker` process on a daemon's configuration."""
 
     def __init__(self, daemon: Daemon, name: str, *, queues: str = "photo,video", runner: str = RUNNERS,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
         self.daemon, self.name, self.queues, self.runner = daemon, name, queues, runner
         self.env = env or {}
+        self.args = args or []
         self.log_path = daemon.root / f"worker-{name}.log"
         self.proc: subprocess.Popen | None = None
 
@@ -111,7 +112,7 @@ class Worker:
         self.log_handle = open(self.log_path, "ab")
         env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
         command = [sys.executable, "-m", "daemon.cli", "worker", "--config", str(self.daemon.config), "--unit", "cpu",
-                   "--node", f"{self.name}@testhost", "--queues", self.queues, "--runner", self.runner]
+                   "--node", f"{self.name}@testhost", "--queues", self.queues, "--runner", self.runner, *self.args]
         self.proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=self.log_handle, stderr=self.log_handle)
         return self
 
@@ -174,3 +175,9 @@ def workers():
             worker.proc.wait(30)
         if worker.proc is not None and not worker.log_handle.closed:
             worker.log_handle.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -7,12 +7,13 @@ import os
 import signal
 import sqlite3
 import time
+import urllib.request
 
 import pytest
 
 from daemon.drift.store import DB_NAME
 
-from tests.integration.broker_harness import broker, workers  # noqa: F401 - fixtures
+from tests.integration.broker_harness import broker, free_port, workers  # noqa: F401 - fixtures
 from tests.integration.serve_harness import (  # noqa: F401 - fixtures
     assert_each_once,
     daemons,
@@ -28,7 +29,8 @@ pytestmark = pytest.mark.usefixtures("models_installed")
 
 def test_photos_and_a_clip_through_two_workers_each_published_once(tmp_path, broker, daemons, workers):
     daemon = daemons(tmp_path, extra=broker.dispatch_toml())
-    first = workers(daemon, "w1").start()
+    port = free_port()
+    first = workers(daemon, "w1", args=["--metrics-port", str(port)]).start()
     second = workers(daemon, "w2").start()
     daemon.start().wait_ready()
     first.wait_ready()
@@ -45,6 +47,12 @@ def test_photos_and_a_clip_through_two_workers_each_published_once(tmp_path, bro
     assert sorted(e["job"] for e in delivered if e["status"] == "published") == sorted(
         e["job"] for e in daemon.events("job_enqueued"))
     assert first.events("job_delivered") and second.events("job_delivered"), "both nodes took work"
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    served = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                 if line.startswith("veil_worker_jobs_total{") and 'node="w1@testhost"' in line
+                 and 'status="published"' in line)
+    assert served == len(first.events("job_delivered"))
+    assert 'veil_worker_busy{node="w1@testhost"} 0.0' in metrics
     assert {e["queue"] for e in daemon.events("job_enqueued")} == {f"{broker.prefix}.photo", f"{broker.prefix}.video"}
     assert broker.depth("photo") == broker.depth("video") == broker.depth("dead") == broker.depth("results.t1") == 0
     assert daemon.stop() == 0

@@ -244,3 +244,10 @@ def test_a_units_credential_comes_before_the_file(tmp_path, monkeypatch):
     assert dispatch.resolved_broker_url() == "amqp://veil:from-systemd@broker//"
     (credentials / "broker.url").unlink()
     assert dispatch.resolved_broker_url() == URL
+
+
+def test_every_node_of_a_host_gets_its_own_metrics_port():
+    from daemon.dispatch.metrics import metrics_port
+
+    assert [metrics_port(9500, unit) for unit in ("cpu", "0", "1", "7")] == [9500, 9501, 9502, 9508]
+    assert metrics_port(0, "3") == 0  # off
