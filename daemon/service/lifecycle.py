@@ -296,8 +296,10 @@ class Service:
         return self._publisher
 
     def _claim(self) -> None:
-        """Keep one waiting job per worker; a flood stays in the ingest folders."""
-        want = self.settings.service.workers - len(self._queue)
+        """Keep one waiting job per local worker; a flood stays in the ingest folders."""
+        # Remote (a broker): as many as may be in flight, the broker holds them for every worker of the fleet.
+        slots = self._pool.free_slots() if self._remote and self._pool is not None else self.settings.service.workers
+        want = slots - len(self._queue)
         if want > 0:
             self._queue.extend(self._claimer.claim(self._watchers, self._areas, want,
                                                     self.settings.watch.done_marker))
