@@ -20,6 +20,7 @@ status is 1 when a photo was lost or published twice.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -32,8 +33,20 @@ from tests.integration.broker_harness import Broker, Worker, broker_answers
 from tests.integration.serve_harness import Daemon, sidecars, wait_for, write_image
 
 
-def _run(root: Path, photos: int, workers: int | None, broker: Broker | None) -> float:
-    """Seconds from dropping ``photos`` photos to the last sidecar; ``workers`` None: the local pool."""
+def _cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) of one process so far, its children not included."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run(root: Path, photos: int, workers: int | None, broker: Broker | None) -> tuple[float, float]:
+    """(seconds from dropping ``photos`` photos to the last sidecar, CPU seconds of the `veil serve` process
+    itself, its local workers not included); ``workers`` None: the local pool."""
     extra = broker.dispatch_toml() if broker is not None else ""
     root.mkdir(parents=True)
     daemon = Daemon(root, workers=1, extra=extra, settle_s=0.2)
@@ -46,6 +59,8 @@ def _run(root: Path, photos: int, workers: int | None, broker: Broker | None) ->
         staging = root / "staging"
         for i in range(photos):
             write_image(staging / f"p{i:04d}.jpg", seed=i)
+        assert daemon.proc is not None
+        serve_cpu = _cpu_s(daemon.proc.pid)
         started = time.monotonic()
         for path in sorted(staging.iterdir()):
             path.rename(daemon.ingest / path.name)
@@ -54,7 +69,8 @@ def _run(root: Path, photos: int, workers: int | None, broker: Broker | None) ->
         published = len(sidecars(root / "out")) + len(sidecars(root / "review"))
         if published != photos:
             raise SystemExit(f"{published} sidecars for {photos} photos")
-        return elapsed
+        assert daemon.proc is not None
+        return elapsed, _cpu_s(daemon.proc.pid) - serve_cpu
     finally:
         daemon.stop()
         for node in nodes:
@@ -70,7 +86,7 @@ def main() -> int:
         return 0
     photos = 40 if args.quick else 120
     work = Path(tempfile.mkdtemp(prefix="veil-celery-bench-"))
-    results: dict[str, float] = {}
+    results: dict[str, tuple[float, float]] = {}
     try:
         results["local 1"] = _run(work / "local", photos, None, None)
         for count in (1, 2, 3):
@@ -82,12 +98,16 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"{photos} photos (64x48, faces only) per run")
-    print(f"{'run':10} {'photos/s':>9} {'ms/photo':>9}")
-    for name, seconds in results.items():
-        print(f"{name:10} {photos / seconds:9.1f} {1000 * seconds / photos:9.1f}")
-    overhead = 1000 * (results["celery 1"] - results["local 1"]) / photos
-    print(f"broker path overhead, one worker: {overhead:+.1f} ms per photo "
-          f"({results['local 1'] / results['celery 1']:.2f}x the local pool's throughput)")
+    print(f"{'run':10} {'photos/s':>9} {'ms/photo':>9} {'serve cpu ms/photo':>19}")
+    for name, (seconds, serve_cpu) in results.items():
+        print(f"{name:10} {photos / seconds:9.1f} {1000 * seconds / photos:9.1f} {1000 * serve_cpu / photos:19.1f}")
+    local, celery = results["local 1"][0], results["celery 1"][0]
+    print(f"broker path overhead, one worker: {1000 * (celery - local) / photos:+.1f} ms per photo "
+          f"({local / celery:.2f}x the local pool's throughput)")
+    serve_ms = 1000 * results["celery 1"][1] / photos
+    if serve_ms > 0:
+        print(f"one veil serve spends {serve_ms:.1f} ms of CPU per photo on the broker path: it can feed about "
+              f"{1000 / serve_ms:.0f} photos/s, whatever the number of worker hosts")
     return 0
 
 

@@ -13,7 +13,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -101,17 +104,19 @@ class Worker:
     """One `veil worker` process on a daemon's configuration."""
 
     def __init__(self, daemon: Daemon, name: str, *, queues: str = "photo,video", runner: str = RUNNERS,
-                 env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
+                 env: dict[str, str] | None = None, args: list[str] | None = None,
+                 prefix: list[str] | None = None) -> None:
         self.daemon, self.name, self.queues, self.runner = daemon, name, queues, runner
         self.env = env or {}
         self.args = args or []
+        self.prefix = prefix or []  # e.g. ["ip", "netns", "exec", NS]: run it on another "host"
         self.log_path = daemon.root / f"worker-{name}.log"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "Worker":
         self.log_handle = open(self.log_path, "ab")
         env = {**os.environ, "PYTHONPATH": str(REPO), **self.env}
-        command = [sys.executable, "-m", "daemon.cli", "worker", "--config", str(self.daemon.config), "--unit", "cpu",
+        command = [*self.prefix, sys.executable, "-m", "daemon.cli", "worker", "--config", str(self.daemon.config), "--unit", "cpu",
                    "--node", f"{self.name}@testhost", "--queues", self.queues, "--runner", self.runner, *self.args]
         self.proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=self.log_handle, stderr=self.log_handle)
         return self
@@ -181,3 +186,74 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+class _Forwarder:
+    """TCP from ``listen`` to the broker on loopback, for a "host" in its own network namespace (the broker
+    listens on 127.0.0.1 only, and RabbitMQ lets guest in from loopback only)."""
+
+    def __init__(self, listen: tuple[str, int]) -> None:
+        self.server = socket.create_server(listen)
+        self.server.settimeout(0.5)
+        self.stopping = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.stopping:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                continue
+            upstream = socket.create_connection((BROKER_HOST, BROKER_PORT))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (src, dst):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.stopping = True
+        self.server.close()
+        self.thread.join(5)
+
+
+@contextmanager
+def separate_host() -> Iterator[tuple[list[str], str] | None]:
+    """A second "host": a network namespace joined to this one by a veth pair, the broker reachable at the
+    address yielded. Yields (command prefix, broker address), or None where namespaces cannot be made here
+    (not root, no iproute2)."""
+    tag = uuid.uuid4().hex[:6]
+    ns, outer, inner = f"veil18-{tag}", f"vo{tag}", f"vi{tag}"
+    steps = [["ip", "netns", "add", ns], ["ip", "link", "add", outer, "type", "veth", "peer", "name", inner],
+             ["ip", "link", "set", inner, "netns", ns], ["ip", "addr", "add", "10.231.77.1/30", "dev", outer],
+             ["ip", "link", "set", outer, "up"],
+             ["ip", "netns", "exec", ns, "ip", "addr", "add", "10.231.77.2/30", "dev", inner],
+             ["ip", "netns", "exec", ns, "ip", "link", "set", inner, "up"],
+             ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"]]
+    made = shutil.which("ip") is not None and os.geteuid() == 0
+    forwarder = None
+    try:
+        for step in steps if made else []:
+            if subprocess.run(step, capture_output=True, timeout=30).returncode != 0:
+                made = False
+                break
+        if made:
+            forwarder = _Forwarder(("10.231.77.1", BROKER_PORT))
+        yield (["ip", "netns", "exec", ns], "10.231.77.1") if made else None
+    finally:
+        if forwarder is not None:
+            forwarder.close()
+        subprocess.run(["ip", "link", "del", outer], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)

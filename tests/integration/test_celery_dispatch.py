@@ -13,7 +13,13 @@ import pytest
 
 from daemon.drift.store import DB_NAME
 
-from tests.integration.broker_harness import broker, free_port, workers  # noqa: F401 - fixtures
+from tests.integration.broker_harness import (  # noqa: F401 - fixtures
+    BROKER_HOST,
+    broker,
+    free_port,
+    separate_host,
+    workers,
+)
 from tests.integration.serve_harness import (  # noqa: F401 - fixtures
     assert_each_once,
     daemons,
@@ -27,35 +33,48 @@ from tests.integration.serve_harness import (  # noqa: F401 - fixtures
 pytestmark = pytest.mark.usefixtures("models_installed")
 
 
-def test_photos_and_a_clip_through_two_workers_each_published_once(tmp_path, broker, daemons, workers):
-    daemon = daemons(tmp_path, extra=broker.dispatch_toml())
-    port = free_port()
-    first = workers(daemon, "w1", args=["--metrics-port", str(port)]).start()
-    second = workers(daemon, "w2").start()
-    daemon.start().wait_ready()
-    first.wait_ready()
-    second.wait_ready()
-    names = [f"p{i:02d}.jpg" for i in range(12)] + ["clip.mp4"]
-    write_video(daemon.ingest / "clip.mp4", seconds=1.0)
-    for i, name in enumerate(names[:-1]):
-        write_image(daemon.ingest / name, seed=i)
+def test_photos_and_a_clip_through_two_hosts_each_published_once(tmp_path, broker, daemons, workers):
+    """Two worker "hosts": this one and, where it can be made, a network namespace of its own that reaches the
+    broker over a veth pair (the folders are shared, as a network share would be)."""
+    with separate_host() as host2:
+        daemon = daemons(tmp_path, extra=broker.dispatch_toml())
+        port = free_port()
+        first = workers(daemon, "w1", args=["--metrics-port", str(port)]).start()
+        if host2 is not None:
+            prefix, address = host2
+            url = broker.url.replace(f"@{BROKER_HOST}:", f"@{address}:")
+            second = workers(daemon, "w2", prefix=prefix, env={"VEIL_DISPATCH__BROKER_URL": url}).start()
+        else:
+            second = workers(daemon, "w2").start()
+        daemon.start().wait_ready()
+        first.wait_ready()
+        second.wait_ready()
+        names = [f"p{i:02d}.jpg" for i in range(16)] + ["c1.mp4", "c2.mp4"]
+        for clip in names[-2:]:
+            write_video(daemon.ingest / clip, seconds=1.0, seed=len(clip))
+        for i, name in enumerate(names[:-2]):
+            write_image(daemon.ingest / name, seed=i)
 
-    wait_for(lambda: daemon.finished() == len(names), 120, "every file to be published")
-    found = assert_each_once(daemon, names)
-    assert {r.disposition for r in found.values()} <= {"done", "review"}
-    delivered = first.events("job_delivered") + second.events("job_delivered")
-    assert sorted(e["job"] for e in delivered if e["status"] == "published") == sorted(
-        e["job"] for e in daemon.events("job_enqueued"))
-    assert first.events("job_delivered") and second.events("job_delivered"), "both nodes took work"
-    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    served = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                 if line.startswith("veil_worker_jobs_total{") and 'node="w1@testhost"' in line
-                 and 'status="published"' in line)
-    assert served == len(first.events("job_delivered"))
-    assert 'veil_worker_busy{node="w1@testhost"} 0.0' in metrics
-    assert {e["queue"] for e in daemon.events("job_enqueued")} == {f"{broker.prefix}.photo", f"{broker.prefix}.video"}
-    assert broker.depth("photo") == broker.depth("video") == broker.depth("dead") == broker.depth("results.t1") == 0
-    assert daemon.stop() == 0
+        wait_for(lambda: daemon.finished() == len(names), 180, "every file to be published")
+        found = assert_each_once(daemon, names)
+        assert {r.disposition for r in found.values()} <= {"done", "review"}
+        delivered = first.events("job_delivered") + second.events("job_delivered")
+        assert sorted(e["job"] for e in delivered if e["status"] == "published") == sorted(
+            e["job"] for e in daemon.events("job_enqueued"))
+        assert first.events("job_delivered") and second.events("job_delivered"), "both hosts took work"
+        if host2 is not None:
+            assert f"@{host2[1]}:" in second.log_path.read_text(), "the second host reached the broker over its veth"
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        served = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                     if line.startswith("veil_worker_jobs_total{") and 'node="w1@testhost"' in line
+                     and 'status="published"' in line)
+        assert served == len(first.events("job_delivered"))
+        assert 'veil_worker_busy{node="w1@testhost"} 0.0' in metrics
+        assert {e["queue"] for e in daemon.events("job_enqueued")} == {f"{broker.prefix}.photo",
+                                                                       f"{broker.prefix}.video"}
+        assert broker.depth("photo") == broker.depth("video") == broker.depth("dead") == broker.depth("results.t1") == 0
+        assert daemon.stop() == 0
+        second.stop()
     # One writer per store: the workers' per-file features came back with their results, and veil serve
     # recorded every file in its own drift store.
     with sqlite3.connect(daemon.state / DB_NAME) as db:
