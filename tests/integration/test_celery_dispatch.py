@@ -135,7 +135,7 @@ def test_a_poison_file_is_dead_lettered_after_the_delivery_limit_and_fails_with_
     # Every return after a lost child counted on this broker: limit 2 = three deliveries, then the dead letter.
     assert failed.error.message.startswith("gave up after 3 deliveries"), failed.error.message
     assert (tmp_path / "failed" / "poison.jpg").is_file()
-    [poison_job] = [e["job"] for e in daemon.events("job_claimed") if e.get("name") == "poison.jpg"]
+    [poison_job] = [e["job"] for e in daemon.events("job_claimed") if e.get("file") == "poison.jpg"]
     assert [e["job"] for e in daemon.events("job_dead_lettered")] == [poison_job]
     assert broker.depth("photo") == broker.depth("dead") == broker.depth("results.t1") == 0
     assert daemon.stop() == 0

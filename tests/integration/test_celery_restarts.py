@@ -73,7 +73,7 @@ def _fleet(daemon) -> dict:
 
 def test_a_photo_is_done_in_seconds_while_the_video_worker_is_busy(tmp_path, broker, daemons, workers):
     daemon = daemons(tmp_path, extra=broker.dispatch_toml())
-    video = workers(daemon, "video", queues="video", env={"VEIL_TEST_SLOW_S": "20"}).start()
+    video = workers(daemon, "video", queues="video", env={"VEIL_TEST_SLOW_S": "12"}).start()
     photo = workers(daemon, "photo", queues="photo").start()
     daemon.start().wait_ready()
     video.wait_ready()
@@ -85,8 +85,8 @@ def test_a_photo_is_done_in_seconds_while_the_video_worker_is_busy(tmp_path, bro
     dropped = time.monotonic()
 
     wait_for(lambda: (tmp_path / "out" / "quick.jpg.veil.json").exists()
-             or (tmp_path / "review" / "quick.jpg.veil.json").exists(), 15, "the photo, beside the busy video")
-    assert time.monotonic() - dropped < 15
+             or (tmp_path / "review" / "quick.jpg.veil.json").exists(), 10, "the photo, beside the busy video")
+    assert time.monotonic() - dropped < 10
     assert not (tmp_path / "out" / "slow.mp4.veil.json").exists(), "the video was still running"
     view = _fleet(daemon)  # veil status --fleet, while the video runs
     nodes = {node["node"]: node for node in view["workers"]}
