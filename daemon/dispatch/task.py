@@ -4,7 +4,8 @@ Runs where the models were loaded (the prefork child). Idempotent, because a bro
 than once (a worker lost after publishing, before its acknowledgement; a claim enqueued again after a
 restart of ``veil serve``):
 
-- an exclusive lock on ``<job dir>/worker.lock`` (flock): a second delivery waits while one runs;
+- the job's lock (``daemon.intake.jobs.job_lock``): a second delivery waits while one runs, and ``veil serve``
+  takes it to remove a finished job, so that no delivery writes into a folder being removed;
 - the job's journal says where it stands: ``claimed`` runs it (staging cleared first: the leftovers of a
   killed try never reach a result), ``processed`` publishes the stored report, ``published`` answers again;
 - no job directory: the job is finished and gone, the answer says so;
@@ -16,12 +17,8 @@ how many there were.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.qc import QCReport
@@ -30,35 +27,23 @@ from pipeline.report import failed_report
 from daemon.config.settings import Settings
 from daemon.dispatch.payload import JobResult, TaskPayload
 from daemon.fsutil import write_atomic
-from daemon.intake.jobs import Job, JobRecord
+from daemon.intake.jobs import LOCK_NAME, Job, JobRecord, job_lock
 from daemon.intake.zones import zone_edits
 from daemon.publish.outputs import missing_results, publish
 from daemon.service.claiming import changed_since_claim
 from daemon.service.worker import Runner, run_job
 from daemon.service.worker_spec import JobSpec
 
-LOCK_NAME = "worker.lock"
 DELIVERIES_NAME = "deliveries"
 
 
-@contextmanager
-def job_lock(job_dir: Path) -> Iterator[bool]:
-    """Hold the job's lock (True), waiting while another delivery holds it; False: the job directory is gone.
-
-    Waiting, not answering "busy": the holder may die, and then this delivery is the one that must run it.
-    A worker that dies releases its lock with its process."""
+def _remove_leftover(job_dir: Path) -> None:
+    """A lock file this delivery created in a job folder being removed: take it away, and the folder if empty."""
+    (job_dir / LOCK_NAME).unlink(missing_ok=True)
     try:
-        fd = os.open(job_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
-    except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            yield False
-            return
-        raise
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield True
-    finally:
-        os.close(fd)  # closing releases the lock
+        os.rmdir(job_dir)
+    except OSError:
+        pass  # not empty, or already gone: the finalizing side removes it
 
 
 def count_delivery(job_dir: Path) -> int:
@@ -87,7 +72,8 @@ def deliver(payload: TaskPayload, settings: Settings, runner: Runner, *, node: s
             return JobResult(job_id=payload.job_id, status="gone", worker=node)
         try:
             record = JobRecord.model_validate_json((job_dir / "job.json").read_bytes())
-        except FileNotFoundError:
+        except FileNotFoundError:  # finalized: `veil serve` removed it while this delivery waited for the lock
+            _remove_leftover(job_dir)
             return JobResult(job_id=payload.job_id, status="gone", worker=node)
         job = Job(record, job_dir)
         deliveries = count_delivery(job_dir)

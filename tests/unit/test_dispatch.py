@@ -18,9 +18,9 @@ from daemon.config.settings import FolderSettings, Settings
 from daemon.dispatch.client import _gave_up, _safe
 from daemon.dispatch.limits import limits_for
 from daemon.dispatch.payload import TaskPayload
-from daemon.dispatch.task import deliver, job_lock, read_deliveries
+from daemon.dispatch.task import deliver, read_deliveries
 from daemon.dispatch.topology import dead_queue, results_queue, task_queue
-from daemon.intake.jobs import ClaimArea, JobRecord
+from daemon.intake.jobs import ClaimArea, JobRecord, job_lock
 from daemon.intake.stability import StableFile
 from daemon.service.worker_spec import JobSpec
 
