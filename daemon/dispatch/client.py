@@ -100,9 +100,9 @@ class CeleryDispatcher:
 
     def stop(self, grace_s: float) -> list[Outcome]:
         """Nothing to wait for: enqueued jobs stay on the broker, and claimed on disk for the next start."""
-        if self._conn is not None:
-            self._conn.release()
-            self._conn = None
+        self._drop_connection()
+        if self._app is not None:
+            self._app.close()  # the producer pool's connections
         return []
 
     # -- dispatch ----------------------------------------------------------------------------------------
@@ -115,7 +115,7 @@ class CeleryDispatcher:
         self._jobs[job.job_id] = sent
         self._send(sent)
 
-    def _send(self, sent: _Sent) -> None:
+    def _send(self, sent: _Sent) -> bool:
         job = sent.spec
         payload = TaskPayload(job_id=job.job_id, job_dir=str(Path(job.src).parent.parent), reply_to=self.results,
                               kind=sent.limits.kind)
@@ -126,26 +126,21 @@ class CeleryDispatcher:
                                 retry=True, retry_policy={"max_retries": 1, "interval_start": 0.2})
         except Exception as exc:  # noqa: BLE001 - any broker failure: the job stays here and is sent again
             _log.warning("enqueue_failed", job=job.job_id, error=f"{type(exc).__name__}: {exc}")
-            return
+            return False
         sent.sent = True
         _log.info("job_enqueued", job=job.job_id, queue=queue_name(self.dispatch, sent.limits.kind),
                   soft_limit_s=round(sent.limits.soft_s, 1), hard_limit_s=round(sent.limits.hard_s, 1))
+        return True
 
     def in_flight(self) -> list[InFlight]:
         return [InFlight(job_id, -1, None, sent.submitted) for job_id, sent in self._jobs.items()]
 
-    def queued_kinds(self) -> dict[str, int]:
-        counts = {"photo": 0, "video": 0}
-        for sent in self._jobs.values():
-            counts[sent.limits.kind] += 1
-        return counts
-
     # -- results -----------------------------------------------------------------------------------------
 
     def poll(self, timeout: float) -> list[Outcome]:
-        for sent in self._jobs.values():
-            if not sent.sent:
-                self._send(sent)
+        for sent in list(self._jobs.values()):
+            if not sent.sent and not self._send(sent):
+                break  # the broker is still away: the rest wait for the next turn, the loop goes on
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()

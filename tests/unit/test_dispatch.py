@@ -251,3 +251,14 @@ def test_every_node_of_a_host_gets_its_own_metrics_port():
 
     assert [metrics_port(9500, unit) for unit in ("cpu", "0", "1", "7")] == [9500, 9501, 9502, 9508]
     assert metrics_port(0, "3") == 0  # off
+
+
+def test_veil_serve_does_not_start_without_its_broker(tmp_path):
+    from daemon.dispatch.client import CeleryDispatcher
+    from daemon.service.pool import PoolBroken
+
+    dispatch = DispatchSettings(backend="celery", broker_url="amqp://veil:secret@127.0.0.1:1//")
+    dispatcher = CeleryDispatcher(Settings(dispatch=dispatch))
+    with pytest.raises(PoolBroken, match=r"broker amqp://veil:\*\*\*@127.0.0.1:1//") as caught:
+        dispatcher.start()
+    assert "secret" not in str(caught.value)
