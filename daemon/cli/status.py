@@ -76,7 +76,8 @@ def _render(s: dict) -> str:
     ]
     for job in s["in_flight"]:
         name = f" {job['name']}" if "name" in job else ""
-        lines.append(f"  in flight: job {job['job']}{name} [{job.get('folder', '?')}] on worker {job['worker']} "
+        where = "on the broker (veil status --fleet: which node)" if job["worker"] == -1 else f"on worker {job['worker']}"
+        lines.append(f"  in flight: job {job['job']}{name} [{job.get('folder', '?')}] {where} "
                      f"for {job['running_s']} s (attempt {job.get('attempt', '?')})")
     for err in s["last_errors"][-5:]:
         detail = f": {err['message']}" if "message" in err else ""

@@ -133,6 +133,7 @@ class CeleryDispatcher:
         return True
 
     def in_flight(self) -> list[InFlight]:
+        """Enqueued and unanswered, since the enqueue (worker -1: on the broker, waiting or running)."""
         return [InFlight(job_id, -1, None, sent.submitted) for job_id, sent in self._jobs.items()]
 
     # -- results -----------------------------------------------------------------------------------------
