@@ -262,3 +262,14 @@ def test_veil_serve_does_not_start_without_its_broker(tmp_path):
     with pytest.raises(PoolBroken, match=r"broker amqp://veil:\*\*\*@127.0.0.1:1//") as caught:
         dispatcher.start()
     assert "secret" not in str(caught.value)
+
+
+def test_the_celery_app_acknowledges_late_and_requeues_what_a_lost_or_overdue_worker_held():
+    from daemon.dispatch.app import make_app
+
+    conf = make_app(celery(queue_prefix="site"), URL).conf
+    assert (conf.task_acks_late, conf.task_reject_on_worker_lost, conf.task_acks_on_timeout) == (True, True, False)
+    assert (conf.worker_prefetch_multiplier, conf.worker_concurrency) == (1, 1)
+    assert conf.broker_transport_options == {"confirm_publish": True}
+    assert conf.accept_content == ["json"] and conf.task_ignore_result
+    assert [q.name for q in conf.task_queues] == ["site.photo", "site.video"]
