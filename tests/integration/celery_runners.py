@@ -2,6 +2,7 @@
 
 ``poison*``: the child dies (os._exit) every time it meets the file, as a file that crashes a decoder would.
 ``slow*``: the job first waits VEIL_TEST_SLOW_S seconds (default 6), so that a test can kill or time it.
+``stubborn*``: the job ignores its soft time limit and runs on, until the hard limit kills the child.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ class TestRunner(PipelineRunner):
         name = Path(job.name).name
         if name.startswith("poison"):
             os._exit(17)
+        if name.startswith("stubborn"):
+            from billiard.exceptions import SoftTimeLimitExceeded
+
+            try:
+                time.sleep(60)
+            except SoftTimeLimitExceeded:
+                time.sleep(60)  # a native call that cannot be interrupted, say
         if name.startswith("slow"):
             Path(job.dst).with_name("partial.tmp").write_bytes(b"half a result")  # leftovers a kill leaves
             time.sleep(float(os.environ.get("VEIL_TEST_SLOW_S", "6")))

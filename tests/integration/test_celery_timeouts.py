@@ -1,6 +1,8 @@
 """Time on the Celery backend, scaled down to seconds, on the real RabbitMQ and models.
 
 - A job past its soft limit fails closed: failed/ with "time limit of N s exceeded", no partial output.
+- A job that runs on past its hard limit has its child killed and goes back to its queue, a delivery counted:
+  after the delivery limit it is dead-lettered into failed/.
 - The broker's consumer timeout: a job longer than it is taken back from its worker while it runs and
   delivered again (the failure that raising it above the longest job prevents); with the timeout above the
   job, it is delivered once. RabbitMQ before 3.12 ignores the per-queue ``x-consumer-timeout`` Veil declares,
@@ -43,6 +45,25 @@ def test_a_job_past_its_soft_limit_fails_closed(tmp_path, broker, daemons, worke
     assert report.error.message == "time limit of 2 s exceeded"
     assert (tmp_path / "failed" / "slow.jpg").is_file() and not list((tmp_path / "out").glob("slow*"))
     assert [e["status"] for e in worker.events("job_delivered")] == ["published"]  # acknowledged: no redelivery
+    assert daemon.stop() == 0
+
+
+def test_a_job_past_its_hard_limit_is_requeued_and_counts_towards_the_delivery_limit(
+        tmp_path, broker, daemons, workers):
+    limits = {**LIMITS, "photo_soft_limit_s": 1.0, "hard_grace_s": 1.0, "delivery_limit": 1}
+    daemon = daemons(tmp_path, extra=broker.dispatch_toml(**limits))
+    worker = workers(daemon, "w1").start()
+    daemon.start().wait_ready()
+    worker.wait_ready()
+    write_image(daemon.ingest / "stubborn.jpg", seed=3)
+
+    wait_for(lambda: daemon.finished() == 1, 90, "the file to be given up")
+    [report] = assert_each_once(daemon, ["stubborn.jpg"]).values()
+    assert report.disposition == "failed" and report.error is not None
+    assert report.error.message.startswith("gave up after 2 deliveries"), report.error.message
+    assert worker.log_path.read_text().count("Hard time limit (2.0s) exceeded") == 2
+    assert worker.events("job_delivered") == []  # the child never got to answer: killed both times
+    assert broker.depth("photo") == broker.depth("dead") == 0
     assert daemon.stop() == 0
 
 
