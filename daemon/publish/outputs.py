@@ -184,7 +184,7 @@ def publish(job: Job, folder: FolderSettings, report: QCReport) -> Published:
 
     name = _published_name(job, root)
     sidecar = Path(job.record.targets["sidecar"])
-    update: dict = {}
+    update: dict = {"job": job.id}  # the sidecar, the commit marker, names the job that wrote it
     if report.output is not None and report.disposition != "failed":
         update["output"] = report.output.model_copy(update={"name": name})
     final_report = report.model_copy(update=update)

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +27,7 @@ from daemon.intake.jobs import ClaimArea, JobRecord, job_lock
 from daemon.intake.stability import StableFile
 from daemon.service.worker_spec import JobSpec
 
-from tests.integration.serve_harness import write_image, write_video
+from tests.integration.serve_harness import REPO, write_image, write_video
 
 URL = "amqp://veil:secret@broker:5672/veil"
 
@@ -151,6 +154,7 @@ def test_a_delivery_processes_publishes_with_the_sidecar_and_answers(tmp_path):
     sidecar = QCReport.from_json((tmp_path / "out" / ("a.jpg" + SIDECAR_SUFFIX)).read_bytes())
     assert QCReport.from_json(result.report_json or "").input.sha256 == sidecar.input.sha256
     assert journal(job_dir).state == "published"  # `veil serve` archives the original and drops the job
+    assert sidecar.job == payload.job_id  # the commit marker names the job that wrote it
 
 
 def test_a_second_delivery_publishes_nothing_and_runs_nothing(tmp_path):
@@ -225,13 +229,15 @@ def test_a_dead_letter_becomes_a_failed_report_naming_the_deliveries(tmp_path):
     ("", "needs [dispatch] backend = \"celery\""),
     ('[dispatch]\nbackend = "celery"\nbroker_url_file = "/nonexistent/broker.url"\n', "No such file"),
 ])
-def test_veil_worker_refuses_a_configuration_it_cannot_work_with(tmp_path, capsys, table, error):
-    from daemon.cli import main
-
+def test_veil_worker_refuses_a_configuration_it_cannot_work_with(tmp_path, table, error):
+    # A process of its own: the command configures logging for the whole interpreter.
     config = tmp_path / "veil.toml"
     config.write_text(table + f'[[folders]]\ningest = "{tmp_path / "in"}"\noutput = "{tmp_path / "out"}"\n')
-    assert main(["worker", "--config", str(config)]) == 78
-    assert error in capsys.readouterr().err
+    result = subprocess.run([sys.executable, "-m", "daemon.cli", "worker", "--config", str(config)],
+                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 78
+    assert error in result.stderr
 
 
 def test_a_units_credential_comes_before_the_file(tmp_path, monkeypatch):
