@@ -111,7 +111,8 @@ def test_control_a_job_longer_than_the_consumer_timeout_costs_its_node_and_runs_
         tmp_path, broker, daemons, workers):
     daemon, worker = _run_slow_job(tmp_path, broker, daemons, workers, 2000)
     assert worker.proc is not None
-    worker.proc.wait(60)  # Celery treats the closed channel as unrecoverable: the whole node stops
+    code = worker.proc.wait(60)  # Celery treats the closed channel as unrecoverable: the whole node stops
+    assert code != 0  # a failure: veil-worker@.service (Restart=on-failure) starts it again
     text = worker.log_path.read_text()
     assert "delivery acknowledgement on channel" in text and "Unrecoverable error: PreconditionFailed" in text
     assert wait_for(lambda: broker.depth("photo") == 1, 30, "the job back on its queue")  # to run again elsewhere
