@@ -4,6 +4,9 @@
 #   ./install.sh            development install into ./.venv (editable, with test tools)
 #   ./install.sh --system   service install: /opt/veil venv, /etc/veil config, systemd unit, 'veil' user
 #   ./install.sh --gpu      also install onnxruntime-gpu (CUDA libraries come from the registry)
+#   ./install.sh --system --worker BROKER_URL
+#                           also the worker unit veil-worker@.service and the root-only /etc/veil/broker.url
+#                           (BROKER_URL "-": read from stdin, so that no password lands in the shell history)
 #
 # Running it twice is harmless: packages are re-resolved, verified models are kept.
 set -euo pipefail
@@ -11,14 +14,18 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 mode=dev
 gpu=0
-for arg in "$@"; do
-    case "$arg" in
+broker=""
+while [ $# -gt 0 ]; do
+    case "$1" in
         --system) mode=system ;;
         --gpu) gpu=1 ;;
-        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
-        *) echo "install.sh: unknown option '$arg'" >&2; exit 2 ;;
+        --worker) shift; broker=${1:?"--worker needs the broker URL (or - to read it from stdin)"} ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        *) echo "install.sh: unknown option '$1'" >&2; exit 2 ;;
     esac
+    shift
 done
+[ -z "$broker" ] || [ "$mode" = system ] || { echo "install.sh: --worker goes with --system" >&2; exit 2; }
 
 die() { echo "install.sh: $*" >&2; exit 1; }
 say() { echo "==> $*"; }
@@ -61,9 +68,9 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 
 say "installing Veil into $venv"
 if [ "$mode" = system ]; then
-    "${pip[@]}" install "$here[systemd]" || die "pip install failed (no network?)"
+    "${pip[@]}" install "$here[systemd,celery]" || die "pip install failed (no network?)"
 else
-    "${pip[@]}" install -e "$here[systemd,test]" || die "pip install failed (no network?)"
+    "${pip[@]}" install -e "$here[systemd,celery,test]" || die "pip install failed (no network?)"
 fi
 # TrackEval (IDF1/HOTA for veil eval-video) declares the desktop opencv-python as a dependency, which would
 # replace the headless build: install it alone; what it really needs (numpy, scipy) is already there.
@@ -79,7 +86,11 @@ say "fetching default models"
     || die "model fetch failed; nothing was changed in the model directory"
 
 if [ "$mode" = system ]; then
-    "$here/tools/install_system.sh" "$venv" "$here"
+    if [ "$broker" = "-" ]; then
+        IFS= read -r broker || true
+        [ -n "$broker" ] || die "no broker URL on stdin"
+    fi
+    VEIL_BROKER_URL="$broker" "$here/tools/install_system.sh" "$venv" "$here"
 fi
 
 say "done. Try: $venv/bin/veil models"

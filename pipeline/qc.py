@@ -130,6 +130,7 @@ class QCReport(_Model):
     # Every zone and manual edit applied (pipeline/edits.py Edits.summary), with what it did: an add's
     # frames_masked, a suppression's detections_suppressed. Ignore zones are listed even when idle.
     edits: list[dict[str, Any]] = Field(default_factory=list)
+    job: str | None = None  # the Veil job that published it (set by the service's publish step, not the pipeline)
     approval: dict[str, Any] | None = None  # a reviewer's approval (daemon/review/rework/): reviewer, approved_at, ...
 
     def to_json(self) -> str:

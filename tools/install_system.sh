@@ -5,6 +5,10 @@
 # kept; the new default is put beside it as veil.toml.dist), the unit and its ReadWritePaths drop-in, then
 # runs `systemctl daemon-reload`. It does not start the service: `systemctl enable --now veil`.
 #
+# With VEIL_BROKER_URL set (./install.sh --system --worker URL): also the worker unit veil-worker@.service,
+# the URL in /etc/veil/broker.url (root only, 0600; the units get a copy through LoadCredential=) and a
+# drop-in that lets veil.service reach the broker. Set [dispatch] backend = "celery" in veil.toml to use it.
+#
 # DESTDIR=/some/root stages every file under that root instead (packaging, tests): no user is created,
 # nothing is chowned and systemctl is not called.
 set -euo pipefail
@@ -75,6 +79,27 @@ mv "$unit_dir/veil.service.tmp" "$unit_dir/veil.service"
     done
 } > "$unit_dir/veil.service.d/10-folders.conf"
 chmod 0644 "$unit_dir/veil.service.d/10-folders.conf"
+
+if [ -n "${VEIL_BROKER_URL:-}" ]; then
+    say "installing $unit_dir/veil-worker@.service and $etc/broker.url (root only)"
+    (umask 077 && printf '%s\n' "$VEIL_BROKER_URL" > "$etc/broker.url.tmp")
+    chmod 0600 "$etc/broker.url.tmp"
+    mv "$etc/broker.url.tmp" "$etc/broker.url"
+    sed "s#/opt/veil/#$venv/#g" "$repo/systemd/veil-worker@.service" > "$unit_dir/veil-worker@.service.tmp"
+    chmod 0644 "$unit_dir/veil-worker@.service.tmp"
+    mv "$unit_dir/veil-worker@.service.tmp" "$unit_dir/veil-worker@.service"
+    install -d -m 0755 "$unit_dir/veil-worker@.service.d"
+    cp "$unit_dir/veil.service.d/10-folders.conf" "$unit_dir/veil-worker@.service.d/10-folders.conf"
+    cat > "$unit_dir/veil.service.d/20-broker.conf" <<'CONF'
+# Written by tools/install_system.sh --worker: veil serve enqueues on the broker ([dispatch] backend).
+[Service]
+PrivateNetwork=no
+IPAddressDeny=
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+LoadCredential=broker.url:/etc/veil/broker.url
+CONF
+    chmod 0644 "$unit_dir/veil.service.d/20-broker.conf"
+fi
 
 doc_dir="$dest$venv/share/doc/veil"
 install -d -m 0755 "$doc_dir"

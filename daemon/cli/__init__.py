@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "daemon.cli.eval_video",
     "daemon.cli.models",
     "daemon.cli.serve",
+    "daemon.cli.worker",
     "daemon.cli.config",
     "daemon.cli.status",
     "daemon.cli.review",

@@ -17,6 +17,9 @@ def register(subparsers) -> None:
     parser.add_argument("--output", type=Path,
                         help="a trial's output folder (veil serve --output): its status is in OUTPUT/../.veil-state")
     parser.add_argument("--json", action="store_true", help="print the raw status as JSON")
+    parser.add_argument("--fleet", action="store_true",
+                        help="with [dispatch] backend = \"celery\": queue depths, dead letters and every worker "
+                             "node with its host and running jobs, as the broker sees them")
     parser.set_defaults(handler=run)
 
 
@@ -34,6 +37,8 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.fleet:
+        return _fleet(args)
     try:
         state_dir = _state_dir(args)
     except ConfigError as exc:
@@ -71,9 +76,32 @@ def _render(s: dict) -> str:
     ]
     for job in s["in_flight"]:
         name = f" {job['name']}" if "name" in job else ""
-        lines.append(f"  in flight: job {job['job']}{name} [{job.get('folder', '?')}] on worker {job['worker']} "
+        where = "on the broker (veil status --fleet: which node)" if job["worker"] == -1 else f"on worker {job['worker']}"
+        lines.append(f"  in flight: job {job['job']}{name} [{job.get('folder', '?')}] {where} "
                      f"for {job['running_s']} s (attempt {job.get('attempt', '?')})")
     for err in s["last_errors"][-5:]:
         detail = f": {err['message']}" if "message" in err else ""
         lines.append(f"  error {err['at']} [{err.get('folder', '-')}] job {err.get('job', '-')} {err['kind']}{detail}")
     return "\n".join(lines)
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    from daemon.cli.context import settings_for
+
+    try:
+        settings = settings_for(args.config)
+    except ConfigError as exc:
+        print(f"veil status: invalid configuration: {exc}")
+        return 2
+    if settings is None or settings.dispatch.backend != "celery":
+        print("veil status --fleet: the configuration has no [dispatch] backend = \"celery\"")
+        return 2
+    from daemon.dispatch.fleet import fleet, render
+
+    try:
+        view = fleet(settings.dispatch)
+    except Exception as exc:  # noqa: BLE001 - broker unreachable, refused, bad credentials: say which
+        print(f"veil status --fleet: broker: {type(exc).__name__}: {exc}")
+        return 3
+    print(json.dumps(view, indent=1) if args.json else render(view))
+    return 0

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pipeline.edits import AddRegion
 from pipeline.params import Params
 
+from daemon.config.dispatch import DispatchSettings
 from daemon.config.sources import ENV_PREFIX, TomlSource, toml_path
 
 DEFAULT_PROFILE = "default"
@@ -240,6 +241,7 @@ class Settings(BaseSettings):
     drift: DriftSettings = DriftSettings()
     metrics: MetricsSettings = MetricsSettings()
     models: ModelsSettings = ModelsSettings()
+    dispatch: DispatchSettings = DispatchSettings()
     profiles: dict[str, Params] = Field(default_factory=lambda: {DEFAULT_PROFILE: Params()})
     folders: tuple[FolderSettings, ...] = ()
 

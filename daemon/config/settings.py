@@ -5,6 +5,7 @@ The models are in ``schema``, the file source in ``sources``, reading and error 
 
 from __future__ import annotations
 
+from daemon.config.dispatch import DispatchSettings
 from daemon.config.loading import (
     SYSTEM_CONFIG,
     TRIAL_STATE,
@@ -29,7 +30,7 @@ from daemon.config.schema import (
 from daemon.config.sources import ENV_PREFIX
 
 __all__ = [
-    "DEFAULT_IGNORE", "DEFAULT_PROFILE", "ENV_PREFIX", "SYSTEM_CONFIG", "TRIAL_STATE", "ConfigError",
+    "DEFAULT_IGNORE", "DEFAULT_PROFILE", "ENV_PREFIX", "SYSTEM_CONFIG", "TRIAL_STATE", "ConfigError", "DispatchSettings",
     "DriftSettings", "FolderSettings", "MetricsSettings", "ModelsSettings", "ServiceSettings", "Settings",
     "WatchSettings", "ZoneSettings", "load_settings", "trial_folder", "trial_state_dir", "unknown_environment",
 ]

@@ -21,6 +21,8 @@ import os
 import shutil
 import stat
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +38,26 @@ from daemon.intake.stability import STATE_DIR_NAME, StableFile
 _log = log.get("veil.jobs")
 
 JobState = Literal["claimed", "processed", "published"]
+LOCK_NAME = "job.lock"
+
+
+@contextmanager
+def job_lock(job_dir: Path) -> Iterator[bool]:
+    """Hold the job's exclusive lock (flock on ``<job dir>/job.lock``), waiting while another process holds
+    it; False: the job directory is gone. A remote worker holds it while it runs a delivery
+    (daemon/dispatch/task.py); the service while it removes a finished job. A process that dies releases it."""
+    try:
+        fd = os.open(job_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            yield False
+            return
+        raise
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield True
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 class InstanceBusy(Exception):
@@ -86,6 +108,10 @@ class Job:
 
     def save(self) -> None:
         write_atomic(self.dir / "job.json", self.record.model_dump_json(indent=1).encode())
+
+    def reload(self) -> None:
+        """Read the journal again: another process (a remote worker) may have moved it on."""
+        self.record = JobRecord.model_validate_json((self.dir / "job.json").read_bytes())
 
 
 def _refuse_linked_parents(path: Path, ingest: Path) -> None:
@@ -168,7 +194,8 @@ class ClaimArea:
         return self._give_back(job)
 
     def finish(self, job: Job) -> None:
-        shutil.rmtree(job.dir, ignore_errors=True)
+        with job_lock(job.dir):  # a duplicate delivery on a remote worker waits, then finds the job gone
+            shutil.rmtree(job.dir, ignore_errors=True)
         fsync_dir(self.root)
 
     def recover(self) -> list[Job]:

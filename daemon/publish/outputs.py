@@ -182,10 +182,9 @@ def publish(job: Job, folder: FolderSettings, report: QCReport) -> Published:
     else:
         raise FileExistsError(f"job {job.id}: every output name was taken while publishing")
 
+    name = _published_name(job, root)
     sidecar = Path(job.record.targets["sidecar"])
-    main_final = sidecar.with_name(sidecar.name[: -len(SIDECAR_SUFFIX)])
-    name = main_final.relative_to(root).as_posix()
-    update: dict = {}
+    update: dict = {"job": job.id}  # the sidecar, the commit marker, names the job that wrote it
     if report.output is not None and report.disposition != "failed":
         update["output"] = report.output.model_copy(update={"name": name})
     final_report = report.model_copy(update=update)
@@ -197,6 +196,18 @@ def publish(job: Job, folder: FolderSettings, report: QCReport) -> Published:
     job.record.state = "published"
     job.save()
     return Published(report.disposition, name, duplicate=False)
+
+
+def _published_name(job: Job, root: Path) -> str:
+    sidecar = Path(job.record.targets["sidecar"])
+    return sidecar.with_name(sidecar.name[: -len(SIDECAR_SUFFIX)]).relative_to(root).as_posix()
+
+
+def already_published(job: Job, folder: FolderSettings, report: QCReport) -> Published:
+    """What ``publish`` returned for a job another process (a remote worker) published: no file is touched."""
+    if not job.record.targets:  # it found this input published before: a duplicate
+        return Published(report.disposition, job.record.rel, duplicate=True)
+    return Published(report.disposition, _published_name(job, _root_for(folder, report.disposition)), duplicate=False)
 
 
 def finalize(job: Job, area: ClaimArea, folder: FolderSettings, disposition: str) -> None:

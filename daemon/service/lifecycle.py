@@ -37,13 +37,13 @@ from daemon.review.rework_watch import ReworkQueue
 from daemon.service.claiming import Claimer, changed_since_claim
 from daemon.service.folders import FolderError, locked_folders
 from daemon.service.notify import Notifier, watchdog_interval_s
-from daemon.service.pool import Dispatcher, LocalPool, Outcome, PoolBroken
+from daemon.service.pool import Dispatcher, Outcome, PoolBroken
 from daemon.service.publisher import Publisher
 from daemon.service.recovery import recover
 from daemon.service.snapshot import Lifetime, status_snapshot
 from daemon.service.status import Counters, status_line, status_path, write_status
 from daemon.service.worker_spec import JobSpec
-from daemon.service.workforce import inference_threads, worker_specs
+from daemon.service.workforce import inference_threads, make_dispatcher, worker_specs
 
 __all__ = ["Service", "StartupError", "inference_threads"]
 
@@ -72,6 +72,7 @@ class Service:
         self._watchers: list[FolderWatcher] = []
         self._hub: InotifyHub | None = None
         self._pool: Dispatcher | None = None
+        self._remote = False  # jobs on a broker (dispatch.backend = "celery"): they outlive this process
         self._publisher: Publisher | None = None
         self._drift: DriftService | None = None  # drift monitoring, spot checks, metrics (docs/drift.md)
         self._rework: ReworkQueue | None = None  # rework/ documents, re-rendered in a thread (docs/review.md)
@@ -153,11 +154,9 @@ class Service:
             drift.close()
 
     def _start_pool(self) -> Dispatcher:
-        service = self.settings.service
-        pool = LocalPool(worker_specs(self.settings, self._models, self.runner), job_timeout_s=service.job_timeout_s,
-                         heartbeat_timeout_s=service.heartbeat_timeout_s, max_jobs=service.worker_max_jobs,
-                         max_rss_mb=service.worker_max_rss_mb)
-        self.notifier.status("loading models")
+        pool = make_dispatcher(self.settings, worker_specs(self.settings, self._models, self.runner))
+        self._remote = pool.remote
+        self.notifier.status("connecting to the broker" if pool.remote else "loading models")
         pool.start()
         return pool
 
@@ -198,6 +197,9 @@ class Service:
         while self._queue:
             self._release(self._queue.popleft())
         for job in list(self._running.values()):
+            if self._remote:  # on the broker: it stays claimed, and the next start enqueues it again
+                _log.info("job_left_on_broker", job=job.id, folder=job.record.folder)
+                continue
             _log.info("job_interrupted", job=job.id, folder=job.record.folder)
             self._release(job)
         self._running.clear()
@@ -294,8 +296,10 @@ class Service:
         return self._publisher
 
     def _claim(self) -> None:
-        """Keep one waiting job per worker; a flood stays in the ingest folders."""
-        want = self.settings.service.workers - len(self._queue)
+        """Keep one waiting job per local worker; a flood stays in the ingest folders."""
+        # Remote (a broker): as many as may be in flight, the broker holds them for every worker of the fleet.
+        slots = self._pool.free_slots() if self._remote and self._pool is not None else self.settings.service.workers
+        want = slots - len(self._queue)
         if want > 0:
             self._queue.extend(self._claimer.claim(self._watchers, self._areas, want,
                                                     self.settings.watch.done_marker))
@@ -307,8 +311,9 @@ class Service:
             if job.record.attempts >= self.settings.service.max_attempts:
                 self._started_publisher().give_up(job)
                 continue
-            shutil.rmtree(job.staging, ignore_errors=True)  # leftovers of an interrupted attempt
-            job.staging.mkdir(parents=True)
+            if not self._remote:  # a remote worker does it under the job's lock (daemon/dispatch/task.py)
+                shutil.rmtree(job.staging, ignore_errors=True)  # leftovers of an interrupted attempt
+                job.staging.mkdir(parents=True)
             job.record.attempts += 1
             job.save()  # counted before it runs: a file that kills the whole service still runs out of tries
             folder = self.settings.folder(job.record.folder)
@@ -320,6 +325,12 @@ class Service:
         job = self._running.pop(outcome.job_id, None)
         if job is None:
             return
+        if self._remote:
+            try:
+                job.reload()  # a remote worker moved the journal on (processed, published)
+            except (OSError, ValueError) as exc:
+                _log.error("job_journal_unreadable", job=job.id, folder=job.record.folder, error=type(exc).__name__)
+                return
         failure = outcome.failure if outcome.report_json is None else changed_since_claim(job)
         if failure or outcome.report_json is None:
             job.record.failures.append(failure or "unknown")

@@ -1,7 +1,7 @@
 """Dispatch behind one small interface, and the local backend: N spawned worker processes.
 
-``Dispatcher`` is what the service loop uses: submit a job, receive outcomes. A later multi-host backend
-(Celery on RabbitMQ) implements the same methods. The local pool watches its workers: a crashed worker,
+``Dispatcher`` is what the service loop uses: submit a job, receive outcomes. The multi-host backend
+(Celery on RabbitMQ, ``daemon.dispatch.client``) implements the same methods. The local pool watches its workers: a crashed worker,
 one whose heartbeat stops, or one whose job runs past the timeout is killed and replaced, and the job comes
 back as a failed attempt for the service to retry or to fail. A worker that stopped making progress is first
 asked for its Python stack (it lands on stderr, in the log), then killed. A worker past ``max_jobs`` jobs or
@@ -44,6 +44,10 @@ class PoolBroken(Exception):
 
 
 class Dispatcher(Protocol):
+    # False: jobs live in this process (staging prepared here, unfinished jobs put back at a stop). True: they
+    # live on a broker (daemon/dispatch): the worker prepares staging and a stop leaves them claimed.
+    remote: bool
+
     def start(self) -> None: ...
 
     def free_slots(self) -> int: ...
@@ -73,6 +77,8 @@ class _Slot:
 
 
 class LocalPool:
+    remote = False
+
     def __init__(self, specs: list[WorkerSpec], *, job_timeout_s: float, heartbeat_timeout_s: float,
                  startup_timeout_s: float = 600.0, max_startup_failures: int = 3, max_jobs: int = 0,
                  max_rss_mb: float = 0.0, stack_dump_s: float = 2.0, retire_timeout_s: float = 10.0) -> None:

@@ -15,7 +15,7 @@ from daemon.config.settings import Settings
 from daemon.drift.service import DriftService
 from daemon.fsutil import write_atomic
 from daemon.intake.jobs import ClaimArea, Job
-from daemon.publish.outputs import finalize, missing_results, publish, sha256_or_none
+from daemon.publish.outputs import already_published, finalize, missing_results, publish, sha256_or_none
 from daemon.service.status import Counters
 
 _log = log.get("veil.service")
@@ -53,7 +53,11 @@ class Publisher:
                 write_atomic(job.report_path, report.to_json().encode())
                 job.record.state = "processed"
                 job.save()
-            result = publish(job, folder, report)
+            if job.record.state == "published":  # by a remote worker: its stored report is what was published
+                report = QCReport.from_json(job.report_path.read_bytes())
+                result = already_published(job, folder, report)
+            else:
+                result = publish(job, folder, report)
             finalize(job, area, folder, report.disposition)
         except OSError as exc:  # disk full, permissions, a share gone away: keep the job, try again later
             _log.error("publish_failed", job=job.id, folder=folder.name, error=exc.strerror or str(exc))

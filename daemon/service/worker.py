@@ -28,7 +28,7 @@ from daemon.service.worker_spec import JobSpec, WorkerSpec
 if TYPE_CHECKING:
     from pipeline.detect.engine import Engine
 
-__all__ = ["STACK_SIGNAL", "JobSpec", "PipelineRunner", "Runner", "WorkerSpec", "worker_main"]
+__all__ = ["STACK_SIGNAL", "JobSpec", "PipelineRunner", "Runner", "WorkerSpec", "load_runner", "run_job", "worker_main"]
 
 STACK_SIGNAL = signal.SIGUSR1  # "print your Python stack": sent to a hung worker before SIGKILL
 
@@ -93,7 +93,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def _load_runner(spec: WorkerSpec) -> Runner:
+def load_runner(spec: WorkerSpec) -> Runner:
     module, _, name = spec.runner.partition(":")
     return getattr(importlib.import_module(module), name)(spec)
 
@@ -106,7 +106,7 @@ def _ensure_hash(report: QCReport, src: Path) -> QCReport:
     return report.model_copy(update={"input": report.input.model_copy(update={"sha256": sha256_or_none(src)})})
 
 
-def _run(runner: Runner, job: JobSpec) -> QCReport:
+def run_job(runner: Runner, job: JobSpec) -> QCReport:
     """The job's report; a bug fails this file closed (its partial output removed), never the worker."""
     src, dst = Path(job.src), Path(job.dst)
     try:
@@ -147,7 +147,7 @@ def worker_main(conn, spec: WorkerSpec) -> None:
 
     heartbeat.install(heartbeat.Beater(send, spec.heartbeat_s))
     try:
-        runner = _load_runner(spec)
+        runner = load_runner(spec)
     except Exception as exc:  # noqa: BLE001 - any failure to start is reported, then the parent decides
         send(StartupFailed(f"{type(exc).__name__}: {exc}"))
         return
@@ -160,5 +160,5 @@ def worker_main(conn, spec: WorkerSpec) -> None:
         if isinstance(message, Stop):
             break
         if isinstance(message, RunJob):
-            report = _run(runner, message.job)
+            report = run_job(runner, message.job)
             send(Done(message.job.job_id, report.to_json(), rss_mb()))

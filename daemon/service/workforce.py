@@ -1,5 +1,5 @@
 """The workforce: how many worker processes start, on which device, with how many threads, and the profiles
-each is given, with the active models applied."""
+each is given, with the active models applied; and the dispatcher that runs them (``[dispatch] backend``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,19 @@ from pipeline.detect.catalogue import default_model_dir
 
 from daemon.config.settings import Settings
 from daemon.models.registry import ActiveSelection, with_active_models
+from daemon.service.pool import Dispatcher, LocalPool
 from daemon.service.worker_spec import WorkerSpec
+
+
+def make_dispatcher(settings: Settings, specs: list[WorkerSpec]) -> Dispatcher:
+    """The local pool of ``specs``, or the Celery client (its workers are `veil worker` processes elsewhere)."""
+    if settings.dispatch.backend == "celery":
+        from daemon.dispatch.client import CeleryDispatcher  # only the celery backend needs the broker client
+
+        return CeleryDispatcher(settings)
+    service = settings.service
+    return LocalPool(specs, job_timeout_s=service.job_timeout_s, heartbeat_timeout_s=service.heartbeat_timeout_s,
+                     max_jobs=service.worker_max_jobs, max_rss_mb=service.worker_max_rss_mb)
 
 
 def worker_specs(settings: Settings, models: ActiveSelection, runner: str) -> list[WorkerSpec]:

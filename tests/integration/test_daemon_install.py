@@ -68,3 +68,33 @@ def test_install_system_stages_config_unit_and_folders(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "workers = 1" in (dest / "etc/veil/veil.toml").read_text()
     assert (dest / "etc/veil/veil.toml.dist").exists()
+
+
+WORKER_UNIT = REPO / "systemd" / "veil-worker@.service"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                    reason="systemd-analyze not installed (Debian package 'systemd', listed in install.sh)")
+def test_worker_unit_passes_systemd_analyze_verify(tmp_path):
+    path = tmp_path / "veil-worker@0.service"
+    path.write_text(WORKER_UNIT.read_text().replace("/opt/veil/", f"{VENV}/"))
+    result = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", result.stderr
+
+
+def test_install_system_with_a_broker_stages_the_worker_unit_and_a_root_only_broker_file(tmp_path):
+    dest = tmp_path / "root"
+    url = "amqp://veil:secret@broker:5672/veil"
+    env = {**os.environ, "DESTDIR": str(dest), "VEIL_BROKER_URL": url}
+    result = subprocess.run([str(REPO / "tools" / "install_system.sh"), str(VENV), str(REPO)], env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broker = dest / "etc/veil/broker.url"
+    assert broker.read_text().strip() == url and (broker.stat().st_mode & 0o777) == 0o600
+    units = dest / "etc/systemd/system"
+    worker = (units / "veil-worker@.service").read_text()
+    assert f"ExecStart={VENV}/bin/veil worker --config /etc/veil/veil.toml --unit %i" in worker
+    assert "LoadCredential=broker.url:/etc/veil/broker.url" in worker and url not in worker
+    assert "ReadWritePaths=/srv/veil/ingest" in (units / "veil-worker@.service.d/10-folders.conf").read_text()
+    assert "PrivateNetwork=no" in (units / "veil.service.d/20-broker.conf").read_text()
