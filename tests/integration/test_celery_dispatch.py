@@ -33,9 +33,9 @@ from tests.integration.serve_harness import (  # noqa: F401 - fixtures
 pytestmark = pytest.mark.usefixtures("models_installed")
 
 
-def test_photos_and_a_clip_through_two_hosts_each_published_once(tmp_path, broker, daemons, workers):
-    """Two worker "hosts": this one and, where it can be made, a network namespace of its own that reaches the
-    broker over a veth pair (the folders are shared, as a network share would be)."""
+def test_200_photos_and_3_clips_through_3_workers_on_two_hosts_each_published_once(tmp_path, broker, daemons, workers):
+    """Three workers on two "hosts": this one and, where it can be made, a network namespace of its own that
+    reaches the broker over a veth pair (the folders are shared, as a network share would be)."""
     with separate_host() as host2:
         daemon = daemons(tmp_path, extra=broker.dispatch_toml())
         port = free_port()
@@ -46,22 +46,24 @@ def test_photos_and_a_clip_through_two_hosts_each_published_once(tmp_path, broke
             second = workers(daemon, "w2", prefix=prefix, env={"VEIL_DISPATCH__BROKER_URL": url}).start()
         else:
             second = workers(daemon, "w2").start()
+        third = workers(daemon, "w3").start()
         daemon.start().wait_ready()
-        first.wait_ready()
-        second.wait_ready()
-        names = [f"p{i:02d}.jpg" for i in range(16)] + ["c1.mp4", "c2.mp4"]
-        for clip in names[-2:]:
-            write_video(daemon.ingest / clip, seconds=1.0, seed=len(clip))
-        for i, name in enumerate(names[:-2]):
+        for worker in (first, second, third):
+            worker.wait_ready()
+        clips = ["c1.mp4", "c2.mp4", "c3.mp4"]
+        names = [f"p{i:03d}.jpg" for i in range(200)] + clips
+        for n, clip in enumerate(clips):
+            write_video(daemon.ingest / clip, seconds=1.0, seed=n)
+        for i, name in enumerate(names[:-3]):
             write_image(daemon.ingest / name, seed=i)
 
-        wait_for(lambda: daemon.finished() == len(names), 180, "every file to be published")
+        wait_for(lambda: daemon.finished() == len(names), 420, "every file to be published")
         found = assert_each_once(daemon, names)
         assert {r.disposition for r in found.values()} <= {"done", "review"}
-        delivered = first.events("job_delivered") + second.events("job_delivered")
+        delivered = first.events("job_delivered") + second.events("job_delivered") + third.events("job_delivered")
         assert sorted(e["job"] for e in delivered if e["status"] == "published") == sorted(
             e["job"] for e in daemon.events("job_enqueued"))
-        assert first.events("job_delivered") and second.events("job_delivered"), "both hosts took work"
+        assert all(w.events("job_delivered") for w in (first, second, third)), "every worker took work"
         if host2 is not None:
             assert f"@{host2[1]}:" in second.log_path.read_text(), "the second host reached the broker over its veth"
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
@@ -75,6 +77,7 @@ def test_photos_and_a_clip_through_two_hosts_each_published_once(tmp_path, broke
         assert broker.depth("photo") == broker.depth("video") == broker.depth("dead") == broker.depth("results.t1") == 0
         assert daemon.stop() == 0
         second.stop()
+        third.stop()
     # One writer per store: the workers' per-file features came back with their results, and veil serve
     # recorded every file in its own drift store.
     with sqlite3.connect(daemon.state / DB_NAME) as db:
