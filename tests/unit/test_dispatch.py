@@ -20,6 +20,7 @@ from daemon.config.dispatch import DispatchSettings
 from daemon.config.settings import FolderSettings, Settings
 from daemon.dispatch.client import _gave_up, _safe
 from daemon.dispatch.limits import limits_for
+from daemon.dispatch.node import pin_unit
 from daemon.dispatch.payload import TaskPayload
 from daemon.dispatch.task import deliver, read_deliveries
 from daemon.dispatch.topology import dead_queue, results_queue, task_queue
@@ -279,3 +280,18 @@ def test_the_celery_app_acknowledges_late_and_requeues_what_a_lost_or_overdue_wo
     assert conf.broker_transport_options == {"confirm_publish": True}
     assert conf.accept_content == ["json"] and conf.task_ignore_result
     assert [q.name for q in conf.task_queues] == ["site.photo", "site.video"]
+
+
+@pytest.mark.parametrize(("unit", "visible", "device"), [("cpu", "", "cpu"), ("0", "0", "cuda"), ("3", "3", "cuda")])
+def test_a_unit_pins_one_gpu_or_none_for_its_process_tree(monkeypatch, unit, visible, device):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")  # what the host would otherwise show every child
+    assert pin_unit(unit) == device
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == visible
+
+
+@pytest.mark.parametrize("unit", ["gpu0", "-1", "0,1", ""])
+def test_a_unit_that_is_neither_cpu_nor_one_gpu_index_is_refused(monkeypatch, unit):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    with pytest.raises(ValueError, match="GPU index"):
+        pin_unit(unit)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
