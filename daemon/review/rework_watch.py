@@ -126,8 +126,8 @@ class ReworkQueue:
     def _finish(folder: FolderSettings, claimed: Path, where: str, error: str | None = None) -> None:
         final = _unique(folder.rework_dir / where / claimed.name)
         final.parent.mkdir(parents=True, exist_ok=True)
-        if error is not None:
+        os.replace(claimed, final)
+        if error is not None:  # the reason last, like every sidecar: whoever sees it finds the document there
             stem = final.name[: -len(REWORK_SUFFIX)]
             record = {"error": error, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "document": final.name}
             write_atomic(final.with_name(stem + ".error.json"), json.dumps(record, indent=2).encode())
-        os.replace(claimed, final)
