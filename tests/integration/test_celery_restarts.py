@@ -54,6 +54,9 @@ def test_claims_left_by_a_killed_serve_are_enqueued_again_and_published_once(tmp
     daemon.start().wait_ready()  # recovery enqueues both claims: "enqueued.jpg" is now on the broker twice
     worker = workers(daemon, "w1").start()
     wait_for(lambda: daemon.finished() == 2, 120, "both files to be published")
+    processing = daemon.ingest / ".veil" / "processing" / daemon.instance
+    # published first, then the claim is removed: the test once looked in between
+    wait_for(lambda: not processing.exists() or not any(processing.iterdir()), 30, "the claims to be removed")
     assert_each_once(daemon, ["enqueued.jpg", "claimed.jpg"])
     assert claimed in [e["job"] for e in daemon.events("job_enqueued")]
     wait_for(lambda: broker.depth("photo") == 0, 30, "the duplicate message to be consumed")

@@ -75,6 +75,8 @@ def test_two_daemons_on_one_ingest_never_process_a_file_twice(tmp_path, daemons)
         write_image(a.ingest / f"img{i:02d}.jpg", i)
         names.append(f"img{i:02d}.jpg")
     wait_for(lambda: a.finished() + b.finished() >= len(names), 300, "both daemons to finish")
+    # a file is published before its job_finished event is logged: the test once stopped in between
+    wait_for(lambda: len(a.events("job_finished")) + len(b.events("job_finished")) >= len(names), 60, "every job_finished")
     assert a.stop() == 0 and b.stop() == 0
     assert_each_once(a, names)
     finished = [e["file"] for d in (a, b) for e in d.events("job_finished")]
