@@ -201,7 +201,8 @@ class OutputParams(_Strict):
 
 class TrackerParams(_Strict):
     """ByteTrack-style association. Scores are split per class by that class's threshold (high) and
-    review floor (low); only high-score detections start tracks."""
+    review floor (low); high-score detections start tracks, and review-band ones touching the frame's edge
+    where the profile masks the review band (``pipeline.video.plan.score_bands``)."""
 
     match_iou: float = Field(default=0.2, gt=0.0, le=1.0)  # first stage: high-score detections vs tracks
     low_match_iou: float = Field(default=0.4, gt=0.0, le=1.0)  # second stage: low-score detections

@@ -2,7 +2,8 @@
 
 Every frame: predict each track with its Kalman filter; match high-score detections to all tracks (live
 and lost) by IoU, then the leftovers by centre distance (fast motion, detection stride); match the low-score detections to the live tracks left over; start a track from each unmatched
-high-score detection; drop tracks lost for longer than ``lost_frames``. The tracker only *adds*
+high-score detection, and from each unmatched low-score one that touches the frame's edge when the class's
+bands allow it; drop tracks lost for longer than ``lost_frames``. The tracker only *adds*
 knowledge: it never removes a detection (the mask plan masks raw detections whatever the tracker says).
 """
 
@@ -50,10 +51,13 @@ class _Track:
 
 @dataclass(frozen=True)
 class ScoreBands:
-    """Per class: ``high`` starts and first-stage-matches tracks, ``low`` and up extends them."""
+    """Per class: ``high`` starts and first-stage-matches tracks, ``low`` and up extends them. ``edge_start``
+    (None: ``high``): a detection from this score up that touches the frame's edge starts a track too, because
+    a face cut by the edge scores low, and its track is what masks it until it has left."""
 
     high: float
     low: float
+    edge_start: float | None = None
 
 
 class ByteTracker:
@@ -120,7 +124,7 @@ class ByteTracker:
             free_high = [di for di in free_high if di not in taken_d]
 
         live_left = [ti for ti in free_tracks if not tracks[ti].lost]
-        pairs_low, _, _ = assign(iou_matrix(track_boxes[live_left], dets.boxes[low]), self.params.low_match_iou)
+        pairs_low, _, free_low = assign(iou_matrix(track_boxes[live_left], dets.boxes[low]), self.params.low_match_iou)
         matched_low = set()
         for li, di in pairs_low:
             ti = live_left[li]
@@ -133,8 +137,11 @@ class ByteTracker:
             tracks[ti].lost = True
             observations.append(self._observe(tracks[ti], None, None))
 
-        for di in free_high:
-            index = int(high[di])
+        edge_start = band.high if band.edge_start is None else band.edge_start
+        starters = [int(high[di]) for di in free_high] + [
+            int(low[di]) for di in free_low
+            if dets.scores[low[di]] >= edge_start and self._touches_edge(dets.boxes[low[di]])]
+        for index in starters:
             mean, cov = kalman.initiate(dets.boxes[index])
             track = _Track(self._next_id, object_class, mean, cov, float(dets.scores[index]), frame_index,
                            at_edge=self._touches_edge(dets.boxes[index]))

@@ -81,20 +81,26 @@ class _Pending:
     roi: Detections | None = None  # re-detections around tracks on a frame the stride skipped
 
 
-def score_bands(detector: DetectorParams) -> dict[int, ScoreBands]:
+def score_bands(detector: DetectorParams, mask_review_band: bool = True) -> dict[int, ScoreBands]:
+    """The tracker's bands per class. Where review-band detections are masked, one touching the frame's edge
+    starts a track: a face leaving (or entering) is cut by the edge, scores low, and would otherwise be masked
+    only on the frames where the detector still finds it."""
     bands = {}
     for object_class in ObjectClass:
         bounds = detector.thresholds(object_class)
-        bands[int(object_class)] = ScoreBands(high=bounds.threshold, low=bounds.review_floor)
+        edge_start = bounds.review_floor if mask_review_band else bounds.threshold
+        bands[int(object_class)] = ScoreBands(high=bounds.threshold, low=bounds.review_floor, edge_start=edge_start)
     return bands
 
 
 class MaskPlanner:
-    def __init__(self, video: VideoParams, detector: DetectorParams, frame_size: tuple[int, int] | None = None) -> None:
-        """``frame_size`` (width, height): lets tracks leaving through the frame's edge be masked until gone."""
+    def __init__(self, video: VideoParams, detector: DetectorParams, frame_size: tuple[int, int] | None = None,
+                 *, mask_review_band: bool = True) -> None:
+        """``frame_size`` (width, height): lets tracks leaving through the frame's edge be masked until gone.
+        ``mask_review_band``: the profile masks review-band detections (see ``score_bands``)."""
         self.params = video
         self.detector = detector
-        self.tracker = ByteTracker(video.tracker, score_bands(detector), frame_size)
+        self.tracker = ByteTracker(video.tracker, score_bands(detector, mask_review_band), frame_size)
         self._pending: deque[_Pending] = deque()
         self._history: dict[int, _History] = {}
         self._detect_counts: dict[int, int] = {}  # detected frame -> number of detections, recent frames only

@@ -142,7 +142,8 @@ class VideoJob:
         self.fps = float(info.average_rate) if info.average_rate else DEFAULT_FPS
         self.keyframes = KeyframeClock(self.video.keyframe_interval_s, on_cuts=self.video.keyframe_on_cuts)
         horizon = math.ceil(self.video.keyframe_interval_s * self.fps)
-        self.planner = MaskPlanner(self.video.covering(horizon), params.detector, (info.width, info.height))
+        self.planner = MaskPlanner(self.video.covering(horizon), params.detector, (info.width, info.height),
+                                   mask_review_band=params.mask.mask_review_band)
         self.camera = CameraMotion() if self.video.camera_motion else None
         self.counters = _Counters(params)
         self.light_plans: Counter[str] = Counter()  # light passes by what they searched, for the sidecar

@@ -259,3 +259,20 @@ def test_without_a_frame_size_no_track_counts_as_at_the_edge():
     planner = MaskPlanner(VideoParams(detect_stride=1, temporal_dilation=0), DetectorParams())
     planner.push(0, det((0, 0, 20, 20)))
     assert not planner.current[0].at_edge
+
+
+def test_a_review_band_detection_at_the_frame_edge_starts_a_track_that_masks_it_until_it_has_left():
+    video = VideoParams(detect_stride=1, lookahead_frames=40, temporal_dilation=0)
+    floor = DetectorParams().thresholds(ObjectClass.FACE)
+    score = (floor.review_floor + floor.threshold) / 2  # a face cut by the edge scores in the review band
+
+    def masked_frames(box, mask_review_band=True):
+        planner = MaskPlanner(video, DetectorParams(), frame_size=(200, 100), mask_review_band=mask_review_band)
+        frames = [det(box, score=score)] + [Detections.empty()] * 10
+        plans = [p for i, d in enumerate(frames) for p in planner.push(i, d)] + planner.finish()
+        centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        return sum(covers(p, centre) for p in plans)
+
+    assert masked_frames((175, 30, 200, 60)) == 11  # the edge track's prediction, on every frame it is in view
+    assert masked_frames((60, 30, 90, 60)) == 1  # mid-frame a review-band detection starts nothing: its own frame
+    assert masked_frames((175, 30, 200, 60), mask_review_band=False) == 1  # not masking the band: no track
