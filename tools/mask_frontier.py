@@ -4,8 +4,8 @@
     .venv/bin/python tools/mask_frontier.py [--eval-root ../shared/eval] [--cache reports/frontier]
                                             [--sets a,b] [--variants '[{}, {"shape": "ellipse"}]']
 
-Detection runs once per set at the shipped defaults (``Params()``, every class, production floors) and is
-cached as JSON in ``--cache``; each variant is a dict of ``[mask]`` keys laid over the defaults. Both
+Detection runs once per set at the shipped defaults (``Params()``, every class) and is cached as JSON in
+``--cache`` (tools/detection_cache.py, shared with tools/leak_signals.py); each variant is a dict of ``[mask]`` keys laid over the defaults. Both
 figures come from the functions ``veil eval`` uses (``plan_regions`` and ``coverage``), so a row here is
 what ``veil eval`` reports with that ``[mask]`` section, without re-running the detectors.
 """
@@ -21,12 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.detect.engine import Engine
 from pipeline.eval.images import COVERED
 from pipeline.mask import coverage, plan_regions
-from pipeline.media.image import load_image
-from pipeline.params import MaskParams, Params, RuntimeParams
+from pipeline.params import MaskParams, Params
 from pipeline.records import Detections
+
+from tools.detection_cache import above, annotations_by_image, box_coverages, cached_candidates
 
 DEFAULT_VARIANTS = [
     {},
@@ -38,43 +38,19 @@ DEFAULT_VARIANTS = [
 ]
 
 
-def cached_detections(set_dir: Path, cache: Path, params: Params) -> dict[str, dict]:
-    """Per image id: its shape and the detections ``process`` would mask from (cut at the production floors)."""
-    path = cache / f"{set_dir.name}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    engine = Engine.load(params.detector, RuntimeParams())
-    gt = json.loads((set_dir / "annotations.json").read_text())
-    rows = {}
-    for info in gt["images"]:
-        loaded = load_image(set_dir / "images" / info["file_name"], params.output.max_pixels)
-        shipped = engine.merged(engine.at_review_floors(engine.candidates(loaded.rgb)))
-        rows[str(info["id"])] = {"shape": list(loaded.rgb.shape), "boxes": shipped.boxes.tolist(),
-                                 "scores": shipped.scores.tolist(), "classes": shipped.classes.tolist()}
-    cache.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rows))
-    return rows
-
-
-def score(set_dir: Path, detections: dict[str, dict], params: Params) -> tuple[float, int, float]:
+def score(set_dir: Path, detections: dict[str, tuple[tuple[int, ...], Detections]], params: Params) -> tuple[float, int, float]:
     """Mask recall (boxes >= COVERED), leaking boxes, and the share of image area masked outside ground truth."""
-    gt = json.loads((set_dir / "annotations.json").read_text())
-    by_image: dict[int, list[dict]] = {}
-    for annotation in gt["annotations"]:
-        by_image.setdefault(annotation["image_id"], []).append(annotation)
+    images, by_image = annotations_by_image(set_dir)
     coverages, outside, pixels = [], 0, 0
-    for info in gt["images"]:
-        row = detections[str(info["id"])]
-        shape = tuple(row["shape"])
-        found = Detections(np.array(row["boxes"]).reshape(-1, 4), np.array(row["scores"]), np.array(row["classes"]))
-        covered = coverage(shape, plan_regions(found, params, shape), params.mask)
+    for info in images:
+        shape, candidates = detections[str(info["id"])]
+        covered = coverage(shape, plan_regions(above(candidates, params), params, shape), params.mask)
+        annotations = by_image.get(info["id"], [])
+        coverages += box_coverages(covered, annotations)
         labelled = np.zeros(shape[:2], dtype=bool)
-        for annotation in by_image.get(info["id"], []):
+        for annotation in annotations:
             x, y, w, h = annotation["bbox"]
-            x0, y0, x1, y1 = max(0, int(np.floor(x))), max(0, int(np.floor(y))), int(np.ceil(x + w)), int(np.ceil(y + h))
-            region = covered[y0:y1, x0:x1]
-            coverages.append(region.mean() if region.size else 1.0)
-            labelled[y0:y1, x0:x1] = True
+            labelled[max(0, int(np.floor(y))) : int(np.ceil(y + h)), max(0, int(np.floor(x))) : int(np.ceil(x + w))] = True
         outside += int((covered & ~labelled).sum())
         pixels += covered.size
     shares = np.array(coverages)
@@ -93,7 +69,7 @@ def main() -> int:
     variants = json.loads(args.variants)
     print("| set | [mask] overrides | mask recall | leaks | masked outside GT |\n|---|---|---|---|---|")
     for set_dir in sets:
-        detections = cached_detections(set_dir, args.cache, Params())
+        detections = cached_candidates(set_dir, args.cache, Params())
         for variant in variants:
             recall, leaks, outside = score(set_dir, detections, Params(mask=MaskParams(**variant)))
             print(f"| {set_dir.name} | `{json.dumps(variant)}` | {recall:.2%} | {leaks} | {outside:.2%} |", flush=True)

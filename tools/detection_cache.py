@@ -1,0 +1,73 @@
+"""Detections of a whole evaluation set, computed once at the shipped defaults and cached as JSON, for the
+studies that lay settings over them (tools/mask_frontier.py, tools/leak_signals.py).
+
+The cache holds every candidate down to the evaluation's AP floor, before the cross-window merge, so a study
+can cut them at the production floors and merge them exactly as ``process`` does (``shipped``), or look at
+what lies below those floors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.detect.engine import Engine
+from pipeline.detect.nms import merge
+from pipeline.eval.images import AP_FLOOR
+from pipeline.media.image import load_image
+from pipeline.params import Params, RuntimeParams
+from pipeline.records import Detections, ObjectClass
+
+
+def cached_candidates(set_dir: Path, cache: Path, params: Params) -> dict[str, tuple[tuple[int, ...], Detections]]:
+    """Per image id: its shape, and every candidate down to ``AP_FLOOR`` of the shipped detectors."""
+    path = cache / f"{set_dir.name}.candidates.json"
+    if not path.exists():
+        engine = Engine.load(params.detector, RuntimeParams())
+        gt = json.loads((set_dir / "annotations.json").read_text())
+        rows = {}
+        for info in gt["images"]:
+            loaded = load_image(set_dir / "images" / info["file_name"], params.output.max_pixels)
+            found = engine.candidates(loaded.rgb, min_score=AP_FLOOR)
+            rows[str(info["id"])] = {"shape": list(loaded.rgb.shape), "boxes": found.boxes.tolist(),
+                                     "scores": found.scores.tolist(), "classes": found.classes.tolist()}
+        cache.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rows))
+    return {
+        image_id: (tuple(row["shape"]), Detections(np.array(row["boxes"], dtype=np.float32).reshape(-1, 4),
+                                                   np.array(row["scores"], dtype=np.float32),
+                                                   np.array(row["classes"], dtype=np.int64)))
+        for image_id, row in json.loads(path.read_text()).items()
+    }
+
+
+def above(candidates: Detections, params: Params, floor: dict[ObjectClass, float] | None = None) -> Detections:
+    """The candidates at or above each class's floor (default: its review floor), merged as ``detect`` merges
+    them: with the review floors this is exactly what ``process`` masks from."""
+    floors = np.zeros(len(candidates), dtype=np.float32)
+    for object_class in ObjectClass:
+        value = (floor or {}).get(object_class, params.detector.thresholds(object_class).review_floor)
+        floors[candidates.classes == int(object_class)] = value
+    return merge(candidates[candidates.scores >= floors], params.detector.nms_iou)
+
+
+def annotations_by_image(set_dir: Path) -> tuple[list[dict], dict[int, list[dict]]]:
+    """The set's images, and its annotations per image id."""
+    gt = json.loads((set_dir / "annotations.json").read_text())
+    by_image: dict[int, list[dict]] = {}
+    for annotation in gt["annotations"]:
+        by_image.setdefault(annotation["image_id"], []).append(annotation)
+    return gt["images"], by_image
+
+
+def box_coverages(covered: np.ndarray, annotations: list[dict]) -> list[float]:
+    """The share of each annotation's box that ``covered`` (a boolean mask of the image) covers."""
+    shares = []
+    for annotation in annotations:
+        x, y, w, h = annotation["bbox"]
+        x0, y0, x1, y1 = max(0, int(np.floor(x))), max(0, int(np.floor(y))), int(np.ceil(x + w)), int(np.ceil(y + h))
+        region = covered[y0:y1, x0:x1]
+        shares.append(float(region.mean()) if region.size else 1.0)
+    return shares
