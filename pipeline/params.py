@@ -336,6 +336,10 @@ class RuntimeParams(_Strict):
 
     device: str = "cpu"  # cpu | cuda | cuda:K
     threads: int = Field(default=0, ge=0)  # intra-op threads; 0 = onnxruntime's default
+    # onnxruntime's intra-op threads spin between operators by default, burning cores that decode, encode and
+    # other workers need. Off, 1080p video took 10-15% less CPU time and 5% less wall time on 2 cores, photos
+    # 14% less CPU and 8% less wall (docs/benchmarks.md); on for a host with cores to spare and one worker.
+    spin_wait: bool = False
     # Half precision. Measured on an H200 (bench/gpu.py), it gained nothing end to end: per-call overheads,
     # not arithmetic, bound these small networks there. Float32 stays the default.
     precision: Literal["fp32", "fp16"] = "fp32"

@@ -232,7 +232,7 @@ def _load_one(
     kind = family(spec.family)
     session, digest = load_session(
         path, device=runtime.device, threads=runtime.threads, expected_sha256=pinned, prepare=kind.prepare,
-        dynamic_input=not kind.fixed_input, fp16=runtime.fp16,
+        dynamic_input=not kind.fixed_input, fp16=runtime.fp16, spin_wait=runtime.spin_wait,
     )
     network = kind.build(session, len(spec.classes))
     record = ModelRecord(

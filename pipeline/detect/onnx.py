@@ -47,11 +47,12 @@ def load_session(
     prepare: Callable[[onnx.ModelProto], None] | None = None,
     dynamic_input: bool = False,
     fp16: bool = False,
+    spin_wait: bool = False,
 ) -> tuple[ort.InferenceSession, str]:
     """Load, verify and (optionally) rewrite a model, then build its session. Returns (session, sha256).
 
     ``dynamic_input``: the model is fed many input sizes. ``fp16``: run in half precision (GPU), inputs and
-    outputs kept in float32.
+    outputs kept in float32. ``spin_wait``: let the intra-op threads spin while idle (``RuntimeParams``).
     """
     if not path.is_file():
         raise ModelError(f"model file not found: {path} (run ./install.sh to fetch the default models)")
@@ -75,6 +76,7 @@ def load_session(
     if threads:
         options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1  # these graphs are one chain: parallelism is inside the operators
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
     options.log_severity_level = 3
     # The memory pattern plans allocations for one input shape; with many shapes it only adds planning.
     options.enable_mem_pattern = not dynamic_input
