@@ -39,6 +39,7 @@ _log = log.get("veil.jobs")
 
 JobState = Literal["claimed", "processed", "published"]
 LOCK_NAME = "job.lock"
+REMOVING_PREFIX = ".removing-"  # a finished job's folder, renamed away before it is deleted
 
 
 @contextmanager
@@ -194,8 +195,14 @@ class ClaimArea:
         return self._give_back(job)
 
     def finish(self, job: Job) -> None:
-        with job_lock(job.dir):  # a duplicate delivery on a remote worker waits, then finds the job gone
-            shutil.rmtree(job.dir, ignore_errors=True)
+        """Remove a finished job. Its folder is renamed away under the lock, then deleted: a duplicate delivery
+        on a remote worker that waited for the lock, or comes later, finds no folder. Deleted in place, a
+        delivery could create a new lock file in the half-removed folder and keep that folder alive."""
+        removing = job.dir.with_name(REMOVING_PREFIX + job.dir.name)
+        with job_lock(job.dir) as locked:
+            if locked:
+                os.rename(job.dir, removing)
+        shutil.rmtree(removing, ignore_errors=True)
         fsync_dir(self.root)
 
     def recover(self) -> list[Job]:
@@ -205,6 +212,9 @@ class ClaimArea:
             return jobs
         for job_dir in sorted(self.root.iterdir()):
             if not job_dir.is_dir():
+                continue
+            if job_dir.name.startswith(REMOVING_PREFIX):  # finished; the run stopped while deleting it
+                shutil.rmtree(job_dir, ignore_errors=True)
                 continue
             try:
                 record = JobRecord.model_validate_json((job_dir / "job.json").read_bytes())

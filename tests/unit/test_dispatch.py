@@ -24,7 +24,7 @@ from daemon.dispatch.node import pin_unit
 from daemon.dispatch.payload import TaskPayload
 from daemon.dispatch.task import deliver, read_deliveries
 from daemon.dispatch.topology import dead_queue, results_queue, task_queue
-from daemon.intake.jobs import ClaimArea, JobRecord, job_lock
+from daemon.intake.jobs import REMOVING_PREFIX, ClaimArea, Job, JobRecord, job_lock
 from daemon.intake.stability import StableFile
 from daemon.service.worker_spec import JobSpec
 
@@ -172,6 +172,37 @@ def test_a_delivery_of_a_finished_job_answers_gone(tmp_path):
     shutil.rmtree(job_dir)
     result = deliver(payload, settings, FakeRunner())
     assert (result.status, result.deliveries) == ("gone", 0)
+
+
+def test_a_delivery_arriving_while_serve_deletes_the_finished_job_finds_no_folder_and_leaves_none(tmp_path, monkeypatch):
+    """The duplicate message of a published job, delivered while `veil serve` deletes the job's folder: it must
+    not wait on that folder's lock, write into it, or keep it alive (a CI run once found a folder left holding
+    only a new job.lock and deliveries, created between the deletion of the old lock file and of the folder)."""
+    settings, payload, job_dir = claimed(tmp_path)
+    deliver(payload, settings, FakeRunner())  # the first delivery published it
+    area = ClaimArea(settings.folders[0], "host")
+    answers: list = []
+    delete = shutil.rmtree
+
+    def deleting_with_a_delivery_meanwhile(path, *args, **kwargs):
+        late = threading.Thread(target=lambda: answers.append(deliver(payload, settings, FakeRunner())), daemon=True)
+        late.start()
+        late.join(5)
+        assert not late.is_alive(), "the late delivery waited on the folder being deleted"
+        delete(path, *args, **kwargs)
+
+    monkeypatch.setattr("daemon.intake.jobs.shutil.rmtree", deleting_with_a_delivery_meanwhile)
+    area.finish(Job(journal(job_dir), job_dir))
+    assert [a.status for a in answers] == ["gone"]
+    assert list(area.root.iterdir()) == []
+
+
+def test_a_folder_left_half_deleted_by_a_stopped_run_is_removed_at_the_next_start(tmp_path):
+    settings, payload, job_dir = claimed(tmp_path)
+    area = ClaimArea(settings.folders[0], "host")
+    removing = job_dir.with_name(REMOVING_PREFIX + job_dir.name)
+    os.rename(job_dir, removing)
+    assert area.recover() == [] and not removing.exists()
 
 
 def test_a_processed_job_is_published_from_its_stored_report(tmp_path):
