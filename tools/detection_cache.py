@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.detect.engine import Engine
+from pipeline.detect.engine import Engine, at_floors
 from pipeline.detect.nms import merge
-from pipeline.eval.images import AP_FLOOR
+from pipeline.eval.images import AP_FLOOR, label_bounds
 from pipeline.media.image import load_image
 from pipeline.params import Params, RuntimeParams
 from pipeline.records import Detections, ObjectClass
@@ -43,14 +43,10 @@ def cached_candidates(set_dir: Path, cache: Path, params: Params) -> dict[str, t
     }
 
 
-def above(candidates: Detections, params: Params, floor: dict[ObjectClass, float] | None = None) -> Detections:
+def above(candidates: Detections, params: Params, floors: dict[ObjectClass, float] | None = None) -> Detections:
     """The candidates at or above each class's floor (default: its review floor), merged as ``detect`` merges
     them: with the review floors this is exactly what ``process`` masks from."""
-    floors = np.zeros(len(candidates), dtype=np.float32)
-    for object_class in ObjectClass:
-        value = (floor or {}).get(object_class, params.detector.thresholds(object_class).review_floor)
-        floors[candidates.classes == int(object_class)] = value
-    return merge(candidates[candidates.scores >= floors], params.detector.nms_iou)
+    return merge(at_floors(candidates, params.detector, floors), params.detector.nms_iou)
 
 
 def annotations_by_image(set_dir: Path) -> tuple[list[dict], dict[int, list[dict]]]:
@@ -66,8 +62,7 @@ def box_coverages(covered: np.ndarray, annotations: list[dict]) -> list[float]:
     """The share of each annotation's box that ``covered`` (a boolean mask of the image) covers."""
     shares = []
     for annotation in annotations:
-        x, y, w, h = annotation["bbox"]
-        x0, y0, x1, y1 = max(0, int(np.floor(x))), max(0, int(np.floor(y))), int(np.ceil(x + w)), int(np.ceil(y + h))
+        x0, y0, x1, y1 = label_bounds(annotation, covered.shape)
         region = covered[y0:y1, x0:x1]
         shares.append(float(region.mean()) if region.size else 1.0)
     return shares

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.detect.nms import iou_matrix
 from pipeline.eval.images import AP_FLOOR, COVERED
-from pipeline.mask import coverage, plan_regions
+from pipeline.mask import coverage, pixel_bounds, plan_regions
 from pipeline.params import Params
 from pipeline.records import Detections, ObjectClass
 
@@ -44,8 +44,8 @@ def near_misses(candidates: Detections, covered: np.ndarray, params: Params, sha
     for box, score, value in zip(merged.boxes, merged.scores, merged.classes):
         if score >= review[ObjectClass(int(value))]:
             continue
-        x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
-        region = covered[y0 : int(np.ceil(box[3])), x0 : int(np.ceil(box[2]))]
+        x0, y0, x1, y1 = pixel_bounds(box, covered.shape)
+        region = covered[y0:y1, x0:x1]
         if region.size and region.mean() < UNMASKED:
             count += 1
     return count

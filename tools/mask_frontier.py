@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.eval.images import COVERED
+from pipeline.eval.images import COVERED, label_bounds
 from pipeline.mask import coverage, plan_regions
 from pipeline.params import MaskParams, Params
 from pipeline.records import Detections
@@ -49,8 +49,8 @@ def score(set_dir: Path, detections: dict[str, tuple[tuple[int, ...], Detections
         coverages += box_coverages(covered, annotations)
         labelled = np.zeros(shape[:2], dtype=bool)
         for annotation in annotations:
-            x, y, w, h = annotation["bbox"]
-            labelled[max(0, int(np.floor(y))) : int(np.ceil(y + h)), max(0, int(np.floor(x))) : int(np.ceil(x + w))] = True
+            x0, y0, x1, y1 = label_bounds(annotation, shape)
+            labelled[y0:y1, x0:x1] = True
         outside += int((covered & ~labelled).sum())
         pixels += covered.size
     shares = np.array(coverages)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,10 +123,7 @@ class Engine:
         """The candidates that ``detect`` at the production floors would have seen. The networks only filter
         by score, so candidates gathered at a lower evaluation floor and cut here, then merged, are exactly
         what the shipped path masks."""
-        floors = np.zeros(len(candidates), dtype=np.float32)
-        for object_class in ObjectClass:
-            floors[candidates.classes == int(object_class)] = self.params.thresholds(object_class).review_floor
-        return candidates[candidates.scores >= floors]
+        return at_floors(candidates, self.params)
 
     def _detect_one(
         self, detector: _Loaded, rgb: np.ndarray, min_score: float | None, plan: ScalePlan, progress: Callable[[], None],
@@ -221,6 +218,17 @@ class Engine:
     def warm_up(self) -> None:
         """One pass on a blank image, so the first real file does not pay for lazy initialisation."""
         self.detect(np.zeros((64, 64, 3), dtype=np.uint8))
+
+
+def at_floors(candidates: Detections, detector: DetectorParams,
+              floors: Mapping[ObjectClass, float] | None = None) -> Detections:
+    """The candidates at or above their class's floor: ``floors`` where it names the class, else the class's
+    review floor."""
+    cut = np.zeros(len(candidates), dtype=np.float32)
+    for object_class in ObjectClass:
+        floor = (floors or {}).get(object_class, detector.thresholds(object_class).review_floor)
+        cut[candidates.classes == int(object_class)] = floor
+    return candidates[candidates.scores >= cut]
 
 
 def _load_one(

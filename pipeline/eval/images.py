@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from pipeline import __version__
 from pipeline.detect.engine import Engine
 from pipeline.detect.nms import iou_matrix
-from pipeline.mask import coverage, plan_regions
+from pipeline.mask import coverage, pixel_bounds, plan_regions
 from pipeline.media.image import load_image
 from pipeline.params import Params
 from pipeline.records import Detections, ObjectClass
@@ -96,6 +96,12 @@ class _ImageResult:
         return bool((self.box_coverage < COVERED).any())
 
 
+def label_bounds(annotation: dict, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """The pixels a COCO annotation's box covers, as slice bounds clipped to the image."""
+    x, y, w, h = annotation["bbox"]
+    return pixel_bounds((x, y, x + w, y + h), shape)
+
+
 def every_nth_image(gt: dict, every: int) -> dict:
     """A COCO ground truth cut to every ``every``-th image by id, with those images' annotations (the fixed
     subsets CI runs)."""
@@ -168,11 +174,10 @@ def _evaluate_image(info: dict, annotations: list[dict], images_dir: Path, param
     gt_area = np.zeros(shape[:2], dtype=bool)
     box_coverage = []
     for annotation in annotations:
-        x, y, w, h = annotation["bbox"]
-        x0, y0, x1, y1 = int(np.floor(x)), int(np.floor(y)), int(np.ceil(x + w)), int(np.ceil(y + h))
-        region = covered[max(0, y0) : y1, max(0, x0) : x1]
+        x0, y0, x1, y1 = label_bounds(annotation, shape)
+        region = covered[y0:y1, x0:x1]
         box_coverage.append(region.mean() if region.size else 1.0)
-        gt_area[max(0, y0) : y1, max(0, x0) : x1] = True
+        gt_area[y0:y1, x0:x1] = True
     return _ImageResult(
         info["id"], info["file_name"], detections, np.array(box_coverage), annotations,
         int(covered.sum()), int((covered & ~gt_area).sum()), covered.size, photo_findings(shipped, params),
