@@ -61,6 +61,11 @@ class ModelSpec(_Strict):
     classes: tuple[ClassLabel, ...]
     input_size: int | None = Field(default=None, ge=32)  # fixed-input families (YOLO): square side
     sha256: str | None = None  # pin: a mismatch refuses to load
+    # On the CPU, run in 8-bit integers with the calibration Veil ships for the file (pipeline/detect/int8.py);
+    # a file without one refuses to load; ignored on a GPU. None: as the catalogue says for a default model
+    # file, by name or pinned by checksum (platedet yes, CenterFace no: docs/models.md#int8-on-the-cpu), no
+    # for any other file.
+    int8: bool | None = None
 
 
 class ScalePlan(_Strict):

@@ -39,6 +39,7 @@ class ModelRecord(_Model):
     family: str
     sha256: str
     providers: list[str]  # onnxruntime execution providers actually used, in priority order
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"  # the arithmetic the model ran in
 
 
 class DetectionRecord(_Model):

@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-from pipeline.detect.catalogue import default_model_dir
+from pipeline.detect.catalogue import default_model_dir, find_file
 from pipeline.detect.families import family_names
 from pipeline.errors import ModelError
 from pipeline.params import Params, RuntimeParams
@@ -110,6 +110,8 @@ def _list(args: argparse.Namespace) -> int:
         origin = "default, from the package registry" if model.builtin else f"added {model.added_at:%Y-%m-%d %H:%M} UTC"
         print(f"  source   {model.source} ({origin})")
         print(f"  license  {model.license}")
+        if (catalogued := find_file(model.sha256)) is not None and catalogued.int8:
+            print("  cpu      int8 (calibration shipped with Veil; a profile may set int8 = false)")
         print(f"  sha256   {model.sha256}")
         print(f"  file     {model.file}")
     if not selection.tasks:

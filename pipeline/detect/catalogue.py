@@ -27,6 +27,9 @@ class ModelSource:
     member: str
     license: str
     input_size: int | None = None  # fixed-input families (YOLO): the square side the file expects
+    # Run in 8-bit integers on the CPU unless a profile says otherwise: only where the development sets show
+    # no loss of recall (docs/models.md#int8-on-the-cpu); the calibration is in pipeline/detect/calibration.
+    int8: bool = False
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -56,6 +59,7 @@ DEFAULT_MODELS: tuple[ModelSource, ...] = (
         member="platedet/artifacts/platedet.onnx",
         license="AGPL-3.0 (declared in the ONNX metadata, Ultralytics YOLOv8); the source repository states none",
         input_size=640,
+        int8=True,
     ),
 )
 
@@ -75,3 +79,8 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 def find_source(name: str) -> ModelSource | None:
     return next((m for m in DEFAULT_MODELS if m.name == name), None)
+
+
+def find_file(sha256: str) -> ModelSource | None:
+    """The default model whose file has this checksum."""
+    return next((m for m in DEFAULT_MODELS if m.sha256 == sha256), None)

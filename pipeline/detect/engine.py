@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 
 from pipeline.detect.base import Detector
-from pipeline.detect.catalogue import default_model_dir, find_source
+from pipeline.detect.catalogue import default_model_dir, find_file, find_source
 from pipeline.detect.families import family
 from pipeline.detect.mosaic import detect_packed
 from pipeline.detect.nms import merge
@@ -238,12 +238,18 @@ def _load_one(
     path = spec.path or model_dir / (source.file_name if source else f"{spec.name}.onnx")
     pinned = spec.sha256 or (source.sha256 if source and spec.path is None else None)
     kind = family(spec.family)
+    # Unset, a default file (by name, or pinned by its checksum: an activated copy) runs as the catalogue says.
+    # Integer kernels pay on the CPU; a GPU keeps its float path.
+    catalogued = find_file(pinned) if pinned else None
+    wanted = spec.int8 if spec.int8 is not None else catalogued is not None and catalogued.int8
+    int8 = wanted and runtime.device == "cpu"
     session, digest = load_session(
         path, device=runtime.device, threads=runtime.threads, expected_sha256=pinned, prepare=kind.prepare,
-        dynamic_input=not kind.fixed_input, fp16=runtime.fp16, spin_wait=runtime.spin_wait,
+        dynamic_input=not kind.fixed_input, fp16=runtime.fp16, int8=int8, spin_wait=runtime.spin_wait,
     )
     network = kind.build(session, len(spec.classes))
     record = ModelRecord(
-        name=spec.name, task=object_class.label, family=spec.family, sha256=digest, providers=session.get_providers()
+        name=spec.name, task=object_class.label, family=spec.family, sha256=digest, providers=session.get_providers(),
+        precision="int8" if int8 else "fp16" if runtime.fp16 else "fp32",
     )
     return _Loaded(spec, network, object_class, scales, record)

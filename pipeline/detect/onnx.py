@@ -9,6 +9,7 @@ import onnx
 import onnxruntime as ort
 
 from pipeline.detect.catalogue import sha256_of
+from pipeline.detect.int8 import quantized
 from pipeline.errors import ModelError
 
 
@@ -47,12 +48,14 @@ def load_session(
     prepare: Callable[[onnx.ModelProto], None] | None = None,
     dynamic_input: bool = False,
     fp16: bool = False,
+    int8: bool = False,
     spin_wait: bool = False,
 ) -> tuple[ort.InferenceSession, str]:
     """Load, verify and (optionally) rewrite a model, then build its session. Returns (session, sha256).
 
     ``dynamic_input``: the model is fed many input sizes. ``fp16``: run in half precision (GPU), inputs and
-    outputs kept in float32. ``spin_wait``: let the intra-op threads spin while idle (``RuntimeParams``).
+    outputs kept in float32. ``int8``: quantize to 8-bit integers with the ranges Veil ships for this file
+    (CPU, ``pipeline.detect.int8``). ``spin_wait``: let the intra-op threads spin while idle (``RuntimeParams``).
     """
     if not path.is_file():
         raise ModelError(f"model file not found: {path} (run ./install.sh to fetch the default models)")
@@ -63,11 +66,15 @@ def load_session(
         model = onnx.load(str(path))
         if prepare is not None:
             prepare(model)
+        if int8:
+            model = quantized(model, digest)
         if fp16:
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
             model = convert_float_to_float16(model, keep_io_types=True)
         payload = model.SerializeToString()
+    except ModelError:
+        raise
     except Exception as error:  # a corrupt protobuf raises a variety of errors
         raise ModelError(f"cannot read model {path.name}: {error}") from error
 

@@ -21,10 +21,13 @@ from tests.conftest import eval_set
 def test_a_configured_yolo_model_replaces_the_default_plate_model(tmp_path, engine):
     own = tmp_path / "my-plates.onnx"
     shutil.copy(default_model_dir() / "platedet.onnx", own)
+    # A copy of the default file, pinned by its checksum (as `veil models activate` loads one): it runs as the
+    # default does, in int8.
     spec = ModelSpec(name="my-plates", family="yolov8", path=own, classes=("license_plate",), sha256=sha256_of(own))
     custom = Engine.load(DetectorParams(classes=("license_plate",)).with_model(ObjectClass.LICENSE_PLATE, spec))
     (record,) = custom.model_records
     assert record.name == "my-plates" and record.family == "yolov8" and record.sha256 == spec.sha256
+    assert record.precision == "int8"
     # A real photo with a labelled plate (ucsd_lp, 640x480): both find it, with the same boxes and scores.
     folder = eval_set("ucsd_lp")
     coco = json.loads((folder / "annotations.json").read_text())
