@@ -19,6 +19,11 @@ class ModelError(VeilError):
     kind = "model"
 
 
+class QuantizationError(ModelError):
+    """A model cannot be quantized to int8 with the ranges Veil ships (none for its file, or an onnxruntime
+    that cannot apply them)."""
+
+
 class ProcessingError(VeilError):
     """Detection, masking or encoding failed part-way. Never publish the partial result."""
 

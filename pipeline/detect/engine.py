@@ -16,7 +16,7 @@ from pipeline.detect.mosaic import detect_packed
 from pipeline.detect.nms import merge
 from pipeline.detect.onnx import load_session
 from pipeline.detect.windows import Window, plan_windows, roi_windows
-from pipeline.errors import ModelError
+from pipeline.errors import ModelError, QuantizationError
 from pipeline.params import DetectorParams, ModelSpec, RuntimeParams, ScalePlan
 from pipeline.qc import ModelRecord
 from pipeline.records import Detections, ObjectClass
@@ -243,10 +243,22 @@ def _load_one(
     catalogued = find_file(pinned) if pinned else None
     wanted = spec.int8 if spec.int8 is not None else catalogued is not None and catalogued.int8
     int8 = wanted and runtime.device == "cpu"
-    session, digest = load_session(
-        path, device=runtime.device, threads=runtime.threads, expected_sha256=pinned, prepare=kind.prepare,
-        dynamic_input=not kind.fixed_input, fp16=runtime.fp16, int8=int8, spin_wait=runtime.spin_wait,
-    )
+
+    def load(int8: bool) -> tuple[ort.InferenceSession, str]:
+        return load_session(
+            path, device=runtime.device, threads=runtime.threads, expected_sha256=pinned, prepare=kind.prepare,
+            dynamic_input=not kind.fixed_input, fp16=runtime.fp16, int8=int8, spin_wait=runtime.spin_wait,
+        )
+
+    try:
+        session, digest = load(int8)
+    except QuantizationError:
+        if spec.int8:  # asked for in the profile: refuse to start
+            raise
+        # The catalogue's choice, on an onnxruntime that cannot quantize with the shipped ranges: float32 is
+        # as accurate and only slower, and the record says which ran.
+        int8 = False
+        session, digest = load(int8)
     network = kind.build(session, len(spec.classes))
     record = ModelRecord(
         name=spec.name, task=object_class.label, family=spec.family, sha256=digest, providers=session.get_providers(),

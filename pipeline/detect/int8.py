@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
-from pipeline.errors import ModelError
+from pipeline.errors import QuantizationError
 
 CALIBRATION_DIR = Path(__file__).with_name("calibration")
 QDQ_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear need opset 13
@@ -32,10 +32,10 @@ _QUANTIZED: dict[tuple[str, str], bytes] = {}  # (file's sha256, prepared graph'
 
 
 def calibration_for(digest: str) -> Path:
-    """The shipped ranges of the model file with this SHA-256; a ModelError where there are none."""
+    """The shipped ranges of the model file with this SHA-256; a QuantizationError where there are none."""
     path = CALIBRATION_DIR / f"{digest}.json"
     if not path.is_file():
-        raise ModelError(f"int8 asked for a model Veil has no calibration for (sha256 {digest[:16]}...): "
+        raise QuantizationError(f"int8 asked for a model Veil has no calibration for (sha256 {digest[:16]}...): "
                          f"set int8 = false for it, or calibrate it with tools/calibrate_int8.py")
     return path
 
@@ -54,18 +54,18 @@ def quantized(model: onnx.ModelProto, digest: str) -> onnx.ModelProto:
 def _quantize(model: onnx.ModelProto, ranges: Path) -> onnx.ModelProto:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    with float_graph(model) as source, tempfile.TemporaryDirectory(prefix="veil-int8-") as folder:
-        target = Path(folder) / "int8.onnx"
-        try:
+    try:
+        with float_graph(model) as source, tempfile.TemporaryDirectory(prefix="veil-int8-") as folder:
+            target = Path(folder) / "int8.onnx"
             quantize_static(
                 str(source), str(target), None, quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=ranges,
                 nodes_to_exclude=prediction_nodes(onnx.load(str(source))),
             )
-        except Exception as error:  # an onnxruntime without cached calibration, or ranges of another graph
-            raise ModelError(f"cannot quantize the model to int8 with {ranges.name}: {error}") from error
-        return onnx.load(str(target))
+            return onnx.load(str(target))
+    except Exception as error:  # an onnxruntime before 1.32 (no cached calibration), or ranges of another graph
+        raise QuantizationError(f"cannot quantize the model to int8 with {ranges.name}: {error}") from error
 
 
 @contextmanager

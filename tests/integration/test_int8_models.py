@@ -12,7 +12,7 @@ from pipeline.detect.catalogue import default_model_dir, find_source
 from pipeline.detect.engine import Engine
 from pipeline.detect.int8 import calibration_for, quantized
 from pipeline.detect.yolo import drop_extra_outputs
-from pipeline.errors import ModelError
+from pipeline.errors import ModelError, QuantizationError
 from pipeline.media.image import load_image
 from pipeline.params import DetectorParams, ModelSpec, Params, RuntimeParams
 from pipeline.records import ObjectClass
@@ -90,3 +90,18 @@ def test_int8_for_a_model_file_veil_has_not_calibrated_is_refused(tmp_path):
     spec = spec.model_copy(update={"int8": None})  # unset: a file of the site's own runs in float32
     (record,) = Engine.load(DetectorParams(classes=("license_plate",)).with_model(PLATE, spec)).model_records
     assert record.precision == "fp32"
+
+
+def test_an_onnxruntime_that_cannot_quantize_runs_the_default_in_float32_and_refuses_an_explicit_int8(monkeypatch):
+    require_models()
+
+    def cannot(model, digest):
+        raise QuantizationError("this onnxruntime takes no cached calibration")
+
+    monkeypatch.setattr("pipeline.detect.onnx.quantized", cannot)
+    plates = DetectorParams(classes=("license_plate",))
+    (record,) = Engine.load(plates, RuntimeParams()).model_records
+    assert record.name == "platedet" and record.precision == "fp32"
+    explicit = plates.for_class(PLATE).model.model_copy(update={"int8": True})
+    with pytest.raises(QuantizationError, match="cached calibration"):
+        Engine.load(plates.with_model(PLATE, explicit), RuntimeParams())
