@@ -36,7 +36,7 @@ def calibration_for(digest: str) -> Path:
     path = CALIBRATION_DIR / f"{digest}.json"
     if not path.is_file():
         raise QuantizationError(f"int8 asked for a model Veil has no calibration for (sha256 {digest[:16]}...): "
-                         f"set int8 = false for it, or calibrate it with tools/calibrate_int8.py")
+                                f"set int8 = false for it, or calibrate it with tools/calibrate_int8.py")
     return path
 
 
