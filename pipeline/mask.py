@@ -8,7 +8,7 @@ as a small one.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -33,11 +33,13 @@ def masked_selection(dets: Detections, params: Params) -> np.ndarray:
     return confident | (review & params.mask.mask_review_band)
 
 
-def plan_regions(dets: Detections, params: Params, shape: tuple[int, ...]) -> list[MaskRegion]:
-    """The regions to mask for these detections: selected by score, grown by the margin, clipped."""
+def plan_regions(dets: Detections, params: Params, shape: tuple[int, ...],
+                 extra_margin: Callable[[np.ndarray], float] = lambda box: 0.0) -> list[MaskRegion]:
+    """The regions to mask for these detections: selected by score, grown by the margin (plus
+    ``extra_margin`` of the box), clipped."""
     chosen = dets[masked_selection(dets, params)]
     return [
-        MaskRegion(region_box(box, ObjectClass(int(c)), params.mask, shape), ObjectClass(int(c)), float(s))
+        MaskRegion(region_box(box, ObjectClass(int(c)), params.mask, shape, extra_margin(box)), ObjectClass(int(c)), float(s))
         for box, s, c in zip(chosen.boxes, chosen.scores, chosen.classes)
     ]
 

@@ -266,6 +266,10 @@ class VideoParams(_Strict):
     # A track's box is an estimate (interpolated, predicted, or a detection that jitters from frame to frame):
     # its mask gets this much more margin, as a share of the box size on each side, on top of mask.margin.
     track_margin: float = Field(default=0.1, ge=0.0, le=1.0)
+    # An object cut by the frame's edge is found from its visible part: the detector's box shrinks as the
+    # object leaves (a head half out of the picture measured half its width), so a box touching the edge
+    # gets this much more margin, share of the box on each side, on top of the others.
+    edge_margin: float = Field(default=0.15, ge=0.0, le=1.0)
     camera_motion: bool = True  # compensate camera motion (optical flow) in track predictions and back-fills
     # The deep pass (pipeline/video/keyframes.py): the photo plan (detector.per_class scales), every class, on
     # one frame per this many seconds of media time (0: off) and on the first frame after a scene cut. What

@@ -21,6 +21,12 @@ from pipeline.track.matching import assign, centre_similarity, iou_matrix
 EDGE_MARGIN = 0.02  # a box this close to the frame's border (share of its shorter side) touches the edge
 
 
+def touches_edge(box: np.ndarray | tuple[float, ...], width: int, height: int) -> bool:
+    """Whether a box reaches within ``EDGE_MARGIN`` of the frame's border (or past it)."""
+    margin = EDGE_MARGIN * min(width, height)
+    return bool(box[0] <= margin or box[1] <= margin or box[2] >= width - margin or box[3] >= height - margin)
+
+
 @dataclass(frozen=True)
 class TrackObservation:
     """Where a track is on one frame: the matched detection's box, or the Kalman prediction if unmatched."""
@@ -167,9 +173,7 @@ class ByteTracker:
     def _touches_edge(self, box: np.ndarray) -> bool:
         if self.frame_size is None:
             return False
-        width, height = self.frame_size
-        margin = EDGE_MARGIN * min(width, height)
-        return bool(box[0] <= margin or box[1] <= margin or box[2] >= width - margin or box[3] >= height - margin)
+        return touches_edge(box, *self.frame_size)
 
     def _in_frame(self, box: np.ndarray) -> bool:
         width, height = self.frame_size or (0, 0)

@@ -31,7 +31,7 @@ from pipeline.qc import FileInfo, QCReport, TrackSummary, VideoSummary
 from pipeline.records import Detections, MaskRegion, ObjectClass
 from pipeline.report import output_info, record_video, start_report
 from pipeline.timing import StageClock
-from pipeline.track.bytetrack import TrackObservation
+from pipeline.track.bytetrack import TrackObservation, touches_edge
 from pipeline.track.motion import CameraMotion
 from pipeline.video.keyframes import KeyframeClock, light_misses
 from pipeline.video.light_plan import scene_plans
@@ -53,9 +53,16 @@ def _partial(path: Path) -> Path:
 
 def frame_regions(plan: FramePlan, params: Params, shape: tuple[int, ...]) -> list[tuple[MaskRegion, int | None]]:
     """Every region to mask on this frame, each with the track it belongs to (None: a raw detection)."""
-    regions: list[tuple[MaskRegion, int | None]] = [(r, None) for r in plan_regions(plan.detections, params, shape)]
+    height, width = shape[:2]
+
+    def edge_margin(box: np.ndarray | tuple[float, ...]) -> float:
+        return params.video.edge_margin if touches_edge(box, width, height) else 0.0
+
+    regions: list[tuple[MaskRegion, int | None]] = [
+        (r, None) for r in plan_regions(plan.detections, params, shape, edge_margin)]
     for track in plan.tracks:
-        box = region_box(track.hull, ObjectClass(track.object_class), params.mask, shape, params.video.track_margin)
+        margin = params.video.track_margin + edge_margin(track.box)
+        box = region_box(track.hull, ObjectClass(track.object_class), params.mask, shape, margin)
         if box[2] <= box[0] or box[3] <= box[1]:
             continue  # wholly outside the picture (a back-fill or prediction past the edge)
         source = _REGION_SOURCE.get(track.source, "track")

@@ -169,6 +169,29 @@ def test_frame_regions_union_raw_detections_and_track_hulls():
     assert region.box[0] < plain[0] and region.box[1] < plain[1] and region.box[2] > plain[2] and region.box[3] > plain[3]
 
 
+def test_a_box_cut_by_the_frame_edge_gets_the_edge_margin_on_top_of_the_others():
+    from pipeline.mask import region_box
+    from pipeline.params import Params
+    from pipeline.video.plan import FramePlan, TrackBox
+    from pipeline.video.process import frame_regions
+
+    params = Params(video=VideoParams(track_margin=0.1, edge_margin=0.15))
+    shape, face = (240, 320, 3), ObjectClass.FACE
+    inside, at_top = (100, 100, 140, 140), (200, 0, 240, 30)
+    raw = Detections(np.array([inside, at_top], float), np.array([0.9, 0.9]), np.array([FACE, FACE]))
+    tracks = (TrackBox(1, FACE, inside, inside, 0.8, "track"),
+              TrackBox(2, FACE, (260, 120, 330, 180), (260, 120, 330, 180), 0.8, "predicted"))  # past the right edge
+    regions = frame_regions(FramePlan(0, True, raw, tracks, False), params, shape)
+    boxes = {(tid, i): r.box for i, (r, tid) in enumerate(regions)}
+    assert boxes[(None, 0)] == pytest.approx(region_box(inside, face, params.mask, shape))
+    assert boxes[(None, 1)] == pytest.approx(region_box(at_top, face, params.mask, shape, 0.15))
+    assert boxes[(1, 2)] == pytest.approx(region_box(inside, face, params.mask, shape, 0.1))
+    assert boxes[(2, 3)] == pytest.approx(region_box((260, 120, 330, 180), face, params.mask, shape, 0.25))
+    assert boxes[(None, 1)][0] < region_box(at_top, face, params.mask, shape)[0]  # wider than without the edge margin
+    no_edge = frame_regions(FramePlan(0, True, raw, tracks, False), Params(video=VideoParams(edge_margin=0.0)), shape)
+    assert no_edge[1][0].box == pytest.approx(region_box(at_top, face, params.mask, shape))
+
+
 def test_re_detections_on_a_skipped_frame_are_masked_but_never_tracked():
     planner = MaskPlanner(VideoParams(detect_stride=2, plate_every=1, lookahead_frames=2, backfill_frames=2, temporal_dilation=0), DetectorParams())
     plans = planner.push(0, det((10, 10, 50, 50)))
