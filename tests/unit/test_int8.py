@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pipeline.detect.int8 import as_float32, calibration_for, name_nodes, prediction_nodes
+from pipeline.detect.int8 import as_float32, calibration_for, decoder_nodes, name_nodes, prediction_nodes
 from pipeline.errors import ModelError
 
 
@@ -34,6 +34,26 @@ def test_the_prediction_convolutions_and_their_decoding_stay_in_float():
                               weights)
     assert sorted(prediction_nodes(helper.make_model(graph))) == [
         "box", "exp", "fixed", "projection", "reshape", "score", "sigmoid"]
+
+
+def test_the_decoder_is_everything_from_the_first_upsampling_on_and_the_lateral_branches_joining_it():
+    # An encoder (e1 -> e2 -> e3), a decoder that upsamples e3 and adds a lateral (conv, relu) tapped from
+    # e2, which e3 reads too: the tap stays in the encoder, the lateral branch joins the decoder.
+    def node(op, inputs, output, name):
+        return helper.make_node(op, inputs, [output], name=name)
+
+    nodes = [
+        _conv("e1", "x", "t1"), _conv("e2", "t1", "t2"), _conv("e3", "t2", "t3"),
+        node("ConvTranspose", ["t3", "up.w"], "u", "up"), node("Relu", ["u"], "ur", "up_relu"),
+        _conv("lateral", "t2", "l"), node("Relu", ["l"], "lr", "lateral_relu"),
+        node("Add", ["ur", "lr"], "sum", "join"), _conv("head", "sum", "y"),
+    ]
+    graph = helper.make_graph(nodes, "fpn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    assert decoder_nodes(helper.make_model(graph)) == ["head", "join", "lateral", "lateral_relu", "up", "up_relu"]
+    encoder_only = helper.make_graph(nodes[:3], "plain", graph.input,
+                                     [helper.make_tensor_value_info("t3", TensorProto.FLOAT, None)])
+    assert decoder_nodes(helper.make_model(encoder_only)) == []
 
 
 def test_a_float16_graph_is_copied_in_float32_and_the_original_is_left_alone():
