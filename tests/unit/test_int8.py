@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pipeline.detect.int8 import as_float32, calibration_for, decoder_nodes, name_nodes, prediction_nodes
+from pipeline.detect.int8 import (
+    as_float32,
+    calibration_for,
+    decoder_nodes,
+    name_nodes,
+    prediction_nodes,
+    stem_nodes,
+)
 from pipeline.errors import ModelError
 
 
@@ -51,6 +58,7 @@ def test_the_decoder_is_everything_from_the_first_upsampling_on_and_the_lateral_
     graph = helper.make_graph(nodes, "fpn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
     assert decoder_nodes(helper.make_model(graph)) == ["head", "join", "lateral", "lateral_relu", "up", "up_relu"]
+    assert stem_nodes(helper.make_model(graph), 2) == ["e1", "e2"]  # the first convolutions in graph order
     encoder_only = helper.make_graph(nodes[:3], "plain", graph.input,
                                      [helper.make_tensor_value_info("t3", TensorProto.FLOAT, None)])
     assert decoder_nodes(helper.make_model(encoder_only)) == []
