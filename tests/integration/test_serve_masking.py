@@ -152,14 +152,20 @@ def test_review_files_get_a_contact_sheet_of_masked_pixels_only(tmp_path, daemon
     sheet_image = Image.open(review / "noise.jpg.contact.jpg").convert("RGB")
     scale = sheet_image.width / output.shape[1]
     sheet = np.asarray(sheet_image.resize((output.shape[1], int(round(sheet_image.height / scale)))), dtype=np.float32)
-    for det in masked:  # inside each masked box (away from the drawn outline) the sheet shows the masked output
+    # Inside the masked boxes the sheet shows the masked output, pixel by pixel, not the original. Pixels the
+    # sheet draws on (every detection's outline and score label, large on an image this small) match neither.
+    shows_output = shows_original = inside = 0
+    for det in masked:
         x1, y1, x2, y2 = det.box
         w, h = x2 - x1, y2 - y1
         xs = slice(int(x1 + w * 0.3), int(np.ceil(x2 - w * 0.3)))
         ys = slice(int(y1 + h * 0.3), int(np.ceil(y2 - h * 0.3)))
-        to_output = np.abs(sheet[ys, xs] - output[ys, xs]).mean()
-        to_original = np.abs(sheet[ys, xs] - original[ys, xs]).mean()
-        assert to_output < to_original / 3, (to_output, to_original)
+        near_output = np.abs(sheet[ys, xs] - output[ys, xs]).mean(axis=2) < 12
+        near_original = (np.abs(sheet[ys, xs] - original[ys, xs]).mean(axis=2) < 12) & ~near_output
+        shows_output += int(near_output.sum())
+        shows_original += int(near_original.sum())
+        inside += near_output.size
+    assert shows_output > 0.3 * inside and shows_original < 0.05 * inside, (shows_output, shows_original, inside)
 
 
 def test_contact_sheets_of_real_photos_show_the_masked_pixels_inside_every_box(tmp_path, engine, mixed_scenes):
