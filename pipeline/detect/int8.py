@@ -9,9 +9,10 @@ channel: on a CPU with VNNI the convolutions then run on 8-bit integers.
 The prediction convolutions and the decoding after them stay in float (``prediction_nodes``): their
 outputs mix quantities of different ranges (platedet concatenates box offsets in pixels with class
 logits, so one 8-bit scale would round every score to zero). A model whose catalogue entry says so keeps
-its upsampling decoder in float too (``decoder_nodes``): CenterFace's scores at labelled faces fell by 0.10
-at the median where its decoder's sums were quantized, and by 0.01 with it in float, at 1.7 times the float
-model's speed instead of 1.6-2 (docs/models.md#int8-on-the-cpu).
+more in float: its upsampling decoder (``decoder_nodes``: CenterFace's scores at labelled faces fell by 0.10
+at the median where the decoder's sums were quantized, 0.01 with them in float) and its stem
+(``stem_nodes``: faces cut by the frame's edge kept their scores only with the first convolutions in
+float). CenterFace so runs 1.6 times as fast as in float32 (docs/models.md#int8-on-the-cpu).
 """
 
 from __future__ import annotations
