@@ -27,6 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from pipeline.detect.catalogue import find_file
 from pipeline.errors import QuantizationError
 
 CALIBRATION_DIR = Path(__file__).with_name("calibration")
@@ -47,8 +48,6 @@ def calibration_for(digest: str) -> Path:
 def quantized(model: onnx.ModelProto, digest: str) -> onnx.ModelProto:
     """``model`` (already prepared by its family) as an int8 QDQ graph, with the shipped ranges. Quantizing
     takes seconds, so each graph is quantized once per process (the tests and ``veil eval`` load often)."""
-    from pipeline.detect.catalogue import find_file
-
     key = (digest, hashlib.sha256(model.SerializeToString()).hexdigest())
     if key not in _QUANTIZED:
         source = find_file(digest)

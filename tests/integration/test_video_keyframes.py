@@ -82,7 +82,6 @@ def test_shipped_defaults_mask_every_face_the_photo_plan_finds_on_a_keyframe_on_
     assert result.masked_box_frames == result.box_frames
 
 
-
 def test_without_the_deep_pass_a_face_the_photo_plan_finds_is_left_unmasked(clip, engine, photo_plan_finds, tmp_path):
     video = VideoParams(keyframe_interval_s=0, keyframe_on_cuts=False)
     report, result = run(clip, Params(video=video), engine, tmp_path)
