@@ -277,10 +277,10 @@ class VideoParams(_Strict):
     # one interval, so a face only the photo plan finds stays masked from one keyframe to the next.
     keyframe_interval_s: float = Field(default=1.0, ge=0.0, le=60.0)
     keyframe_on_cuts: bool = True
-    # A file goes to review when the light frame plan missed at least this share of the confident objects the
-    # deep pass found on its keyframes (and at least two of them): frames between keyframes lean on the
-    # light plan, so such a clip may hide a short leak.
-    light_miss_review: float = Field(default=0.25, ge=0.0, le=1.0)
+    # A file goes to review when the light frame plan saw nothing, over a whole keyframe interval, of a class
+    # the deep pass found at both ends (pipeline/video/keyframes.py, LightBlindness): only tracks masked the
+    # frames between, so a short leak there cannot be ruled out. Off: such files are noted, not routed.
+    light_blind_review: bool = True
     # With the deep pass on, the light plan follows the scene between keyframes (pipeline/video/light_plan.py):
     # the whole-frame face pass is scaled down (to 0.75 or 0.5) while every face known in the clip (its tracks)
     # stays at least face_min_px pixels there, and plates are searched on the whole frame without its tiles
@@ -299,6 +299,9 @@ class VideoParams(_Strict):
         """Old keys moved into ``scales``, and every class's table completed from its shipped frame plan."""
         if not isinstance(data, dict) or not isinstance(data.get("scales", {}), dict):
             return data
+        if "light_miss_review" in data:  # a threshold of the review signal light_blind_review replaced
+            raise ValueError("video.light_miss_review was replaced by video.light_blind_review (true or false): "
+                             "see docs/video.md")
         data = dict(data)
         plans = {label: _completed(t, VIDEO_PLANS.get(label)) for label, t in data.pop("scales", {}).items()}
         for old, label in (("face_scales", "face"), ("plate_scales", "license_plate")):

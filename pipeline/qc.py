@@ -95,11 +95,13 @@ class VideoSummary(_Model):
     corrupt_frames: list[int]
     # The deep pass (pipeline/video/keyframes.py): keyframes searched with the photo plan (those after a scene
     # cut among them), the confident objects it found there, and how many of those the light frame plan
-    # missed on the same frame: the light plan's miss rate in this file.
+    # missed on the same frame: the light plan's miss rate in this file. Per class, the keyframe intervals
+    # that begin and end with a find the light plan never saw on any frame (``LightBlindness``).
     keyframes: int = 0
     scene_cuts: int = 0
     keyframe_objects: int = 0
     light_plan_missed: int = 0
+    light_blind_intervals: dict[str, int] = {}
     # The light passes by what they searched (pipeline/video/light_plan.py): "face x1", "face x0.5", ...; "plates,
     # tiles" or "plates, whole frame" (no plate known).
     light_plans: dict[str, int] = {}

@@ -169,12 +169,18 @@ def _video_findings(summary: VideoSummary, params: Params) -> list[Finding]:
                                 f"decoded", leak_risk=True))
     for label, frames in summary.review_band_frames.items():
         findings.append(review_band_finding(label, params, frames=frames))
-    missed, found = summary.light_plan_missed, summary.keyframe_objects
-    if missed >= 2 and missed >= params.video.light_miss_review * found:
+    for label, intervals in summary.light_blind_intervals.items():
         findings.append(Finding(
-            "light plan misses", f"the light frame plan missed {missed} of {found} object(s) the deep pass found on {summary.keyframes} "
-            f"keyframe(s): tracks carry them between keyframes, but a brief leak between them is possible",
-            leak_risk=True,
+            "light plan blind", f"the light frame plan saw no {label} over {intervals} keyframe interval(s) where the deep pass "
+            f"found one at both ends: tracks masked the frames between, but a brief leak there is possible",
+            leak_risk=params.video.light_blind_review,
+        ))
+    missed, found = summary.light_plan_missed, summary.keyframe_objects
+    if missed and not summary.light_blind_intervals:
+        findings.append(Finding(
+            "light plan misses", f"the light frame plan missed {missed} of {found} object(s) the deep pass found on "
+            f"{summary.keyframes} keyframe(s); the light plan's blind spots lasted no keyframe interval, and tracks masked them",
+            leak_risk=False,
         ))
     return findings
 

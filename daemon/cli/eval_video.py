@@ -1,7 +1,9 @@
 """``veil eval-video``: moving-camera clips rendered from ../shared/eval, run through the video pipeline.
 
-Every set runs the shipped detector (both classes); each is scored on the class it labels. Prints, per set (faces, plates): box-frame mask recall, the longest run of consecutive unmasked frames of
-any object, and IDF1 / HOTA of the tracks (TrackEval). Exit status 1 when a set misses the targets.
+Every set runs the shipped detector (both classes); each is scored on the class it labels. Prints, per set:
+box-frame mask recall, the longest run of consecutive unmasked frames of any object, IDF1 / HOTA of the
+tracks (TrackEval), and the review router as a leak classifier (clips routed; of the clips with an unmasked
+box-frame, how many were routed). Exit status 1 when a set misses the targets.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def _format(name: str, s: dict, ok: bool) -> str:
-    a, t = s["tracking_annotated"], s["tracking_all_tracks"]
+    a, t, r = s["tracking_annotated"], s["tracking_all_tracks"], s["review"]
     return (
         f"[{name}] {'PASS' if ok else 'FAIL'}: {s['clips']} clips, {s['frames']} frames, {s['objects']} objects, "
         f"{s['box_frames']} box-frames\n"
@@ -88,5 +90,7 @@ def _format(name: str, s: dict, ok: bool) -> str:
         f"longest unmasked run {s['longest_unmasked_run']} frame(s), objects unmasked 2+ frames: {s['objects_unmasked_2plus']}, "
         f"never masked: {s['objects_never_masked']}\n"
         f"  tracks on annotated objects: IDF1 {a['IDF1']:.3f}, HOTA {a['HOTA']:.3f} (DetA {a['DetA']:.3f}, AssA {a['AssA']:.3f})\n"
-        f"  all tracks:                  IDF1 {t['IDF1']:.3f}, HOTA {t['HOTA']:.3f}"
+        f"  all tracks:                  IDF1 {t['IDF1']:.3f}, HOTA {t['HOTA']:.3f}\n"
+        f"  review: {r['routed']}/{s['clips']} clip(s) routed ({r['review_rate']:.1%}); leaking clips {r['leaking']}, "
+        f"{r['captured']} of them routed"
     )

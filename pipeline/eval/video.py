@@ -208,10 +208,17 @@ class ClipResult:
     hota_input: dict  # TrackEval's per-sequence data, all tracks
     hota_input_annotated: dict  # the same without tracks that never touch a ground-truth box (see UNANNOTATED_IOU)
     never_masked: int = 0  # objects present on some frame and masked on none
+    disposition: str = ""  # the QC verdict (done, review), set by run_set
+    review_reasons: list[str] = field(default_factory=list)
 
     @property
     def recall(self) -> float:
         return self.masked_box_frames / self.box_frames if self.box_frames else 1.0
+
+    @property
+    def leaks(self) -> bool:
+        """Some labelled box-frame was left unmasked."""
+        return self.masked_box_frames < self.box_frames
 
 
 def score_clip(name: str, truth: GroundTruth, boxes_file: Path, mask_params: MaskParams,
@@ -315,15 +322,27 @@ def summarise(results: list[ClipResult]) -> dict[str, Any]:
         "longest_unmasked_run": longest,
         "objects_unmasked_2plus": sum(1 for r in results for v in r.longest_unmasked_run.values() if v >= 2),
         "objects_never_masked": sum(r.never_masked for r in results),
+        "review": review_routing(results),
         "per_clip": [
             {"clip": r.name, "box_frames": r.box_frames, "masked_box_frames": r.masked_box_frames,
-             "longest_unmasked_run": r.longest_unmasked_run, "objects_never_masked": r.never_masked}
+             "longest_unmasked_run": r.longest_unmasked_run, "objects_never_masked": r.never_masked,
+             "disposition": r.disposition, "review_reasons": r.review_reasons}
             for r in results
         ],
     }
     summary["tracking_annotated"] = tracking_scores(results, annotated=True)
     summary["tracking_all_tracks"] = tracking_scores(results, annotated=False)
     return summary
+
+
+def review_routing(results: list[ClipResult]) -> dict[str, Any]:
+    """The review router as a classifier of leaks, as ``veil eval`` reports it for photos: the clips routed,
+    and of the clips that leak (some labelled box-frame unmasked), the share routed."""
+    routed = [r for r in results if r.disposition == "review"]
+    leaking = [r for r in results if r.leaks]
+    captured = sum(1 for r in routed if r.leaks)
+    return {"routed": len(routed), "review_rate": round(len(routed) / max(1, len(results)), 4), "leaking": len(leaking),
+            "captured": captured, "leak_capture": round(captured / len(leaking), 4) if leaking else None}
 
 
 @dataclass(frozen=True)
@@ -375,6 +394,7 @@ def run_set(eval_set: EvalSet, shared_eval: Path, work: Path, params: Params, en
         report = process_video(clip, dst, params, engine, name=clip.name)
         seconds = time.perf_counter() - started
         result = score_clip(spec.name, truth, dst.with_name(companion_name(dst)), params.mask, (eval_set.object_class,))
+        result.disposition, result.review_reasons = report.disposition, list(report.review_reasons)
         results.append(result)
         log(f"{eval_set.name} {spec.name}: box-frames masked {result.masked_box_frames}/{result.box_frames} "
             f"({result.recall:.4%}), longest unmasked run per object {sorted(result.longest_unmasked_run.values(), reverse=True)}, "

@@ -7,6 +7,8 @@ once; the tracker and the look-ahead's back-fill carry it over the frames around
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -14,7 +16,8 @@ import numpy as np
 
 from pipeline.params import DetectorParams
 from pipeline.records import Detections, ObjectClass
-from pipeline.track.matching import overlapped
+from pipeline.track.bytetrack import TrackObservation
+from pipeline.track.matching import iou_matrix, overlapped
 
 _THUMB = (64, 36)  # a scene cut changes the whole picture: a thumbnail's histogram shows it
 _BINS = 32
@@ -73,16 +76,63 @@ class KeyframeClock:
         return cv2.compareHist(previous, histogram, cv2.HISTCMP_BHATTACHARYYA) > CUT_DISTANCE
 
 
-def light_misses(deep: Detections, light: Detections, detector: DetectorParams) -> tuple[int, int]:
-    """On one keyframe: the confident objects the deep pass found, and how many of them no light-plan
+def light_misses(deep: Detections, light: Detections, detector: DetectorParams) -> tuple[int, Detections]:
+    """On one keyframe: how many confident objects the deep pass found, and those of them that no light-plan
     detection (down to the review floor) overlaps."""
-    found = missed = 0
+    found, missed = 0, []
     for object_class in ObjectClass:
-        confident = (deep.classes == int(object_class)) & (deep.scores >= detector.thresholds(object_class).threshold)
-        boxes = deep.boxes[confident]
-        if not len(boxes):
+        confident = deep[(deep.classes == int(object_class)) & (deep.scores >= detector.thresholds(object_class).threshold)]
+        if not len(confident):
             continue
         seen = light.boxes[light.classes == int(object_class)]
-        found += len(boxes)
-        missed += int((~overlapped(boxes, seen, SAME_OBJECT_IOU)).sum())
-    return found, missed
+        found += len(confident)
+        missed.append(confident[~overlapped(confident.boxes, seen, SAME_OBJECT_IOU)])
+    return found, Detections.concat(missed)
+
+
+def tracks_of(found: Detections, observations: Sequence[TrackObservation]) -> list[tuple[int, int | None]]:
+    """Each found object's class and the track it belongs to: the same class's track box it overlaps most, at
+    ``SAME_OBJECT_IOU`` or more (None: no track there)."""
+    result: list[tuple[int, int | None]] = []
+    for box, object_class in zip(found.boxes, found.classes):
+        candidates = [o for o in observations if o.object_class == int(object_class)]
+        overlaps = iou_matrix(box, np.array([o.box for o in candidates]))[0]
+        best = int(np.argmax(overlaps)) if len(overlaps) else None
+        track = candidates[best].track_id if best is not None and overlaps[best] >= SAME_OBJECT_IOU else None
+        result.append((int(object_class), track))
+    return result
+
+
+class LightBlindness:
+    """Which light-plan misses outlast a keyframe interval, per class.
+
+    A keyframe's deep find that the light plan missed there is *blind* when the light plan (a frame's search
+    or a re-detection around its track) never finds that object on any other frame either: between keyframes
+    only its track's prediction and back-fill mask it. A one-off blind find is mostly a spurious one, or a
+    still object the track carries well. Blind finds of one class on two keyframes in a row mean the light
+    plan saw nothing of something over a whole interval, the same object or one that moved (a moving object
+    the tracker loses comes back as a new track): that is where a leak between keyframes can hide.
+    """
+
+    def __init__(self) -> None:
+        self._keyframes: list[int] = []
+        self._missed: dict[int, list[tuple[int, int | None]]] = {}  # keyframe -> (class, track id or None)
+        self._seen: set[int] = set()  # tracks the light plan found on some frame
+
+    def keyframe(self, index: int, missed: list[tuple[int, int | None]]) -> None:
+        """A keyframe, with the class and track of each object the light plan missed there (None: no track)."""
+        self._keyframes.append(index)
+        self._missed[index] = missed
+
+    def seen(self, track_ids: Iterable[int]) -> None:
+        """Tracks the light plan found on a frame that is not a keyframe."""
+        self._seen.update(track_ids)
+
+    def blind_intervals(self) -> dict[str, int]:
+        """Per class, the keyframe intervals that begin and end with a blind find of that class."""
+        blind = {k: {c for c, track in missed if track is None or track not in self._seen} for k, missed in self._missed.items()}
+        intervals: Counter[str] = Counter()
+        for before, after in zip(self._keyframes, self._keyframes[1:]):
+            for object_class in blind[before] & blind[after]:
+                intervals[ObjectClass(object_class).label] += 1
+        return dict(intervals)

@@ -33,7 +33,7 @@ from pipeline.report import output_info, record_video, start_report
 from pipeline.timing import StageClock
 from pipeline.track.bytetrack import TrackObservation, touches_edge
 from pipeline.track.motion import CameraMotion
-from pipeline.video.keyframes import KeyframeClock, light_misses
+from pipeline.video.keyframes import KeyframeClock, LightBlindness, light_misses, tracks_of
 from pipeline.video.light_plan import scene_plans
 from pipeline.video.plan import FramePlan, MaskPlanner, review_band_count
 from pipeline.video.qc import BOXES_SUFFIX, MAX_LISTED, BoxesWriter, class_label
@@ -148,6 +148,7 @@ class VideoJob:
         self.classes = frozenset(ObjectClass.from_label(label) for label in params.detector.classes)
         self.fps = float(info.average_rate) if info.average_rate else DEFAULT_FPS
         self.keyframes = KeyframeClock(self.video.keyframe_interval_s, on_cuts=self.video.keyframe_on_cuts)
+        self.blindness = LightBlindness()
         horizon = math.ceil(self.video.keyframe_interval_s * self.fps)
         self.planner = MaskPlanner(self.video.covering(horizon), params.detector, (info.width, info.height),
                                    mask_review_band=params.mask.mask_review_band)
@@ -180,13 +181,15 @@ class VideoJob:
         with self.clock.measure("motion"):
             motion = self.camera.update(frame.rgb) if self.camera is not None else None
         with self.clock.measure("detect"):
-            detections = self._detect(frame, searched, deep)
+            detections, light = self._detect(frame, searched, deep)
         if self.features is not None:
             with self.clock.measure("features"):  # drift statistics, before masking, on fully searched frames
                 self.features.frame(frame.index, frame.rgb, detections if everything else None)
         with self.clock.measure("plan"):
             plans = self.planner.push(frame.index, detections, motion,
                                       None if everything else frozenset(map(int, searched)))
+            if detections is not None:
+                self._note_light_plan(frame.index, detections, light)
         again = redetected_classes(frame.index, searched, self.video, self.classes)
         if again:
             self._redetect_around_tracks(frame, again)
@@ -197,18 +200,28 @@ class VideoJob:
             return frame.index / self.fps
         return float(frame.pts * self.info.time_base)
 
-    def _detect(self, frame: DecodedFrame, searched: frozenset[ObjectClass], deep: bool) -> Detections | None:
+    def _detect(
+        self, frame: DecodedFrame, searched: frozenset[ObjectClass], deep: bool,
+    ) -> tuple[Detections | None, Detections | None]:
         """The light frame plan on the classes searched; on a keyframe, the photo plan on every class, with
-        the light plan's misses there counted."""
+        the light plan's own share of it."""
         if not searched:
-            return None
+            return None, None
         if not deep:
-            return self.engine.detect(frame.rgb, scales=self._light_scales(searched), only=searched)
-        detections, light = self.engine.detect_deep(frame.rgb, self.scales, only=searched)
+            return self.engine.detect(frame.rgb, scales=self._light_scales(searched), only=searched), None
+        return self.engine.detect_deep(frame.rgb, self.scales, only=searched)
+
+    def _note_light_plan(self, index: int, detections: Detections, light: Detections | None) -> None:
+        """The tracks the light plan found on this frame; on a keyframe (``light`` given), also the confident
+        deep finds it missed, counted and tied to their tracks (pipeline/video/keyframes.py)."""
+        current = self.planner.current
+        self.blindness.seen(track for _, track in tracks_of(detections if light is None else light, current) if track is not None)
+        if light is None:
+            return
         found, missed = light_misses(detections, light, self.params.detector)
         self.keyframes.stats.deep_found += found
-        self.keyframes.stats.light_missed += missed
-        return detections
+        self.keyframes.stats.light_missed += len(missed)
+        self.blindness.keyframe(index, tracks_of(missed, current))
 
     def _light_scales(self, searched: frozenset[ObjectClass]) -> dict[ObjectClass, ScalePlan]:
         """The frame plans as the scene asks for them (pipeline/video/light_plan.py), only behind a deep pass
@@ -232,6 +245,7 @@ class VideoJob:
         with self.clock.measure("detect"):
             found = _redetect(self.engine, frame.rgb, tracks, self.video.roi_context, self.scales, self.progress)
             self.planner.add_roi(frame.index, found)
+        self.blindness.seen(track for _, track in tracks_of(found, tracks) if track is not None)
 
     def regions_of(self, plan: FramePlan, pts: int) -> list[MaskRegion]:
         """The frame's final regions, recorded in the companion and the counts."""
@@ -310,7 +324,8 @@ class VideoJob:
             decode_warnings=log.warnings[:MAX_LISTED], decode_warning_count=log.warnings.total,
             corrupt_frames=log.corrupt_frames[:MAX_LISTED], keyframes=self.keyframes.stats.keyframes,
             scene_cuts=self.keyframes.stats.scene_cuts, keyframe_objects=self.keyframes.stats.deep_found,
-            light_plan_missed=self.keyframes.stats.light_missed, light_plans=dict(self.light_plans),
+            light_plan_missed=self.keyframes.stats.light_missed, light_blind_intervals=self.blindness.blind_intervals(),
+            light_plans=dict(self.light_plans),
             stage_seconds=self.clock.seconds(),
         )
 

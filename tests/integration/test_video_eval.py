@@ -11,7 +11,16 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.eval.video import ClipSpec, GroundTruth, Motion, render_clip, score_clip, summarise
+from pipeline.eval.video import (
+    ClipResult,
+    ClipSpec,
+    GroundTruth,
+    Motion,
+    render_clip,
+    review_routing,
+    score_clip,
+    summarise,
+)
 from pipeline.params import MaskParams
 from pipeline.records import ObjectClass
 from pipeline.track.matching import iou_matrix
@@ -87,3 +96,13 @@ def test_unmasked_frames_count_and_the_longest_run_is_found(clip, tmp_path):
     assert result.box_frames - result.masked_box_frames == 3
     assert result.longest_unmasked_run[first] == 2
     assert summarise([result])["objects_unmasked_2plus"] == 1
+
+
+def test_the_review_router_is_scored_as_a_classifier_of_leaking_clips():
+    def clip_result(name: str, masked: int, disposition: str) -> ClipResult:
+        return ClipResult(name, 10, masked, {1: 10 - masked}, 10, {}, {}, disposition=disposition)
+
+    results = [clip_result("leak, routed", 7, "review"), clip_result("leak, done", 9, "done"),
+               clip_result("clean, routed", 10, "review"), clip_result("clean", 10, "done")]
+    assert review_routing(results) == {"routed": 2, "review_rate": 0.5, "leaking": 2, "captured": 1, "leak_capture": 0.5}
+    assert review_routing(results[2:])["leak_capture"] is None  # nothing leaked: nothing to capture

@@ -1,4 +1,5 @@
-"""The deep pass's schedule (once per interval of media time, and after a scene cut) and its miss count."""
+"""The deep pass's schedule (once per interval of media time, and after a scene cut), its misses, and when the
+light plan was blind over a whole interval."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 
 from pipeline.params import DetectorParams, VideoParams
 from pipeline.records import Detections, ObjectClass
-from pipeline.video.keyframes import KeyframeClock, light_misses
+from pipeline.track.bytetrack import TrackObservation
+from pipeline.video.keyframes import KeyframeClock, LightBlindness, light_misses, tracks_of
 
 
 def grey(level: int) -> np.ndarray:
@@ -63,5 +65,45 @@ def test_light_misses_count_confident_deep_finds_no_light_detection_overlaps():
         Detections.of(np.array([[20, 0, 40, 8]], np.float32), np.array([0.9], np.float32), plate),
     ])
     light = Detections.of(np.array([[1, 1, 11, 11]], np.float32), np.array([0.3], np.float32), face)
-    assert light_misses(deep, light, DetectorParams()) == (3, 2)  # the second face and the plate
-    assert light_misses(deep, deep, DetectorParams()) == (3, 0)
+    found, missed = light_misses(deep, light, DetectorParams())
+    assert found == 3 and missed.boxes.tolist() == [[50, 50, 60, 60], [20, 0, 40, 8]]  # the second face and the plate
+    found, missed = light_misses(deep, deep, DetectorParams())
+    assert found == 3 and not len(missed)
+
+
+def observation(track_id: int, object_class: ObjectClass, box: tuple[float, float, float, float]) -> TrackObservation:
+    return TrackObservation(track_id, int(object_class), box, 0.9, True, 0)
+
+
+def test_a_find_belongs_to_the_track_of_its_class_it_overlaps_most():
+    face, plate = ObjectClass.FACE, ObjectClass.LICENSE_PLATE
+    tracks = [observation(1, face, (0, 0, 10, 10)), observation(2, face, (2, 0, 12, 10)), observation(3, plate, (50, 50, 60, 60))]
+    found = Detections.concat([
+        Detections.of(np.array([[3, 0, 13, 10], [50, 50, 60, 60], [80, 80, 90, 90]], np.float32), np.full(3, 0.9, np.float32), face),
+        Detections.of(np.array([[51, 50, 61, 60]], np.float32), np.array([0.9], np.float32), plate),
+    ])
+    # the plate track's box does not claim the face on it; a face far from every track has none
+    assert tracks_of(found, tracks) == [(1, 2), (1, None), (1, None), (2, 3)]
+    assert tracks_of(found, []) == [(1, None), (1, None), (1, None), (2, None)]
+
+
+def test_the_light_plan_is_blind_over_an_interval_when_both_ends_hold_a_find_it_never_saw():
+    face, plate = int(ObjectClass.FACE), int(ObjectClass.LICENSE_PLATE)
+    blindness = LightBlindness()
+    blindness.keyframe(0, [(face, 1), (plate, 2)])
+    blindness.seen([5])
+    blindness.keyframe(30, [(face, 1)])  # the same face, missed again and never seen between: blind
+    blindness.keyframe(60, [(face, 7), (plate, 8)])  # another face, one the tracker did not follow: blind too
+    blindness.keyframe(90, [])
+    assert blindness.blind_intervals() == {"face": 2}  # the plates are a keyframe apart, not in a row
+
+    seen = LightBlindness()
+    seen.keyframe(0, [(face, 1)])
+    seen.keyframe(30, [(face, 1), (face, None)])
+    seen.seen([1])  # the light plan found track 1 on some frame: only the untracked find is left at 30
+    assert seen.blind_intervals() == {}
+    one_off = LightBlindness()
+    one_off.keyframe(0, [(face, 1)])
+    one_off.keyframe(30, [])
+    one_off.keyframe(60, [(face, 2)])
+    assert one_off.blind_intervals() == {}

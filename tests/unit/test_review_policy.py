@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.params import MaskParams, Params, ReviewParams
+from pipeline.params import MaskParams, Params, ReviewParams, VideoParams
 from pipeline.qc import VideoSummary
 from pipeline.records import Detections, ObjectClass
 from pipeline.report import record_detections, record_video, start_report
@@ -86,6 +86,24 @@ def test_a_clean_video_with_a_masked_review_band_is_done_by_default():
         "face detection(s) in the review band [0.20, 0.40) on 4 frame(s), masked"]
 
 
-def test_the_light_plan_missing_what_the_deep_pass_found_is_a_leak_risk():
+def test_the_light_plan_blind_over_a_keyframe_interval_is_a_leak_risk():
+    report = video_report(Params(), keyframes=3, keyframe_objects=4, light_plan_missed=2, light_blind_intervals={"face": 1})
+    assert report.disposition == "review"
+    assert report.review_reasons == ["the light frame plan saw no face over 1 keyframe interval(s) where the deep pass found "
+                                     "one at both ends: tracks masked the frames between, but a brief leak there is possible"]
+    off = Params(video=VideoParams(light_blind_review=False))
+    report = video_report(off, keyframes=3, keyframe_objects=4, light_plan_missed=2, light_blind_intervals={"face": 1})
+    assert report.disposition == "done" and "saw no face over 1 keyframe interval(s)" in report.review_notes[-1]
+
+
+def test_light_plan_misses_that_lasted_no_interval_are_noted_not_routed():
     report = video_report(Params(), keyframes=3, keyframe_objects=4, light_plan_missed=2)
-    assert report.disposition == "review" and "light frame plan missed 2 of 4" in report.review_reasons[0]
+    assert report.disposition == "done" and report.review_reasons == []
+    assert "light frame plan missed 2 of 4 object(s)" in report.review_notes[-1]
+    strict = video_report(with_policy("strict"), keyframes=3, keyframe_objects=4, light_plan_missed=2)
+    assert strict.disposition == "review"
+
+
+def test_the_old_miss_share_setting_is_refused_with_its_replacement_named():
+    with pytest.raises(ValueError, match="light_blind_review"):
+        VideoParams(light_miss_review=0.25)  # type: ignore[call-arg]
