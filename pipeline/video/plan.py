@@ -72,6 +72,9 @@ class _History:
     scores: dict[int, float] = field(default_factory=dict)
     predicted: dict[int, np.ndarray] = field(default_factory=dict)  # frame -> Kalman box, unmatched frames
     at_edge: bool = False  # last seen touching the frame's edge: its prediction is masked for longer
+    # (detected frame, frame) -> that detection's box carried along the camera's motion to the frame. A frame's
+    # box is asked for again as its neighbours' dilation, and each carry extends the one a frame shorter.
+    carried: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -195,7 +198,7 @@ class MaskPlanner:
             # Both ends carried to this frame along the camera's motion, then blended: exact for a still
             # object under a panning camera, linear in the object's own motion.
             t = (frame - before) / (after - before)
-            box = (1 - t) * self._carry(history.boxes[before], before, frame) + t * self._carry(history.boxes[after], after, frame)
+            box = (1 - t) * self._carried(history, before, frame) + t * self._carried(history, after, frame)
             return box, "interpolated", min(history.scores[before], history.scores[after])
         if before is not None:
             limit = max(self.params.lost_mask_frames, self.params.tracker.edge_lost_frames if history.at_edge else 0)
@@ -205,6 +208,20 @@ class MaskPlanner:
         if after is not None and after - frame <= self.params.backfill_frames:
             return self._backfill(history, after, frame), "backfill", history.scores[after]
         return None
+
+    def _carried(self, history: _History, start: int, end: int) -> np.ndarray:
+        """``_carry`` of the detection on frame ``start`` to frame ``end``, one frame at a time and remembered:
+        the same arithmetic in the same order, so the same box."""
+        step = 1 if end >= start else -1
+        reached, box = start, history.boxes[start]
+        for frame in range(end, start, -step):  # the longest carry already made
+            if (start, frame) in history.carried:
+                reached, box = frame, history.carried[(start, frame)]
+                break
+        for frame in range(reached + step, end + step, step):
+            box = self._carry(box, frame - step, frame)
+            history.carried[(start, frame)] = box
+        return box
 
     def _carry(self, box: np.ndarray, start: int, end: int) -> np.ndarray:
         """Move a box seen on frame ``start`` to frame ``end`` along the camera's motion (either way)."""
@@ -270,6 +287,8 @@ class MaskPlanner:
             del history.detected[: max(0, cut - 1)]
             for frame in [f for f in history.predicted if f < keep_from]:
                 del history.predicted[frame]
+            for key in [k for k in history.carried if k[0] not in history.boxes or k[1] < keep_from]:
+                del history.carried[key]
         for frame in [f for f in self._camera if f < keep_from - 1]:  # gaps are carried from their start
             del self._camera[frame]
         # The next frame to leave needs the last detected frame at or before this one, and those after.
