@@ -250,6 +250,10 @@ class VideoParams(_Strict):
     # The window: the box grown this many box sizes on each side (a track's predicted box is a frame or two
     # old; a miss costs only the extra cover, the track's own box is masked anyway).
     roi_context: float = Field(default=0.5, ge=0.25, le=4.0)
+    # Re-detect around every track (true), or only around the tracks not yet settled (false): a track found
+    # at a confident score on its class's last search, and on one before, away from the frame's edge, is
+    # placed between searches by the look-ahead's interpolation; new, weak, lost and edge tracks are looked for.
+    roi_every_track: bool = False
     # Plates are searched on every k-th detected frame only (every detect_stride * plate_every frames): the
     # plate model is the dearest pass (three of them on a 1080p frame) and a plate moves smoothly with its
     # car; tracks interpolate between.

@@ -38,6 +38,9 @@ class TrackObservation:
     matched: bool
     detection_index: int | None  # index into the frame's detections when matched
     at_edge: bool = False  # last seen touching the frame's edge (see TrackerParams.edge_lost_frames)
+    # Matched on its class's last search at a confident score, found on two searches or more, away from the
+    # frame's edge: the look-ahead's interpolation will place it between searches.
+    settled: bool = False
 
 
 @dataclass
@@ -50,6 +53,7 @@ class _Track:
     last_matched: int  # frame index
     lost: bool = False
     at_edge: bool = False
+    hits: int = 1  # searches that found it, its birth included
 
     def box(self) -> np.ndarray:
         return kalman.xywh_to_xyxy(self.mean)
@@ -107,7 +111,7 @@ class ByteTracker:
         return [o for o in observations if o.track_id in alive]
 
     def _associate(self, frame_index: int, object_class: int, dets: Detections, born: list[_Track]) -> list[TrackObservation]:
-        band = self.bands.get(object_class, ScoreBands(high=0.5, low=0.1))
+        band = self._band(object_class)
         in_class = np.flatnonzero(dets.classes == object_class)
         high = in_class[dets.scores[in_class] >= band.high]
         low = in_class[(dets.scores[in_class] < band.high) & (dets.scores[in_class] >= band.low)]
@@ -161,8 +165,12 @@ class ByteTracker:
         track.score = float(dets.scores[index])
         track.last_matched = frame_index
         track.lost = False
+        track.hits += 1
         track.at_edge = self._touches_edge(dets.boxes[index])
         return self._observe(track, dets, index)
+
+    def _band(self, object_class: int) -> ScoreBands:
+        return self.bands.get(object_class, ScoreBands(high=0.5, low=0.1))
 
     def _kept(self, track: _Track, frame_index: int) -> bool:
         unseen = frame_index - track.last_matched
@@ -179,11 +187,12 @@ class ByteTracker:
         width, height = self.frame_size or (0, 0)
         return bool(box[2] > 0 and box[3] > 0 and box[0] < width and box[1] < height)
 
-    @staticmethod
-    def _observe(track: _Track, dets: Detections | None, index: int | None) -> TrackObservation:
+    def _observe(self, track: _Track, dets: Detections | None, index: int | None) -> TrackObservation:
+        band = self._band(track.object_class)
+        settled = not track.lost and track.hits >= 2 and track.score >= band.high and not track.at_edge
         if dets is not None and index is not None:
             box = box4(dets.boxes[index])  # the detection itself, not the smoothed state
             return TrackObservation(track.track_id, track.object_class, box, float(dets.scores[index]), True, index,
-                                    track.at_edge)
+                                    track.at_edge, settled)
         box = box4(track.box())
-        return TrackObservation(track.track_id, track.object_class, box, track.score, False, None, track.at_edge)
+        return TrackObservation(track.track_id, track.object_class, box, track.score, False, None, track.at_edge, settled)

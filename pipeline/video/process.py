@@ -239,7 +239,8 @@ class VideoJob:
     def _redetect_around_tracks(self, frame: DecodedFrame, classes: frozenset[ObjectClass]) -> None:
         """On a frame the stride skips (or for a class not searched on it), look again around every live track
         of those classes (faces and plates seen at a glance)."""
-        tracks = [t for t in self.planner.current if ObjectClass(t.object_class) in classes]
+        tracks = [t for t in self.planner.current
+                  if ObjectClass(t.object_class) in classes and (self.video.roi_every_track or not t.settled)]
         if not tracks:
             return
         with self.clock.measure("detect"):

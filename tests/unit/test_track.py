@@ -193,3 +193,25 @@ def test_overlapped_says_which_boxes_some_other_box_overlaps():
     assert overlapped(a, np.array([[1, 1, 11, 11]], dtype=float), 0.3).tolist() == [True, False]
     assert overlapped(a, np.zeros((0, 4)), 0.3).tolist() == [False, False]
     assert overlapped(np.zeros((0, 4)), a, 0.3).shape == (0,)
+
+
+def test_a_track_settles_on_its_second_confident_find_away_from_the_edge_and_unsettles_when_in_doubt():
+    t = ByteTracker(TrackerParams(), BANDS, frame_size=(640, 360))
+    (born,) = t.step(0, dets((100, 100, 140, 140, 0.9, FACE)))
+    assert not born.settled  # found once: it may be spurious, or its motion unknown
+    assert not t.step(1, None)[0].settled
+    (second,) = t.step(3, dets((102, 100, 142, 140, 0.9, FACE)))
+    assert second.settled
+    assert t.step(4, None)[0].settled  # a skipped frame changes nothing
+    (weak,) = t.step(6, dets((104, 100, 144, 140, 0.3, FACE)))  # kept by a review-band find
+    assert weak.matched and not weak.settled
+    (again,) = t.step(9, dets((106, 100, 146, 140, 0.9, FACE)))
+    assert again.settled
+    (missed,) = t.step(12, Detections.empty())  # searched, not found: lost
+    assert not missed.settled
+    (back,) = t.step(15, dets((110, 100, 150, 140, 0.9, FACE)))
+    assert back.settled
+    at_edge = ByteTracker(TrackerParams(), BANDS, frame_size=(640, 360))
+    for frame in (0, 3, 6):  # at the frame's edge, entering or leaving: never settled
+        (edge,) = at_edge.step(frame, dets((0, 100, 40, 140, 0.9, FACE)))
+        assert edge.matched and not edge.settled
