@@ -125,7 +125,7 @@ class LightBlindness:
         self._missed[index] = missed
 
     def seen(self, track_ids: Iterable[int]) -> None:
-        """Tracks the light plan found on a frame that is not a keyframe."""
+        """Tracks the light plan found on some frame (on a keyframe, by its own share of the search)."""
         self._seen.update(track_ids)
 
     def blind_intervals(self) -> dict[str, int]:
