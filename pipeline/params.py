@@ -219,6 +219,11 @@ class TrackerParams(_Strict):
     # cut face: it is kept, and masked on its prediction, this long instead, while that prediction is still
     # in the frame (an object leaving is masked until it is gone).
     edge_lost_frames: int = Field(default=60, ge=0, le=600)
+    # A settled track (TrackObservation.settled: no re-detection window between searches) also moves on its
+    # own, relative to the camera's motion, by at most this share of its size per frame: over a detection
+    # stride of 3 that is within the track margin (0.1), where interpolating between searches holds. Faster
+    # objects (a face swinging across the picture: 0.075 at the median) are looked for on every frame.
+    settled_speed: float = Field(default=0.03, ge=0.0, le=1.0)
 
 
 # Frames get lighter detector plans than photos: neighbouring frames and the tracker cover much of what extra

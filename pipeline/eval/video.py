@@ -215,11 +215,6 @@ class ClipResult:
     def recall(self) -> float:
         return self.masked_box_frames / self.box_frames if self.box_frames else 1.0
 
-    @property
-    def leaks(self) -> bool:
-        """Some labelled box-frame was left unmasked."""
-        return self.masked_box_frames < self.box_frames
-
 
 def score_clip(name: str, truth: GroundTruth, boxes_file: Path, mask_params: MaskParams,
                classes: tuple[ObjectClass, ...]) -> ClipResult:
@@ -339,8 +334,8 @@ def review_routing(results: list[ClipResult]) -> dict[str, Any]:
     """The review router as a classifier of leaks, as ``veil eval`` reports it for photos: the clips routed,
     and of the clips that leak (some labelled box-frame unmasked), the share routed."""
     routed = [r for r in results if r.disposition == "review"]
-    leaking = [r for r in results if r.leaks]
-    captured = sum(1 for r in routed if r.leaks)
+    leaking = [r for r in results if r.masked_box_frames < r.box_frames]
+    captured = sum(1 for r in leaking if r.disposition == "review")
     return {"routed": len(routed), "review_rate": round(len(routed) / max(1, len(results)), 4), "leaking": len(leaking),
             "captured": captured, "leak_capture": round(captured / len(leaking), 4) if leaking else None}
 

@@ -39,7 +39,8 @@ class TrackObservation:
     detection_index: int | None  # index into the frame's detections when matched
     at_edge: bool = False  # last seen touching the frame's edge (see TrackerParams.edge_lost_frames)
     # Matched on its class's last search at a confident score, found on two searches or more, away from the
-    # frame's edge: the look-ahead's interpolation will place it between searches.
+    # frame's edge, moving slowly on its own (TrackerParams.settled_speed): the look-ahead's interpolation
+    # will place it between searches.
     settled: bool = False
 
 
@@ -189,7 +190,9 @@ class ByteTracker:
 
     def _observe(self, track: _Track, dets: Detections | None, index: int | None) -> TrackObservation:
         band = self._band(track.object_class)
-        settled = not track.lost and track.hits >= 2 and track.score >= band.high and not track.at_edge
+        speed = float(np.hypot(track.mean[4], track.mean[5])) / max(track.mean[2], track.mean[3], 1.0)  # own motion
+        settled = (not track.lost and track.hits >= 2 and track.score >= band.high and not track.at_edge
+                   and speed <= self.params.settled_speed)
         if dets is not None and index is not None:
             box = box4(dets.boxes[index])  # the detection itself, not the smoothed state
             return TrackObservation(track.track_id, track.object_class, box, float(dets.scores[index]), True, index,

@@ -215,3 +215,14 @@ def test_a_track_settles_on_its_second_confident_find_away_from_the_edge_and_uns
     for frame in (0, 3, 6):  # at the frame's edge, entering or leaving: never settled
         (edge,) = at_edge.step(frame, dets((0, 100, 40, 140, 0.9, FACE)))
         assert edge.matched and not edge.settled
+
+
+def test_a_track_moving_fast_on_its_own_is_never_settled():
+    t = ByteTracker(TrackerParams(), BANDS, frame_size=(640, 360))
+    for frame in range(0, 30, 3):  # 4 px a frame on a 40 px face: a tenth of its size
+        (obs,) = t.step(frame, dets((100 + 4 * frame, 100, 140 + 4 * frame, 140, 0.9, FACE)))
+    assert obs.matched and not obs.settled
+    slow = ByteTracker(TrackerParams(settled_speed=0.2), BANDS, frame_size=(640, 360))
+    for frame in range(0, 30, 3):
+        (obs,) = slow.step(frame, dets((100 + 4 * frame, 100, 140 + 4 * frame, 140, 0.9, FACE)))
+    assert obs.settled
