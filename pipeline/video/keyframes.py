@@ -92,14 +92,18 @@ def light_misses(deep: Detections, light: Detections, detector: DetectorParams) 
 
 def tracks_of(found: Detections, observations: Sequence[TrackObservation]) -> list[tuple[int, int | None]]:
     """Each found object's class and the track it belongs to: the same class's track box it overlaps most, at
-    ``SAME_OBJECT_IOU`` or more (None: no track there)."""
-    result: list[tuple[int, int | None]] = []
-    for box, object_class in zip(found.boxes, found.classes):
-        candidates = [o for o in observations if o.object_class == int(object_class)]
-        overlaps = iou_matrix(box, np.array([o.box for o in candidates]))[0]
-        best = int(np.argmax(overlaps)) if len(overlaps) else None
-        track = candidates[best].track_id if best is not None and overlaps[best] >= SAME_OBJECT_IOU else None
-        result.append((int(object_class), track))
+    ``SAME_OBJECT_IOU`` or more (None: no track there). One overlap matrix per class: it runs on every
+    detected frame, against every track."""
+    result: list[tuple[int, int | None]] = [(int(c), None) for c in found.classes]
+    for object_class in {int(c) for c in found.classes}:
+        candidates = [o for o in observations if o.object_class == object_class]
+        if not candidates:
+            continue
+        rows = np.flatnonzero(found.classes == object_class)
+        overlaps = iou_matrix(found.boxes[rows], np.array([o.box for o in candidates]))
+        for row, overlap, best in zip(rows, overlaps, overlaps.argmax(axis=1)):
+            if overlap[best] >= SAME_OBJECT_IOU:
+                result[row] = (object_class, candidates[best].track_id)
     return result
 
 

@@ -215,7 +215,7 @@ class VideoJob:
         """The tracks the light plan found on this frame; on a keyframe (``light`` given), also the confident
         deep finds it missed, counted and tied to their tracks (pipeline/video/keyframes.py)."""
         current = self.planner.current
-        self.blindness.seen(track for _, track in tracks_of(detections if light is None else light, current) if track is not None)
+        self._light_saw(detections if light is None else light, current)
         if light is None:
             return
         found, missed = light_misses(detections, light, self.params.detector)
@@ -246,6 +246,10 @@ class VideoJob:
         with self.clock.measure("detect"):
             found = _redetect(self.engine, frame.rgb, tracks, self.video.roi_context, self.scales, self.progress)
             self.planner.add_roi(frame.index, found)
+        self._light_saw(found, tracks)
+
+    def _light_saw(self, found: Detections, tracks: list[TrackObservation]) -> None:
+        """The light plan found ``found``: the tracks they belong to are not blind (pipeline/video/keyframes.py)."""
         self.blindness.seen(track for _, track in tracks_of(found, tracks) if track is not None)
 
     def regions_of(self, plan: FramePlan, pts: int) -> list[MaskRegion]:
