@@ -151,6 +151,13 @@ class Edits:
                 counts.frames_masked[index] += 1
         return applied
 
+    def cover_adds(self, covered: np.ndarray, frame: int) -> None:
+        """Mark, in the boolean map ``covered``, every pixel the adds active on this frame mask."""
+        for region in self.add:
+            if _active(region.frames, frame):
+                (x0, y0, x1, y1), footprint = polygon_footprint(region.polygon, covered.shape[0], covered.shape[1])
+                covered[y0:y1, x0:x1] |= footprint
+
     def summary(self, counts: EditCounts | None = None) -> list[dict]:
         """A JSON-able record of every edit, for the sidecar; with what each did when ``counts`` is given."""
         records: list[dict] = []

@@ -383,6 +383,14 @@ class ReviewParams(_Strict):
     # - "off": nothing; failures still go to failed/, and spot-checks still sample done files.
     policy: Literal["leak-risk", "strict", "off"] = "leak-risk"
 
+    # A second plate detector of another family (OpenCV's Haar cascade, shipped with opencv-python) looks at
+    # every photo; a plate-like region it finds that no mask touches is a leak risk (pipeline/detect/cascade.py).
+    # It never masks anything itself. Videos have their own signal (video.light_blind_review).
+    plate_cross_check: bool = True
+    # How many overlapping cascade windows a find needs (OpenCV's minNeighbors): higher means fewer finds.
+    # 10 keeps the review rate at or under 5% on every development set (docs/evaluation.md).
+    plate_cross_check_neighbors: int = Field(default=10, ge=1)
+
     # A detection marked as a false positive is unmasked in the re-render only when this is on; either way
     # the mark is recorded in the audit trail. Off: a reviewer can add masks, never remove one.
     allow_false_positive_unmask: bool = False

@@ -128,6 +128,8 @@ class QCReport(_Model):
     # under "leak-risk"): recorded for audit, not sent to a person.
     review_notes: list[str] = Field(default_factory=list)
     error: ErrorRecord | None = None
+    # Photos: plate-like regions (x1, y1, x2, y2) the cross-check found that no mask touches (review.plate_cross_check).
+    plate_cross_check: list[tuple[float, float, float, float]] = Field(default_factory=list)
     video: dict[str, Any] | None = None  # a VideoSummary, filled by the video pipeline (tracks, frames, warnings)
     features: dict | None = None  # drift-monitoring statistics, versioned inside (pipeline/features.py)
     # Every zone and manual edit applied (pipeline/edits.py Edits.summary), with what it did: an add's

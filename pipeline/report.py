@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from pipeline import __version__
 from pipeline.detect.catalogue import sha256_of
 from pipeline.detect.engine import Engine
@@ -103,11 +105,18 @@ def review_band_finding(label: str, params: Params, *, count: int | None = None,
                    review_band_reason(label, params, count=count, frames=frames), leak_risk=not masked)
 
 
-def photo_findings(detections: Detections, params: Params) -> list[Finding]:
-    """The uncertain findings of a photo's detections (as they are masked)."""
+def photo_findings(detections: Detections, params: Params, unmasked_plate_finds: int = 0) -> list[Finding]:
+    """The uncertain findings of a photo: its detections (as they are masked), and the plate-like regions
+    the cross-check found that no mask touches."""
     _, review = confident_and_review(detections, params.detector)
     counts = {c: int((review & (detections.classes == int(c))).sum()) for c in ObjectClass}
-    return [review_band_finding(c.label, params, count=n) for c, n in counts.items() if n]
+    findings = [review_band_finding(c.label, params, count=n) for c, n in counts.items() if n]
+    if unmasked_plate_finds:
+        findings.append(Finding(
+            "plate cross-check", f"a second plate detector (OpenCV's Haar cascade) found {unmasked_plate_finds} "
+            f"plate-like region(s) that no mask touches: a plate may be unmasked", leak_risk=True,
+        ))
+    return findings
 
 
 def settle(report: QCReport) -> None:
@@ -115,8 +124,10 @@ def settle(report: QCReport) -> None:
     report.disposition = "review" if report.review_reasons else "done"
 
 
-def record_detections(report: QCReport, detections: Detections, params: Params) -> None:
-    """Fill detections, per-class counts and review reasons (or notes) from one set of detections."""
+def record_detections(report: QCReport, detections: Detections, params: Params,
+                      unmasked_plate_finds: np.ndarray | None = None) -> None:
+    """Fill detections, per-class counts and review reasons (or notes) from one set of detections, and the
+    cross-check's plate-like finds that no mask touches."""
     confident, _ = confident_and_review(detections, params.detector)
     masked = masked_selection(detections, params)
     report.detections = [
@@ -128,7 +139,10 @@ def record_detections(report: QCReport, detections: Detections, params: Params) 
     ]
     for object_class in ObjectClass:
         report.counts[object_class.label] = int((masked & (detections.classes == int(object_class))).sum())
-    route(report, photo_findings(detections, params), params)
+    finds = np.zeros((0, 4)) if unmasked_plate_finds is None else unmasked_plate_finds
+    report.plate_cross_check = [(round(float(x1), 1), round(float(y1), 1), round(float(x2), 1), round(float(y2), 1))
+                                for x1, y1, x2, y2 in finds]
+    route(report, photo_findings(detections, params, len(finds)), params)
 
 
 def unmark_suppressed(report: QCReport, detections: Detections, params: Params, shape: tuple[int, ...], edits: Edits) -> None:

@@ -10,16 +10,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
+from pipeline.detect.cascade import cross_check_plates, unmasked
 from pipeline.detect.catalogue import sha256_of
 from pipeline.detect.engine import Engine
 from pipeline.edits import EditCounts, Edits
 from pipeline.errors import InputError, VeilError
 from pipeline.features import image_features
-from pipeline.mask import apply_masks, plan_regions
+from pipeline.mask import apply_masks, coverage, plan_regions
 from pipeline.media.image import load_image, output_format, save_image
 from pipeline.media.sniff import sniff
 from pipeline.params import Params
 from pipeline.qc import ErrorRecord, QCReport
+from pipeline.records import MaskRegion, ObjectClass
 from pipeline.report import fail, merged_input, output_info, record_detections, start_report, unmark_suppressed
 
 
@@ -70,17 +74,23 @@ def _process_image(
     detections = engine.detect(loaded.rgb, progress=beat)
     beat()
     features = image_features(src, loaded.rgb, detections, params, loaded.format)  # drift statistics, before masking
+    plate_finds = cross_check_plates(loaded.rgb, params.review)  # before masking too: rgb may be the pixels masked
+    beat()
     regions = plan_regions(detections, params, loaded.pixels.shape)
     edit_counts = EditCounts()
     regions, _ = edits.filter_regions(regions, loaded.pixels.shape, 0, edit_counts)
     apply_masks(loaded.pixels, regions, params.mask)
     edits.apply_adds(loaded.pixels, 0, params.mask, edit_counts)
+    covered = coverage(loaded.pixels.shape, regions, params.mask)
+    edits.cover_adds(covered, 0)
 
     target_format = output_format(report.input.name, loaded.format)
     beat()
     notes = loaded.notes + save_image(loaded, dst, target_format, params.output)
     report.output = output_info(report.input.name, dst, "image", target_format, width, height, notes)
-    record_detections(report, detections, params)
+    unmasked_finds = [box for box in unmasked(plate_finds, covered)  # an ignore zone silences the cross-check too
+                      if not edits.suppresses(MaskRegion(tuple(box), ObjectClass.LICENSE_PLATE, 0.0), loaded.pixels.shape, 0)]
+    record_detections(report, detections, params, np.array(unmasked_finds).reshape(-1, 4))
     unmark_suppressed(report, detections, params, loaded.pixels.shape, edits)
     report.edits = edits.summary(edit_counts)
     report.features = features

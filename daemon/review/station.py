@@ -81,6 +81,7 @@ class ReviewApp:
         return {**self.summary(item), "width": item.output_info.width, "height": item.output_info.height,
                 "detections": [d.model_dump(mode="json", by_alias=True) for d in report.detections],
                 "track_list": (report.video or {}).get("tracks", []),
+                "plate_cross_check": [list(box) for box in report.plate_cross_check],  # drawn for the reviewer, never masked
                 "allow_unmask": params.review.allow_false_positive_unmask,
                 "unmasked_review_band": unmasked.count, "unmasked_statement": unmasked.statement()}
 

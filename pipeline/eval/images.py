@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from pipeline import __version__
+from pipeline.detect.cascade import cross_check_plates, unmasked
 from pipeline.detect.engine import Engine
 from pipeline.detect.nms import iou_matrix
 from pipeline.mask import coverage, pixel_bounds, plan_regions
@@ -180,7 +181,8 @@ def _evaluate_image(info: dict, annotations: list[dict], images_dir: Path, param
         gt_area[y0:y1, x0:x1] = True
     return _ImageResult(
         info["id"], info["file_name"], detections, np.array(box_coverage), annotations,
-        int(covered.sum()), int((covered & ~gt_area).sum()), covered.size, photo_findings(shipped, params),
+        int(covered.sum()), int((covered & ~gt_area).sum()), covered.size,
+        photo_findings(shipped, params, len(unmasked(cross_check_plates(loaded.rgb, params.review), covered))),
     )
 
 

@@ -238,3 +238,14 @@ def test_footprint_is_cached_and_read_only():
     assert polygon_footprint(TRIANGLE, 30, 40) is first
     with pytest.raises(ValueError):
         first[1][0, 0] = True
+
+
+def test_cover_adds_marks_what_apply_adds_masks_on_that_frame():
+    edits = Edits(add=(AddRegion(box_polygon(0.5, 0.0, 1.0, 0.5)), AddRegion(box_polygon(0, 0.5, 0.5, 1.0), frames=(3, 4))))
+    image = np.full((40, 60, 3), 200, np.uint8)  # a solid fill changes every pixel it masks
+    before = image.copy()
+    covered = np.zeros((40, 60), dtype=bool)
+    edits.cover_adds(covered, 0)
+    edits.apply_adds(image, 0, MaskParams(style="solid"))
+    assert covered[:20, 30:].all() and not covered[22:].any()  # the frame-3 add is not active on frame 0
+    np.testing.assert_array_equal((image != before).any(axis=2), covered)

@@ -22,9 +22,9 @@ FACES = Detections.of(np.array([[10, 10, 50, 50], [100, 10, 140, 50]], np.float3
                       ObjectClass.FACE)
 
 
-def photo_report(params: Params):
+def photo_report(params: Params, unmasked_plate_finds: np.ndarray | None = None):
     report = start_report("photo.jpg", params, NoModels())  # type: ignore[arg-type]
-    record_detections(report, FACES, params)
+    record_detections(report, FACES, params, unmasked_plate_finds)
     return report
 
 
@@ -69,6 +69,21 @@ def test_off_routes_nothing_and_still_notes_it():
     report = photo_report(with_policy("off", mask_review_band=False))
     assert report.disposition == "done" and report.review_reasons == []
     assert len(report.review_notes) == 1
+
+
+@pytest.mark.parametrize(("policy", "routed"), [("leak-risk", 1), ("strict", 2), ("off", 0)])
+def test_a_plate_like_region_the_cross_check_found_unmasked_is_a_leak_risk(policy, routed):
+    report = photo_report(with_policy(policy), np.array([[5.04, 60, 60, 80.26]], np.float32))
+    reason = ("a second plate detector (OpenCV's Haar cascade) found 1 plate-like region(s) that no mask touches: "
+              "a plate may be unmasked")
+    assert len(report.review_reasons) == routed and report.disposition == ("review" if routed else "done")
+    assert reason in report.review_reasons + report.review_notes
+    assert report.plate_cross_check == [(5.0, 60.0, 60.0, 80.3)]  # where, for the reviewer (output pixels)
+
+
+def test_no_cross_check_find_leaves_the_sidecar_list_empty():
+    assert photo_report(Params(), np.zeros((0, 4), np.float32)).plate_cross_check == []
+    assert photo_report(Params()).plate_cross_check == []
 
 
 @pytest.mark.parametrize(("policy", "routed"), [("leak-risk", 1), ("strict", 2), ("off", 0)])

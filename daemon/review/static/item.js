@@ -7,7 +7,7 @@ const params = new URLSearchParams(location.search);
 const folder = params.get("folder");
 const itemId = params.get("id");
 const query = `folder=${encodeURIComponent(folder)}&id=${encodeURIComponent(itemId)}`;
-const COLORS = { face: "#ff4d4d", license_plate: "#3aa0ff", manual: "#ffd400", fp: "#9e9e9e" };
+const COLORS = { face: "#ff4d4d", license_plate: "#3aa0ff", cross_check: "#ff8c00", manual: "#ffd400", fp: "#9e9e9e" };
 const CLASS_BY_ID = { 1: "face", 2: "license_plate" };
 
 const picture = document.getElementById("picture");
@@ -88,7 +88,9 @@ function detectorBoxes() {
   const W = item.width, H = item.height;
   const rel = (b) => [b[0] / W, b[1] / H, b[2] / W, b[3] / H];
   if (!isVideo()) {
-    return item.detections.map((d) => [rel(d.box), d.class, `${d.class === "face" ? "face" : "plate"} ${d.score.toFixed(2)}`, d.band === "review", null]);
+    const found = item.detections.map((d) => [rel(d.box), d.class, `${d.class === "face" ? "face" : "plate"} ${d.score.toFixed(2)}`, d.band === "review", null]);
+    // plate-like regions the cross-check found that no mask touches: look there, add a region if it is a plate
+    return found.concat((item.plate_cross_check || []).map((b) => [rel(b), "cross_check", "cross-check: unmasked?", true, null]));
   }
   const row = boxes.get(frame);
   if (!row) return [];

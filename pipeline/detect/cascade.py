@@ -1,0 +1,59 @@
+"""A second opinion on plates from another family of detector: OpenCV's Haar cascade, as a review signal.
+
+The plate model misses some plates at every scale (on openalpr_endtoend, a black Czech plate 300 px wide).
+A boosted cascade of Haar features, trained on other data with other features, fails elsewhere. Where it
+finds a plate-like region that no mask touches, a person should look. It never masks anything: its precision
+is far too low for that (signage, tail lights, radiator grilles), so it only routes the photo to review.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.errors import ModelError
+from pipeline.params import ReviewParams
+
+CASCADE = "haarcascade_russian_plate_number.xml"  # ships with opencv-python: nothing to download
+WORKING_SIDE = 1280  # the cascade runs on the photo scaled down to this long side, the scale it was measured at
+NO_MASK = 0.05  # a find counts as unmasked when the masks cover less than this share of it
+
+
+def plate_cascade_finds(rgb: np.ndarray, min_neighbors: int) -> np.ndarray:
+    """Boxes (N, 4: x1, y1, x2, y2 in ``rgb``'s pixels) of the plate-like regions the cascade finds.
+
+    Built per call (it loads in about a millisecond), so worker threads never share one."""
+    cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / CASCADE))  # type: ignore[attr-defined]
+    if cascade.empty():
+        raise ModelError(f"the plate cross-check's cascade {CASCADE} is missing from opencv-python's data")
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
+    scale = min(1.0, WORKING_SIDE / max(gray.shape[:2]))
+    if scale < 1.0:
+        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    found = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=min_neighbors)
+    if not len(found):
+        return np.zeros((0, 4), dtype=np.float32)
+    x, y, w, h = np.asarray(found, dtype=np.float32).T
+    return np.stack([x, y, x + w, y + h], axis=1) / np.float32(scale)
+
+
+def unmasked(boxes: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """The ``boxes`` that the boolean coverage map ``covered`` leaves (nearly) untouched."""
+    height, width = covered.shape[:2]
+    keep = []
+    for x1, y1, x2, y2 in boxes:
+        x0, y0 = max(0, int(x1)), max(0, int(y1))
+        x3, y3 = min(width, int(np.ceil(x2))), min(height, int(np.ceil(y2)))
+        region = covered[y0:y3, x0:x3]
+        keep.append(bool(region.size) and float(region.mean()) < NO_MASK)
+    return boxes[np.array(keep, dtype=bool)] if len(boxes) else boxes
+
+
+def cross_check_plates(rgb: np.ndarray, review: ReviewParams) -> np.ndarray:
+    """The cascade's plate-like finds in ``rgb`` (none when the profile turns the cross-check off); ``unmasked``
+    then keeps those no mask touches."""
+    if not review.plate_cross_check:
+        return np.zeros((0, 4), dtype=np.float32)
+    return plate_cascade_finds(rgb, review.plate_cross_check_neighbors)
