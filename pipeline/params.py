@@ -383,13 +383,9 @@ class ReviewParams(_Strict):
     # - "off": nothing; failures still go to failed/, and spot-checks still sample done files.
     policy: Literal["leak-risk", "strict", "off"] = "leak-risk"
 
-    # A second plate detector of another family (OpenCV's Haar cascade, shipped with opencv-python) looks at
-    # every photo; a plate-like region it finds that no mask touches is a leak risk (pipeline/detect/cascade.py).
-    # It never masks anything itself. Videos have their own signal (video.light_blind_review).
+    # Photos: a plate-like region a second plate detector (pipeline/detect/cascade.py) finds unmasked is a leak risk.
     plate_cross_check: bool = True
-    # How many overlapping cascade windows a find needs (OpenCV's minNeighbors): higher means fewer finds.
-    # 10 keeps the review rate at or under 5% on every development set (docs/evaluation.md).
-    plate_cross_check_neighbors: int = Field(default=10, ge=1)
+    plate_cross_check_neighbors: int = Field(default=10, ge=1)  # 5% of files in review at most (docs/evaluation.md)
 
     # A detection marked as a false positive is unmasked in the re-render only when this is on; either way
     # the mark is recorded in the audit trail. Off: a reviewer can add masks, never remove one.
