@@ -74,7 +74,7 @@ def _process_image(
     detections = engine.detect(loaded.rgb, progress=beat)
     beat()
     features = image_features(src, loaded.rgb, detections, params, loaded.format)  # drift statistics, before masking
-    plate_finds = cross_check_plates(loaded.rgb, params.review)  # before masking too: rgb may be the pixels masked
+    plate_finds = cross_check_plates(loaded.rgb, params)  # before masking too: rgb may be the pixels masked
     beat()
     regions = plan_regions(detections, params, loaded.pixels.shape)
     edit_counts = EditCounts()

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import ModelError
-from pipeline.params import ReviewParams
+from pipeline.params import Params
 
 CASCADE = "haarcascade_russian_plate_number.xml"  # ships with opencv-python: nothing to download
 WORKING_SIDE = 1280  # the cascade runs on the photo scaled down to this long side, the scale it was measured at
@@ -51,9 +51,9 @@ def unmasked(boxes: np.ndarray, covered: np.ndarray) -> np.ndarray:
     return boxes[np.array(keep, dtype=bool)] if len(boxes) else boxes
 
 
-def cross_check_plates(rgb: np.ndarray, review: ReviewParams) -> np.ndarray:
-    """The cascade's plate-like finds in ``rgb`` (none when the profile turns the cross-check off); ``unmasked``
-    then keeps those no mask touches."""
-    if not review.plate_cross_check:
+def cross_check_plates(rgb: np.ndarray, params: Params) -> np.ndarray:
+    """The cascade's plate-like finds in ``rgb``; none when the profile turns the cross-check off or does not
+    search plates at all (nothing of that class is masked then). ``unmasked`` keeps those no mask touches."""
+    if not params.review.plate_cross_check or "license_plate" not in params.detector.classes:
         return np.zeros((0, 4), dtype=np.float32)
-    return plate_cascade_finds(rgb, review.plate_cross_check_neighbors)
+    return plate_cascade_finds(rgb, params.review.plate_cross_check_neighbors)

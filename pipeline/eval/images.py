@@ -182,7 +182,7 @@ def _evaluate_image(info: dict, annotations: list[dict], images_dir: Path, param
     return _ImageResult(
         info["id"], info["file_name"], detections, np.array(box_coverage), annotations,
         int(covered.sum()), int((covered & ~gt_area).sum()), covered.size,
-        photo_findings(shipped, params, len(unmasked(cross_check_plates(loaded.rgb, params.review), covered))),
+        photo_findings(shipped, params, len(unmasked(cross_check_plates(loaded.rgb, params), covered))),
     )
 
 

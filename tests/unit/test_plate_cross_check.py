@@ -47,13 +47,22 @@ def test_no_finds_and_finds_outside_the_image():
     assert len(unmasked(outside, covered_map())) == 0  # no pixel of the image: nothing to show a person
 
 
-def test_switched_off_the_cascade_is_not_run(monkeypatch):
+@pytest.mark.parametrize("profile", [
+    {"review": {"plate_cross_check": False}},
+    {"detector": {"classes": ["face"]}},  # plates are not searched, so none is masked: nothing to cross-check
+], ids=["switched-off", "faces-only"])
+def test_the_cascade_is_not_run_where_the_profile_does_not_want_it(monkeypatch, profile):
     def fail(*args):
-        raise AssertionError("the cascade ran although the profile switched the cross-check off")
+        raise AssertionError("the cascade ran")
 
     monkeypatch.setattr(cascade, "plate_cascade_finds", fail)
     rgb = np.zeros((64, 64, 3), np.uint8)
-    assert cross_check_plates(rgb, ReviewParams(plate_cross_check=False)).shape == (0, 4)
+    assert cross_check_plates(rgb, Params.model_validate(profile)).shape == (0, 4)
+
+
+def test_the_shipped_profile_runs_the_cascade(monkeypatch):
+    monkeypatch.setattr(cascade, "plate_cascade_finds", lambda rgb, neighbours: np.array([[1, 2, 3, 4]], np.float32))
+    assert cross_check_plates(np.zeros((64, 64, 3), np.uint8), Params()).tolist() == [[1, 2, 3, 4]]
 
 
 def test_finds_come_back_in_the_photos_own_pixels(monkeypatch):
