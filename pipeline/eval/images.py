@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pipeline import __version__
 from pipeline.detect.cascade import cross_check_plates, unmasked
@@ -62,6 +62,7 @@ class ReviewRouting(BaseModel):
     leak_capture: float | None  # captured / leaking; None without leaks
     reasons: dict[str, int]  # files per kind of reason (a file may have several)
     review_rate_strict: float  # what "strict" (every review-band detection) would route, for comparison
+    files: dict[str, list[str]] = Field(default_factory=dict)  # each routed file: the reasons it went to review, as its sidecar gives them
 
 
 class EvalReport(BaseModel):
@@ -160,6 +161,7 @@ def _review_routing(results: list[_ImageResult], policy: str) -> ReviewRouting:
         policy=policy, routed=len(routed), review_rate=round(len(routed) / files, 4), leaking=len(leaking),
         captured=captured, leak_capture=round(captured / len(leaking), 4) if leaking else None,
         reasons=dict(reasons), review_rate_strict=round(strict / files, 4),
+        files={r.file_name: [f.text for f in r.findings if routed_by(f, policy)] for r in routed},
     )
 
 

@@ -27,11 +27,13 @@ def test_review_rate_and_leak_capture_follow_the_policy():
     assert (risk.routed, risk.leaking, risk.captured) == (1, 2, 1)
     assert risk.review_rate == 0.25 and risk.leak_capture == 0.5 and risk.review_rate_strict == 0.75
     assert risk.reasons == {"face review band, NOT masked": 1}
+    assert risk.files == {"2.jpg": ["1 face detection(s) in the review band, NOT masked"]}  # which, and why
     strict = _review_routing(results, "strict")
     assert (strict.routed, strict.captured, strict.leak_capture) == (3, 2, 1.0)
     assert strict.reasons == {"face review band, NOT masked": 1, "face review band, masked": 2}
+    assert sorted(strict.files) == ["2.jpg", "3.jpg", "4.jpg"]
     off = _review_routing(results, "off")
-    assert (off.routed, off.review_rate, off.leak_capture) == (0, 0.0, 0.0)
+    assert (off.routed, off.review_rate, off.leak_capture) == (0, 0.0, 0.0) and off.files == {}
 
 
 def test_a_set_without_leaks_has_no_capture_figure():
