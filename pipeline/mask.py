@@ -16,6 +16,7 @@ import numpy as np
 from pipeline.params import DetectorParams, MaskParams, Params
 from pipeline.records import Detections, MaskRegion, ObjectClass
 
+NO_MASK = 0.05  # a box counts as unmasked when the masks cover less than this share of it (``unmasked``)
 BLUR_SUPERSAMPLE = 4  # pixels per blur cell where the blur is smoothed, before scaling up to the region
 
 
@@ -95,6 +96,17 @@ def coverage(shape: tuple[int, ...], regions: list[MaskRegion], params: MaskPara
         if x1 > x0 and y1 > y0:
             covered[y0:y1, x0:x1] |= region_footprint(y1 - y0, x1 - x0, params.shape)
     return covered
+
+
+def unmasked(boxes: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """The ``boxes`` (N, 4) that the coverage map ``covered`` leaves (nearly) untouched; a box with no pixel in
+    the image is not among them."""
+    keep = np.zeros(len(boxes), dtype=bool)
+    for index, box in enumerate(boxes):
+        x0, y0, x1, y1 = pixel_bounds(box, covered.shape)
+        region = covered[y0:y1, x0:x1]
+        keep[index] = bool(region.size) and float(region.mean()) < NO_MASK
+    return boxes[keep]
 
 
 def apply_masks(image: np.ndarray, regions: list[MaskRegion], params: MaskParams) -> np.ndarray:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.detect.cascade import cross_check_plates, unmasked
+from pipeline.detect.cascade import cross_check_plates
 from pipeline.detect.catalogue import sha256_of
 from pipeline.detect.engine import Engine
 from pipeline.edits import EditCounts, Edits
 from pipeline.errors import InputError, VeilError
 from pipeline.features import image_features
-from pipeline.mask import apply_masks, coverage, plan_regions
+from pipeline.mask import apply_masks, coverage, plan_regions, unmasked
 from pipeline.media.image import load_image, output_format, save_image
 from pipeline.media.sniff import sniff
 from pipeline.params import Params
@@ -59,6 +59,18 @@ def process_file(
     return report
 
 
+def _left_unmasked(finds: np.ndarray, regions: list[MaskRegion], edits: Edits, shape: tuple[int, ...], params: Params) -> np.ndarray:
+    """The cross-check's ``finds`` that no applied mask (the regions, the edits' adds) touches and no ignore zone
+    holds. The coverage map is drawn only when there is a find: most photos have none."""
+    if not len(finds):
+        return finds
+    covered = coverage(shape, regions, params.mask)
+    edits.cover_adds(covered, 0)
+    left = [box for box in unmasked(finds, covered)
+            if not edits.suppresses(MaskRegion(tuple(box), ObjectClass.LICENSE_PLATE, 0.0), shape, 0)]
+    return np.array(left, dtype=np.float32).reshape(-1, 4)
+
+
 def _still() -> None:
     """No one listens for progress."""
 
@@ -81,16 +93,12 @@ def _process_image(
     regions, _ = edits.filter_regions(regions, loaded.pixels.shape, 0, edit_counts)
     apply_masks(loaded.pixels, regions, params.mask)
     edits.apply_adds(loaded.pixels, 0, params.mask, edit_counts)
-    covered = coverage(loaded.pixels.shape, regions, params.mask)
-    edits.cover_adds(covered, 0)
 
     target_format = output_format(report.input.name, loaded.format)
     beat()
     notes = loaded.notes + save_image(loaded, dst, target_format, params.output)
     report.output = output_info(report.input.name, dst, "image", target_format, width, height, notes)
-    unmasked_finds = [box for box in unmasked(plate_finds, covered)  # an ignore zone silences the cross-check too
-                      if not edits.suppresses(MaskRegion(tuple(box), ObjectClass.LICENSE_PLATE, 0.0), loaded.pixels.shape, 0)]
-    record_detections(report, detections, params, np.array(unmasked_finds).reshape(-1, 4))
+    record_detections(report, detections, params, _left_unmasked(plate_finds, regions, edits, loaded.pixels.shape, params))
     unmark_suppressed(report, detections, params, loaded.pixels.shape, edits)
     report.edits = edits.summary(edit_counts)
     report.features = features

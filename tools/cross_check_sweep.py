@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.detect.cascade import plate_cascade_finds, unmasked
+from pipeline.detect.cascade import plate_cascade_finds
 from pipeline.eval.images import COVERED
-from pipeline.mask import coverage, plan_regions
+from pipeline.mask import coverage, plan_regions, unmasked
 from pipeline.media.image import load_image
 from pipeline.params import Params
 

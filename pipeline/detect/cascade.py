@@ -18,7 +18,6 @@ from pipeline.params import Params
 
 CASCADE = "haarcascade_russian_plate_number.xml"  # ships with opencv-python: nothing to download
 WORKING_SIDE = 1280  # the cascade runs on the photo scaled down to this long side, the scale it was measured at
-NO_MASK = 0.05  # a find counts as unmasked when the masks cover less than this share of it
 
 
 def plate_cascade_finds(rgb: np.ndarray, min_neighbors: int) -> np.ndarray:
@@ -39,21 +38,10 @@ def plate_cascade_finds(rgb: np.ndarray, min_neighbors: int) -> np.ndarray:
     return np.stack([x, y, x + w, y + h], axis=1) / np.float32(scale)
 
 
-def unmasked(boxes: np.ndarray, covered: np.ndarray) -> np.ndarray:
-    """The ``boxes`` that the boolean coverage map ``covered`` leaves (nearly) untouched."""
-    height, width = covered.shape[:2]
-    keep = []
-    for x1, y1, x2, y2 in boxes:
-        x0, y0 = max(0, int(x1)), max(0, int(y1))
-        x3, y3 = min(width, int(np.ceil(x2))), min(height, int(np.ceil(y2)))
-        region = covered[y0:y3, x0:x3]
-        keep.append(bool(region.size) and float(region.mean()) < NO_MASK)
-    return boxes[np.array(keep, dtype=bool)] if len(boxes) else boxes
-
-
 def cross_check_plates(rgb: np.ndarray, params: Params) -> np.ndarray:
     """The cascade's plate-like finds in ``rgb``; none when the profile turns the cross-check off or does not
-    search plates at all (nothing of that class is masked then). ``unmasked`` keeps those no mask touches."""
+    search plates at all (nothing of that class is masked then). ``pipeline.mask.unmasked`` keeps those no
+    mask touches."""
     if not params.review.plate_cross_check or "license_plate" not in params.detector.classes:
         return np.zeros((0, 4), dtype=np.float32)
     return plate_cascade_finds(rgb, params.review.plate_cross_check_neighbors)

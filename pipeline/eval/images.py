@@ -19,10 +19,10 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from pipeline import __version__
-from pipeline.detect.cascade import cross_check_plates, unmasked
+from pipeline.detect.cascade import cross_check_plates
 from pipeline.detect.engine import Engine
 from pipeline.detect.nms import iou_matrix
-from pipeline.mask import coverage, pixel_bounds, plan_regions
+from pipeline.mask import coverage, pixel_bounds, plan_regions, unmasked
 from pipeline.media.image import load_image
 from pipeline.params import Params
 from pipeline.records import Detections, ObjectClass

@@ -10,7 +10,8 @@ import pydantic
 import pytest
 
 from pipeline.detect import cascade
-from pipeline.detect.cascade import NO_MASK, cross_check_plates, unmasked
+from pipeline.detect.cascade import cross_check_plates
+from pipeline.mask import NO_MASK, unmasked
 from pipeline.params import Params, ReviewParams
 
 
