@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.detect.nms import iou_matrix
+from pipeline.detect.nms import box_area, intersection, iou_matrix
 from pipeline.eval.images import COVERED, label_bounds
 from pipeline.mask import region_box
 from pipeline.params import Params
@@ -32,9 +32,7 @@ FACTORS = np.arange(0.40, 1.61, 0.02)
 
 
 def covered_share(mask: tuple[float, ...], label: np.ndarray) -> float:
-    width = max(0.0, min(mask[2], label[2]) - max(mask[0], label[0]))
-    height = max(0.0, min(mask[3], label[3]) - max(mask[1], label[1]))
-    return width * height / max(1e-9, float((label[2] - label[0]) * (label[3] - label[1])))
+    return float(intersection(np.array([mask]), label[None])[0, 0] / max(1e-9, float(box_area(label[None])[0])))
 
 
 def smallest_factor(mask: tuple[float, float, float, float], label: np.ndarray) -> float:
