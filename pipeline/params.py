@@ -63,8 +63,7 @@ class ModelSpec(_Strict):
     sha256: str | None = None  # pin: a mismatch refuses to load
     # On the CPU, run in 8-bit integers with the calibration Veil ships for the file (pipeline/detect/int8.py);
     # a file without one refuses to load; ignored on a GPU. None: as the catalogue says for a default model
-    # file, by name or pinned by checksum (platedet yes, CenterFace no: docs/models.md#int8-on-the-cpu), no
-    # for any other file.
+    # file, by name or pinned by checksum (both shipped files: docs/models.md#int8-on-the-cpu), else no.
     int8: bool | None = None
 
 
@@ -361,9 +360,10 @@ class RuntimeParams(_Strict):
     # other workers need. Off, 1080p video took 10-15% less CPU time and 5% less wall time on 2 cores, photos
     # 14% less CPU and 8% less wall (docs/benchmarks.md); on for a host with cores to spare and one worker.
     spin_wait: bool = False
-    # Half precision. Measured on an H200 (bench/gpu.py), it gained nothing end to end: per-call overheads,
-    # not arithmetic, bound these small networks there. Float32 stays the default.
+    # Half precision gained nothing end to end on an H200 (bench/gpu.py): per-call overheads bound these networks.
     precision: Literal["fp32", "fp16"] = "fp32"
+    # The most windows of one image a network takes in one call; a call also holds at most a 1080p frame's pixels.
+    max_batch: int = Field(default=64, ge=1)  # 1: no batching (docs/benchmarks.md, "Batched network calls")
     model_dir: Path | None = None  # None: the environment's share/veil/models
 
     @property

@@ -46,6 +46,7 @@ class Family:
     name: str
     fixed_input: bool  # the file fixes a square input side (letterboxed); False: any size, graph made dynamic
     prepare: Callable[[onnx.ModelProto], None]
+    input_divisor: float  # the network's input is the pixels divided by this (pipeline/detect/frontend.py)
     build: Callable[[ort.InferenceSession, int], Detector]  # (session, number of classes the model declares)
 
 

@@ -33,18 +33,18 @@ class CenterFace:
 
     def run_once(self, options: ort.RunOptions) -> None:
         """One run on the smallest input, with ``options`` (e.g. arena shrinkage)."""
-        blob = np.zeros((1, 3, ALIGN, ALIGN), dtype=np.float32)
+        blob = np.zeros((1, ALIGN, ALIGN, 3), dtype=np.uint8)
         self.session.run(self.output_names, {self.input_name: blob}, options)
 
     def batch(self, images: list[np.ndarray], min_score: float) -> list[Found]:
         """``__call__`` on several images of one size in a single run (one call's overhead, not many)."""
         height, width = images[0].shape[:2]
         padded_h, padded_w = -(-height // ALIGN) * ALIGN, -(-width // ALIGN) * ALIGN
-        blob = np.zeros((len(images), 3, padded_h, padded_w), dtype=np.float32)
+        blob = np.zeros((len(images), padded_h, padded_w, 3), dtype=np.uint8)  # the graph converts (frontend.py)
         for slot, rgb in zip(blob, images):
             if rgb.shape[:2] != (height, width):
                 raise ValueError(f"a batch takes images of one size: {rgb.shape[:2]} and {(height, width)}")
-            slot[:, :height, :width] = rgb.transpose(2, 0, 1)
+            slot[:height, :width] = rgb
         heatmap, scale, offset = self.session.run(self.output_names, {self.input_name: blob})
         return [decode(heatmap[i, 0], scale[i], offset[i], min_score, height, width) for i in range(len(images))]
 
@@ -68,4 +68,4 @@ def _build(session: ort.InferenceSession, num_classes: int) -> CenterFace:
 
 
 # Fully convolutional: the stored fixed shape is freed, so crops and frames of any size run as they are.
-register(Family("centerface", fixed_input=False, prepare=make_spatial_dims_dynamic, build=_build))
+register(Family("centerface", fixed_input=False, prepare=make_spatial_dims_dynamic, input_divisor=1.0, build=_build))

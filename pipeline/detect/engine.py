@@ -15,7 +15,7 @@ from pipeline.detect.families import family
 from pipeline.detect.mosaic import detect_packed
 from pipeline.detect.nms import merge
 from pipeline.detect.onnx import load_session
-from pipeline.detect.windows import Window, plan_windows, roi_windows
+from pipeline.detect.windows import Window, batches, plan_windows, roi_windows
 from pipeline.errors import ModelError, QuantizationError
 from pipeline.params import DetectorParams, ModelSpec, RuntimeParams, ScalePlan
 from pipeline.qc import ModelRecord
@@ -38,7 +38,7 @@ ROI_MAX_AREA = 0.5  # share of the picture
 ROI_MAX_PACKED_WINDOWS = 64
 # A batch holds at most this many pixels (a 1080p frame), so its activations are no larger than a
 # whole-frame pass's: on 4K frames the windows are large and an unbounded batch grew memory by 400 MB.
-ROI_BATCH_PIXELS = 1920 * 1088
+BATCH_PIXELS = 1920 * 1088
 
 
 def _still() -> None:
@@ -46,9 +46,10 @@ def _still() -> None:
 
 
 class Engine:
-    def __init__(self, detectors: list[_Loaded], params: DetectorParams):
+    def __init__(self, detectors: list[_Loaded], params: DetectorParams, *, max_batch: int = RuntimeParams().max_batch):
         self._detectors = detectors
         self.params = params
+        self.max_batch = max_batch  # windows per network call (RuntimeParams.max_batch)
 
     @classmethod
     def load(cls, detector: DetectorParams, runtime: RuntimeParams = RuntimeParams()) -> "Engine":
@@ -61,7 +62,7 @@ class Engine:
                 raise ModelError(f"model {settings.model.name!r} does not declare class {label!r} "
                                  f"(declares {settings.model.classes})")
             loaded.append(_load_one(settings.model, object_class, settings.scales, model_dir, runtime))
-        return cls(loaded, detector)
+        return cls(loaded, detector, max_batch=runtime.max_batch)
 
     @property
     def model_records(self) -> list[ModelRecord]:
@@ -134,14 +135,15 @@ class Engine:
         windows = plan_windows(height, width, plan, detector.network.fixed_input)
         return self._run_windows(detector, rgb, windows, floor, progress)
 
-    @staticmethod
     def _run_windows(
-        detector: _Loaded, rgb: np.ndarray, windows: list[Window], floor: float, progress: Callable[[], None] = _still,
+        self, detector: _Loaded, rgb: np.ndarray, windows: list[Window], floor: float,
+        progress: Callable[[], None] = _still,
     ) -> Detections:
+        """The windows in batches (``batches``): one network call each, ``progress`` after each."""
         found = []
-        for window in windows:
-            boxes, scores = detector.network(window.crop(rgb), floor)
-            found.append(Detections.of(window.to_source(boxes), scores, detector.object_class))
+        for batch in batches(windows, detector.network.fixed_input, self.max_batch, BATCH_PIXELS):
+            results = detector.network.batch([w.crop(rgb) for w in batch], floor)
+            found += [Detections.of(w.to_source(b), s, detector.object_class) for w, (b, s) in zip(batch, results)]
             progress()
         return Detections.concat(found)
 
@@ -172,26 +174,11 @@ class Engine:
             if packed_too_many or area > ROI_MAX_AREA * height * width:
                 plan = (scales or {}).get(detector.object_class, detector.scales)
                 windows = plan_windows(height, width, plan, detector.network.fixed_input)[:1]  # the whole image
-            around = self._around_packed if detector.network.fixed_input else self._around_batched
-            found += around(detector, rgb, windows, floor, progress or _still)
+            if detector.network.fixed_input:
+                found += self._around_packed(detector, rgb, windows, floor, progress or _still)
+            else:
+                found.append(self._run_windows(detector, rgb, windows, floor, progress or _still))
         return self.merged(Detections.concat(found))
-
-    @staticmethod
-    def _around_batched(
-        detector: _Loaded, rgb: np.ndarray, windows: list[Window], floor: float, progress: Callable[[], None],
-    ) -> list[Detections]:
-        by_size: dict[tuple[int, int], list[Window]] = {}
-        for window in windows:
-            by_size.setdefault(window.crop_size, []).append(window)
-        found = []
-        for size, same_size in by_size.items():
-            per_batch = max(1, ROI_BATCH_PIXELS // (size[0] * size[1]))
-            for start in range(0, len(same_size), per_batch):
-                batch = same_size[start : start + per_batch]
-                results = detector.network.batch([w.crop(rgb) for w in batch], floor)
-                found += [Detections.of(w.to_source(b), s, detector.object_class) for w, (b, s) in zip(batch, results)]
-                progress()
-        return found
 
     @staticmethod
     def _around_packed(
@@ -248,6 +235,7 @@ def _load_one(
         return load_session(
             path, device=runtime.device, threads=runtime.threads, expected_sha256=pinned, prepare=kind.prepare,
             dynamic_input=not kind.fixed_input, fp16=runtime.fp16, int8=int8, spin_wait=runtime.spin_wait,
+            input_divisor=kind.input_divisor,
         )
 
     try:

@@ -9,6 +9,7 @@ import onnx
 import onnxruntime as ort
 
 from pipeline.detect.catalogue import sha256_of
+from pipeline.detect.frontend import take_rgb_bytes
 from pipeline.detect.int8 import quantized
 from pipeline.errors import ModelError
 
@@ -50,33 +51,22 @@ def load_session(
     fp16: bool = False,
     int8: bool = False,
     spin_wait: bool = False,
+    input_divisor: float | None = None,
 ) -> tuple[ort.InferenceSession, str]:
     """Load, verify and (optionally) rewrite a model, then build its session. Returns (session, sha256).
 
     ``dynamic_input``: the model is fed many input sizes. ``fp16``: run in half precision (GPU), inputs and
     outputs kept in float32. ``int8``: quantize to 8-bit integers with the ranges Veil ships for this file
     (CPU, ``pipeline.detect.int8``). ``spin_wait``: let the intra-op threads spin while idle (``RuntimeParams``).
+    ``input_divisor``: the graph takes uint8 NHWC pixels and converts them itself, dividing by this
+    (``pipeline.detect.frontend``); None keeps the stored input.
     """
     if not path.is_file():
         raise ModelError(f"model file not found: {path} (run ./install.sh to fetch the default models)")
     digest = sha256_of(path)
     if expected_sha256 and digest != expected_sha256:
         raise ModelError(f"checksum mismatch for {path.name}: expected {expected_sha256}, got {digest}")
-    try:
-        model = onnx.load(str(path))
-        if prepare is not None:
-            prepare(model)
-        if int8:
-            model = quantized(model, digest)
-        if fp16:
-            from onnxruntime.transformers.float16 import convert_float_to_float16
-
-            model = convert_float_to_float16(model, keep_io_types=True)
-        payload = model.SerializeToString()
-    except ModelError:
-        raise
-    except Exception as error:  # a corrupt protobuf raises a variety of errors
-        raise ModelError(f"cannot read model {path.name}: {error}") from error
+    payload = _rewritten(path, digest, prepare, int8=int8, fp16=fp16, input_divisor=input_divisor)
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -96,6 +86,30 @@ def load_session(
     except Exception as error:
         raise ModelError(f"onnxruntime cannot load {path.name}: {error}") from error
     return session, digest
+
+
+def _rewritten(
+    path: Path, digest: str, prepare: Callable[[onnx.ModelProto], None] | None, *, int8: bool, fp16: bool,
+    input_divisor: float | None,
+) -> bytes:
+    """The model file as the session gets it: the family's rewrite, then int8 or fp16, then the uint8 input."""
+    try:
+        model = onnx.load(str(path))
+        if prepare is not None:
+            prepare(model)
+        if int8:
+            model = quantized(model, digest)
+        if fp16:
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+
+            model = convert_float_to_float16(model, keep_io_types=True)
+        if input_divisor is not None:
+            take_rgb_bytes(model, input_divisor)
+        return model.SerializeToString()
+    except ModelError:
+        raise
+    except Exception as error:  # a corrupt protobuf raises a variety of errors
+        raise ModelError(f"cannot read model {path.name}: {error}") from error
 
 
 def make_spatial_dims_dynamic(model: onnx.ModelProto) -> None:

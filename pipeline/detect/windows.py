@@ -7,6 +7,7 @@ a window is mapped back with ``to_source``, so all passes speak source pixels an
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -47,6 +48,20 @@ class Window:
         mapped = boxes * np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
         mapped += np.array([self.x0, self.y0, self.x0, self.y0], dtype=np.float32)
         return mapped
+
+
+def batches(windows: list[Window], fixed_input: int | None, most: int, pixels: int) -> Iterator[list[Window]]:
+    """``windows`` in the runs a network takes in one call: at most ``most`` windows and ``pixels`` input
+    pixels a run (at least one window). A fixed-input network letterboxes every window to its square, so any
+    windows share a run, in order; a free-input one takes windows of one crop size, grouped by size."""
+    groups: dict[tuple[int, int] | None, list[Window]] = {}
+    for window in windows:
+        groups.setdefault(None if fixed_input else window.crop_size, []).append(window)
+    for size, group in groups.items():
+        area = fixed_input * fixed_input if fixed_input else size[0] * size[1] if size else 1
+        per_run = max(1, min(most, pixels // area))
+        for start in range(0, len(group), per_run):
+            yield group[start : start + per_run]
 
 
 def tile_starts(length: int, tile: int, overlap: float) -> list[int]:

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
+from onnx import numpy_helper
 
 from pipeline.detect.base import Family, Found, register
 from pipeline.errors import ModelError
@@ -18,6 +19,30 @@ def drop_extra_outputs(model: onnx.ModelProto) -> None:
     first = model.graph.output[0]
     del model.graph.output[1:]
     model.graph.output[0].CopyFrom(first)
+
+
+def free_batch(model: onnx.ModelProto) -> None:
+    """Let the graph take a batch of images. Exports fix the batch at 1, in the input and output shapes and
+    as a literal 1 leading the shape of every Reshape in the head (``[1, 32, -1]``, ``[1, 4, 16, 8400]``);
+    a leading 0 copies the input's batch instead. The batch is the first dimension throughout."""
+    graph = model.graph
+    for value in (graph.input[0], graph.output[0]):
+        first = value.type.tensor_type.shape.dim[0]
+        first.ClearField("dim_value")
+        first.dim_param = "batch"
+    shapes = {node.input[1] for node in graph.node if node.op_type == "Reshape"}
+    for index, weight in enumerate(graph.initializer):
+        if weight.name in shapes:
+            shape = numpy_helper.to_array(weight).copy()
+            if shape.size and shape[0] == 1:
+                shape[0] = 0
+                graph.initializer[index].CopyFrom(numpy_helper.from_array(shape, weight.name))
+    del graph.value_info[:]  # stale batch-1 shapes of intermediate tensors
+
+
+def prepare(model: onnx.ModelProto) -> None:
+    drop_extra_outputs(model)
+    free_batch(model)
 
 
 class Letterbox:
@@ -48,8 +73,8 @@ class Letterbox:
 
 
 class Yolo:
-    """A fixed-input ``Detector``. ``version`` 8: output (1, 4 + classes [+ mask coeffs], anchors);
-    5: (1, anchors, 5 + classes)."""
+    """A fixed-input ``Detector``. ``version`` 8: output (batch, 4 + classes [+ mask coeffs], anchors);
+    5: (batch, anchors, 5 + classes). Its input is uint8 NHWC, letterboxed (pipeline/detect/frontend.py)."""
 
     fixed_input: int
 
@@ -57,7 +82,7 @@ class Yolo:
         inputs = session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
             raise ModelError("YOLO contract: one NCHW input")
-        height, width = inputs[0].shape[2:]
+        height, width = inputs[0].shape[1:3]
         if not (isinstance(height, int) and height == width):
             raise ModelError(f"YOLO contract: a fixed square input, got {inputs[0].shape}")
         self.session = session
@@ -65,28 +90,30 @@ class Yolo:
         self.num_classes = num_classes
         self.fixed_input = height
         self.input_name = inputs[0].name
-        self.input_dtype: type[np.floating] = np.float16 if "float16" in inputs[0].type else np.float32
         self.output_name = session.get_outputs()[0].name
         rank_ok = len(session.get_outputs()[0].shape) == 3
         if not rank_ok:
             raise ModelError(f"YOLO contract: a 3-D detection output, got {session.get_outputs()[0].shape}")
 
     def __call__(self, rgb: np.ndarray, min_score: float) -> Found:
-        height, width = rgb.shape[:2]
-        letterbox = Letterbox(height, width, self.fixed_input)
-        blob = letterbox.apply(rgb).transpose(2, 0, 1)[None].astype(self.input_dtype) / self.input_dtype(255)
-        (raw,) = self.session.run([self.output_name], {self.input_name: blob})
-        boxes, scores = self._decode(raw[0].astype(np.float32), min_score)
-        boxes = letterbox.invert(boxes)
-        return np.clip(boxes, 0, [width, height, width, height]).astype(np.float32), scores
+        return self.batch([rgb], min_score)[0]
 
     def batch(self, images: list[np.ndarray], min_score: float) -> list[Found]:
-        """One run per image: every image is letterboxed to the same input anyway."""
-        return [self(rgb, min_score) for rgb in images]
+        """Images of any sizes in one run: each is letterboxed to the input on its own."""
+        letterboxes = [Letterbox(rgb.shape[0], rgb.shape[1], self.fixed_input) for rgb in images]
+        blob = np.stack([letterbox.apply(rgb) for letterbox, rgb in zip(letterboxes, images)])
+        (raw,) = self.session.run([self.output_name], {self.input_name: blob})
+        found = []
+        for letterbox, rgb, one in zip(letterboxes, images, raw):
+            height, width = rgb.shape[:2]
+            boxes, scores = self._decode(one.astype(np.float32), min_score)
+            boxes = np.clip(letterbox.invert(boxes), 0, [width, height, width, height]).astype(np.float32)
+            found.append((boxes, scores))
+        return found
 
     def run_once(self, options: ort.RunOptions) -> None:
         """One run on a blank input, with ``options`` (e.g. arena shrinkage)."""
-        blob = np.zeros((1, 3, self.fixed_input, self.fixed_input), dtype=self.input_dtype)
+        blob = np.zeros((1, self.fixed_input, self.fixed_input, 3), dtype=np.uint8)
         self.session.run([self.output_name], {self.input_name: blob}, options)
 
     def _decode(self, raw: np.ndarray, min_score: float) -> Found:
@@ -106,7 +133,7 @@ def _family(version: int) -> Family:
     def build(session: ort.InferenceSession, num_classes: int) -> Yolo:
         return Yolo(session, version=version, num_classes=num_classes)
 
-    return Family(f"yolov{version}", fixed_input=True, prepare=drop_extra_outputs, build=build)
+    return Family(f"yolov{version}", fixed_input=True, prepare=prepare, input_divisor=255.0, build=build)
 
 
 for _version in (8, 5):  # each family carries its version: the output layout differs

@@ -9,9 +9,9 @@ import pytest
 
 from pipeline.detect.catalogue import default_model_dir, find_source
 from pipeline.detect.engine import Engine
+from pipeline.detect.families import family
 from pipeline.detect.int8 import calibration_for, quantized
 from pipeline.detect.onnx import make_spatial_dims_dynamic
-from pipeline.detect.yolo import drop_extra_outputs
 from pipeline.errors import ModelError, QuantizationError
 from pipeline.eval.images import COVERED
 from pipeline.mask import coverage, pixel_bounds, plan_regions
@@ -40,7 +40,7 @@ def test_the_quantized_graph_has_integer_convolutions_and_float_predictions():
     source = find_source("platedet")
     assert source is not None
     model = onnx.load(str(default_model_dir() / source.file_name))
-    drop_extra_outputs(model)
+    family(source.family).prepare(model)
     graph = quantized(model, source.sha256).graph
     ops = [node.op_type for node in graph.node]
     assert ops.count("QuantizeLinear") > 50 and ops.count("DequantizeLinear") > 50

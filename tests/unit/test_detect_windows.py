@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.detect.windows import ROI_SIDES, roi_windows
+from pipeline.detect.windows import ROI_SIDES, Window, batches, roi_windows
 
 
 def test_a_window_is_centred_on_the_box_and_grown_by_the_context_to_a_ladder_side():
@@ -31,3 +31,27 @@ def test_a_window_larger_than_the_image_is_clipped_to_it():
 
 def test_a_box_outside_the_picture_gives_no_window():
     assert roi_windows(480, 640, np.array([[700, 500, 760, 560]]), 1.0, 64) == []
+
+
+def _sized(side: int, count: int, scale: float = 1.0) -> list[Window]:
+    return [Window(index, 0, index + side, side, scale) for index in range(count)]
+
+
+def test_a_fixed_input_network_takes_any_windows_together_in_order_up_to_the_bounds():
+    windows = _sized(100, 3) + _sized(700, 4)  # every window is letterboxed to 640 anyway
+    runs = list(batches(windows, 640, most=4, pixels=10 * 640 * 640))
+    assert [len(run) for run in runs] == [4, 3]
+    assert [w for run in runs for w in run] == windows
+    by_pixels = list(batches(windows, 640, most=64, pixels=2 * 640 * 640 + 1))
+    assert [len(run) for run in by_pixels] == [2, 2, 2, 1]
+
+
+def test_a_free_input_network_takes_windows_of_one_size_together():
+    small, large = _sized(64, 5), _sized(512, 3)
+    runs = list(batches([small[0], large[0], *small[1:], *large[1:]], None, most=4, pixels=600 * 600))
+    assert [[w.crop_size for w in run] for run in runs] == [[(64, 64)] * 4, [(64, 64)], [(512, 512)], [(512, 512)], [(512, 512)]]
+
+
+def test_a_window_larger_than_the_pixel_bound_still_runs_alone():
+    assert [len(run) for run in batches(_sized(2000, 2), None, most=8, pixels=1000)] == [1, 1]
+    assert [len(run) for run in batches(_sized(100, 3), None, most=1, pixels=10**9)] == [1, 1, 1]

@@ -95,3 +95,31 @@ def test_a_scale_override_replaces_one_class_plan_only():
     engine.detect(IMAGE, scales={ObjectClass.FACE: light})
     assert len(networks[ObjectClass.FACE].seen) == expected_windows(light, None) == 1
     assert len(networks[ObjectClass.LICENSE_PLATE].seen) == expected_windows(PLATE_PLAN, 640)
+
+
+class CountingNetwork(StubNetwork):
+    """Also remembers how many images each call took."""
+
+    def __init__(self, fixed_input: int | None):
+        super().__init__(fixed_input)
+        self.calls: list[int] = []
+
+    def batch(self, images: list[np.ndarray], min_score: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        self.calls.append(len(images))
+        return super().batch(images, min_score)
+
+
+@pytest.mark.parametrize("max_batch", [1, 3, 64])
+def test_windows_go_to_the_network_in_batches_each_once(max_batch):
+    engine, _ = stub_engine(("face", "license_plate"))
+    for index, loaded in enumerate(engine._detectors):
+        engine._detectors[index] = loaded.__class__(loaded.spec, CountingNetwork(loaded.network.fixed_input),
+                                                     loaded.object_class, loaded.scales, loaded.record)
+    batched = Engine(engine._detectors, engine.params, max_batch=max_batch)
+    ticks: list[int] = []
+    found = batched.detect(IMAGE, progress=lambda: ticks.append(1))
+    plate = next(d.network for d in batched._detectors if d.object_class is ObjectClass.LICENSE_PLATE)
+    assert sum(plate.calls) == expected_windows(PLATE_PLAN, 640) == len(plate.seen)
+    assert max(plate.calls) <= max_batch and (max_batch == 1 or max(plate.calls) > 1)
+    assert len(ticks) == sum(len(d.network.calls) for d in batched._detectors)  # a heartbeat per call
+    assert len(found) >= 1

@@ -1,0 +1,90 @@
+"""The shipped networks take the picture's bytes and batches of windows (pipeline/detect/frontend.py,
+``free_batch``, ``batches``), and find exactly what they found one window at a time with the host's
+conversion: real models, real photos, every class at once."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.detect.catalogue import default_model_dir, find_source
+from pipeline.detect.engine import Engine
+from pipeline.detect.families import family
+from pipeline.detect.onnx import load_session
+from pipeline.detect.yolo import Letterbox
+from pipeline.media.image import load_image
+from pipeline.params import RuntimeParams
+from pipeline.records import ObjectClass
+
+from tests.conftest import eval_set
+
+PLATE = ObjectClass.LICENSE_PLATE
+
+
+def _photos(name: str, every: int) -> list[np.ndarray]:
+    folder = eval_set(name)
+    images = json.loads((folder / "annotations.json").read_text())["images"][::every]
+    return [load_image(folder / "images" / info["file_name"], 40_000_000).rgb for info in images]
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[np.ndarray]:
+    return _photos("openalpr_endtoend", 90) + _photos("rbnr_faces", 65)
+
+
+def test_the_shipped_sessions_take_uint8_pixels_and_the_plate_graph_a_batch(engine):
+    for loaded in engine._detectors:
+        [feed] = loaded.network.session.get_inputs()
+        assert feed.type == "tensor(uint8)" and feed.shape[3] == 3, (loaded.spec.name, feed)
+        assert isinstance(feed.shape[0], str), f"{loaded.spec.name}: the batch is fixed at {feed.shape[0]}"
+    assert engine.max_batch == RuntimeParams().max_batch > 1
+
+
+@pytest.mark.parametrize("name", ["centerface", "platedet"])
+def test_the_graphs_conversion_gives_what_the_hosts_conversion_gave(engine, photos, name):
+    """The same graph, loaded as the engine loads it but with its stored float input, fed what the host used
+    to compute: the outputs agree."""
+    loaded = next(d for d in engine._detectors if d.spec.name == name)
+    source = find_source(name)
+    assert source is not None
+    kind = family(source.family)
+    stored, _ = load_session(default_model_dir() / source.file_name, device="cpu", threads=0, expected_sha256=None,
+                             prepare=kind.prepare, dynamic_input=not kind.fixed_input, int8=loaded.record.precision == "int8")
+    side = kind.fixed_input and loaded.network.fixed_input
+    rgb = photos[0]
+    pixels = Letterbox(rgb.shape[0], rgb.shape[1], side).apply(rgb) if side else rgb[: rgb.shape[0] // 32 * 32, : rgb.shape[1] // 32 * 32]
+    host = pixels.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(kind.input_divisor)
+    [float_input] = stored.get_inputs()
+    expected = stored.run(None, {float_input.name: host})
+    actual = loaded.network.session.run(None, {loaded.network.session.get_inputs()[0].name: pixels[None]})
+    for want, got in zip(expected, actual):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_plate_batch_of_mixed_sizes_gives_what_each_window_gives_alone(engine, photos):
+    network = next(d.network for d in engine._detectors if d.object_class is PLATE)
+    rgb = photos[0]
+    height, width = rgb.shape[:2]
+    windows = [rgb, rgb[: height // 2, : width // 2], rgb[height // 3 :, width // 4 :]]
+    together = network.batch(windows, 0.05)
+    assert sum(len(scores) for _, scores in together) > 0
+    for (boxes, scores), window in zip(together, windows):
+        alone_boxes, alone_scores = network(window, 0.05)
+        np.testing.assert_allclose(scores, alone_scores, atol=1e-4)
+        np.testing.assert_allclose(boxes, alone_boxes, atol=1e-2)
+
+
+def test_the_shipped_engine_finds_what_one_window_a_call_finds(engine, photos):
+    """The shipped detector: both classes, the shipped plans (tiles and scales), the shipped batch size, on real photos."""
+    one_at_a_time = Engine(engine._detectors, engine.params, max_batch=1)
+    classes = set()
+    for rgb in photos:
+        batched, single = engine.candidates(rgb), one_at_a_time.candidates(rgb)
+        assert len(batched) == len(single)
+        np.testing.assert_array_equal(batched.classes, single.classes)
+        np.testing.assert_allclose(batched.scores, single.scores, atol=1e-4)
+        np.testing.assert_allclose(batched.boxes, single.boxes, atol=1e-2)
+        classes |= set(batched.classes.tolist())
+    assert classes == {int(c) for c in ObjectClass}
