@@ -17,7 +17,8 @@ from daemon.config.settings import ServiceSettings
 class EngineCache:
     def __init__(self, service: ServiceSettings) -> None:
         self._runtime = RuntimeParams(device=service.devices[0], threads=service.threads, precision=service.precision,
-                                      spin_wait=service.spin_wait, model_dir=service.model_dir)
+                                      spin_wait=service.spin_wait, max_batch=service.max_batch,
+                                      model_dir=service.model_dir)
         self._engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
 

@@ -49,7 +49,8 @@ class PipelineRunner:
         from pipeline.params import Params, RuntimeParams
 
         runtime = RuntimeParams(device=spec.device, threads=spec.threads, precision=spec.precision,
-                                spin_wait=spec.spin_wait, model_dir=Path(spec.model_dir) if spec.model_dir else None)
+                                spin_wait=spec.spin_wait, max_batch=spec.max_batch,
+                                model_dir=Path(spec.model_dir) if spec.model_dir else None)
         self.params = {name: Params.model_validate_json(text) for name, text in spec.profiles.items()}
         self.engines: dict[str, Engine] = {}
         by_detector: dict[str, Engine] = {}

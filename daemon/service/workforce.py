@@ -32,7 +32,7 @@ def worker_specs(settings: Settings, models: ActiveSelection, runner: str) -> li
     devices = [service.devices[i % len(service.devices)] for i in range(service.workers)]
     return [
         WorkerSpec(index=i, device=devices[i], threads=inference_threads(service.threads, devices[i], devices),
-                   precision=service.precision, spin_wait=service.spin_wait,
+                   precision=service.precision, spin_wait=service.spin_wait, max_batch=service.max_batch,
                    model_dir=str(service.model_dir) if service.model_dir else None, profiles=profiles,
                    runner=runner, log_level=service.log_level)
         for i in range(service.workers)
