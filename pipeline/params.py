@@ -258,9 +258,8 @@ class VideoParams(_Strict):
     # at a confident score on its class's last search, and on one before, away from the frame's edge, is
     # placed between searches by the look-ahead's interpolation; new, weak, lost and edge tracks are looked for.
     roi_every_track: bool = False
-    # Plates are searched on every k-th detected frame only (every detect_stride * plate_every frames): the
-    # plate model is the dearest pass (three of them on a 1080p frame) and a plate moves smoothly with its
-    # car; tracks interpolate between.
+    # Plates are searched on every k-th detected frame only (every detect_stride * plate_every frames): the plate
+    # model is the dearest pass and a plate moves smoothly with its car; tracks interpolate between.
     plate_every: int = Field(default=2, ge=1, le=30)
     # Between plate searches, plates are re-detected around their tracks on every k-th frame (0: never). The
     # plate model's fixed 640 input makes each re-detection a whole pass, however many windows share its
@@ -362,8 +361,9 @@ class RuntimeParams(_Strict):
     spin_wait: bool = False
     # Half precision gained nothing end to end on an H200 (bench/gpu.py): per-call overheads bound these networks.
     precision: Literal["fp32", "fp16"] = "fp32"
-    # The most windows of one image a network takes in one call; a call also holds at most a 1080p frame's pixels.
-    max_batch: int = Field(default=64, ge=1)  # 1: no batching (docs/benchmarks.md, "Batched network calls")
+    # The most windows of one image's plan a network takes in one call, within a 1080p frame's pixels. On 2 CPU
+    # cores a batch of plate windows cost as much per window and held 210 MB more: 1. For a GPU (bench/gpu.py).
+    max_batch: int = Field(default=1, ge=1)
     model_dir: Path | None = None  # None: the environment's share/veil/models
 
     @property

@@ -137,11 +137,12 @@ class Engine:
 
     def _run_windows(
         self, detector: _Loaded, rgb: np.ndarray, windows: list[Window], floor: float,
-        progress: Callable[[], None] = _still,
+        progress: Callable[[], None] = _still, most: int | None = None,
     ) -> Detections:
-        """The windows in batches (``batches``): one network call each, ``progress`` after each."""
+        """The windows in batches (``batches``) of at most ``most`` (default ``max_batch``): one network call
+        each, ``progress`` after each."""
         found = []
-        for batch in batches(windows, detector.network.fixed_input, self.max_batch, BATCH_PIXELS):
+        for batch in batches(windows, detector.network.fixed_input, most or self.max_batch, BATCH_PIXELS):
             results = detector.network.batch([w.crop(rgb) for w in batch], floor)
             found += [Detections.of(w.to_source(b), s, detector.object_class) for w, (b, s) in zip(batch, results)]
             progress()
@@ -153,7 +154,7 @@ class Engine:
     ) -> Detections:
         """Re-detect known objects: each class's detector on a window around each of its boxes (see
         ``roi_windows``), scores down to the review floor. A detector with a free input size takes the windows
-        in batches of one size; a fixed-input one (plates) takes them packed several to a canvas of its input
+        in batches of one size, however many (small windows: the pixel bound limits them); a fixed-input one (plates) takes them packed several to a canvas of its input
         (pipeline/detect/mosaic.py), since alone each small crop would be letterboxed to a whole pass.
 
         Never dearer than a whole-frame pass: when the windows would cover more than ``ROI_MAX_AREA`` of the
@@ -177,7 +178,7 @@ class Engine:
             if detector.network.fixed_input:
                 found += self._around_packed(detector, rgb, windows, floor, progress or _still)
             else:
-                found.append(self._run_windows(detector, rgb, windows, floor, progress or _still))
+                found.append(self._run_windows(detector, rgb, windows, floor, progress or _still, most=len(windows)))
         return self.merged(Detections.concat(found))
 
     @staticmethod

@@ -13,6 +13,7 @@ from pipeline.detect.catalogue import default_model_dir, find_source
 from pipeline.detect.engine import Engine
 from pipeline.detect.families import family
 from pipeline.detect.onnx import load_session
+from pipeline.detect.windows import plan_windows
 from pipeline.detect.yolo import Letterbox
 from pipeline.media.image import load_image
 from pipeline.params import RuntimeParams
@@ -39,7 +40,7 @@ def test_the_shipped_sessions_take_uint8_pixels_and_the_plate_graph_a_batch(engi
         [feed] = loaded.network.session.get_inputs()
         assert feed.type == "tensor(uint8)" and feed.shape[3] == 3, (loaded.spec.name, feed)
         assert isinstance(feed.shape[0], str), f"{loaded.spec.name}: the batch is fixed at {feed.shape[0]}"
-    assert engine.max_batch == RuntimeParams().max_batch > 1
+    assert engine.max_batch == RuntimeParams().max_batch
 
 
 @pytest.mark.parametrize("name", ["centerface", "platedet"])
@@ -76,15 +77,19 @@ def test_a_plate_batch_of_mixed_sizes_gives_what_each_window_gives_alone(engine,
         np.testing.assert_allclose(boxes, alone_boxes, atol=1e-2)
 
 
-def test_the_shipped_engine_finds_what_one_window_a_call_finds(engine, photos):
-    """The shipped detector: both classes, the shipped plans (tiles and scales), the shipped batch size, on real photos."""
-    one_at_a_time = Engine(engine._detectors, engine.params, max_batch=1)
-    classes = set()
+def test_a_batching_engine_finds_what_the_shipped_engine_finds(engine, photos):
+    """Both classes, the shipped plans (tiles and scales) and floors, on real photos: an engine taking up to 8
+    windows a call, as a GPU host would set it, against the shipped one (``RuntimeParams().max_batch``)."""
+    batching = Engine(engine._detectors, engine.params, max_batch=8)
+    classes, calls = set(), []
     for rgb in photos:
-        batched, single = engine.candidates(rgb), one_at_a_time.candidates(rgb)
+        batched = batching.candidates(rgb, progress=lambda: calls.append(1))
+        single = engine.candidates(rgb)
         assert len(batched) == len(single)
         np.testing.assert_array_equal(batched.classes, single.classes)
         np.testing.assert_allclose(batched.scores, single.scores, atol=1e-4)
         np.testing.assert_allclose(batched.boxes, single.boxes, atol=1e-2)
         classes |= set(batched.classes.tolist())
     assert classes == {int(c) for c in ObjectClass}
+    windows = sum(len(plan_windows(*rgb.shape[:2], d.scales, d.network.fixed_input)) for rgb in photos for d in engine._detectors)
+    assert len(calls) < windows  # some windows did share a call

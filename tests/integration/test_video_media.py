@@ -218,6 +218,18 @@ def test_codec_and_quality_are_configurable(tmp_path):
     assert small.stat().st_size < default.stat().st_size
 
 
+def test_x264_encodes_with_frame_threads_as_ffmpeg_does(tmp_path):
+    """x264 writes its settings into the stream: Veil's default encode runs frame threads, not the sliced
+    threads PyAV's default thread type would give it (they scale poorly past a few cores)."""
+    src, dst = tmp_path / "in.mkv", tmp_path / "out" / "in.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x480:rate=25", "-t", "0.4", "-c:v", "libx264", str(src))
+    dst.parent.mkdir()
+    copy(src, dst)
+    settings = dst.read_bytes()
+    assert b"x264 - core" in settings
+    assert b"sliced_threads=0" in settings and b"sliced_threads=1" not in settings
+
+
 def test_odd_frame_size_still_encodes(tmp_path):
     src, dst = tmp_path / "odd.mkv", tmp_path / "out.mkv"
     write_clip(src, [f[:121, :161] for f in natural_frames(5)], "matroska", pix_fmt="yuv444p")

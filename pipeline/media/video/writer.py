@@ -90,6 +90,11 @@ class VideoWriter:
             options["x264-params"] = "ref=1:bframes=0:mbtree=0:rc-lookahead=5"
         added = self._container.add_stream(encoder, rate=info.average_rate or Fraction(30), options=options)
         stream = cast("av.video.stream.VideoStream", added)  # a video encoder's name, so a video stream
+        # PyAV opens encoders with slice threading, which libx264 takes as "sliced threads": they scale poorly
+        # past a few cores. AUTO lets each encoder use frame threads where it has them, as ffmpeg's CLI does
+        # (docs/benchmarks.md, "The encoder's threads"); above 1440p slices keep x264's memory down (4K: 120 MB).
+        if info.width * info.height <= LARGE_FRAME_PIXELS:
+            stream.codec_context.thread_type = "AUTO"
         coded_w, coded_h = (info.height, info.width) if info.rotation in (90, 270) else (info.width, info.height)
         stream.width, stream.height = coded_w, coded_h
         stream.pix_fmt = params.pix_fmt if coded_w % 2 == 0 and coded_h % 2 == 0 else "yuv444p"
