@@ -7,12 +7,17 @@ In one run, on each clip (1920x1080, moving camera, per-frame ground truth from 
 
 - the floor: the same decode, colour conversions and encode as Veil (``pipeline.media.video.transcode``
   with a stage that masks nothing), at Veil's codec settings;
-- Veil, faces and plates, on CUDA: the defaults (float32, detection stride 2), fp16, stride 1, and the x264
-  preset veryfast (against the veryfast floor); with ``--cpu`` also the defaults on the CPU provider;
+- Veil, faces and plates, on CUDA: the defaults (float32, detection stride 2), up to 8 windows a network
+  call (``max_batch``), fp16, stride 1, and the x264 preset veryfast (against the veryfast floor); with
+  ``--cpu`` also the defaults on the CPU provider;
 - per variant: frames/s, the ratio to the floor, mask recall on the ground truth, and the busy share of the
   wall time per stage (decode, detect, plan, mask, encode: they overlap on threads, so the shares add up to
   more than 100%) so the next bottleneck is known;
-- the models alone: milliseconds per call at 1920x1088 (CenterFace) and 640 (platedet), fp32 and fp16.
+- several streams on one GPU (``--streams``, default 2 and 4): as many worker processes as streams, each
+  with its own models on the same device (what ``workers = N`` with ``devices = ["cuda"]`` runs), each
+  masking the clip; frames/s summed over the streams, from the moment all have loaded their models;
+- the models alone: milliseconds per window by batch size (1 to 32) at 640 (platedet), 384 and 1920x1088
+  (CenterFace), fp32 and fp16, from ``bench/batching.py``.
 
 It asserts nothing. torch is imported first when present: its CUDA libraries are the ones onnxruntime-gpu
 then loads (``onnxruntime.preload_dlls``).
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -41,6 +47,8 @@ from pipeline.media.video import probe_video, transcode
 from pipeline.params import Params, RuntimeParams, VideoParams
 from pipeline.records import ObjectClass
 from pipeline.video.process import process_video
+
+from bench.batching import per_window_ms
 
 SIZE = (1920, 1080)
 PHOTOS = (("rbnr_faces", ObjectClass.FACE), ("openalpr_endtoend", ObjectClass.LICENSE_PLATE))
@@ -85,19 +93,32 @@ def run_veil(clip: Path, params: Params, engine: Engine, out: Path) -> dict:
     }
 
 
-def model_latency(engine: Engine, repeats: int = 20) -> dict[str, float]:
-    """Milliseconds per call of each network alone, at the sizes a 1080p frame feeds it."""
-    timings = {}
-    for detector in engine._detectors:  # a benchmark looks inside
-        network = detector.network
-        side = (1088, 1920) if not network.fixed_input else (network.fixed_input, network.fixed_input)
-        image = np.random.default_rng(0).integers(0, 255, (*side, 3), dtype=np.uint8)
-        network(image, 0.5)
-        start = time.perf_counter()
-        for _ in range(repeats):
-            network(image, 0.5)
-        timings[f"{detector.spec.name} {side[1]}x{side[0]}"] = round((time.perf_counter() - start) / repeats * 1000, 2)
-    return timings
+def stream_worker(clip: Path, out: Path, runtime: RuntimeParams, ready: multiprocessing.synchronize.Barrier,
+                  queue: multiprocessing.Queue) -> None:
+    """One stream: its own models on the device, then the clip, once every stream has loaded."""
+    engine = Engine.load(Params().detector, runtime)
+    engine.detect(np.zeros((SIZE[1], SIZE[0], 3), dtype=np.uint8))
+    ready.wait()
+    report = process_video(clip, out, Params(), engine, name=clip.name)
+    queue.put(report.video["frames_written"] if report.disposition != "failed" else 0)
+
+
+def streams_fps(clip: Path, count: int, runtime: RuntimeParams, out: Path) -> dict:
+    """``count`` worker processes on one device, each masking ``clip``: frames/s summed over them."""
+    context = multiprocessing.get_context("spawn")
+    ready, queue = context.Barrier(count + 1), context.Queue()
+    workers = [context.Process(target=stream_worker, args=(clip, out / f"stream{i}-{clip.name}", runtime, ready, queue))
+               for i in range(count)]
+    for worker in workers:
+        worker.start()
+    ready.wait()
+    start = time.perf_counter()
+    frames = [queue.get() for _ in workers]
+    wall = time.perf_counter() - start
+    for worker in workers:
+        worker.join()
+    return {"streams": count, "frames": sum(frames), "wall_s": round(wall, 2), "fps_summed": round(sum(frames) / wall, 2),
+            "failed": sum(1 for f in frames if not f)}
 
 
 def main() -> int:
@@ -109,6 +130,8 @@ def main() -> int:
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--cpu", action="store_true", help="also the defaults on the CPU provider")
+    parser.add_argument("--streams", type=lambda text: [int(n) for n in text.split(",") if n], default=[2, 4],
+                        help="concurrent streams to measure, comma-separated ('' for none)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/veil-gpu-bench"))
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -120,11 +143,13 @@ def main() -> int:
 
     gpu = RuntimeParams(device=args.device, model_dir=args.model_dir)
     fast = VideoParams(preset="veryfast")
+    on = args.device.split(":")[0]
     variants = {
-        "cuda stride 2 (default)": (Params(), gpu),
-        "cuda stride 2 fp16": (Params(), gpu.model_copy(update={"precision": "fp16"})),
-        "cuda stride 1": (Params(video=VideoParams(detect_stride=1)), gpu),
-        "cuda stride 2 veryfast": (Params(video=fast), gpu),
+        f"{on} stride 2 (default)": (Params(), gpu),
+        f"{on} stride 2 max_batch 8": (Params(), gpu.model_copy(update={"max_batch": 8})),
+        f"{on} stride 2 fp16": (Params(), gpu.model_copy(update={"precision": "fp16"})),
+        f"{on} stride 1": (Params(video=VideoParams(detect_stride=1)), gpu),
+        f"{on} stride 2 veryfast": (Params(video=fast), gpu),
     }
     if args.cpu:
         variants["cpu stride 2 (default)"] = (Params(), RuntimeParams(model_dir=args.model_dir))
@@ -135,8 +160,11 @@ def main() -> int:
         engine.detect(np.zeros((SIZE[1], SIZE[0], 3), dtype=np.uint8))  # warm-up at the clip's size
         engines[runtime.model_dump_json()] = engine
         label = f"{runtime.device} {'fp16' if runtime.fp16 else 'fp32'}"
-        results["models_ms"][label] = model_latency(engine, repeats=5 if runtime.device == "cpu" else 20)
-        print(f"models alone, {label}: {results['models_ms'][label]} ms", flush=True)
+        if label in results["models_ms"]:
+            continue  # max_batch changes no network
+        on_gpu = runtime.device != "cpu"
+        results["models_ms"][label] = per_window_ms(engine, (1, 2, 4, 8, 16, 32) if on_gpu else (1, 4), 20 if on_gpu else 2)
+        print(f"models alone, {label}, ms per window by batch size: {results['models_ms'][label]}", flush=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
     for clip in sorted(args.clips.glob("*.mp4")):
@@ -151,6 +179,11 @@ def main() -> int:
             shares = ", ".join(f"{k} {v:.0%}" for k, v in sorted(row["stage_share"].items(), key=lambda kv: -kv[1]))
             print(f"  {name:30} {row['fps']:7.2f} fps  {row['of_floor']:.2f} of floor  recall {row['recall']:.4f} "
                   f"({row['box_frames']} box-frames, longest unmasked {row['longest_unmasked']})  busy: {shares}", flush=True)
+        for count in args.streams:
+            row = streams_fps(clip, count, gpu, args.out)
+            rows[f"{count} streams"] = row
+            print(f"  {count} streams, one process each: {row['fps_summed']:7.2f} fps summed "
+                  f"({row['fps_summed'] / floors['medium']:.2f} of one floor), {row['failed']} failed", flush=True)
         results["clips"][clip.name] = rows
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

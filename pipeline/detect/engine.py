@@ -227,7 +227,8 @@ def _load_one(
     pinned = spec.sha256 or (source.sha256 if source and spec.path is None else None)
     kind = family(spec.family)
     # Unset, a default file (by name, or pinned by its checksum: an activated copy) runs as the catalogue says.
-    # Integer kernels pay on the CPU; a GPU keeps its float path.
+    # Integer kernels pay on the CPU; a GPU keeps its float path. Where int8 runs, fp16 does not apply: a half-
+    # precision rewrite of a quantized graph is one onnxruntime refuses to load.
     catalogued = find_file(pinned) if pinned else None
     wanted = spec.int8 if spec.int8 is not None else catalogued is not None and catalogued.int8
     int8 = wanted and runtime.device == "cpu"
@@ -235,7 +236,7 @@ def _load_one(
     def load(int8: bool) -> tuple[ort.InferenceSession, str]:
         return load_session(
             path, device=runtime.device, threads=runtime.threads, expected_sha256=pinned, prepare=kind.prepare,
-            dynamic_input=not kind.fixed_input, fp16=runtime.fp16, int8=int8, spin_wait=runtime.spin_wait,
+            dynamic_input=not kind.fixed_input, fp16=runtime.fp16 and not int8, int8=int8, spin_wait=runtime.spin_wait,
             input_divisor=kind.input_divisor,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import onnx
 import pytest
 
@@ -33,6 +34,15 @@ def test_every_default_model_set_to_int8_has_shipped_ranges_and_runs_in_int8(eng
     for source in sources:
         assert calibration_for(source.sha256).is_file()
     assert {r.name: r.precision for r in engine.model_records} == {"centerface": "int8", "platedet": "int8"}
+
+
+def test_half_precision_asked_for_on_the_cpu_leaves_the_int8_models_as_they_are():
+    """``precision = "fp16"`` for CPU workers: the int8 graphs load and run (a half-precision rewrite of them
+    did not load), and the sidecar says what ran."""
+    require_models()
+    engine = Engine.load(DetectorParams(), RuntimeParams(precision="fp16"))
+    assert {r.name: r.precision for r in engine.model_records} == {"centerface": "int8", "platedet": "int8"}
+    assert len(engine.detect(np.zeros((64, 64, 3), dtype=np.uint8))) == 0
 
 
 def test_the_quantized_graph_has_integer_convolutions_and_float_predictions():
