@@ -159,7 +159,7 @@ def main() -> int:
         engine = Engine.load(Params().detector, runtime)
         engine.detect(np.zeros((SIZE[1], SIZE[0], 3), dtype=np.uint8))  # warm-up at the clip's size
         engines[runtime.model_dump_json()] = engine
-        label = f"{runtime.device} {'fp16' if runtime.fp16 else 'fp32'}"
+        label = f"{runtime.device} {'/'.join(sorted({r.precision for r in engine.model_records}))}"
         if label in results["models_ms"]:
             continue  # max_batch changes no network
         on_gpu = runtime.device != "cpu"
