@@ -361,8 +361,8 @@ class RuntimeParams(_Strict):
     spin_wait: bool = False
     # Half precision gained nothing end to end on an H200 (bench/gpu.py): per-call overheads bound these networks.
     precision: Literal["fp32", "fp16"] = "fp32"
-    # The most windows of one image's plan a network takes in one call, within a 1080p frame's pixels. On 2 CPU
-    # cores a batch of plate windows cost as much per window and held 210 MB more: 1. For a GPU (bench/gpu.py).
+    # The most images a network takes in one call: windows of one image's plan, or the light passes of a video's
+    # detected frames. 1 on the CPU, where batches held 230 MB more for 10% (docs/benchmarks.md); more on a GPU.
     max_batch: int = Field(default=1, ge=1)
     model_dir: Path | None = None  # None: the environment's share/veil/models
 

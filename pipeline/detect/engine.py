@@ -36,8 +36,9 @@ class _Loaded:
 # the same pixels twice. A fixed-input detector's windows share canvases of its input, each a whole pass.
 ROI_MAX_AREA = 0.5  # share of the picture
 ROI_MAX_PACKED_WINDOWS = 64
-# A batch holds at most this many pixels (a 1080p frame), so its activations are no larger than a
-# whole-frame pass's: on 4K frames the windows are large and an unbounded batch grew memory by 400 MB.
+# A batch of re-detection windows holds at most this many pixels (a 1080p frame), so its activations are no
+# larger than a whole-frame pass's: on 4K frames the windows are large and an unbounded batch grew memory by
+# 400 MB. Plan windows and frames are bounded by ``max_batch`` alone.
 BATCH_PIXELS = 1920 * 1088
 
 
@@ -137,16 +138,44 @@ class Engine:
 
     def _run_windows(
         self, detector: _Loaded, rgb: np.ndarray, windows: list[Window], floor: float,
-        progress: Callable[[], None] = _still, most: int | None = None,
+        progress: Callable[[], None] = _still, most: int | None = None, pixels: int | None = None,
     ) -> Detections:
-        """The windows in batches (``batches``) of at most ``most`` (default ``max_batch``): one network call
-        each, ``progress`` after each."""
-        found = []
-        for batch in batches(windows, detector.network.fixed_input, most or self.max_batch, BATCH_PIXELS):
-            results = detector.network.batch([w.crop(rgb) for w in batch], floor)
-            found += [Detections.of(w.to_source(b), s, detector.object_class) for w, (b, s) in zip(batch, results)]
+        return Detections.concat(self._run_views(detector, [(rgb, w) for w in windows], floor, progress, most, pixels))
+
+    def _run_views(
+        self, detector: _Loaded, views: list[tuple[np.ndarray, Window]], floor: float,
+        progress: Callable[[], None] = _still, most: int | None = None, pixels: int | None = None,
+    ) -> list[Detections]:
+        """Each (image, window)'s detections, in the views' order, the windows run in batches (``batches``) of
+        at most ``most`` (default ``max_batch``) and ``pixels``: one network call each, ``progress`` after each."""
+        found: list[Detections] = [Detections.empty()] * len(views)
+        windows = [window for _, window in views]
+        for run in batches(windows, detector.network.fixed_input, most or self.max_batch, pixels):
+            results = detector.network.batch([windows[i].crop(views[i][0]) for i in run], floor)
+            for i, (boxes, scores) in zip(run, results):
+                found[i] = Detections.of(windows[i].to_source(boxes), scores, detector.object_class)
             progress()
-        return Detections.concat(found)
+        return found
+
+    def detect_frames(
+        self, images: list[np.ndarray], scales: list[dict[ObjectClass, ScalePlan]], only: list[frozenset[ObjectClass]],
+    ) -> list[Detections]:
+        """``detect`` on several images at once (a video's detected frames): image i with the plans ``scales[i]``,
+        on the classes ``only[i]``. Each class's windows of all the images share the network's calls,
+        ``max_batch`` a call; each result is what ``detect`` gives that image alone."""
+        found: list[list[Detections]] = [[] for _ in images]
+        for detector in self._detectors:
+            owners, views = [], []
+            for index, rgb in enumerate(images):
+                if detector.object_class in only[index]:
+                    plan = scales[index].get(detector.object_class, detector.scales)
+                    windows = plan_windows(rgb.shape[0], rgb.shape[1], plan, detector.network.fixed_input)
+                    owners += [index] * len(windows)
+                    views += [(rgb, window) for window in windows]
+            floor = self.params.thresholds(detector.object_class).review_floor
+            for index, detections in zip(owners, self._run_views(detector, views, floor)):
+                found[index].append(detections)
+        return [self.merged(Detections.concat(one)) for one in found]
 
     def detect_around(
         self, rgb: np.ndarray, boxes: dict[ObjectClass, np.ndarray], *, context: float, min_side: int = 64,
@@ -178,7 +207,7 @@ class Engine:
             if detector.network.fixed_input:
                 found += self._around_packed(detector, rgb, windows, floor, progress or _still)
             else:
-                found.append(self._run_windows(detector, rgb, windows, floor, progress or _still, most=len(windows)))
+                found.append(self._run_windows(detector, rgb, windows, floor, progress or _still, len(windows), BATCH_PIXELS))
         return self.merged(Detections.concat(found))
 
     @staticmethod

@@ -12,6 +12,7 @@ import math
 import os
 from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from pipeline.media.video.probe import VideoInfo, probe_video
 from pipeline.media.video.reader import VideoReader, timed_frames
 from pipeline.media.video.transcode import TranscodeResult, transcode
 from pipeline.media.video.writer import ENCODER_BY_CODEC, output_container
-from pipeline.params import Params, ScalePlan, VideoParams
+from pipeline.params import Params, ScalePlan
 from pipeline.qc import FileInfo, QCReport, TrackSummary, VideoSummary
 from pipeline.records import Detections, MaskRegion, ObjectClass
 from pipeline.report import output_info, record_video, start_report
@@ -37,6 +38,7 @@ from pipeline.video.keyframes import KeyframeClock, LightBlindness, light_misses
 from pipeline.video.light_plan import scene_plans
 from pipeline.video.plan import FramePlan, MaskPlanner, review_band_count
 from pipeline.video.qc import BOXES_SUFFIX, MAX_LISTED, BoxesWriter, class_label
+from pipeline.video.schedule import redetect_around, redetected_classes, searched_classes
 
 DEFAULT_FPS = 30.0  # for keyframe timing when a stream declares no rate
 # MaskRegion.source for each way a track box came about.
@@ -131,6 +133,18 @@ def process_video(
     return report
 
 
+@dataclass
+class _Waiting:
+    """A decoded frame waiting for its detection, with what was decided as it arrived."""
+
+    frame: DecodedFrame
+    deep: bool  # a keyframe: the photo plan on every class
+    searched: frozenset[ObjectClass]  # empty: the stride skips the frame
+    motion: np.ndarray | None
+    scales: dict[ObjectClass, ScalePlan]  # the light plans
+    detections: Detections | None = None
+
+
 class VideoJob:
     """One video's transcode: what every frame shares (detector, planner, camera motion, edits, counters, the
     boxes companion, the stage clock), with one method per step a frame goes through."""
@@ -157,6 +171,7 @@ class VideoJob:
         self.light_plans: Counter[str] = Counter()  # light passes by what they searched, for the sidecar
         self.plate_input = params.detector.for_class(ObjectClass.LICENSE_PLATE).model.input_size or 640
         self.clock = StageClock()
+        self.pending: deque[_Waiting] = deque()  # frames waiting for their light pass (``analyse``)
         self.shape = (info.height, info.width, 3)  # upright frames
         self.boxes = BoxesWriter(boxes, width=info.width, height=info.height, time_base=str(info.time_base),
                                  rate=str(info.average_rate) if info.average_rate else None)
@@ -170,23 +185,60 @@ class VideoJob:
         return self._summary(result, container)
 
     def analyse(self, frame: DecodedFrame | None) -> list[FramePlan]:
-        """Detect, track and plan; return the plans of the frames now past the look-ahead."""
+        """Detect, track and plan; return the plans of the frames now past the look-ahead.
+
+        A frame waits in ``pending`` until its light pass has run: up to ``engine.max_batch`` detected frames
+        share the network's calls (one on the CPU: each frame's pass runs as it arrives). A keyframe's deep
+        pass, and the end of the video, run the waiting batch first. Then the frames are tracked in order."""
         if frame is None:
+            plans = self._run_pending()
             with self.clock.measure("plan"):
-                return self.planner.finish()
+                return plans + self.planner.finish()
         self.progress()
+        waiting = self._prepare(frame)
+        self.pending.append(waiting)
+        batch_full = sum(1 for w in self.pending if w.searched) >= self.engine.max_batch
+        if waiting.deep or batch_full or not any(w.searched for w in self.pending):
+            return self._run_pending()
+        return []
+
+    def _prepare(self, frame: DecodedFrame) -> "_Waiting":
+        """What a frame's detection needs, decided as it arrives: keyframe or not, the classes searched, the
+        camera's motion, and the light plans (from the tracks known now: a batch's later frames use the tracks
+        as they were at its first)."""
         deep = self.keyframes.due(self._seconds(frame), frame.rgb)
         searched = self.classes if deep else searched_classes(frame.index, self.video, self.classes)
-        everything = searched == self.classes
         with self.clock.measure("motion"):
             motion = self.camera.update(frame.rgb) if self.camera is not None else None
-        with self.clock.measure("detect"):
-            detections, light = self._detect(frame, searched, deep)
+        scales = self._light_scales(searched) if searched and not deep else self.scales
+        return _Waiting(frame, deep, searched, motion, scales)
+
+    def _run_pending(self) -> list[FramePlan]:
+        """Run the waiting frames' light passes as one batch, then track and plan each frame in order."""
+        light = [w for w in self.pending if w.searched and not w.deep]
+        if light:
+            with self.clock.measure("detect"):
+                found = self.engine.detect_frames([w.frame.rgb for w in light], [w.scales for w in light],
+                                                  [w.searched for w in light])
+            for waiting, detections in zip(light, found):
+                waiting.detections = detections
+        plans = []
+        while self.pending:
+            plans += self._track(self.pending.popleft())
+        return plans
+
+    def _track(self, waiting: "_Waiting") -> list[FramePlan]:
+        frame, searched = waiting.frame, waiting.searched
+        everything = searched == self.classes
+        detections, light = waiting.detections, None
+        if waiting.deep:
+            with self.clock.measure("detect"):
+                detections, light = self.engine.detect_deep(frame.rgb, self.scales, only=searched)
         if self.features is not None:
             with self.clock.measure("features"):  # drift statistics, before masking, on fully searched frames
                 self.features.frame(frame.index, frame.rgb, detections if everything else None)
         with self.clock.measure("plan"):
-            plans = self.planner.push(frame.index, detections, motion,
+            plans = self.planner.push(frame.index, detections, waiting.motion,
                                       None if everything else frozenset(map(int, searched)))
             if detections is not None:
                 self._note_light_plan(frame.index, detections, light)
@@ -199,17 +251,6 @@ class VideoJob:
         if frame.pts is None:
             return frame.index / self.fps
         return float(frame.pts * self.info.time_base)
-
-    def _detect(
-        self, frame: DecodedFrame, searched: frozenset[ObjectClass], deep: bool,
-    ) -> tuple[Detections | None, Detections | None]:
-        """The light frame plan on the classes searched; on a keyframe, the photo plan on every class, with
-        the light plan's own share of it."""
-        if not searched:
-            return None, None
-        if not deep:
-            return self.engine.detect(frame.rgb, scales=self._light_scales(searched), only=searched), None
-        return self.engine.detect_deep(frame.rgb, self.scales, only=searched)
 
     def _note_light_plan(self, index: int, detections: Detections, light: Detections | None) -> None:
         """The tracks the light plan found on this frame; on a keyframe (``light`` given), also the confident
@@ -244,7 +285,7 @@ class VideoJob:
         if not tracks:
             return
         with self.clock.measure("detect"):
-            found = _redetect(self.engine, frame.rgb, tracks, self.video.roi_context, self.scales, self.progress)
+            found = redetect_around(self.engine, frame.rgb, tracks, self.video.roi_context, self.scales, self.progress)
             self.planner.add_roi(frame.index, found)
         self._light_saw(found, tracks)
 
@@ -347,35 +388,3 @@ class VideoJob:
 
 def _still() -> None:
     """No one listens for progress."""
-
-
-def searched_classes(index: int, video: VideoParams, classes: frozenset[ObjectClass]) -> frozenset[ObjectClass]:
-    """The classes the detector looks for on frame ``index``: faces every ``detect_stride`` frames, plates
-    on every ``plate_every``-th of those."""
-    if index % video.detect_stride:
-        return frozenset()
-    if index % video.plate_stride:
-        return classes - {ObjectClass.LICENSE_PLATE}
-    return classes
-
-
-def redetected_classes(
-    index: int, searched: frozenset[ObjectClass], video: VideoParams, classes: frozenset[ObjectClass],
-) -> frozenset[ObjectClass]:
-    """The classes not searched on frame ``index`` that are looked for around their tracks: faces on every
-    such frame, plates on every ``plate_roi_every``-th (each costs a whole plate pass)."""
-    if not video.roi_redetect:
-        return frozenset()
-    plates_due = bool(video.plate_roi_every) and index % video.plate_roi_every == 0
-    return frozenset(c for c in classes - searched if c != ObjectClass.LICENSE_PLATE or plates_due)
-
-
-def _redetect(
-    engine: Engine, rgb: np.ndarray, tracks: list[TrackObservation], context: float,
-    scales: dict[ObjectClass, ScalePlan], progress: Callable[[], None],
-) -> Detections:
-    boxes: dict[ObjectClass, list] = {}
-    for track in tracks:
-        boxes.setdefault(ObjectClass(track.object_class), []).append(track.box)
-    arrays = {c: np.array(b, dtype=np.float32) for c, b in boxes.items()}
-    return engine.detect_around(rgb, arrays, context=context, scales=scales, progress=progress)

@@ -1,6 +1,6 @@
-"""The shipped networks take the picture's bytes and batches of windows (pipeline/detect/frontend.py,
-``free_batch``, ``batches``), and find exactly what they found one window at a time with the host's
-conversion: real models, real photos, every class at once."""
+"""The shipped networks take the picture's bytes and batches of windows and frames (pipeline/detect/frontend.py,
+``free_batch``, ``batches``, ``Engine.detect_frames``), and find exactly what they found one window at a time
+with the host's conversion: real models, real photos and a real clip, every class at once."""
 
 from __future__ import annotations
 
@@ -15,11 +15,14 @@ from pipeline.detect.families import family
 from pipeline.detect.onnx import load_session
 from pipeline.detect.windows import plan_windows
 from pipeline.detect.yolo import Letterbox
+from pipeline.eval.mixed_scenes import scene_clip_spec, scene_for
+from pipeline.eval.video import render_clip, score_clip
 from pipeline.media.image import load_image
-from pipeline.params import RuntimeParams
+from pipeline.params import Params, RuntimeParams, ScalePlan
 from pipeline.records import ObjectClass
+from pipeline.video.process import companion_name, process_video
 
-from tests.conftest import eval_set
+from tests.conftest import eval_set, require_eval
 
 PLATE = ObjectClass.LICENSE_PLATE
 
@@ -93,3 +96,44 @@ def test_a_batching_engine_finds_what_the_shipped_engine_finds(engine, photos):
     assert classes == {int(c) for c in ObjectClass}
     windows = sum(len(plan_windows(*rgb.shape[:2], d.scales, d.network.fixed_input)) for rgb in photos for d in engine._detectors)
     assert len(calls) < windows  # some windows did share a call
+
+
+def test_frames_detected_together_give_what_each_frame_gives_alone(engine, photos):
+    """``Engine.detect_frames``: several frames' light passes in shared calls, each with its own plans and
+    classes, against ``detect`` frame by frame."""
+    frames = [photos[0], photos[0][::-1].copy(), photos[1]]
+    plans = [{}, {c: ScalePlan(max_side=640, upscale_below=0, tile_above=100_000, tile_size=640) for c in ObjectClass}, {}]
+    only = [frozenset(ObjectClass), frozenset({ObjectClass.FACE}), frozenset(ObjectClass)]
+    together = Engine(engine._detectors, engine.params, max_batch=4).detect_frames(frames, plans, only)
+    for rgb, plan, classes, found in zip(frames, plans, only, together):
+        alone = engine.detect(rgb, scales=plan, only=classes)
+        assert len(found) == len(alone)
+        np.testing.assert_allclose(found.scores, alone.scores, atol=1e-4)
+        np.testing.assert_allclose(found.boxes, alone.boxes, atol=1e-2)
+    assert not (together[1].classes == int(PLATE)).any()
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_a_video_detected_in_batches_of_frames_masks_every_box_frame(engine, tmp_path):
+    """The mixed scene of tests/integration/test_mixed_video.py (faces and a plate together, a moving camera),
+    masked at the shipped ``Params()`` by an engine batching 4 detected frames a call: both classes masked on
+    every frame, although a batch's later frames choose their light plans from tracks a few frames old."""
+    root = require_eval()
+    scene = scene_for(root, "openalpr_endtoend", 1, seed=0)
+    assert scene is not None and scene.faces >= 1
+    src = tmp_path / "scene.mp4"
+    truth = render_clip(scene_clip_spec(scene, tmp_path / "scene.png"), src, size=(640, 360), frames=60, seed=0)
+    dst = tmp_path / "out" / src.name
+    dst.parent.mkdir()
+    batching = Engine(engine._detectors, engine.params, max_batch=4)
+    calls: list[int] = []
+    original = batching.detect_frames
+    batching.detect_frames = lambda images, *rest: calls.append(len(images)) or original(images, *rest)  # type: ignore[method-assign]
+    report = process_video(src, dst, Params(), batching, name=src.name)
+    assert report.disposition in ("done", "review"), report.error
+    assert max(calls) == 4 and sum(calls) + report.video["keyframes"] == report.video["frames_detected"]
+    for object_class in ObjectClass:
+        result = score_clip("scene", truth, dst.with_name(companion_name(dst)), Params().mask, (object_class,))
+        assert result.box_frames > 0 and result.recall == 1.0, (object_class, result.masked_box_frames, result.box_frames)
+        assert max(result.longest_unmasked_run.values()) == 0

@@ -217,7 +217,7 @@ def test_re_detections_attach_once_to_the_latest_frame():
 
 
 def test_plates_are_searched_on_every_plate_stride_frame_and_faces_on_every_detect_stride_frame():
-    from pipeline.video.process import searched_classes
+    from pipeline.video.schedule import searched_classes
 
     both = frozenset(ObjectClass)
     video = VideoParams(detect_stride=2, plate_every=2)
@@ -228,7 +228,7 @@ def test_plates_are_searched_on_every_plate_stride_frame_and_faces_on_every_dete
 
 
 def test_faces_are_re_detected_on_every_frame_not_searched_and_plates_on_every_plate_roi_every_th():
-    from pipeline.video.process import redetected_classes, searched_classes
+    from pipeline.video.schedule import redetected_classes, searched_classes
 
     both = frozenset(ObjectClass)
     video = VideoParams()  # stride 3, plates every 6th frame, plate re-detection every 3rd
