@@ -155,7 +155,7 @@ class ServiceSettings(_Strict):
     threads: int = Field(default=0, ge=0)  # onnxruntime intra-op threads per worker; 0 = the cores shared among CPU workers
     precision: Literal["fp32", "fp16"] = "fp32"  # onnxruntime models in half precision (see RuntimeParams)
     spin_wait: bool = False  # onnxruntime's threads spin while idle: for spare cores only (see RuntimeParams)
-    max_batch: int = Field(default=RuntimeParams().max_batch, ge=1)  # windows per network call (see RuntimeParams)
+    max_batch: int = Field(default=RuntimeParams().max_batch, ge=1)  # images per network call (see RuntimeParams)
     model_dir: Path | None = None  # None: the environment's share/veil/models
     job_timeout_s: float = Field(default=3600.0, gt=0)  # a job running longer is a hang: kill, retry
     heartbeat_timeout_s: float = Field(default=60.0, gt=0)  # a silent worker is hung: kill, retry

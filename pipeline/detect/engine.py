@@ -50,7 +50,7 @@ class Engine:
     def __init__(self, detectors: list[_Loaded], params: DetectorParams, *, max_batch: int = RuntimeParams().max_batch):
         self._detectors = detectors
         self.params = params
-        self.max_batch = max_batch  # windows per network call (RuntimeParams.max_batch)
+        self.max_batch = max_batch  # images (windows, frames) per network call (RuntimeParams.max_batch)
 
     @classmethod
     def load(cls, detector: DetectorParams, runtime: RuntimeParams = RuntimeParams()) -> "Engine":
@@ -183,8 +183,9 @@ class Engine:
     ) -> Detections:
         """Re-detect known objects: each class's detector on a window around each of its boxes (see
         ``roi_windows``), scores down to the review floor. A detector with a free input size takes the windows
-        in batches of one size, however many (small windows: the pixel bound limits them); a fixed-input one (plates) takes them packed several to a canvas of its input
-        (pipeline/detect/mosaic.py), since alone each small crop would be letterboxed to a whole pass.
+        in batches of one size, however many, within ``BATCH_PIXELS``; a fixed-input one (plates) takes them
+        packed several to a canvas of its input (pipeline/detect/mosaic.py), since alone each small crop would
+        be letterboxed to a whole pass.
 
         Never dearer than a whole-frame pass: when the windows would cover more than ``ROI_MAX_AREA`` of the
         picture, or a fixed-input detector's number more than ``ROI_MAX_PACKED_WINDOWS``, the class gets its

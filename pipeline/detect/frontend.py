@@ -2,7 +2,7 @@
 
 Every detector wants planar floats (NCHW, float32 or float16, maybe scaled to [0, 1]). Done on the host,
 that conversion costs a pass over the image in numpy before every call: on the GPU the float16 plate
-input took 16 ms of host arithmetic per 640x640 call (numpy has no half-precision kernels) against a 3 ms
+input took 11-22 ms of host arithmetic per 640x640 call (numpy has no half-precision kernels) against a 3 ms
 network, and the copy to the device was two to four times the bytes. Here the graph itself transposes,
 casts and scales, so the host hands over the bytes and the execution provider does the rest where it
 runs: on the GPU, the work moves to the device; on the CPU, the conversion runs in onnxruntime's kernels.

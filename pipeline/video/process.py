@@ -202,7 +202,7 @@ class VideoJob:
             return self._run_pending()
         return []
 
-    def _prepare(self, frame: DecodedFrame) -> "_Waiting":
+    def _prepare(self, frame: DecodedFrame) -> _Waiting:
         """What a frame's detection needs, decided as it arrives: keyframe or not, the classes searched, the
         camera's motion, and the light plans (from the tracks known now: a batch's later frames use the tracks
         as they were at its first)."""
@@ -227,7 +227,9 @@ class VideoJob:
             plans += self._track(self.pending.popleft())
         return plans
 
-    def _track(self, waiting: "_Waiting") -> list[FramePlan]:
+    def _track(self, waiting: _Waiting) -> list[FramePlan]:
+        """A frame with its light pass run: a keyframe's deep pass, drift statistics, tracking and planning,
+        then re-detection around the tracks for the classes not searched on it."""
         frame, searched = waiting.frame, waiting.searched
         everything = searched == self.classes
         detections, light = waiting.detections, None
