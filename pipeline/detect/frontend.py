@@ -23,9 +23,11 @@ def take_rgb_bytes(model: onnx.ModelProto, divisor: float = 1.0) -> None:
     NCHW, cast to float32, divided by ``divisor`` (255 for networks trained on [0, 1]), and cast to the old
     input's element type. The old input's name becomes the conversion's output, so no node changes."""
     graph = model.graph
-    if len(graph.input) != 1 or len(graph.input[0].type.tensor_type.shape.dim) != 4:
+    weights = {weight.name for weight in graph.initializer}  # some exports also list their weights as inputs
+    fed = [index for index, value in enumerate(graph.input) if value.name not in weights]
+    if len(fed) != 1 or len(graph.input[fed[0]].type.tensor_type.shape.dim) != 4:
         raise ValueError("take_rgb_bytes: expected one 4-D input")
-    old = graph.input[0]
+    old = graph.input[fed[0]]
     element = old.type.tensor_type.elem_type
     batch, channels, height, width = (_dim(d) for d in old.type.tensor_type.shape.dim)
     if channels != 3:
@@ -48,8 +50,7 @@ def take_rgb_bytes(model: onnx.ModelProto, divisor: float = 1.0) -> None:
     ))
     for node in reversed(nodes):
         graph.node.insert(0, node)
-    del graph.input[:]
-    graph.input.append(rgb8)
+    graph.input[fed[0]].CopyFrom(rgb8)
 
 
 def _dim(dim: onnx.TensorShapeProto.Dimension) -> int | str:

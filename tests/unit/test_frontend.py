@@ -58,6 +58,15 @@ def test_a_half_precision_network_gets_half_precision_values(pixels):
     np.testing.assert_array_equal(out, host)
 
 
+def test_weights_listed_as_inputs_stay_and_only_the_image_input_is_replaced(pixels):
+    model = _echo(TensorProto.FLOAT)
+    model.graph.initializer.append(helper.make_tensor("counter", TensorProto.INT64, [], [0]))
+    model.graph.input.append(helper.make_tensor_value_info("counter", TensorProto.INT64, []))
+    take_rgb_bytes(model)
+    assert [value.name for value in model.graph.input] == ["x" + SUFFIX, "counter"]
+    np.testing.assert_array_equal(_run(model, pixels), pixels.transpose(0, 3, 1, 2).astype(np.float32))
+
+
 def test_only_three_channel_4d_inputs_are_converted():
     with pytest.raises(ValueError, match="3 channels"):
         take_rgb_bytes(_echo(TensorProto.FLOAT, channels=1))
