@@ -7,8 +7,8 @@ In one run, on each clip (1920x1080, moving camera, per-frame ground truth from 
 
 - the floor: the same decode, colour conversions and encode as Veil (``pipeline.media.video.transcode``
   with a stage that masks nothing), at Veil's codec settings;
-- Veil, faces and plates, on CUDA: the defaults (float32, detection stride 2), up to 8 windows a network
-  call (``max_batch``), fp16, stride 1, and the x264 preset veryfast (against the veryfast floor); with
+- Veil, faces and plates, on CUDA: the defaults (float32, detection stride 2), up to 8 images (windows or frames)
+  a network call (``max_batch``), fp16, stride 1, and the x264 preset veryfast (against the veryfast floor); with
   ``--cpu`` also the defaults on the CPU provider;
 - per variant: frames/s, the ratio to the floor, mask recall on the ground truth, and the busy share of the
   wall time per stage (decode, detect, plan, mask, encode: they overlap on threads, so the shares add up to
