@@ -20,6 +20,7 @@ from pipeline.video.process import companion_name, process_video
 from pipeline.video.qc import read_boxes
 
 from tests.conftest import EVAL, missing, require_eval
+from tests.fake_engines import FrameByFrame
 
 needs_ffprobe = pytest.mark.skipif(not shutil.which("ffprobe"), reason="needs ffprobe")
 FACES_ONLY = DetectorParams(classes=("face",))
@@ -76,7 +77,7 @@ def test_a_failure_mid_stream_removes_partial_files(tmp_path):
     dst.parent.mkdir()
     flat_clip(src, frames=40)
 
-    class Exploding:
+    class Exploding(FrameByFrame):
         model_records = []
 
         def __init__(self):

@@ -11,12 +11,13 @@ from pipeline.params import DetectorParams, Params
 from pipeline.records import Detections, ObjectClass
 from pipeline.run import process_file
 
+from tests.fake_engines import FrameByFrame
 from tests.integration.test_video_process import flat_clip
 
 FRAMES = 12
 
 
-class OneFace:
+class OneFace(FrameByFrame):
     """Finds the same face wherever it looks, and counts its re-detections around tracks."""
 
     model_records: list = []

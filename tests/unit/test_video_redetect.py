@@ -10,12 +10,13 @@ from pipeline.params import DetectorParams, Params, VideoParams
 from pipeline.records import Detections, ObjectClass
 from pipeline.run import process_file
 
+from tests.fake_engines import FrameByFrame
 from tests.integration.test_video_process import flat_clip
 
 FRAMES = 12  # at 25 fps: one keyframe (frame 0); the stride (3) searches frames 0, 3, 6 and 9
 
 
-class StillFace:
+class StillFace(FrameByFrame):
     """Finds one face at the same place on every search, and records the windows it is asked to look in."""
 
     model_records: list = []
