@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,13 +90,15 @@ class Engine:
         """``detect`` before the cross-window merge: every window's raw boxes."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected HxWx3 uint8 RGB, got {rgb.shape} {rgb.dtype}")
-        found = [
-            self._detect_one(detector, rgb, min_score, (scales or {}).get(detector.object_class, detector.scales),
-                             progress or _still)
-            for detector in self._detectors
-            if only is None or detector.object_class in only
-        ]
-        return Detections.concat(found)
+        return self._candidates([rgb], [scales or {}], [only], min_score, progress or _still)[0]
+
+    def detect_frames(
+        self, images: list[np.ndarray], scales: list[dict[ObjectClass, ScalePlan]], only: list[frozenset[ObjectClass]],
+    ) -> list[Detections]:
+        """``detect`` on several images at once (a video's detected frames): image i with the plans ``scales[i]``,
+        on the classes ``only[i]``. Each class's windows of all the images share the network's calls,
+        ``max_batch`` a call; each result is what ``detect`` gives that image alone."""
+        return [self.merged(found) for found in self._candidates(images, scales, only)]
 
     def detect_deep(
         self, rgb: np.ndarray, light: dict[ObjectClass, ScalePlan], only: frozenset[ObjectClass] | None = None,
@@ -127,14 +129,26 @@ class Engine:
         what the shipped path masks."""
         return at_floors(candidates, self.params)
 
-    def _detect_one(
-        self, detector: _Loaded, rgb: np.ndarray, min_score: float | None, plan: ScalePlan, progress: Callable[[], None],
-    ) -> Detections:
-        """One detector over every window of its plan (its own function, so nothing leaks between classes)."""
-        floor = self.params.thresholds(detector.object_class).review_floor if min_score is None else min_score
-        height, width = rgb.shape[:2]
-        windows = plan_windows(height, width, plan, detector.network.fixed_input)
-        return self._run_windows(detector, rgb, windows, floor, progress)
+    def _candidates(
+        self, images: list[np.ndarray], scales: list[dict[ObjectClass, ScalePlan]],
+        only: Sequence[frozenset[ObjectClass] | None], min_score: float | None = None, progress: Callable[[], None] = _still,
+    ) -> list[Detections]:
+        """Each image's raw boxes: every class it searches (``only[i]``; None: all) on every window of its plan
+        (``scales[i]``, else the class's configured one), the class's windows of all the images sharing the
+        network's calls. Each detector runs on its own windows whatever the others found."""
+        found: list[list[Detections]] = [[] for _ in images]
+        for detector in self._detectors:
+            floor = self.params.thresholds(detector.object_class).review_floor if min_score is None else min_score
+            owners, views = [], []
+            for index, (rgb, classes) in enumerate(zip(images, only)):
+                if classes is None or detector.object_class in classes:
+                    plan = scales[index].get(detector.object_class, detector.scales)
+                    windows = plan_windows(rgb.shape[0], rgb.shape[1], plan, detector.network.fixed_input)
+                    owners += [index] * len(windows)
+                    views += [(rgb, window) for window in windows]
+            for index, detections in zip(owners, self._run_views(detector, views, floor, progress)):
+                found[index].append(detections)
+        return [Detections.concat(one) for one in found]
 
     def _run_windows(
         self, detector: _Loaded, rgb: np.ndarray, windows: list[Window], floor: float,
@@ -156,26 +170,6 @@ class Engine:
                 found[i] = Detections.of(windows[i].to_source(boxes), scores, detector.object_class)
             progress()
         return found
-
-    def detect_frames(
-        self, images: list[np.ndarray], scales: list[dict[ObjectClass, ScalePlan]], only: list[frozenset[ObjectClass]],
-    ) -> list[Detections]:
-        """``detect`` on several images at once (a video's detected frames): image i with the plans ``scales[i]``,
-        on the classes ``only[i]``. Each class's windows of all the images share the network's calls,
-        ``max_batch`` a call; each result is what ``detect`` gives that image alone."""
-        found: list[list[Detections]] = [[] for _ in images]
-        for detector in self._detectors:
-            owners, views = [], []
-            for index, rgb in enumerate(images):
-                if detector.object_class in only[index]:
-                    plan = scales[index].get(detector.object_class, detector.scales)
-                    windows = plan_windows(rgb.shape[0], rgb.shape[1], plan, detector.network.fixed_input)
-                    owners += [index] * len(windows)
-                    views += [(rgb, window) for window in windows]
-            floor = self.params.thresholds(detector.object_class).review_floor
-            for index, detections in zip(owners, self._run_views(detector, views, floor)):
-                found[index].append(detections)
-        return [self.merged(Detections.concat(one)) for one in found]
 
     def detect_around(
         self, rgb: np.ndarray, boxes: dict[ObjectClass, np.ndarray], *, context: float, min_side: int = 64,

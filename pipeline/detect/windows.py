@@ -54,12 +54,11 @@ def batches(windows: list[Window], fixed_input: int | None, most: int, pixels: i
     """The positions of ``windows`` in the runs a network takes in one call: at most ``most`` windows and (if
     given) ``pixels`` input pixels a run, at least one window. A fixed-input network letterboxes every window
     to its square, so any windows share a run, in order; a free-input one takes windows of one crop size."""
-    groups: dict[tuple[int, int] | None, list[int]] = {}
+    groups: dict[tuple[int, int], list[int]] = {}  # the network's input size -> the windows fed at it
     for position, window in enumerate(windows):
-        groups.setdefault(None if fixed_input else window.crop_size, []).append(position)
-    for size, group in groups.items():
-        area = fixed_input * fixed_input if fixed_input else size[0] * size[1] if size else 1
-        per_run = max(1, min(most, pixels // area if pixels else most))
+        groups.setdefault((fixed_input, fixed_input) if fixed_input else window.crop_size, []).append(position)
+    for (width, height), group in groups.items():
+        per_run = max(1, min(most, pixels // (width * height) if pixels else most))
         for start in range(0, len(group), per_run):
             yield group[start : start + per_run]
 
