@@ -1,5 +1,5 @@
 """Detections of a whole evaluation set, computed once at the shipped defaults and cached as JSON, for the
-studies that lay settings over them (tools/mask_frontier.py, tools/leak_signals.py).
+studies that lay settings over them (tools/mask_frontier.py, tools/leak_signals.py, tools/mirror_signal.py).
 
 The cache holds every candidate down to the evaluation's AP floor, before the cross-window merge, so a study
 can cut them at the production floors and merge them exactly as ``process`` does (``shipped``), or look at
