@@ -12,7 +12,6 @@ per set and setting, the review rate and the leaking files routed.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,7 +23,14 @@ from pipeline.mask import coverage, plan_regions, unmasked
 from pipeline.media.image import load_image
 from pipeline.params import Params
 
-from tools.detection_cache import above, annotations_by_image, box_coverages, cached_candidates
+from tools.detection_cache import (
+    above,
+    annotations_by_image,
+    box_coverages,
+    cached_candidates,
+    chosen_sets,
+    study_parser,
+)
 
 
 def sweep(set_dir: Path, cache: Path, params: Params, neighbours: list[int]) -> list[str]:
@@ -47,14 +53,10 @@ def sweep(set_dir: Path, cache: Path, params: Params, neighbours: list[int]) -> 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--eval-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval")
-    parser.add_argument("--cache", type=Path, default=Path("reports/frontier"))
-    parser.add_argument("--sets", default="", help="comma-separated set names (default: every set found)")
+    parser = study_parser(__doc__)
     parser.add_argument("--neighbours", default="8,10,11,12,14")
     args = parser.parse_args()
-    wanted = [s for s in args.sets.split(",") if s]
-    sets = [d for d in sorted(args.eval_root.iterdir()) if (d / "annotations.json").exists() and (not wanted or d.name in wanted)]
+    sets = chosen_sets(args)
     neighbours = [int(n) for n in args.neighbours.split(",")]
     print("| set | neighbours | review rate | leaking files routed |\n|---|---|---|---|")
     for set_dir in sets:

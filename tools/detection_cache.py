@@ -8,6 +8,7 @@ what lies below those floors.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -66,3 +67,19 @@ def box_coverages(covered: np.ndarray, annotations: list[dict]) -> list[float]:
         region = covered[y0:y1, x0:x1]
         shares.append(float(region.mean()) if region.size else 1.0)
     return shares
+
+
+def study_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every study over the cached sets takes: where the sets are, the cache, which sets."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--eval-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval")
+    parser.add_argument("--cache", type=Path, default=Path("reports/frontier"))
+    parser.add_argument("--sets", default="", help="comma-separated set names (default: every set found)")
+    return parser
+
+
+def chosen_sets(args: argparse.Namespace) -> list[Path]:
+    """The annotated sets under ``--eval-root`` that ``--sets`` names (all of them when it names none)."""
+    wanted = [s for s in args.sets.split(",") if s]
+    return [d for d in sorted(args.eval_root.iterdir())
+            if (d / "annotations.json").exists() and (not wanted or d.name in wanted)]

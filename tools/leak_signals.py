@@ -15,7 +15,6 @@ whether any score-based signal could see it at all.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -29,7 +28,14 @@ from pipeline.mask import coverage, pixel_bounds, plan_regions
 from pipeline.params import Params
 from pipeline.records import Detections, ObjectClass
 
-from tools.detection_cache import above, annotations_by_image, box_coverages, cached_candidates
+from tools.detection_cache import (
+    above,
+    annotations_by_image,
+    box_coverages,
+    cached_candidates,
+    chosen_sets,
+    study_parser,
+)
 
 SHARES = (0.25, 0.4, 0.5, 0.6, 0.75, 0.9)  # signal floors, as shares of each class's review floor
 UNMASKED = 0.5  # a candidate counts as unmasked when the shipped masks cover less than this share of its box
@@ -84,13 +90,9 @@ def study(set_dir: Path, cache: Path, params: Params) -> tuple[list[str], list[s
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--eval-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval")
-    parser.add_argument("--cache", type=Path, default=Path("reports/frontier"))
-    parser.add_argument("--sets", default="", help="comma-separated set names (default: every set found)")
+    parser = study_parser(__doc__)
     args = parser.parse_args()
-    wanted = [s for s in args.sets.split(",") if s]
-    sets = [d for d in sorted(args.eval_root.iterdir()) if (d / "annotations.json").exists() and (not wanted or d.name in wanted)]
+    sets = chosen_sets(args)
     print("| set | signal floor (share of the review floor) | review rate | leak capture |\n|---|---|---|---|")
     notes = []
     for set_dir in sets:

@@ -12,7 +12,6 @@ what ``veil eval`` reports with that ``[mask]`` section, without re-running the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -26,7 +25,14 @@ from pipeline.mask import coverage, plan_regions
 from pipeline.params import MaskParams, Params
 from pipeline.records import Detections
 
-from tools.detection_cache import above, annotations_by_image, box_coverages, cached_candidates
+from tools.detection_cache import (
+    above,
+    annotations_by_image,
+    box_coverages,
+    cached_candidates,
+    chosen_sets,
+    study_parser,
+)
 
 DEFAULT_VARIANTS = [
     {},
@@ -58,14 +64,10 @@ def score(set_dir: Path, detections: dict[str, tuple[tuple[int, ...], Detections
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--eval-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval")
-    parser.add_argument("--cache", type=Path, default=Path("reports/frontier"))
-    parser.add_argument("--sets", default="", help="comma-separated set names (default: every set found)")
+    parser = study_parser(__doc__)
     parser.add_argument("--variants", default=json.dumps(DEFAULT_VARIANTS), help="JSON list of [mask] overrides")
     args = parser.parse_args()
-    wanted = [s for s in args.sets.split(",") if s]
-    sets = [d for d in sorted(args.eval_root.iterdir()) if (d / "annotations.json").exists() and (not wanted or d.name in wanted)]
+    sets = chosen_sets(args)
     variants = json.loads(args.variants)
     print("| set | [mask] overrides | mask recall | leaks | masked outside GT |\n|---|---|---|---|---|")
     for set_dir in sets:

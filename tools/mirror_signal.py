@@ -18,7 +18,6 @@ so that a person can look at what it found.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -35,7 +34,14 @@ from pipeline.media.image import load_image
 from pipeline.params import Params, RuntimeParams, ScalePlan
 from pipeline.records import ObjectClass
 
-from tools.detection_cache import above, annotations_by_image, box_coverages, cached_candidates
+from tools.detection_cache import (
+    above,
+    annotations_by_image,
+    box_coverages,
+    cached_candidates,
+    chosen_sets,
+    study_parser,
+)
 
 FACES = frozenset({ObjectClass.FACE})
 MIRROR_FLOOR = 0.1  # the mirror finds are cached down to this score
@@ -99,14 +105,10 @@ def study(set_dir: Path, cache: Path, params: Params, scores: list[float]) -> tu
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--eval-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval")
-    parser.add_argument("--cache", type=Path, default=Path("reports/frontier"))
-    parser.add_argument("--sets", default="", help="comma-separated set names (default: every set found)")
+    parser = study_parser(__doc__)
     parser.add_argument("--scores", default="0.3,0.4,0.5,0.6")
     args = parser.parse_args()
-    wanted = [s for s in args.sets.split(",") if s]
-    sets = [d for d in sorted(args.eval_root.iterdir()) if (d / "annotations.json").exists() and (not wanted or d.name in wanted)]
+    sets = chosen_sets(args)
     scores = sorted(float(s) for s in args.scores.split(","))
     print("| set | view | mirror face score | review rate, shipped | mirror alone | both | leaking files routed |\n"
           "|---|---|---|---|---|---|---|")
