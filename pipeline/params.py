@@ -19,8 +19,7 @@ class _Strict(BaseModel):
 
 
 class ClassThresholds(_Strict):
-    """Score >= ``threshold``: a confident detection. ``review_floor`` <= score < ``threshold``: the
-    review band, masked too when ``mask_review_band`` is on, and it flags the file for review."""
+    """From ``threshold`` up: confident. From ``review_floor`` up to it: the review band (``mask_review_band``)."""
 
     threshold: float = Field(ge=0.0, le=1.0)
     review_floor: float = Field(ge=0.0, le=1.0)
@@ -82,6 +81,7 @@ class ScalePlan(_Strict):
     tile_overlap: float = Field(default=0.25, ge=0.0, lt=0.9)
     downscale: bool = False  # also a whole-image pass at half scale, for objects that fill the frame
     rotate_180: bool = False  # also the whole image upside down (faces on playing cards, scans put in wrongly)
+    rotate_90: bool = False  # also the whole image turned a quarter each way (sideways, with no EXIF orientation)
 
 
 class ClassSettings(ClassThresholds):
@@ -91,10 +91,10 @@ class ClassSettings(ClassThresholds):
     scales: ScalePlan
 
 
-FACE_PLAN = ScalePlan(max_side=1920, upscale_below=1024, tile_above=2400, tile_size=1280, downscale=True, rotate_180=True)
-# A fixed 640 input: ``max_side`` is the letterbox side, ``upscale_below`` means 2x tiles. platedet misses
-# many small or non-Brazilian plates in the whole-image view that it finds at twice the size
-# (openalpr_endtoend: 97.0% found whole, 99.2% with 2x tiles), so 1-2 MP photos get the 2x tiles too.
+FACE_PLAN = ScalePlan(max_side=1920, upscale_below=1024, tile_above=2400, tile_size=1280, downscale=True, rotate_180=True,
+                      rotate_90=True)
+# platedet letterboxes to 640 (``max_side``; ``upscale_below`` means 2x tiles). It finds many small or foreign
+# plates only at twice the size (openalpr_endtoend: 97.0% whole, 99.2% with 2x tiles): 1-2 MP photos get those too.
 PLATE_PLAN = ScalePlan(max_side=640, upscale_below=1401, tile_above=1400, tile_size=960)
 
 # The shipped settings of each class. A table in a file that leaves keys out keeps these for them.
@@ -230,7 +230,7 @@ class TrackerParams(_Strict):
 # whole frame, plus tiles as tall as a 1080p frame (two of them cover 1920x1080 at 0.59 scale, where 960 px
 # tiles took six passes at 0.67).
 VIDEO_PLANS: dict[str, ScalePlan] = {
-    "face": FACE_PLAN.model_copy(update={"downscale": False, "rotate_180": False}),
+    "face": FACE_PLAN.model_copy(update={"downscale": False, "rotate_180": False, "rotate_90": False}),
     "license_plate": PLATE_PLAN.model_copy(update={"upscale_below": 0, "tile_size": 1080, "tile_overlap": 0.2}),
 }
 
@@ -315,9 +315,9 @@ class VideoParams(_Strict):
             if old in data:
                 if label in plans:
                     raise ValueError(f"{old} and scales.{label} both set: keep scales only")
-                # A table under the old key was completed from the photo plan (FaceScales, PlateScales),
-                # not from the frame plan: kept, so that an old file means what it meant.
-                plans[label] = _completed(data.pop(old), DEFAULT_CLASSES[label].scales)
+                # A table under the old key was completed from the photo plan of its day (FaceScales, PlateScales:
+                # no quarter turns), not from the frame plan: kept, so that an old file means what it meant.
+                plans[label] = _completed(data.pop(old), DEFAULT_CLASSES[label].scales.model_copy(update={"rotate_90": False}))
         data["scales"] = {**VIDEO_PLANS, **plans}
         return data
 

@@ -103,9 +103,9 @@ class Engine:
     def detect_deep(
         self, rgb: np.ndarray, light: dict[ObjectClass, ScalePlan], only: frozenset[ObjectClass] | None = None,
     ) -> tuple[Detections, Detections]:
-        """The photo plan (each class's configured scales) on a video keyframe, and what the light frame plan
-        ``light`` alone saw there: (everything, light). The light plan's windows are run once and shared, so
-        the deep pass costs only the windows the light plan lacks."""
+        """The photo plan (each class's configured scales, less the quarter turns) on a video keyframe, and what
+        the light frame plan ``light`` alone saw there: (everything, light). The light plan's windows are run
+        once and shared, so the deep pass costs only the windows the light plan lacks."""
         everything, seen = [], []
         height, width = rgb.shape[:2]
         for detector in self._detectors:
@@ -113,7 +113,9 @@ class Engine:
                 continue
             fixed = detector.network.fixed_input
             light_windows = plan_windows(height, width, light.get(detector.object_class, detector.scales), fixed)
-            extra = [w for w in plan_windows(height, width, detector.scales, fixed) if w not in light_windows]
+            # Without the quarter turns: frames are turned upright by the stream's rotation (docs/video.md).
+            deep = detector.scales.model_copy(update={"rotate_90": False})
+            extra = [w for w in plan_windows(height, width, deep, fixed) if w not in light_windows]
             floor = self.params.thresholds(detector.object_class).review_floor
             light_found = self._run_windows(detector, rgb, light_windows, floor)
             seen.append(light_found)
@@ -164,10 +166,14 @@ class Engine:
         at most ``most`` (default ``max_batch``) and ``pixels``: one network call each, ``progress`` after each."""
         found: list[Detections] = [Detections.empty()] * len(views)
         windows = [window for _, window in views]
+        # A sideways view finds faces in a photo saved on its side, but its uncertain finds on an upright
+        # photo are background: only its confident ones count (docs/evaluation.md#sideways-photos).
+        sideways_floor = max(floor, self.params.thresholds(detector.object_class).threshold)
         for run in batches(windows, detector.network.fixed_input, most or self.max_batch, pixels):
             results = detector.network.batch([windows[i].crop(views[i][0]) for i in run], floor)
             for i, (boxes, scores) in zip(run, results):
-                found[i] = Detections.of(windows[i].to_source(boxes), scores, detector.object_class)
+                kept = scores >= (sideways_floor if windows[i].turns % 2 else floor)
+                found[i] = Detections.of(windows[i].to_source(boxes[kept]), scores[kept], detector.object_class)
             progress()
         return found
 

@@ -23,28 +23,37 @@ class Window:
     x1: int
     y1: int
     scale: float  # network pixels per source pixel; for fixed-input models the letterbox decides
-    upside_down: bool = False
+    turns: int = 0  # quarter turns counter-clockwise (np.rot90) after scaling: 2 is upside down
+
+    @property
+    def scaled_size(self) -> tuple[int, int]:
+        """(width, height) of the source rectangle at the window's scale, before it is turned."""
+        return max(1, round((self.x1 - self.x0) * self.scale)), max(1, round((self.y1 - self.y0) * self.scale))
 
     @property
     def crop_size(self) -> tuple[int, int]:
-        return max(1, round((self.x1 - self.x0) * self.scale)), max(1, round((self.y1 - self.y0) * self.scale))
+        """(width, height) of what the network is fed."""
+        width, height = self.scaled_size
+        return (height, width) if self.turns % 2 else (width, height)
 
     def crop(self, image: np.ndarray) -> np.ndarray:
         view = image[self.y0 : self.y1, self.x0 : self.x1]
         if self.scale != 1.0:
             interpolation = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
-            view = cv2.resize(view, self.crop_size, interpolation=interpolation)
-        return np.ascontiguousarray(view[::-1, ::-1]) if self.upside_down else view
+            view = cv2.resize(view, self.scaled_size, interpolation=interpolation)
+        return np.ascontiguousarray(np.rot90(view, self.turns)) if self.turns % 4 else view
 
     def to_source(self, boxes: np.ndarray) -> np.ndarray:
         """Map boxes from the crop's pixels back to the source image."""
         if not len(boxes):
             return boxes
-        crop_w, crop_h = self.crop_size
-        if self.upside_down:
-            boxes = np.stack([crop_w - boxes[:, 2], crop_h - boxes[:, 3], crop_w - boxes[:, 0], crop_h - boxes[:, 1]], 1)
-        scale_x = (self.x1 - self.x0) / crop_w
-        scale_y = (self.y1 - self.y0) / crop_h
+        width, height = self.scaled_size
+        for turn in range(self.turns % 4, 0, -1):
+            # undo one quarter turn counter-clockwise of an image that was ``before`` pixels wide
+            before = width if turn % 2 else height
+            boxes = np.stack([before - boxes[:, 3], boxes[:, 0], before - boxes[:, 1], boxes[:, 2]], 1)
+        scale_x = (self.x1 - self.x0) / width
+        scale_y = (self.y1 - self.y0) / height
         mapped = boxes * np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
         mapped += np.array([self.x0, self.y0, self.x0, self.y0], dtype=np.float32)
         return mapped
@@ -80,7 +89,9 @@ def plan_windows(height: int, width: int, plan: ScalePlan, fixed_input: int | No
     whole_scale = 1.0 if fixed_input else min(1.0, plan.max_side / long_side)
     windows.append(Window(0, 0, width, height, whole_scale))
     if plan.rotate_180:
-        windows.append(Window(0, 0, width, height, whole_scale, upside_down=True))
+        windows.append(Window(0, 0, width, height, whole_scale, turns=2))
+    if plan.rotate_90:
+        windows += [Window(0, 0, width, height, whole_scale, turns=turns) for turns in (1, 3)]
     if plan.downscale and long_side * whole_scale >= 128:
         windows.append(Window(0, 0, width, height, whole_scale / 2))
     if plan.upscale_below and long_side < plan.upscale_below:

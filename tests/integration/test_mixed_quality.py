@@ -24,7 +24,6 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -34,18 +33,11 @@ from pipeline.params import DetectorParams, Params
 from pipeline.run import process_file
 
 from tests.conftest import eval_set, require_eval, require_models
+from tests.published_pixels import box_change, changed, decoded
 
 CI_COUNT = {"ucsd_lp": 40, "openalpr_endtoend": 8, "ccpd_sample": 2}
 SEED = 0
 MIN_RECALL = 0.98
-# A box counts as changed when the mean absolute difference (0-255, over its pixels and channels) is at least
-# MIN_MEAN_DIFF and at least MIN_CHANGED_SHARE of its pixels differ by more than PIXEL_DIFF in some channel.
-# Masked boxes measure 20-60 and 0.7-0.99; a JPEG re-encode at quality 95 about 0.0-1.5 and 0.00.
-PIXEL_DIFF = 12
-MIN_MEAN_DIFF = 8.0
-MIN_CHANGED_SHARE = 0.4
-
-
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory) -> Path:
     """The CI subset of the mixed set: its annotations.json (images/ beside it)."""
@@ -82,25 +74,6 @@ def test_mask_recall_of_each_class_at_the_shipped_defaults(mixed, engine):
         expected = sum(1 for a in gt["annotations"] if a["category_id"] == (1 if label == "face" else 2))
         assert result.ground_truth == expected > 0
         assert result.mask_recall >= MIN_RECALL, f"{label}: mask recall {result.mask_recall}\n{leaks}"
-
-
-def box_change(before: np.ndarray, after: np.ndarray, bbox) -> tuple[float, float]:
-    """Mean absolute difference and the share of pixels changed by more than PIXEL_DIFF, inside ``bbox``."""
-    x, y, w, h = bbox
-    x0, y0 = max(0, int(np.floor(x))), max(0, int(np.floor(y)))
-    x1, y1 = min(before.shape[1], int(np.ceil(x + w))), min(before.shape[0], int(np.ceil(y + h)))
-    diff = np.abs(before[y0:y1, x0:x1].astype(np.int16) - after[y0:y1, x0:x1].astype(np.int16))
-    return float(diff.mean()), float((diff.max(axis=2) > PIXEL_DIFF).mean())
-
-
-def changed(before: np.ndarray, after: np.ndarray, bbox) -> bool:
-    mean_diff, share = box_change(before, after, bbox)
-    return mean_diff >= MIN_MEAN_DIFF and share >= MIN_CHANGED_SHARE
-
-
-def decoded(path_or_bytes) -> np.ndarray:
-    with Image.open(path_or_bytes) as image:
-        return np.asarray(image.convert("RGB"))
 
 
 @pytest.mark.shared

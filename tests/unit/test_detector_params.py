@@ -77,10 +77,10 @@ def test_the_defaults_are_the_figures_from_before_per_class():
     assert detector.for_class(PLATE).model == ModelSpec(name="platedet", family="yolov8", classes=("license_plate",),
                                                         input_size=640)
     assert detector.for_class(FACE).scales == ScalePlan(max_side=1920, upscale_below=1024, tile_above=2400,
-                                                        tile_size=1280, downscale=True, rotate_180=True)
+                                                        tile_size=1280, downscale=True, rotate_180=True, rotate_90=True)
     assert detector.for_class(PLATE).scales == ScalePlan(max_side=640, upscale_below=1401, tile_above=1400, tile_size=960)
-    assert video.scales["face"] == detector.for_class(FACE).scales.model_copy(update={"downscale": False,
-                                                                                       "rotate_180": False})
+    assert video.scales["face"] == detector.for_class(FACE).scales.model_copy(
+        update={"downscale": False, "rotate_180": False, "rotate_90": False})
     assert video.scales["license_plate"] == ScalePlan(max_side=640, upscale_below=0, tile_above=1400, tile_size=1080,
                                                       tile_overlap=0.2)
 
@@ -118,12 +118,13 @@ def test_a_partial_table_keeps_the_class_defaults_for_the_keys_it_leaves_out():
 
 
 def test_a_partial_frame_plan_keeps_the_frame_defaults_but_an_old_key_the_photo_defaults():
-    """The old ``video.face_scales`` table was completed from the photo plan (downscale and rotate_180 on):
-    an old file still means exactly that; the new ``video.scales.face`` table is completed from the frame plan."""
+    """The old ``video.face_scales`` table was completed from the photo plan of its day (downscale and rotate_180
+    on, no quarter turns): an old file still means exactly that; the new ``video.scales.face`` table is completed
+    from the frame plan."""
     new = VideoParams.model_validate({"scales": {"face": {"upscale_below": 0}}})
     old = VideoParams.model_validate({"face_scales": {"upscale_below": 0}})
     assert new.scales["face"] == VideoParams().scales["face"].model_copy(update={"upscale_below": 0})
-    assert old.scales["face"] == DEFAULT_CLASSES["face"].scales.model_copy(update={"upscale_below": 0})
+    assert old.scales["face"] == DEFAULT_CLASSES["face"].scales.model_copy(update={"upscale_below": 0, "rotate_90": False})
     assert new.scales["license_plate"] == old.scales["license_plate"] == VideoParams().scales["license_plate"]
     assert VideoParams().frame_plans() == {FACE: VideoParams().scales["face"], PLATE: VideoParams().scales["license_plate"]}
 

@@ -35,12 +35,12 @@ class StubNetwork:
         pass
 
 
-def stub_engine(order: tuple[str, ...]) -> tuple[Engine, dict[ObjectClass, StubNetwork]]:
+def stub_engine(order: tuple[str, ...], network_type: type[StubNetwork] | None = None) -> tuple[Engine, dict[ObjectClass, StubNetwork]]:
     params = DetectorParams(classes=order)  # type: ignore[arg-type]
     loaded, networks = [], {}
     for label in order:
         object_class = ObjectClass.from_label(label)
-        network = StubNetwork(None if object_class is ObjectClass.FACE else 640)
+        network = (network_type or StubNetwork)(None if object_class is ObjectClass.FACE else 640)
         scales = params.for_class(object_class).scales
         spec = ModelSpec(name=label, family="centerface" if label == "face" else "yolov8", classes=(label,))  # type: ignore[arg-type]
         record = ModelRecord(name=label, task=label, family=spec.family, sha256="0" * 64, providers=["stub"])
@@ -91,7 +91,7 @@ def test_no_filter_is_every_configured_class_and_a_full_filter_is_the_same():
 
 def test_a_scale_override_replaces_one_class_plan_only():
     engine, networks = stub_engine(("face", "license_plate"))
-    light = FACE_PLAN.model_copy(update={"downscale": False, "rotate_180": False, "upscale_below": 0})
+    light = FACE_PLAN.model_copy(update={"downscale": False, "rotate_180": False, "rotate_90": False, "upscale_below": 0})
     engine.detect(IMAGE, scales={ObjectClass.FACE: light})
     assert len(networks[ObjectClass.FACE].seen) == expected_windows(light, None) == 1
     assert len(networks[ObjectClass.LICENSE_PLATE].seen) == expected_windows(PLATE_PLAN, 640)
@@ -123,3 +123,24 @@ def test_windows_go_to_the_network_in_batches_each_once(max_batch):
     assert max(plate.calls) <= max_batch and (max_batch == 1 or max(plate.calls) > 1)
     assert len(ticks) == sum(len(d.network.calls) for d in batched._detectors)  # a heartbeat per call
     assert len(found) >= 1
+
+
+class TwoFinds(StubNetwork):
+    """Finds a review-band box (0.3) and a confident one (0.5) in every input."""
+
+    def __call__(self, rgb: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+        self.seen.append(rgb.shape[:2])
+        h, w = rgb.shape[:2]
+        boxes = np.array([[0, 0, w * 0.2, h * 0.2], [w * 0.5, h * 0.5, w * 0.7, h * 0.7]], dtype=np.float32)
+        return boxes, np.array([0.3, 0.5], dtype=np.float32)
+
+
+@pytest.mark.parametrize("min_score", [None, 0.05])
+def test_the_sideways_views_count_only_confident_finds(min_score):
+    """The quarter-turned views (rotate_90) keep only finds at the class's threshold (0.4), at the production
+    floors and at an evaluation's lower one alike; the upright view keeps its review band."""
+    engine, networks = stub_engine(("face",), TwoFinds)
+    sideways = ScalePlan(max_side=1920, upscale_below=0, tile_above=4000, tile_size=1280, rotate_90=True)
+    found = engine.candidates(IMAGE, min_score, {ObjectClass.FACE: sideways})
+    assert sorted(networks[ObjectClass.FACE].seen) == [(900, 1200), (1200, 900), (1200, 900)]  # upright, two turns
+    assert sorted(found.scores.tolist()) == pytest.approx([0.3, 0.5, 0.5, 0.5])

@@ -82,29 +82,38 @@ def test_window_maps_crop_pixels_back_to_source(height, width, scale, b):
     assert np.allclose(window.to_source(in_crop), b, rtol=1e-4, atol=1e-2)
 
 
-@given(st.integers(4, 60), st.integers(4, 60), st.sampled_from([1.0, 2.0, 3.0]), st.data())
-def test_upside_down_window_finds_the_same_pixels(height, width, scale, data):
-    """A bright block found in the rotated, scaled crop maps back onto the block in the source."""
+@given(st.integers(4, 60), st.integers(4, 60), st.sampled_from([1.0, 2.0, 3.0]), st.integers(0, 3), st.data())
+def test_a_turned_window_finds_the_same_pixels(height, width, scale, turns, data):
+    """A bright block found in the scaled crop, turned any number of quarter turns, maps back onto the block
+    in the source."""
     x0 = data.draw(st.integers(0, width - 2))
     y0 = data.draw(st.integers(0, height - 2))
     x1 = data.draw(st.integers(x0 + 1, width))
     y1 = data.draw(st.integers(y0 + 1, height))
     image = np.zeros((height, width, 3), np.uint8)
     image[y0:y1, x0:x1] = 255
-    window = Window(0, 0, width, height, scale, upside_down=True)
+    window = Window(0, 0, width, height, scale, turns=turns)
     crop = window.crop(image)
+    assert crop.shape[1::-1] == window.crop_size  # what the network is fed, (width, height)
     rows, cols = np.nonzero(crop[:, :, 0] > 127)
     found = np.array([[cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]], np.float32)
     assert np.allclose(window.to_source(found), [[x0, y0, x1, y1]], atol=1.0)
+
+
+def test_a_quarter_turn_is_counter_clockwise_and_swaps_the_sides():
+    image = np.zeros((2, 3, 3), np.uint8)
+    image[0, 2] = 255  # the top-right pixel
+    crop = Window(0, 0, 3, 2, 1.0, turns=1).crop(image)
+    assert crop.shape[:2] == (3, 2) and crop[0, 0, 0] == 255  # turned left: now top-left
 
 
 def test_plan_windows_adds_upscale_and_tiles_only_where_asked():
     plan = ScalePlan(max_side=1920, upscale_below=1024, tile_above=2400, tile_size=1280)
     assert len(plan_windows(480, 640, plan, None)) == 2  # whole + 2x
     turned = plan.model_copy(update={"rotate_180": True, "downscale": True})
-    assert [(w.scale, w.upside_down) for w in plan_windows(480, 640, turned, None)] == [
-        (1.0, False), (1.0, True), (0.5, False), (2.0, False)
-    ]
+    assert [(w.scale, w.turns) for w in plan_windows(480, 640, turned, None)] == [(1.0, 0), (1.0, 2), (0.5, 0), (2.0, 0)]
+    sideways = plan.model_copy(update={"rotate_90": True})
+    assert [(w.scale, w.turns) for w in plan_windows(480, 640, sideways, None)] == [(1.0, 0), (1.0, 1), (1.0, 3), (2.0, 0)]
     assert len(plan_windows(1080, 1920, plan, None)) == 1  # whole only
     big = plan_windows(3000, 4000, plan, None)
     assert big[0].scale == pytest.approx(1920 / 4000) and len(big) > 4  # whole (downscaled) + native tiles
