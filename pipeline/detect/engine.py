@@ -13,7 +13,7 @@ from pipeline.detect.base import Detector
 from pipeline.detect.catalogue import default_model_dir, find_file, find_source
 from pipeline.detect.families import family
 from pipeline.detect.mosaic import detect_packed
-from pipeline.detect.nms import merge
+from pipeline.detect.nms import merge, overlapping
 from pipeline.detect.onnx import load_session
 from pipeline.detect.windows import Window, batches, plan_windows, roi_windows
 from pipeline.errors import ModelError, QuantizationError
@@ -40,6 +40,8 @@ ROI_MAX_PACKED_WINDOWS = 64
 # larger than a whole-frame pass's: on 4K frames the windows are large and an unbounded batch grew memory by
 # 400 MB. Plan windows and frames are bounded by ``max_batch`` alone.
 BATCH_PIXELS = 1920 * 1088
+
+SAME_FACE_SHARE = 0.5  # a sideways find and an upright one sharing half the smaller's area are one face
 
 
 def _still() -> None:
@@ -148,8 +150,14 @@ class Engine:
                     windows = plan_windows(rgb.shape[0], rgb.shape[1], plan, detector.network.fixed_input)
                     owners += [index] * len(windows)
                     views += [(rgb, window) for window in windows]
-            for index, detections in zip(owners, self._run_views(detector, views, floor, progress)):
-                found[index].append(detections)
+            upright: dict[int, list[Detections]] = {index: [] for index in owners}
+            sideways: dict[int, list[Detections]] = {index: [] for index in owners}
+            for index, (_, window), detections in zip(owners, views, self._run_views(detector, views, floor, progress)):
+                (sideways if window.turns % 2 else upright)[index].append(detections)
+            confident = self.params.thresholds(detector.object_class).threshold
+            for index in upright:
+                seen = Detections.concat(upright[index])
+                found[index] += [seen, sideways_finds(Detections.concat(sideways[index]), seen, confident)]
         return [Detections.concat(one) for one in found]
 
     def _run_windows(
@@ -166,14 +174,10 @@ class Engine:
         at most ``most`` (default ``max_batch``) and ``pixels``: one network call each, ``progress`` after each."""
         found: list[Detections] = [Detections.empty()] * len(views)
         windows = [window for _, window in views]
-        # A sideways view finds faces in a photo saved on its side, but its uncertain finds on an upright
-        # photo are background: only its confident ones count (docs/evaluation.md#sideways-photos).
-        sideways_floor = max(floor, self.params.thresholds(detector.object_class).threshold)
         for run in batches(windows, detector.network.fixed_input, most or self.max_batch, pixels):
             results = detector.network.batch([windows[i].crop(views[i][0]) for i in run], floor)
             for i, (boxes, scores) in zip(run, results):
-                kept = scores >= (sideways_floor if windows[i].turns % 2 else floor)
-                found[i] = Detections.of(windows[i].to_source(boxes[kept]), scores[kept], detector.object_class)
+                found[i] = Detections.of(windows[i].to_source(boxes), scores, detector.object_class)
             progress()
         return found
 
@@ -236,6 +240,18 @@ class Engine:
     def warm_up(self) -> None:
         """One pass on a blank image, so the first real file does not pay for lazy initialisation."""
         self.detect(np.zeros((64, 64, 3), dtype=np.uint8))
+
+
+def sideways_finds(turned: Detections, upright: Detections, confident: float) -> Detections:
+    """What the quarter-turned views add: their confident finds, less those of a face that the upright views
+    found at least as surely. They find faces lying on their side, which the upright views miss; on an
+    upright photo their review-band finds are background, and their box of an upright face sits differently
+    and would widen the merged box (docs/evaluation.md#sideways-photos)."""
+    turned = turned[turned.scores >= confident]
+    known = upright[upright.scores >= confident]
+    surer = known.scores[None, :] >= turned.scores[:, None]
+    found_upright = np.asarray((overlapping(turned.boxes, known.boxes, SAME_FACE_SHARE) & surer).any(axis=1), dtype=bool)
+    return turned[~found_upright]
 
 
 def at_floors(candidates: Detections, detector: DetectorParams,

@@ -20,6 +20,12 @@ def intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
 
 
+def overlapping(a: np.ndarray, b: np.ndarray, share: float) -> np.ndarray:
+    """Pairwise, shape (len(a), len(b)): whether the two boxes share at least ``share`` of the smaller one's area."""
+    smaller = np.minimum(box_area(a)[:, None], box_area(b)[None, :])
+    return intersection(a, b) >= share * np.maximum(smaller, 1e-9)
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = intersection(a, b)
     union = box_area(a)[:, None] + box_area(b)[None, :] - inter

@@ -143,4 +143,32 @@ def test_the_sideways_views_count_only_confident_finds(min_score):
     sideways = ScalePlan(max_side=1920, upscale_below=0, tile_above=4000, tile_size=1280, rotate_90=True)
     found = engine.candidates(IMAGE, min_score, {ObjectClass.FACE: sideways})
     assert sorted(networks[ObjectClass.FACE].seen) == [(900, 1200), (1200, 900), (1200, 900)]  # upright, two turns
-    assert sorted(found.scores.tolist()) == pytest.approx([0.3, 0.5, 0.5, 0.5])
+    assert sorted(found.scores.tolist()) == pytest.approx([0.3, 0.5, 0.5, 0.5])  # the turned 0.5s lie elsewhere
+
+
+def test_a_sideways_find_of_a_face_the_upright_view_found_adds_nothing():
+    """The stub finds a centred square in every input, so each turned view's find maps back onto the upright
+    one's: the upright box stays alone, and the merged box is not widened by a box that sits differently."""
+    engine, networks = stub_engine(("face",))
+    sideways = ScalePlan(max_side=1920, upscale_below=0, tile_above=4000, tile_size=1280, rotate_90=True)
+    found = engine.candidates(IMAGE, None, {ObjectClass.FACE: sideways})
+    assert len(networks[ObjectClass.FACE].seen) == 3
+    assert found.boxes.tolist() == [[480.0, 360.0, 720.0, 540.0]]
+
+
+class SurerTurned(StubNetwork):
+    """Finds the centred square in every input, more surely in a turned view (taller than wide, for IMAGE)."""
+
+    def __call__(self, rgb: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+        boxes, _ = super().__call__(rgb, min_score)
+        return boxes, np.array([0.95 if rgb.shape[0] > rgb.shape[1] else 0.6], dtype=np.float32)
+
+
+def test_a_sideways_find_surer_than_the_upright_one_is_kept():
+    """A face lying on its side: the upright views find it less surely than a turned view, whose find is kept
+    (and so leads the merge)."""
+    engine, _ = stub_engine(("face",), SurerTurned)
+    sideways = ScalePlan(max_side=1920, upscale_below=0, tile_above=4000, tile_size=1280, rotate_90=True)
+    found = engine.candidates(IMAGE, None, {ObjectClass.FACE: sideways})
+    assert sorted(found.scores.tolist()) == pytest.approx([0.6, 0.95, 0.95])
+    assert engine.merged(found).scores.tolist() == pytest.approx([0.95])

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.detect.nms import iou_matrix, merge, nms
+from pipeline.detect.nms import iou_matrix, merge, nms, overlapping
 from pipeline.detect.windows import Window, plan_windows, tile_starts
 from pipeline.detect.yolo import Letterbox
 from pipeline.params import ScalePlan
@@ -152,3 +152,12 @@ def test_merge_does_not_swell_boxes_that_only_jitter_between_passes():
     jittered = [[100, 100, 150, 160], [103, 98, 152, 158], [98, 102, 149, 163]]
     merged = merge(Detections(jittered, [0.9, 0.8, 0.7], [1, 1, 1]), 0.4)
     assert len(merged) == 1 and merged.boxes[0].tolist() == jittered[0]
+
+
+def test_overlapping_measures_the_shared_area_against_the_smaller_box():
+    big = np.array([[0, 0, 100, 100]], np.float32)
+    boxes = np.array([[10, 10, 30, 30], [90, 90, 130, 130], [200, 200, 210, 210], [40, 0, 160, 100]], np.float32)
+    # inside; a quarter of the small box; apart; 60% of the big box (and of itself)
+    assert overlapping(boxes, big, 0.5)[:, 0].tolist() == [True, False, False, True]
+    assert overlapping(boxes, big, 0.7)[:, 0].tolist() == [True, False, False, False]
+    assert overlapping(boxes, np.zeros((0, 4), np.float32), 0.5).shape == (4, 0)
