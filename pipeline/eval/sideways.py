@@ -40,7 +40,8 @@ def build_sideways_set(set_dir: Path, out_dir: Path, every: int = 1) -> Path:
             raise ValueError(f"cannot read {image['file_name']} in {set_dir}")
         turns = 1 if position % 2 == 0 else 3
         height, width = pixels.shape[:2]
-        file_name = f"{Path(image['file_name']).with_suffix('').as_posix().replace('/', '_')}_{'left' if turns == 1 else 'right'}.jpg"
+        side = "left" if turns == 1 else "right"
+        file_name = f"{Path(image['file_name']).with_suffix('').as_posix().replace('/', '_')}_{side}.jpg"
         cv2.imwrite(str(out_dir / "images" / file_name), np.rot90(pixels, turns), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         images.append({"id": image["id"], "file_name": file_name, "width": height, "height": width,
                        "source_file": image["file_name"], "turns": turns})
