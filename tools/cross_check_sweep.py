@@ -19,16 +19,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.detect.cascade import plate_cascade_finds
 from pipeline.eval.images import COVERED
-from pipeline.mask import coverage, plan_regions, unmasked
+from pipeline.mask import unmasked
 from pipeline.media.image import load_image
 from pipeline.params import Params
 
 from tools.detection_cache import (
-    above,
     annotations_by_image,
     box_coverages,
     cached_candidates,
     chosen_sets,
+    shipped_coverage,
     study_parser,
 )
 
@@ -39,7 +39,7 @@ def sweep(set_dir: Path, cache: Path, params: Params, neighbours: list[int]) -> 
     leaking, routed = [], {n: [] for n in neighbours}
     for info in images:
         shape, candidates = detections[str(info["id"])]
-        covered = coverage(shape, plan_regions(above(candidates, params), params, shape), params.mask)
+        covered = shipped_coverage(shape, candidates, params)
         leaking.append(any(s < COVERED for s in box_coverages(covered, by_image.get(info["id"], []))))
         rgb = load_image(set_dir / "images" / info["file_name"], params.output.max_pixels).rgb
         for n in neighbours:

@@ -17,6 +17,7 @@ import numpy as np
 from pipeline.detect.engine import Engine, at_floors
 from pipeline.detect.nms import merge
 from pipeline.eval.images import AP_FLOOR, label_bounds
+from pipeline.mask import coverage, plan_regions
 from pipeline.media.image import load_image
 from pipeline.params import Params, RuntimeParams
 from pipeline.records import Detections, ObjectClass
@@ -48,6 +49,11 @@ def above(candidates: Detections, params: Params, floors: dict[ObjectClass, floa
     """The candidates at or above each class's floor (default: its review floor), merged as ``detect`` merges
     them: with the review floors this is exactly what ``process`` masks from."""
     return merge(at_floors(candidates, params.detector, floors), params.detector.nms_iou)
+
+
+def shipped_coverage(shape: tuple[int, ...], candidates: Detections, params: Params) -> np.ndarray:
+    """The pixels the masks planned from ``candidates`` at ``params`` cover, as ``process`` plans them."""
+    return coverage(shape, plan_regions(above(candidates, params), params, shape), params.mask)
 
 
 def annotations_by_image(set_dir: Path) -> tuple[list[dict], dict[int, list[dict]]]:

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.detect.nms import iou_matrix
 from pipeline.eval.images import AP_FLOOR, COVERED
-from pipeline.mask import coverage, pixel_bounds, plan_regions
+from pipeline.mask import pixel_bounds
 from pipeline.params import Params
 from pipeline.records import Detections, ObjectClass
 
@@ -34,6 +34,7 @@ from tools.detection_cache import (
     box_coverages,
     cached_candidates,
     chosen_sets,
+    shipped_coverage,
     study_parser,
 )
 
@@ -64,7 +65,7 @@ def study(set_dir: Path, cache: Path, params: Params) -> tuple[list[str], list[s
     leaking, signals, notes = [], {share: [] for share in SHARES}, []
     for info in images:
         shape, candidates = detections[str(info["id"])]
-        covered = coverage(shape, plan_regions(above(candidates, params), params, shape), params.mask)
+        covered = shipped_coverage(shape, candidates, params)
         annotations = by_image.get(info["id"], [])
         shares = box_coverages(covered, annotations)
         leaking.append(any(s < COVERED for s in shares))

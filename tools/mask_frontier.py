@@ -21,16 +21,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.eval.images import COVERED, label_bounds
-from pipeline.mask import coverage, plan_regions
 from pipeline.params import MaskParams, Params
 from pipeline.records import Detections
 
 from tools.detection_cache import (
-    above,
     annotations_by_image,
     box_coverages,
     cached_candidates,
     chosen_sets,
+    shipped_coverage,
     study_parser,
 )
 
@@ -50,7 +49,7 @@ def score(set_dir: Path, detections: dict[str, tuple[tuple[int, ...], Detections
     coverages, outside, pixels = [], 0, 0
     for info in images:
         shape, candidates = detections[str(info["id"])]
-        covered = coverage(shape, plan_regions(above(candidates, params), params, shape), params.mask)
+        covered = shipped_coverage(shape, candidates, params)
         annotations = by_image.get(info["id"], [])
         coverages += box_coverages(covered, annotations)
         labelled = np.zeros(shape[:2], dtype=bool)

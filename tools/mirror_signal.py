@@ -29,17 +29,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline.detect.cascade import cross_check_plates
 from pipeline.detect.engine import Engine
 from pipeline.eval.images import COVERED
-from pipeline.mask import coverage, plan_regions, unmasked
+from pipeline.mask import unmasked
 from pipeline.media.image import load_image
 from pipeline.params import Params, RuntimeParams, ScalePlan
 from pipeline.records import ObjectClass
 
 from tools.detection_cache import (
-    above,
     annotations_by_image,
     box_coverages,
     cached_candidates,
     chosen_sets,
+    shipped_coverage,
     study_parser,
 )
 
@@ -80,26 +80,30 @@ def study(set_dir: Path, cache: Path, params: Params, scores: list[float]) -> tu
     detections = cached_candidates(set_dir, cache, params)
     mirrored = cached_mirror_finds(set_dir, cache, params)
     images, by_image = annotations_by_image(set_dir)
+    shipped = []  # per photo, once: the shipped masks, whether it leaks, whether the plate cross-check routes it
+    for info in images:
+        shape, candidates = detections[str(info["id"])]
+        covered = shipped_coverage(shape, candidates, params)
+        leaking = any(s < COVERED for s in box_coverages(covered, by_image.get(info["id"], [])))
+        plate_finds = np.array(mirrored[str(info["id"])]["plate_cross_check"], np.float32).reshape(-1, 4)
+        shipped.append((covered, leaking, len(unmasked(plate_finds, covered)) > 0))
+    leaks, plate_routed = sum(leaking for _, leaking, _ in shipped), sum(plate for _, _, plate in shipped)
+    files = max(1, len(images))
     rows, notes = [], []
     for view in mirror_views(params):
         for score in scores:
-            leaks = shipped = alone = routed = captured = 0
-            for info in images:
-                shape, candidates = detections[str(info["id"])]
-                covered = coverage(shape, plan_regions(above(candidates, params), params, shape), params.mask)
-                leaking = any(s < COVERED for s in box_coverages(covered, by_image.get(info["id"], [])))
-                row = mirrored[str(info["id"])]
-                plate = len(unmasked(np.array(row["plate_cross_check"], np.float32).reshape(-1, 4), covered)) > 0
-                boxes = np.array(row[view]["boxes"], np.float32).reshape(-1, 4)
-                finds = unmasked(boxes[np.array(row[view]["scores"]) >= score], covered)
-                leaks, shipped, alone = leaks + leaking, shipped + plate, alone + bool(len(finds))
+            alone = routed = captured = 0
+            for info, (covered, leaking, plate) in zip(images, shipped):
+                row = mirrored[str(info["id"])][view]
+                boxes = np.array(row["boxes"], np.float32).reshape(-1, 4)
+                finds = unmasked(boxes[np.array(row["scores"]) >= score], covered)
+                alone += bool(len(finds))
                 routed += plate or bool(len(finds))
                 captured += leaking and (plate or bool(len(finds)))
                 if len(finds) and score == scores[0]:
                     notes.append(f"{set_dir.name} {view} {info['file_name']}: {np.round(finds).astype(int).tolist()}"
                                  f"{' (leaking)' if leaking else ''}")
-            files = max(1, len(images))
-            rows.append(f"| {set_dir.name} | {view} | {score} | {shipped / files:.1%} | {alone / files:.1%} "
+            rows.append(f"| {set_dir.name} | {view} | {score} | {plate_routed / files:.1%} | {alone / files:.1%} "
                         f"| {routed / files:.1%} | {f'{captured}/{leaks}' if leaks else 'no leaks'} |")
     return rows, notes
 
