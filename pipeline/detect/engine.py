@@ -248,6 +248,8 @@ def sideways_finds(turned: Detections, upright: Detections, confident: float) ->
     upright photo their review-band finds are background, and their box of an upright face sits differently
     and would widen the merged box (docs/evaluation.md#sideways-photos)."""
     turned = turned[turned.scores >= confident]
+    if not len(turned):  # no turned view ran (video frames, plates), or it found nothing sure
+        return turned
     known = upright[upright.scores >= confident]
     surer = known.scores[None, :] >= turned.scores[:, None]
     found_upright = np.asarray((overlapping(turned.boxes, known.boxes, SAME_FACE_SHARE) & surer).any(axis=1), dtype=bool)

@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.eval.images import every_nth_image
+
 JPEG_QUALITY = 95
 
 
@@ -31,10 +33,13 @@ def turned_bbox(bbox: list[float], turns: int, width: int, height: int) -> list[
 def build_sideways_set(set_dir: Path, out_dir: Path, every: int = 1) -> Path:
     """Every ``every``-th photo of the COCO set in ``set_dir`` (by id), turned, into ``out_dir`` (``images/``
     and ``annotations.json``); return the annotations' path."""
-    gt = json.loads((set_dir / "annotations.json").read_text())
+    gt = every_nth_image(json.loads((set_dir / "annotations.json").read_text()), every)
+    by_image: dict[int, list[dict]] = {}
+    for annotation in gt["annotations"]:
+        by_image.setdefault(annotation["image_id"], []).append(annotation)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
-    for position, image in enumerate(sorted(gt["images"], key=lambda i: i["id"])[::every]):
+    for position, image in enumerate(gt["images"]):
         pixels = cv2.imread(str(set_dir / "images" / image["file_name"]), cv2.IMREAD_COLOR)
         if pixels is None:
             raise ValueError(f"cannot read {image['file_name']} in {set_dir}")
@@ -45,7 +50,7 @@ def build_sideways_set(set_dir: Path, out_dir: Path, every: int = 1) -> Path:
         cv2.imwrite(str(out_dir / "images" / file_name), np.rot90(pixels, turns), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         images.append({"id": image["id"], "file_name": file_name, "width": height, "height": width,
                        "source_file": image["file_name"], "turns": turns})
-        for annotation in (a for a in gt["annotations"] if a["image_id"] == image["id"]):
+        for annotation in by_image.get(image["id"], []):
             bbox = turned_bbox(annotation["bbox"], turns, width, height)
             annotations.append({**{k: v for k, v in annotation.items() if k != "segmentation"}, "bbox": bbox})
     path = out_dir / "annotations.json"
