@@ -127,8 +127,7 @@ def _class_table(label: str, table: Any) -> Any:
     return table
 
 
-# Keys from before per_class, each one setting of one class: (label, key in per_class.<label>, None: the
-# thresholds table itself).
+# Keys from before per_class, each one setting of one class: (label, key in per_class.<label> or None: thresholds).
 _OLD_DETECTOR_KEYS: dict[str, tuple[str, str | None]] = {
     "face": ("face", None), "license_plate": ("license_plate", None),
     "face_model": ("face", "model"), "plate_model": ("license_plate", "model"),
@@ -140,6 +139,7 @@ class DetectorParams(_Strict):
     classes: tuple[ClassLabel, ...] = ("face", "license_plate")  # the classes searched (each needs per_class)
     per_class: dict[ClassLabel, ClassSettings] = Field(default_factory=lambda: dict(DEFAULT_CLASSES))
     nms_iou: float = Field(default=0.4, gt=0.0, le=1.0)
+    level_dark: bool = True  # underexposed pictures are levelled before detection (pipeline/detect/exposure.py)
 
     @model_validator(mode="before")
     @classmethod

@@ -6,18 +6,18 @@ confident detection found. The sensitivity table and the drift simulation are bu
 
 from __future__ import annotations
 
-import io
 import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
 from PIL import Image
 
 from pipeline.detect.engine import Engine
+from pipeline.eval.degraded import DEGRADATIONS, Degradation, jpeg_bytes
 from pipeline.features import detector_stats, image_features
 from pipeline.media.image import load_image
 from pipeline.params import Params
@@ -28,37 +28,9 @@ _MAX_SIDE = 1024  # control images are brought to at most this size first: the s
 _MATCH_IOU = 0.3  # loose: cmu_mit boxes are larger than tight face boxes (see ../shared/eval/README.md)
 
 
-def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
-
-
-def _darken(rgb: np.ndarray) -> np.ndarray:
-    return np.clip(rgb.astype(np.float32) * 0.3, 0, 255).astype(np.uint8)
-
-
-def _blur(rgb: np.ndarray) -> np.ndarray:
-    return cv2.GaussianBlur(rgb, (0, 0), sigmaX=max(rgb.shape[:2]) / 300)
-
-
-def _grayscale(rgb: np.ndarray) -> np.ndarray:
-    return np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
-
-
-def _downscale(rgb: np.ndarray) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    return cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-
-
-# name -> (pixels, JPEG quality of the file written, box scale)
-PERTURBATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], int, float]] = {
-    "none": (lambda rgb: rgb, 90, 1.0),
-    "darken": (_darken, 90, 1.0),
-    "blur": (_blur, 90, 1.0),
-    "jpeg_q20": (lambda rgb: rgb, 20, 1.0),
-    "grayscale_ir": (_grayscale, 90, 1.0),
-    "downscale": (_downscale, 90, 0.5),
+# The perturbations of the control set (the drift simulation's caches are keyed by these names).
+PERTURBATIONS: dict[str, Degradation] = {
+    name: DEGRADATIONS[name] for name in ("none", "darken", "blur", "jpeg_q20", "grayscale_ir", "downscale")
 }
 
 
@@ -122,9 +94,9 @@ def measure(images: list[ControlImage], params: Params, engine: Engine) -> list[
             if factor < 1.0:
                 base = cv2.resize(base, (round(base.shape[1] * factor), round(base.shape[0] * factor)),
                                   interpolation=cv2.INTER_AREA)
-            for name, (perturb, quality, scale) in PERTURBATIONS.items():
+            for name, degradation in PERTURBATIONS.items():
                 path = Path(tmp) / f"{index}-{name}.jpg"
-                path.write_bytes(_jpeg(np.ascontiguousarray(perturb(base)), quality))
+                path.write_bytes(jpeg_bytes(np.ascontiguousarray(degradation.pixels(base)), degradation.jpeg_quality))
                 rgb = np.array(Image.open(path).convert("RGB"))  # what a camera would have delivered
                 dets = engine.detect(rgb)
                 records.append({
@@ -132,7 +104,7 @@ def measure(images: list[ControlImage], params: Params, engine: Engine) -> list[
                     "features": image_features(path, rgb, dets, params, "JPEG"),
                     "detections": {"boxes": dets.boxes.tolist(), "scores": dets.scores.tolist(),
                                    "classes": dets.classes.tolist()},
-                    "found": found(image.boxes * factor * scale, image.classes, dets, params),
+                    "found": found(image.boxes * factor * degradation.box_scale, image.classes, dets, params),
                 })
     return records
 

@@ -11,6 +11,7 @@ import onnxruntime as ort
 
 from pipeline.detect.base import Detector
 from pipeline.detect.catalogue import default_model_dir, find_file, find_source
+from pipeline.detect.exposure import levelled
 from pipeline.detect.families import family
 from pipeline.detect.mosaic import detect_packed
 from pipeline.detect.nms import merge, overlapping
@@ -110,6 +111,7 @@ class Engine:
         once and shared, so the deep pass costs only the windows the light plan lacks."""
         everything, seen = [], []
         height, width = rgb.shape[:2]
+        rgb = self._fed(rgb)
         for detector in self._detectors:
             if only is not None and detector.object_class not in only:
                 continue
@@ -123,6 +125,10 @@ class Engine:
             seen.append(light_found)
             everything += [light_found, self._run_windows(detector, rgb, extra, floor)]
         return self.merged(Detections.concat(everything)), self.merged(Detections.concat(seen))
+
+    def _fed(self, rgb: np.ndarray) -> np.ndarray:
+        """What the detectors see of ``rgb``: levelled if it is underexposed and the profile says so."""
+        return levelled(rgb) if self.params.level_dark else rgb
 
     def merged(self, candidates: Detections) -> Detections:
         return merge(candidates, self.params.nms_iou)
@@ -141,6 +147,7 @@ class Engine:
         (``scales[i]``, else the class's configured one), the class's windows of all the images sharing the
         network's calls. Each detector runs on its own windows whatever the others found."""
         found: list[list[Detections]] = [[] for _ in images]
+        images = [self._fed(rgb) for rgb in images]
         for detector in self._detectors:
             floor = self.params.thresholds(detector.object_class).review_floor if min_score is None else min_score
             owners, views = [], []
@@ -197,6 +204,7 @@ class Engine:
         batch or canvas.
         """
         height, width = rgb.shape[:2]
+        rgb = self._fed(rgb)
         found = []
         for detector in self._detectors:
             wanted = boxes.get(detector.object_class)

@@ -1,0 +1,92 @@
+"""Development sets made harder the way cameras make photos harder: underexposed, at night with sensor noise,
+out of focus, heavily compressed, at half the resolution. Each photo of a COCO set is degraded and written as
+a JPEG with its boxes (scaled with the photo), ready for ``veil eval``. The drift control set
+(daemon/drift/control.py) perturbs its photos with the same functions.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from pipeline.eval.images import every_nth_image
+
+
+def darken(rgb: np.ndarray) -> np.ndarray:
+    """Underexposed: a third of the light."""
+    return np.clip(rgb.astype(np.float32) * 0.3, 0, 255).astype(np.uint8)
+
+
+def night(rgb: np.ndarray) -> np.ndarray:
+    """A night shot: a seventh of the light and the sensor's noise (the same noise field for every photo, so a
+    set is built the same way every time)."""
+    noise = np.random.default_rng(0).normal(0.0, 3.0, rgb.shape)
+    return np.clip(rgb.astype(np.float32) * 0.15 + noise, 0, 255).astype(np.uint8)
+
+
+def blur(rgb: np.ndarray) -> np.ndarray:
+    """Out of focus: a Gaussian a three-hundredth of the long side wide."""
+    return cv2.GaussianBlur(rgb, (0, 0), sigmaX=max(rgb.shape[:2]) / 300)
+
+
+def grayscale(rgb: np.ndarray) -> np.ndarray:
+    """An infrared or monochrome camera."""
+    return np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+
+
+def downscale(rgb: np.ndarray) -> np.ndarray:
+    """Half the resolution."""
+    height, width = rgb.shape[:2]
+    return cv2.resize(rgb, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+
+
+@dataclass(frozen=True)
+class Degradation:
+    pixels: Callable[[np.ndarray], np.ndarray]
+    jpeg_quality: int = 90  # of the file written
+    box_scale: float = 1.0  # the boxes follow the photo's size
+
+
+DEGRADATIONS: dict[str, Degradation] = {
+    "none": Degradation(lambda rgb: rgb),
+    "darken": Degradation(darken),
+    "night": Degradation(night),
+    "blur": Degradation(blur),
+    "jpeg_q20": Degradation(lambda rgb: rgb, jpeg_quality=20),
+    "grayscale_ir": Degradation(grayscale),
+    "downscale": Degradation(downscale, box_scale=0.5),
+}
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def build_degraded_set(set_dir: Path, out_dir: Path, name: str, every: int = 1) -> Path:
+    """Every ``every``-th photo of the COCO set in ``set_dir`` (by id), degraded by ``DEGRADATIONS[name]``, into
+    ``out_dir`` (``images/`` and ``annotations.json``); return the annotations' path."""
+    degradation = DEGRADATIONS[name]
+    gt = every_nth_image(json.loads((set_dir / "annotations.json").read_text()), every)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    images = []
+    for image in gt["images"]:
+        rgb = np.asarray(Image.open(set_dir / "images" / image["file_name"]).convert("RGB"))
+        pixels = np.ascontiguousarray(degradation.pixels(rgb))
+        file_name = f"{Path(image['file_name']).with_suffix('').as_posix().replace('/', '_')}.jpg"
+        (out_dir / "images" / file_name).write_bytes(jpeg_bytes(pixels, degradation.jpeg_quality))
+        images.append({**image, "file_name": file_name, "width": pixels.shape[1], "height": pixels.shape[0]})
+    scale = degradation.box_scale
+    annotations = [{**{k: v for k, v in a.items() if k != "segmentation"}, "bbox": [v * scale for v in a["bbox"]],
+                    "area": a.get("area", 0) * scale * scale} for a in gt["annotations"]]
+    path = out_dir / "annotations.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": gt["categories"]}))
+    return path

@@ -1,0 +1,100 @@
+"""Underexposed pictures are levelled before the detectors see them (pipeline/detect/exposure.py), and only then:
+every entry of the engine feeds the networks the levelled picture, and the caller's pixels stay as they came."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.detect.engine import Engine
+from pipeline.detect.exposure import DIM_BRIGHT_END, MOST_GAIN, levelled, levels
+from pipeline.params import DetectorParams
+from pipeline.records import ObjectClass
+
+from tests.unit.test_engine_classes import StubNetwork, stub_engine
+
+
+def scene(bright_end: int, shape: tuple[int, int] = (240, 320)) -> np.ndarray:
+    """A picture whose grey levels run evenly from 0 to ``bright_end``, with some colour."""
+    ramp = np.linspace(0, bright_end, shape[0] * shape[1]).reshape(shape)
+    rgb = np.stack([ramp, ramp * 0.8, ramp * 0.6], axis=2)
+    return np.random.default_rng(1).permutation(rgb.reshape(-1, 3)).reshape(*shape, 3).astype(np.uint8)
+
+
+def test_a_well_exposed_picture_is_fed_as_it_is():
+    rgb = scene(250)
+    assert levels(rgb) is None
+    assert levelled(rgb) is rgb
+
+
+def test_a_dim_picture_is_stretched_over_the_full_range():
+    rgb = scene(40)
+    black, gain = levels(rgb)
+    assert black < 2 and 5 < gain < MOST_GAIN
+    lifted = levelled(rgb)
+    assert lifted.max() == 255 and np.percentile(lifted[..., 0], 50) > 100
+    assert rgb.max() <= 40  # the input is not touched
+
+
+def test_a_nearly_black_picture_is_lifted_by_at_most_the_largest_gain():
+    rgb = scene(6)
+    assert levels(rgb)[1] == MOST_GAIN
+    assert levelled(rgb).max() <= 6 * MOST_GAIN
+
+
+@settings(max_examples=50, deadline=None)
+@given(bright_end=st.integers(0, 255))
+def test_levelling_keeps_the_order_of_grey_levels_and_starts_under_the_bright_end(bright_end):
+    rgb = np.repeat(scene(bright_end, (60, 80))[..., :1], 3, axis=2)  # grey: its luminance is its level
+    lifted = levelled(rgb)
+    assert (lifted is rgb) == (levels(rgb) is None)
+    order = np.argsort(rgb[..., 0].ravel(), kind="stable")
+    assert np.all(np.diff(lifted[..., 0].ravel()[order].astype(int)) >= 0)
+    if bright_end >= DIM_BRIGHT_END + 2:
+        assert lifted is rgb
+
+
+class BrightestSeen(StubNetwork):
+    """Remembers the brightest pixel of every input."""
+
+    def __init__(self, fixed_input: int | None):
+        super().__init__(fixed_input)
+        self.brightest: list[int] = []
+
+    def __call__(self, rgb, min_score):
+        self.brightest.append(int(rgb.max()))
+        return super().__call__(rgb, min_score)
+
+
+def brightest_fed(level_dark: bool, run) -> dict[ObjectClass, list[int]]:
+    engine, networks = stub_engine(("face", "license_plate"), BrightestSeen)
+    engine = Engine(engine._detectors, DetectorParams(level_dark=level_dark))
+    run(engine)
+    return {object_class: network.brightest for object_class, network in networks.items()}  # type: ignore[attr-defined]
+
+
+DARK = scene(40, (900, 1200))
+BOXES = {ObjectClass.FACE: np.array([[100, 100, 160, 170]], np.float32),
+         ObjectClass.LICENSE_PLATE: np.array([[600, 500, 700, 530]], np.float32)}
+ENTRIES = {
+    "detect": lambda engine: engine.detect(DARK),
+    "detect_frames": lambda engine: engine.detect_frames([DARK, DARK], [{}, {}], [None, None]),
+    "detect_deep": lambda engine: engine.detect_deep(DARK, {}),
+    "detect_around": lambda engine: engine.detect_around(DARK, BOXES, context=1.0),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRIES))
+def test_every_class_sees_the_dim_picture_levelled_and_the_callers_pixels_are_kept(entry):
+    before = DARK.copy()
+    fed = brightest_fed(True, ENTRIES[entry])
+    assert all(fed.values()) and all(min(seen) > 200 for seen in fed.values()), fed
+    assert np.array_equal(DARK, before)
+    unlevelled = brightest_fed(False, ENTRIES[entry])
+    assert all(max(seen) <= 40 for seen in unlevelled.values()), unlevelled
+
+
+def test_levelling_is_on_in_the_shipped_defaults():
+    assert DetectorParams().level_dark
