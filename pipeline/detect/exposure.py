@@ -12,19 +12,21 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# A picture is underexposed when even its brightest pixels are dim: its 99.5th luminance percentile is under
-# this. No photo of the development sets comes near it (their lowest is 140).
-DIM_BRIGHT_END = 128
+# A picture is underexposed when even its brighter pixels are dim: its 98th luminance percentile (the bright
+# end, above a street lamp or headlights filling up to 2% of it) is under this. No photo of the development
+# sets comes near it (their lowest is 128).
+BRIGHT_END_PERCENTILE = 98.0
+DIM_BRIGHT_END = 100
 MOST_GAIN = 10.0  # beyond this, the stretch brings up noise rather than faces
 _SAMPLE_STEP = 4  # every 4th row and column: the percentiles of a 1080p frame in about a millisecond
 
 
 def levels(rgb: np.ndarray) -> tuple[float, float] | None:
-    """(black point, gain) that stretch an underexposed picture's luminance from its 0.5th to its 99.5th
-    percentile over the full range; None for a picture that is not underexposed."""
+    """(black point, gain) that stretch an underexposed picture's luminance from its 0.5th percentile to its
+    bright end over the full range (brighter pixels saturate); None for a picture that is not underexposed."""
     sample = np.ascontiguousarray(rgb[::_SAMPLE_STEP, ::_SAMPLE_STEP])
     luminance = cv2.cvtColor(sample, cv2.COLOR_RGB2GRAY)
-    black, bright = np.percentile(luminance, (0.5, 99.5))
+    black, bright = np.percentile(luminance, (0.5, BRIGHT_END_PERCENTILE))
     if bright >= DIM_BRIGHT_END:
         return None
     return float(black), min(MOST_GAIN, 255.0 / max(float(bright - black), 1.0))

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.detect.engine import Engine
-from pipeline.detect.exposure import DIM_BRIGHT_END, MOST_GAIN, levelled, levels
+from pipeline.detect.exposure import BRIGHT_END_PERCENTILE, DIM_BRIGHT_END, MOST_GAIN, levelled, levels
 from pipeline.params import DetectorParams
 from pipeline.records import ObjectClass
 
@@ -52,8 +52,16 @@ def test_levelling_keeps_the_order_of_grey_levels_and_starts_under_the_bright_en
     assert (lifted is rgb) == (levels(rgb) is None)
     order = np.argsort(rgb[..., 0].ravel(), kind="stable")
     assert np.all(np.diff(lifted[..., 0].ravel()[order].astype(int)) >= 0)
-    if bright_end >= DIM_BRIGHT_END + 2:
+    if bright_end * BRIGHT_END_PERCENTILE / 100 >= DIM_BRIGHT_END + 1:
         assert lifted is rgb
+
+
+def test_a_night_scene_with_a_street_lamp_is_still_levelled():
+    rgb = scene(30)
+    rgb[:12, :40] = 255  # a lamp: 0.6% of the picture, saturated
+    black, gain = levels(rgb)
+    assert gain > 5
+    assert levelled(rgb)[100:, 100:].max() > 200
 
 
 class BrightestSeen(StubNetwork):
