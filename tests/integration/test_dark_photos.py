@@ -49,7 +49,11 @@ def visible(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """Both pictures brightened alike, so that the night photo's brightest pixels are white: a mask on a face a
     few grey levels deep changes it as visibly as on a day photo (the same monotone map for both)."""
     gain = 255.0 / max(float(np.percentile(before, 99.5)), 1.0)
-    return tuple(np.clip(rgb.astype(np.float32) * gain, 0, 255).astype(np.uint8) for rgb in (before, after))  # type: ignore[return-value]
+
+    def lift(rgb: np.ndarray) -> np.ndarray:
+        return np.clip(rgb.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+
+    return lift(before), lift(after)
 
 
 @pytest.mark.shared
