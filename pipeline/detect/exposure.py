@@ -18,18 +18,20 @@ import numpy as np
 BRIGHT_END_PERCENTILE = 98.0
 DIM_BRIGHT_END = 100
 MOST_GAIN = 10.0  # beyond this, the stretch brings up noise rather than faces
-_SAMPLE_STEP = 4  # every 4th row and column: the percentiles of a 1080p frame in about a millisecond
+_SAMPLE_STEP = 4  # every 4th row and column: a 1080p frame's histogram in under a millisecond
 
 
 def levels(rgb: np.ndarray) -> tuple[float, float] | None:
     """(black point, gain) that stretch an underexposed picture's luminance from its 0.5th percentile to its
     bright end over the full range (brighter pixels saturate); None for a picture that is not underexposed."""
-    sample = np.ascontiguousarray(rgb[::_SAMPLE_STEP, ::_SAMPLE_STEP])
-    luminance = cv2.cvtColor(sample, cv2.COLOR_RGB2GRAY)
-    black, bright = np.percentile(luminance, (0.5, BRIGHT_END_PERCENTILE))
+    height, width = rgb.shape[:2]
+    size = (max(1, width // _SAMPLE_STEP), max(1, height // _SAMPLE_STEP))
+    sample = cv2.cvtColor(cv2.resize(rgb, size, interpolation=cv2.INTER_NEAREST), cv2.COLOR_RGB2GRAY)
+    counted = np.cumsum(cv2.calcHist([sample], [0], None, [256], [0, 256]).ravel())  # pixels at or below each level
+    black, bright = (int(np.searchsorted(counted, counted[-1] * q / 100)) for q in (0.5, BRIGHT_END_PERCENTILE))
     if bright >= DIM_BRIGHT_END:
         return None
-    return float(black), min(MOST_GAIN, 255.0 / max(float(bright - black), 1.0))
+    return float(black), min(MOST_GAIN, 255.0 / max(bright - black, 1))
 
 
 def levelled(rgb: np.ndarray) -> np.ndarray:
