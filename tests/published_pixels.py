@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
@@ -30,3 +35,35 @@ def changed(before: np.ndarray, after: np.ndarray, bbox) -> bool:
 def decoded(path_or_bytes) -> np.ndarray:
     with Image.open(path_or_bytes) as image:
         return np.asarray(image.convert("RGB"))
+
+
+def unmasked_faces_published(gt_path: Path, engine, out_dir: Path, photos: int = 3,
+                             seen: Callable[[np.ndarray, np.ndarray], np.ndarray] = lambda source, picture: picture,
+                             ) -> tuple[int, list[str]]:
+    """Publish the ``photos`` photos of a COCO set with the most faces through ``process_file`` at ``Params()``
+    and judge their pixels alone: (face boxes looked at, those left unchanged). ``seen(source, picture)`` is how
+    a picture is looked at (both pictures alike), e.g. brightened for a night shot. A JPEG re-encode of the
+    source is checked to pass as unchanged, so the measure is shown to tell a mask from encoding noise."""
+    from pipeline.params import Params
+    from pipeline.run import process_file
+
+    gt = json.loads(gt_path.read_text())
+    faces = {image["id"]: [a["bbox"] for a in gt["annotations"] if a["image_id"] == image["id"] and a["category_id"] == 1]
+             for image in gt["images"]}
+    busiest = sorted(gt["images"], key=lambda image: -len(faces[image["id"]]))[:photos]
+    unchanged, boxes = [], 0
+    for image in busiest:
+        src = gt_path.parent / "images" / image["file_name"]
+        report = process_file(src, out_dir / image["file_name"], Params(), engine, name=image["file_name"])
+        assert report.disposition in ("done", "review"), report.error
+        source = decoded(src)
+        buffer = io.BytesIO()
+        Image.fromarray(source).save(buffer, "JPEG", quality=Params().output.jpeg_quality)
+        before, after, reencoded = (seen(source, picture) for picture in (source, decoded(out_dir / image["file_name"]),
+                                                                           decoded(buffer)))
+        for bbox in faces[image["id"]]:
+            boxes += 1
+            assert not changed(before, reencoded, bbox), "JPEG noise passes the measure"
+            if not changed(before, after, bbox):
+                unchanged.append(f"{image['file_name']} {bbox}")
+    return boxes, unchanged

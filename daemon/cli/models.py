@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pipeline.detect.catalogue import default_model_dir, find_file
 from pipeline.detect.families import family_names
+from pipeline.detect.int8 import exact_int8_kernels
 from pipeline.errors import ModelError
 from pipeline.params import Params, RuntimeParams
 
@@ -111,7 +112,8 @@ def _list(args: argparse.Namespace) -> int:
         print(f"  source   {model.source} ({origin})")
         print(f"  license  {model.license}")
         if (catalogued := find_file(model.sha256)) is not None and catalogued.int8:
-            print("  cpu      int8 (calibration shipped with Veil; a profile may set int8 = false)")
+            print("  cpu      int8 (calibration shipped with Veil; a profile may set int8 = false)" if exact_int8_kernels()
+                  else "  cpu      float32 (int8 calibration shipped, but this CPU has no VNNI: its int8 kernels saturate)")
         print(f"  sha256   {model.sha256}")
         print(f"  file     {model.file}")
     if not selection.tasks:

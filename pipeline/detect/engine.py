@@ -13,6 +13,7 @@ from pipeline.detect.base import Detector
 from pipeline.detect.catalogue import default_model_dir, find_file, find_source
 from pipeline.detect.exposure import levelled
 from pipeline.detect.families import family
+from pipeline.detect.int8 import exact_int8_kernels
 from pipeline.detect.mosaic import detect_packed
 from pipeline.detect.nms import merge, overlapping
 from pipeline.detect.onnx import load_session
@@ -286,7 +287,10 @@ def _load_one(
     # Integer kernels pay on the CPU; a GPU keeps its float path. Where int8 runs, fp16 does not apply: a half-
     # precision rewrite of a quantized graph is one onnxruntime refuses to load.
     catalogued = find_file(pinned) if pinned else None
-    wanted = spec.int8 if spec.int8 is not None else catalogued is not None and catalogued.int8
+    # The catalogue's int8 runs only where the CPU's integer kernels are exact; elsewhere float32 keeps the
+    # scores (int8.exact_int8_kernels). A model set to int8 = true in its profile runs in int8 on any CPU.
+    catalogue_int8 = catalogued is not None and catalogued.int8 and exact_int8_kernels()
+    wanted = spec.int8 if spec.int8 is not None else catalogue_int8
     int8 = wanted and runtime.device == "cpu"
 
     def load(int8: bool) -> tuple[ort.InferenceSession, str]:

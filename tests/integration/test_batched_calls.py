@@ -61,10 +61,19 @@ def test_the_graphs_conversion_gives_what_the_hosts_conversion_gave(engine, phot
     pixels = Letterbox(rgb.shape[0], rgb.shape[1], side).apply(rgb) if side else rgb[: rgb.shape[0] // 32 * 32, : rgb.shape[1] // 32 * 32]
     host = pixels.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(kind.input_divisor)
     [float_input] = stored.get_inputs()
+    if float_input.type == "tensor(float16)":  # platedet is stored in half precision (its float32 path keeps it)
+        host = host.astype(np.float16)
     expected = stored.run(None, {float_input.name: host})
     actual = loaded.network.session.run(None, {loaded.network.session.get_inputs()[0].name: pixels[None]})
     for want, got in zip(expected, actual):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        if want.dtype == np.float16:  # platedet's float32 path keeps its stored half precision
+            # The rows Veil reads (4 box sides, 1 class score; not the 32 mask coefficients), each within eight
+            # float16 steps of its largest value: 4 px at most on a 640 px box side, 0.004 on a score.
+            used_want, used_got = (rows[:, :5].astype(np.float32) for rows in (want, got))
+            steps = np.spacing(np.abs(want[:, :5]).max(axis=-1, keepdims=True)).astype(np.float32)
+            assert (np.abs(used_got - used_want) <= 8 * steps).all()
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_a_plate_batch_of_mixed_sizes_gives_what_each_window_gives_alone(engine, photos):

@@ -10,6 +10,7 @@ from pipeline.detect.int8 import (
     as_float32,
     calibration_for,
     decoder_nodes,
+    exact_int8_kernels,
     name_nodes,
     prediction_nodes,
     stem_nodes,
@@ -83,3 +84,16 @@ def test_a_float16_graph_is_copied_in_float32_and_the_original_is_left_alone():
 def test_a_model_without_shipped_ranges_is_refused():
     with pytest.raises(ModelError, match="no calibration"):
         calibration_for("0" * 64)
+
+
+VNNI_EPYC = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni avx512_bf16\n"
+AVX2_EPYC = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx2 fma bmi2\n"
+ALDER_LAKE = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx_vnni\n"
+GRAVITON = "processor\t: 0\nFeatures\t: fp asimd asimddp sve\n"
+
+
+@pytest.mark.parametrize(("cpuinfo", "exact"), [
+    (VNNI_EPYC, True), (ALDER_LAKE, True), (AVX2_EPYC, False), (GRAVITON, False), ("", False),
+], ids=["avx512-vnni", "avx-vnni", "avx2-only", "arm", "unknown"])
+def test_int8_runs_by_default_only_where_the_integer_kernels_are_exact(cpuinfo, exact):
+    assert exact_int8_kernels(cpuinfo) is exact
