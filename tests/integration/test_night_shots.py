@@ -2,12 +2,13 @@
 is levelled before the detectors see it (``detector.level_dark``), and its faces and plates are masked.
 
 Photos: cmu_mit_faces' CI subset (every 4th photo by id, as in test_image_quality), each photo at a seventh of
-its light with sensor noise (pipeline/eval/degraded.py, "night"). Without the levelling, the detectors miss
-many of its faces (docs/evaluation.md#dark-and-degraded-photos). Two independent checks: ``evaluate`` on the
+its light with sensor noise (pipeline/eval/degraded.py, "night"). Two independent checks: ``evaluate`` on the
 evaluation's own masks, and the pixels of files that ``process_file`` published, judged without the sidecar.
+In float32 the face model finds these faces levelled or not (docs/evaluation.md#night-shots); the plates are
+where the levelling counts.
 
 Video: test_mixed_video's moving camera over a mixed scene (faces and a plate), the scene made a night shot the
-same way. Without the levelling, about a quarter of the face box-frames and 70% of the plate's are masked.
+same way. Without the levelling, the plate goes unmasked on a fifth of its frames (float32, 3 December).
 """
 
 from __future__ import annotations
@@ -62,16 +63,6 @@ def test_faces_on_night_photos_are_masked_at_the_shipped_defaults(night_photos, 
 
 @pytest.mark.shared
 @pytest.mark.slow
-def test_without_the_levelling_the_same_photos_leak(night_photos):
-    """What the levelling buys, and proof that the recall above can fail (faces only, to keep it short)."""
-    unlevelled = Params.model_validate({"detector": {"classes": ["face"], "level_dark": False}})
-    recall = face_mask_recall(night_photos, unlevelled, Engine.load(unlevelled.detector), MATCH_IOU)
-    print(f"night cmu_mit_faces subset, not levelled: face mask recall {recall}")
-    assert recall < MIN_RECALL
-
-
-@pytest.mark.shared
-@pytest.mark.slow
 def test_published_night_photos_are_masked_inside_the_faces(night_photos, engine, tmp_path):
     """The subset's photos with the most faces, through ``process_file`` with ``Params()``."""
     for image in json.loads(night_photos.read_text())["images"]:
@@ -109,4 +100,4 @@ def test_a_night_clip_is_masked_at_the_shipped_defaults_and_leaks_without_the_le
     without = clip_recall(clip, truth, unlevelled, Engine.load(unlevelled.detector), tmp_path / "unlevelled")
     print(f"night clip: box-frames masked {shipped} (not levelled: {without})")
     assert shipped == {"face": 1.0, "license_plate": 1.0}
-    assert without["face"] < 0.9 and without["license_plate"] < 0.9
+    assert without["license_plate"] < 0.9
