@@ -39,7 +39,7 @@ _QUANTIZED: dict[tuple[str, str], bytes] = {}  # (file's sha256, prepared graph'
 # x86 instruction-set extensions with which onnxruntime's 8-bit kernels add their products exactly. Without
 # one, the kernels add pairs of uint8 x int8 products in 16 bits (VPMADDUBSW) and saturate: on an AVX2-only
 # EPYC, CenterFace's scores at faces turned sideways fell from 0.44-0.80 in float32 to 0.23-0.29, under its
-# threshold (3 December), where a CPU with AVX-512 VNNI kept them.
+# threshold (3 December); on the AVX-512 VNNI EPYC of the day before, the same faces were masked in int8.
 EXACT_INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
