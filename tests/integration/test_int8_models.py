@@ -27,7 +27,7 @@ PLATE = ObjectClass.LICENSE_PLATE
 FACE = ObjectClass.FACE
 
 
-def test_every_default_model_set_to_int8_has_shipped_ranges_and_runs_in_int8(engine):
+def test_every_default_model_set_to_int8_has_shipped_ranges_and_runs_in_int8_where_the_cpu_allows(engine):
     detector = Params().detector
     names = [detector.for_class(c).model.name for c in ObjectClass]
     sources = [s for s in map(find_source, names) if s is not None and s.int8]
@@ -45,7 +45,8 @@ def test_the_default_models_run_in_int8_only_on_a_cpu_with_exact_integer_kernels
     require_models()
     monkeypatch.setattr("pipeline.detect.engine.exact_int8_kernels", lambda: exact)
     records = {r.name: r.precision for r in Engine.load(DetectorParams()).model_records}
-    assert records == {"centerface": "int8", "platedet": "int8"} if exact else {"centerface": "fp32", "platedet": "fp32"}
+    precision = "int8" if exact else "fp32"
+    assert records == {"centerface": precision, "platedet": precision}
     faces = DetectorParams(classes=("face",))
     explicit = faces.for_class(FACE).model.model_copy(update={"int8": True})
     (record,) = Engine.load(faces.with_model(FACE, explicit)).model_records

@@ -38,6 +38,8 @@ from tests.published_pixels import box_change, changed, decoded
 CI_COUNT = {"ucsd_lp": 40, "openalpr_endtoend": 8, "ccpd_sample": 2}
 SEED = 0
 MIN_RECALL = 0.98
+
+
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory) -> Path:
     """The CI subset of the mixed set: its annotations.json (images/ beside it)."""
