@@ -1,7 +1,8 @@
-"""Build a development set made harder (pipeline/eval/degraded.py): each photo of SET underexposed, at night,
-blurred, compressed or downscaled, its boxes kept. Ready for ``veil eval``:
+"""Build a development set made harder: each photo of SET turned on its side (pipeline/eval/sideways.py), or
+underexposed, at night, blurred, compressed or downscaled (pipeline/eval/degraded.py), its boxes following
+it. Ready for ``veil eval``:
 
-    .venv/bin/python tools/build_degraded_set.py --set ../shared/eval/cmu_mit_faces --kind night --out /tmp/night [--every N]
+    .venv/bin/python tools/build_harder_set.py --set ../shared/eval/cmu_mit_faces --kind night --out /tmp/night [--every N]
     .venv/bin/veil eval --gt /tmp/night/annotations.json --images /tmp/night/images --iou 0.3
 """
 
@@ -14,18 +15,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline.eval.degraded import DEGRADATIONS, build_degraded_set
+from pipeline.eval.sideways import build_sideways_set
+
+SIDEWAYS = "sideways"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", type=Path, required=True, help="a COCO set: annotations.json and images/")
-    parser.add_argument("--kind", choices=sorted(DEGRADATIONS), required=True)
+    parser.add_argument("--kind", choices=[SIDEWAYS, *sorted(DEGRADATIONS)], required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--every", type=int, default=1, help="every n-th photo by id (default: all)")
     args = parser.parse_args(argv)
     if not (args.set / "annotations.json").is_file():
         parser.error(f"no annotations.json in {args.set}")
-    path = build_degraded_set(args.set, args.out, args.kind, args.every)
+    if args.kind == SIDEWAYS:
+        path = build_sideways_set(args.set, args.out, args.every)
+    else:
+        path = build_degraded_set(args.set, args.out, args.kind, args.every)
     data = json.loads(path.read_text())
     print(f"{path}: {len(data['images'])} images, {len(data['annotations'])} boxes")
     return 0
