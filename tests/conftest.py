@@ -50,12 +50,13 @@ def require_models() -> None:
             f"models installed in {MODELS} (./install.sh)")
 
 
-def face_mask_recall(gt: Path, params, engine, match_iou: float) -> float:
-    """``veil eval``'s face mask recall on a COCO set (``images/`` beside ``gt``) with ``params`` and ``engine``."""
+def mask_recall(gt: Path, params, engine, match_iou: float, label: str = "face") -> float:
+    """``veil eval``'s mask recall of the class ``label`` on a COCO set (``images/`` beside ``gt``) with
+    ``params`` and ``engine``."""
     from pipeline.eval.images import evaluate
 
     report = evaluate(gt, gt.parent / "images", params, engine, match_iou=match_iou)
-    return next(r.mask_recall for r in report.classes if r.object_class == "face")
+    return next(r.mask_recall for r in report.classes if r.object_class == label)
 
 
 @pytest.fixture(scope="session")

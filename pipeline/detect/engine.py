@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +11,7 @@ import onnxruntime as ort
 
 from pipeline.detect.base import Detector
 from pipeline.detect.catalogue import default_model_dir, find_file, find_source
-from pipeline.detect.exposure import levelled
+from pipeline.detect.exposure import detector_views
 from pipeline.detect.families import family
 from pipeline.detect.int8 import exact_int8_kernels
 from pipeline.detect.mosaic import detect_packed
@@ -112,10 +112,11 @@ class Engine:
         once and shared, so the deep pass costs only the windows the light plan lacks."""
         everything, seen = [], []
         height, width = rgb.shape[:2]
-        rgb = self._fed(rgb)
+        fed = self._fed(rgb, only)
         for detector in self._detectors:
             if only is not None and detector.object_class not in only:
                 continue
+            rgb = fed[detector.object_class]
             fixed = detector.network.fixed_input
             light_windows = plan_windows(height, width, light.get(detector.object_class, detector.scales), fixed)
             # Without the quarter turns: frames are turned upright by the stream's rotation (docs/video.md).
@@ -127,9 +128,12 @@ class Engine:
             everything += [light_found, self._run_windows(detector, rgb, extra, floor)]
         return self.merged(Detections.concat(everything)), self.merged(Detections.concat(seen))
 
-    def _fed(self, rgb: np.ndarray) -> np.ndarray:
-        """What the detectors see of ``rgb``: levelled if it is underexposed and the profile says so."""
-        return levelled(rgb) if self.params.level_dark else rgb
+    def _fed(self, rgb: np.ndarray, only: Iterable[ObjectClass] | None = None) -> dict[ObjectClass, np.ndarray]:
+        """What each class's detector (those in ``only``, if given) sees of ``rgb``: levelled if it is
+        underexposed and the profile says so (``exposure.detector_views``), else ``rgb`` itself."""
+        wanted = None if only is None else set(only)
+        classes = [d.object_class for d in self._detectors if wanted is None or d.object_class in wanted]
+        return detector_views(rgb, classes) if self.params.level_dark else dict.fromkeys(classes, rgb)
 
     def merged(self, candidates: Detections) -> Detections:
         return merge(candidates, self.params.nms_iou)
@@ -148,12 +152,13 @@ class Engine:
         (``scales[i]``, else the class's configured one), the class's windows of all the images sharing the
         network's calls. Each detector runs on its own windows whatever the others found."""
         found: list[list[Detections]] = [[] for _ in images]
-        images = [self._fed(rgb) for rgb in images]
+        feeds = [self._fed(rgb, classes) for rgb, classes in zip(images, only)]
         for detector in self._detectors:
             floor = self.params.thresholds(detector.object_class).review_floor if min_score is None else min_score
             owners, views = [], []
-            for index, (rgb, classes) in enumerate(zip(images, only)):
+            for index, (fed, classes) in enumerate(zip(feeds, only)):
                 if classes is None or detector.object_class in classes:
+                    rgb = fed[detector.object_class]
                     plan = scales[index].get(detector.object_class, detector.scales)
                     windows = plan_windows(rgb.shape[0], rgb.shape[1], plan, detector.network.fixed_input)
                     owners += [index] * len(windows)
@@ -205,12 +210,13 @@ class Engine:
         batch or canvas.
         """
         height, width = rgb.shape[:2]
-        rgb = self._fed(rgb)
+        fed = self._fed(rgb, boxes)
         found = []
         for detector in self._detectors:
             wanted = boxes.get(detector.object_class)
             if wanted is None or not len(wanted):
                 continue
+            rgb = fed[detector.object_class]
             floor = self.params.thresholds(detector.object_class).review_floor
             windows = roi_windows(height, width, wanted, context, min_side)
             area = sum((w.x1 - w.x0) * (w.y1 - w.y0) for w in windows)

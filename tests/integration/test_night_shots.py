@@ -5,7 +5,9 @@ Photos: cmu_mit_faces' CI subset (every 4th photo by id, as in test_image_qualit
 its light with sensor noise (pipeline/eval/degraded.py, "night"). Two independent checks: ``evaluate`` on the
 evaluation's own masks, and the pixels of files that ``process_file`` published, judged without the sidecar.
 In float32 the face model finds these faces levelled or not (docs/evaluation.md#night-shots); the plates are
-where the levelling counts.
+where the levelling counts. ucsd_lp's every 3rd photo at night: its plates are masked at the shipped defaults,
+and one leaks where the levelled picture is not smoothed for the plate detector (the stretch amplifies the
+noise).
 
 Video: test_mixed_video's moving camera over a mixed scene (faces and a plate), the scene made a night shot the
 same way. Without the levelling, the plate goes unmasked on a fifth of its frames (float32, 3 December).
@@ -29,12 +31,14 @@ from pipeline.params import Params
 from pipeline.records import ObjectClass
 from pipeline.video.process import companion_name, process_video
 
-from tests.conftest import eval_set, face_mask_recall, require_eval, require_models
+from tests.conftest import eval_set, mask_recall, require_eval, require_models
 from tests.published_pixels import decoded, unmasked_faces_published
 
 EVERY = 4
 MIN_RECALL = 0.98
 MATCH_IOU = 0.3  # cmu_mit_faces' boxes come from landmarks, larger than a detector's (its README)
+PLATES_EVERY = 3
+MIN_PLATE_RECALL = 0.98
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +47,13 @@ def night_photos(tmp_path_factory) -> Path:
     source = eval_set("cmu_mit_faces")
     require_models()
     return build_degraded_set(source, tmp_path_factory.mktemp("night"), "night", EVERY)
+
+
+@pytest.fixture(scope="module")
+def night_plates(tmp_path_factory) -> Path:
+    source = eval_set("ucsd_lp")
+    require_models()
+    return build_degraded_set(source, tmp_path_factory.mktemp("night_plates"), "night", PLATES_EVERY)
 
 
 def brightened(source: np.ndarray, picture: np.ndarray) -> np.ndarray:
@@ -56,7 +67,7 @@ def brightened(source: np.ndarray, picture: np.ndarray) -> np.ndarray:
 @pytest.mark.slow
 def test_faces_on_night_photos_are_masked_at_the_shipped_defaults(night_photos, engine):
     assert Params().detector.level_dark
-    recall = face_mask_recall(night_photos, Params(), engine, MATCH_IOU)
+    recall = mask_recall(night_photos, Params(), engine, MATCH_IOU)
     print(f"night cmu_mit_faces subset: face mask recall {recall}")
     assert recall >= MIN_RECALL
 
@@ -70,6 +81,19 @@ def test_published_night_photos_are_masked_inside_the_faces(night_photos, engine
     boxes, unchanged = unmasked_faces_published(night_photos, engine, tmp_path, seen=brightened)
     assert boxes >= 20
     assert len(unchanged) <= boxes * (1 - MIN_RECALL), "unmasked in the published file:\n" + "\n".join(unchanged)
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_plates_on_night_photos_are_masked_at_the_shipped_defaults_and_leak_unsmoothed(night_plates, engine, monkeypatch):
+    shipped = mask_recall(night_plates, Params(), engine, 0.5, "license_plate")
+    # The plate detector alone, on the levelled picture without the smoothing (a study of one part).
+    monkeypatch.setattr("pipeline.detect.exposure.denoised", lambda rgb: rgb)
+    plates = Params.model_validate({"detector": {"classes": ["license_plate"]}})
+    unsmoothed = mask_recall(night_plates, plates, Engine.load(plates.detector), 0.5, "license_plate")
+    print(f"night ucsd_lp subset: plate mask recall {shipped} (levelled, not smoothed: {unsmoothed})")
+    assert shipped >= MIN_PLATE_RECALL
+    assert unsmoothed < shipped
 
 
 def clip_recall(clip: Path, truth, params: Params, engine: Engine, out: Path) -> dict[str, float]:

@@ -21,7 +21,7 @@ from pipeline.eval.sideways import build_sideways_set, turned_bbox
 from pipeline.params import Params
 from pipeline.records import ObjectClass
 
-from tests.conftest import eval_set, face_mask_recall, require_models
+from tests.conftest import eval_set, mask_recall, require_models
 from tests.published_pixels import unmasked_faces_published
 
 EVERY = 4
@@ -51,7 +51,7 @@ def test_a_turned_box_lands_on_the_turned_pixels():
 @pytest.mark.slow
 def test_faces_on_sideways_photos_are_masked_at_the_shipped_defaults(sideways, engine):
     assert Params().detector.for_class(ObjectClass.FACE).scales.rotate_90
-    recall = face_mask_recall(sideways, Params(), engine, MATCH_IOU)
+    recall = mask_recall(sideways, Params(), engine, MATCH_IOU)
     print(f"sideways cmu_mit_faces subset: face mask recall {recall}")
     assert recall >= MIN_RECALL
 
@@ -63,7 +63,7 @@ def test_without_the_quarter_turns_the_same_photos_leak(sideways):
     keep it short) leave many of the same faces unmasked."""
     upright_only = Params.model_validate({"detector": {"classes": ["face"],
                                                        "per_class": {"face": {"scales": {"rotate_90": False}}}}})
-    recall = face_mask_recall(sideways, upright_only, Engine.load(upright_only.detector), MATCH_IOU)
+    recall = mask_recall(sideways, upright_only, Engine.load(upright_only.detector), MATCH_IOU)
     print(f"sideways cmu_mit_faces subset, upright views only: face mask recall {recall}")
     assert recall < 0.8
 

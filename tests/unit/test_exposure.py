@@ -1,5 +1,6 @@
 """Underexposed pictures are levelled before the detectors see them (pipeline/detect/exposure.py), and only then:
-every entry of the engine feeds the networks the levelled picture, and the caller's pixels stay as they came."""
+stretched, and for the plate detector smoothed too, against the noise the stretch amplified. Every entry of the
+engine feeds each network its view, and the caller's pixels stay as they came."""
 
 from __future__ import annotations
 
@@ -9,7 +10,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.detect.engine import Engine
-from pipeline.detect.exposure import BRIGHT_END_PERCENTILE, DIM_BRIGHT_END, MOST_GAIN, levelled, levels
+from pipeline.detect.exposure import (
+    BRIGHT_END_PERCENTILE,
+    DIM_BRIGHT_END,
+    MOST_GAIN,
+    NOISE_SIGMA,
+    SMOOTHED_CLASSES,
+    denoised,
+    detector_views,
+    levelled,
+    levels,
+    stretched,
+)
 from pipeline.params import DetectorParams
 from pipeline.records import ObjectClass
 
@@ -33,8 +45,9 @@ def test_a_dim_picture_is_stretched_over_the_full_range():
     rgb = scene(40)
     black, gain = levels(rgb)
     assert black < 2 and 5 < gain < MOST_GAIN
-    lifted = levelled(rgb)
+    lifted = stretched(rgb, black, gain)
     assert lifted.max() == 255 and np.percentile(lifted[..., 0], 50) > 100
+    assert np.array_equal(levelled(rgb), lifted)
     assert rgb.max() <= 40  # the input is not touched
 
 
@@ -64,6 +77,35 @@ def test_a_night_scene_with_a_street_lamp_is_still_levelled():
     assert levelled(rgb)[100:, 100:].max() > 200
 
 
+def test_the_noise_the_stretch_amplifies_is_smoothed_away_and_the_levels_kept():
+    """A night shot's flat wall: noise of 3 grey levels on level 20 is 24 levels stretched eightfold. The
+    smoothing takes most of it away and keeps the wall's level; a step between two walls stays a step."""
+    rng = np.random.default_rng(0)
+    wall = np.full((200, 200, 3), 20.0)
+    wall[:, 100:] = 30.0
+    rgb = np.clip(wall + rng.normal(0, 3, wall.shape), 0, 255).astype(np.uint8)
+    rgb[:4, :4] = 31  # the bright end sits on the brighter wall
+    lifted = levelled(rgb)
+    smoothed = detector_views(rgb, ObjectClass)[ObjectClass.LICENSE_PLATE]
+    assert np.array_equal(smoothed, denoised(lifted))
+    left, right = (slice(20, 180), slice(10, 90)), (slice(20, 180), slice(110, 190))
+    assert smoothed[left].std() < lifted[left].std() / 3
+    assert abs(float(smoothed[left].mean()) - float(lifted[left].mean())) < 2
+    assert smoothed[right].mean() - smoothed[left].mean() > 50
+    assert NOISE_SIGMA <= 2  # wider would take a plate's characters with the noise
+
+
+def test_only_the_plate_detector_sees_the_levelled_picture_smoothed():
+    rgb = np.random.default_rng(2).integers(0, 40, (120, 160, 3), dtype=np.uint8)
+    views = detector_views(rgb, ObjectClass)
+    assert SMOOTHED_CLASSES == {ObjectClass.LICENSE_PLATE}
+    assert np.array_equal(views[ObjectClass.FACE], levelled(rgb))
+    assert views[ObjectClass.LICENSE_PLATE].std() < views[ObjectClass.FACE].std() / 2
+    assert detector_views(rgb, [ObjectClass.FACE]).keys() == {ObjectClass.FACE}
+    bright = rgb + 200
+    assert all(view is bright for view in detector_views(bright, ObjectClass).values())
+
+
 class BrightestSeen(StubNetwork):
     """Remembers the brightest pixel of every input."""
 
@@ -83,7 +125,8 @@ def brightest_fed(level_dark: bool, run) -> dict[ObjectClass, list[int]]:
     return {object_class: network.brightest for object_class, network in networks.items()}  # type: ignore[attr-defined]
 
 
-DARK = scene(40, (900, 1200))
+# A dim checkerboard: every window holds a whole square, and the smoothing keeps its middle as bright.
+DARK = np.repeat(((np.indices((900, 1200)) // 24).sum(axis=0) % 2 * 40).astype(np.uint8)[..., None], 3, axis=2)
 BOXES = {ObjectClass.FACE: np.array([[100, 100, 160, 170]], np.float32),
          ObjectClass.LICENSE_PLATE: np.array([[600, 500, 700, 530]], np.float32)}
 ENTRIES = {
