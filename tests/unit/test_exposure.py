@@ -149,3 +149,13 @@ def test_every_class_sees_the_dim_picture_levelled_and_the_callers_pixels_are_ke
 
 def test_levelling_is_on_in_the_shipped_defaults():
     assert DetectorParams().level_dark
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRIES))
+def test_every_entry_feeds_the_smoothed_view_to_the_plate_detector_alone(entry, monkeypatch):
+    """The smoothing replaced by a picture of one grey level (a marker no crop or scaling changes): the plate
+    detector sees only that, the face detector only the levelled picture."""
+    monkeypatch.setattr("pipeline.detect.exposure.denoised", lambda rgb: np.full_like(rgb, 77))
+    fed = brightest_fed(True, ENTRIES[entry])
+    assert set(fed[ObjectClass.LICENSE_PLATE]) == {77}, fed
+    assert min(fed[ObjectClass.FACE]) > 200, fed
