@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,11 +128,10 @@ class Engine:
             everything += [light_found, self._run_windows(detector, rgb, extra, floor)]
         return self.merged(Detections.concat(everything)), self.merged(Detections.concat(seen))
 
-    def _fed(self, rgb: np.ndarray, only: Iterable[ObjectClass] | None = None) -> dict[ObjectClass, np.ndarray]:
+    def _fed(self, rgb: np.ndarray, only: Collection[ObjectClass] | None = None) -> dict[ObjectClass, np.ndarray]:
         """What each class's detector (those in ``only``, if given) sees of ``rgb``: levelled if it is
         underexposed and the profile says so (``exposure.detector_views``), else ``rgb`` itself."""
-        wanted = None if only is None else set(only)
-        classes = [d.object_class for d in self._detectors if wanted is None or d.object_class in wanted]
+        classes = [d.object_class for d in self._detectors if only is None or d.object_class in only]
         return detector_views(rgb, classes) if self.params.level_dark else dict.fromkeys(classes, rgb)
 
     def merged(self, candidates: Detections) -> Detections:
@@ -210,7 +209,7 @@ class Engine:
         batch or canvas.
         """
         height, width = rgb.shape[:2]
-        fed = self._fed(rgb, boxes)
+        fed = self._fed(rgb, [object_class for object_class, wanted in boxes.items() if len(wanted)])
         found = []
         for detector in self._detectors:
             wanted = boxes.get(detector.object_class)
