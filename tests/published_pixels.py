@@ -37,20 +37,22 @@ def decoded(path_or_bytes) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def unmasked_faces_published(gt_path: Path, engine, out_dir: Path, photos: int = 3,
-                             seen: Callable[[np.ndarray, np.ndarray], np.ndarray] = lambda source, picture: picture,
-                             ) -> tuple[int, list[str]]:
-    """Publish the ``photos`` photos of a COCO set with the most faces through ``process_file`` at ``Params()``
-    and judge their pixels alone: (face boxes looked at, those left unchanged). ``seen(source, picture)`` is how
-    a picture is looked at (both pictures alike), e.g. brightened for a night shot. A JPEG re-encode of the
-    source is checked to pass as unchanged, so the measure is shown to tell a mask from encoding noise."""
+def unmasked_published(gt_path: Path, engine, out_dir: Path, photos: int = 3, category: int = 1,
+                       seen: Callable[[np.ndarray, np.ndarray], np.ndarray] = lambda source, picture: picture,
+                       ) -> tuple[int, list[str]]:
+    """Publish the ``photos`` photos of a COCO set with the most boxes of ``category`` (1 = face, 2 = plate)
+    through ``process_file`` at ``Params()`` and judge their pixels alone: (boxes looked at, those left
+    unchanged). ``seen(source, picture)`` is how a picture is looked at (both pictures alike), e.g. brightened
+    for a night shot. A JPEG re-encode of the source is checked to pass as unchanged, so the measure is shown to
+    tell a mask from encoding noise."""
     from pipeline.params import Params
     from pipeline.run import process_file
 
     gt = json.loads(gt_path.read_text())
-    faces = {image["id"]: [a["bbox"] for a in gt["annotations"] if a["image_id"] == image["id"] and a["category_id"] == 1]
-             for image in gt["images"]}
-    busiest = sorted(gt["images"], key=lambda image: -len(faces[image["id"]]))[:photos]
+    boxes_of = {image["id"]: [a["bbox"] for a in gt["annotations"]
+                              if a["image_id"] == image["id"] and a["category_id"] == category]
+                for image in gt["images"]}
+    busiest = sorted(gt["images"], key=lambda image: -len(boxes_of[image["id"]]))[:photos]
     unchanged, boxes = [], 0
     for image in busiest:
         src = gt_path.parent / "images" / image["file_name"]
@@ -61,7 +63,7 @@ def unmasked_faces_published(gt_path: Path, engine, out_dir: Path, photos: int =
         Image.fromarray(source).save(buffer, "JPEG", quality=Params().output.jpeg_quality)
         before, after, reencoded = (seen(source, picture) for picture in (source, decoded(out_dir / image["file_name"]),
                                                                            decoded(buffer)))
-        for bbox in faces[image["id"]]:
+        for bbox in boxes_of[image["id"]]:
             boxes += 1
             assert not changed(before, reencoded, bbox), "JPEG noise passes the measure"
             if not changed(before, after, bbox):

@@ -7,7 +7,7 @@ evaluation's own masks, and the pixels of files that ``process_file`` published,
 In float32 the face model finds these faces levelled or not (docs/evaluation.md#night-shots); the plates are
 where the levelling counts. ucsd_lp's every 3rd photo at night: its plates are masked at the shipped defaults,
 and one leaks where the levelled picture is not smoothed for the plate detector (the stretch amplifies the
-noise).
+noise). Their published pixels are checked too.
 
 Video: test_mixed_video's moving camera over a mixed scene (faces and a plate), the scene made a night shot the
 same way. Without the levelling, the plate goes unmasked on a fifth of its frames (float32, 3 December).
@@ -32,13 +32,14 @@ from pipeline.records import ObjectClass
 from pipeline.video.process import companion_name, process_video
 
 from tests.conftest import eval_set, mask_recall, require_eval, require_models
-from tests.published_pixels import decoded, unmasked_faces_published
+from tests.published_pixels import decoded, unmasked_published
 
 EVERY = 4
 MIN_RECALL = 0.98
 MATCH_IOU = 0.3  # cmu_mit_faces' boxes come from landmarks, larger than a detector's (its README)
 PLATES_EVERY = 3
 MIN_PLATE_RECALL = 0.98
+PUBLISHED_PLATE_PHOTOS = 12  # ucsd_lp holds a plate or two a photo
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_published_night_photos_are_masked_inside_the_faces(night_photos, engine
     """The subset's photos with the most faces, through ``process_file`` with ``Params()``."""
     for image in json.loads(night_photos.read_text())["images"]:
         assert np.percentile(decoded(night_photos.parent / "images" / image["file_name"]), 99.5) < 64, "night photos"
-    boxes, unchanged = unmasked_faces_published(night_photos, engine, tmp_path, seen=brightened)
+    boxes, unchanged = unmasked_published(night_photos, engine, tmp_path, seen=brightened)
     assert boxes >= 20
     assert len(unchanged) <= boxes * (1 - MIN_RECALL), "unmasked in the published file:\n" + "\n".join(unchanged)
 
@@ -94,6 +95,16 @@ def test_plates_on_night_photos_are_masked_at_the_shipped_defaults_and_leak_unsm
     print(f"night ucsd_lp subset: plate mask recall {shipped} (levelled, not smoothed: {unsmoothed})")
     assert shipped >= MIN_PLATE_RECALL
     assert unsmoothed < shipped
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_published_night_photos_are_masked_inside_the_plates(night_plates, engine, tmp_path):
+    """The plates of ucsd_lp's night photos, judged on the pixels ``process_file`` published with ``Params()``."""
+    boxes, unchanged = unmasked_published(night_plates, engine, tmp_path, photos=PUBLISHED_PLATE_PHOTOS, category=2,
+                                          seen=brightened)
+    assert boxes >= PUBLISHED_PLATE_PHOTOS
+    assert len(unchanged) <= boxes * (1 - MIN_PLATE_RECALL), "unmasked in the published file:\n" + "\n".join(unchanged)
 
 
 def clip_recall(clip: Path, truth, params: Params, engine: Engine, out: Path) -> dict[str, float]:
