@@ -140,6 +140,7 @@ class DetectorParams(_Strict):
     per_class: dict[ClassLabel, ClassSettings] = Field(default_factory=lambda: dict(DEFAULT_CLASSES))
     nms_iou: float = Field(default=0.4, gt=0.0, le=1.0)
     level_dark: bool = True  # underexposed pictures are levelled before detection (pipeline/detect/exposure.py)
+    sharpen_blurred: bool = True  # out-of-focus pictures are sharpened for the plate detector (pipeline/detect/focus.py)
 
     @model_validator(mode="before")
     @classmethod

@@ -11,12 +11,12 @@ import onnxruntime as ort
 
 from pipeline.detect.base import Detector
 from pipeline.detect.catalogue import default_model_dir, find_file, find_source
-from pipeline.detect.exposure import detector_views
 from pipeline.detect.families import family
 from pipeline.detect.int8 import exact_int8_kernels
 from pipeline.detect.mosaic import detect_packed
 from pipeline.detect.nms import merge, overlapping
 from pipeline.detect.onnx import load_session
+from pipeline.detect.views import detector_views
 from pipeline.detect.windows import Window, batches, plan_windows, roi_windows
 from pipeline.errors import ModelError, QuantizationError
 from pipeline.params import DetectorParams, ModelSpec, RuntimeParams, ScalePlan
@@ -130,9 +130,11 @@ class Engine:
 
     def _fed(self, rgb: np.ndarray, only: Collection[ObjectClass] | None = None) -> dict[ObjectClass, np.ndarray]:
         """What each class's detector (those in ``only``, if given) sees of ``rgb``: levelled if it is
-        underexposed and the profile says so (``exposure.detector_views``), else ``rgb`` itself."""
+        underexposed, the plates' view smoothed then or sharpened if it is out of focus, as far as the profile
+        says so (``views.detector_views``)."""
         classes = [d.object_class for d in self._detectors if only is None or d.object_class in only]
-        return detector_views(rgb, classes) if self.params.level_dark else dict.fromkeys(classes, rgb)
+        return detector_views(rgb, classes, level_dark=self.params.level_dark,
+                              sharpen_blurred=self.params.sharpen_blurred)
 
     def merged(self, candidates: Detections) -> Detections:
         return merge(candidates, self.params.nms_iou)

@@ -10,12 +10,8 @@ applied to the picture as it came.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import cv2
 import numpy as np
-
-from pipeline.records import ObjectClass
 
 # A picture is underexposed when even its brighter pixels are dim: its 98th luminance percentile (the bright
 # end, above a street lamp or headlights filling up to 2% of it) is under this. No photo of the development
@@ -29,7 +25,6 @@ MOST_GAIN = 10.0  # beyond this, the stretch brings up noise rather than faces
 # 100%. Faces lose by it (cmu_mit_faces at night: a face 89.6% covered, under the 90% that counts), so the face
 # detector sees the levelled picture unsmoothed (float32, 3 December; docs/evaluation.md#night-shots).
 NOISE_SIGMA = 1.5
-SMOOTHED_CLASSES = frozenset({ObjectClass.LICENSE_PLATE})
 _SAMPLE_STEP = 4  # every 4th row and column: a 1080p frame's histogram in under a millisecond
 
 
@@ -44,17 +39,6 @@ def levels(rgb: np.ndarray) -> tuple[float, float] | None:
     if bright >= DIM_BRIGHT_END:
         return None
     return float(black), min(MOST_GAIN, 255.0 / max(bright - black, 1))
-
-
-def detector_views(rgb: np.ndarray, classes: Iterable[ObjectClass]) -> dict[ObjectClass, np.ndarray]:
-    """What each class's detector is fed of ``rgb``: ``rgb`` itself if it is not underexposed; else levelled,
-    and smoothed as well for ``SMOOTHED_CLASSES`` (each view made once)."""
-    classes = tuple(classes)
-    lifted = levelled(rgb)
-    if lifted is rgb:
-        return dict.fromkeys(classes, rgb)
-    smooth = denoised(lifted) if SMOOTHED_CLASSES.intersection(classes) else lifted
-    return {c: smooth if c in SMOOTHED_CLASSES else lifted for c in classes}
 
 
 def levelled(rgb: np.ndarray) -> np.ndarray:

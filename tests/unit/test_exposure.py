@@ -4,6 +4,8 @@ engine feeds each network its view, and the caller's pixels stay as they came.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -15,13 +17,12 @@ from pipeline.detect.exposure import (
     DIM_BRIGHT_END,
     MOST_GAIN,
     NOISE_SIGMA,
-    SMOOTHED_CLASSES,
     denoised,
-    detector_views,
     levelled,
     levels,
     stretched,
 )
+from pipeline.detect.views import RESTORED_CLASSES, detector_views
 from pipeline.params import DetectorParams
 from pipeline.records import ObjectClass
 
@@ -98,7 +99,7 @@ def test_the_noise_the_stretch_amplifies_is_smoothed_away_and_the_levels_kept():
 def test_only_the_plate_detector_sees_the_levelled_picture_smoothed():
     rgb = np.random.default_rng(2).integers(0, 40, (120, 160, 3), dtype=np.uint8)
     views = detector_views(rgb, ObjectClass)
-    assert SMOOTHED_CLASSES == {ObjectClass.LICENSE_PLATE}
+    assert RESTORED_CLASSES == {ObjectClass.LICENSE_PLATE}
     assert np.array_equal(views[ObjectClass.FACE], levelled(rgb))
     assert views[ObjectClass.LICENSE_PLATE].std() < views[ObjectClass.FACE].std() / 2
     assert detector_views(rgb, [ObjectClass.FACE]).keys() == {ObjectClass.FACE}
@@ -118,32 +119,41 @@ class BrightestSeen(StubNetwork):
         return super().__call__(rgb, min_score)
 
 
-def brightest_fed(level_dark: bool, run) -> dict[ObjectClass, list[int]]:
+def brightest_fed(run, **params) -> dict[ObjectClass, list[int]]:
+    """The brightest pixel of every input each class's stub network got while ``run(engine)`` ran, the engine
+    made with the DetectorParams ``params``."""
     engine, networks = stub_engine(("face", "license_plate"), BrightestSeen)
-    engine = Engine(engine._detectors, DetectorParams(level_dark=level_dark))
+    engine = Engine(engine._detectors, DetectorParams(**params))
     run(engine)
     return {object_class: network.brightest for object_class, network in networks.items()}  # type: ignore[attr-defined]
 
 
-# A dim checkerboard: every window holds a whole square, and the smoothing keeps its middle as bright.
-DARK = np.repeat(((np.indices((900, 1200)) // 24).sum(axis=0) % 2 * 40).astype(np.uint8)[..., None], 3, axis=2)
 BOXES = {ObjectClass.FACE: np.array([[100, 100, 160, 170]], np.float32),
          ObjectClass.LICENSE_PLATE: np.array([[600, 500, 700, 530]], np.float32)}
-ENTRIES = {
-    "detect": lambda engine: engine.detect(DARK),
-    "detect_frames": lambda engine: engine.detect_frames([DARK, DARK], [{}, {}], [None, None]),
-    "detect_deep": lambda engine: engine.detect_deep(DARK, {}),
-    "detect_around": lambda engine: engine.detect_around(DARK, BOXES, context=1.0),
-}
+
+
+def entries(picture: np.ndarray) -> dict[str, Callable[[Engine], object]]:
+    """Every way into the engine, each on ``picture`` (at least 900 x 1200)."""
+    return {
+        "detect": lambda engine: engine.detect(picture),
+        "detect_frames": lambda engine: engine.detect_frames([picture, picture], [{}, {}], [None, None]),
+        "detect_deep": lambda engine: engine.detect_deep(picture, {}),
+        "detect_around": lambda engine: engine.detect_around(picture, BOXES, context=1.0),
+    }
+
+
+# A dim checkerboard: every window holds a whole square, and the smoothing keeps its middle as bright.
+DARK = np.repeat(((np.indices((900, 1200)) // 24).sum(axis=0) % 2 * 40).astype(np.uint8)[..., None], 3, axis=2)
+ENTRIES = entries(DARK)
 
 
 @pytest.mark.parametrize("entry", sorted(ENTRIES))
 def test_every_class_sees_the_dim_picture_levelled_and_the_callers_pixels_are_kept(entry):
     before = DARK.copy()
-    fed = brightest_fed(True, ENTRIES[entry])
+    fed = brightest_fed(ENTRIES[entry])
     assert all(fed.values()) and all(min(seen) > 200 for seen in fed.values()), fed
     assert np.array_equal(DARK, before)
-    unlevelled = brightest_fed(False, ENTRIES[entry])
+    unlevelled = brightest_fed(ENTRIES[entry], level_dark=False)
     assert all(max(seen) <= 40 for seen in unlevelled.values()), unlevelled
 
 
@@ -156,6 +166,6 @@ def test_every_entry_feeds_the_smoothed_view_to_the_plate_detector_alone(entry, 
     """The smoothing replaced by a picture of one grey level (a marker no crop or scaling changes): the plate
     detector sees only that, the face detector only the levelled picture."""
     monkeypatch.setattr("pipeline.detect.exposure.denoised", lambda rgb: np.full_like(rgb, 77))
-    fed = brightest_fed(True, ENTRIES[entry])
+    fed = brightest_fed(ENTRIES[entry])
     assert set(fed[ObjectClass.LICENSE_PLATE]) == {77}, fed
     assert min(fed[ObjectClass.FACE]) > 200, fed

@@ -1,0 +1,95 @@
+"""Out-of-focus pictures are sharpened for the plate detector alone (pipeline/detect/focus.py, views.py): the blur
+measure tells a focused picture from the same picture out of focus at any resolution, the sharpening brings it
+back towards the focused one, and every entry of the engine feeds the sharpened view to the plate detector and
+the picture as it came to the face detector."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.detect.focus import BLURRED, blur_effect, is_blurred, sharpened
+from pipeline.detect.views import detector_views
+from pipeline.eval.degraded import blur, night
+from pipeline.params import DetectorParams
+from pipeline.records import ObjectClass
+
+from tests.unit.test_exposure import brightest_fed, entries
+
+
+def street(shape: tuple[int, int] = (900, 1200), seed: int = 0) -> np.ndarray:
+    """A focused picture: a few hundred flat rectangles of random colours and lines of plate-like text."""
+    rng = np.random.default_rng(seed)
+    rgb = np.full((*shape, 3), 128, np.uint8)
+    for _ in range(300):
+        y, x = rng.integers(0, shape[0]), rng.integers(0, shape[1])
+        rgb[y:y + rng.integers(4, shape[0] // 6), x:x + rng.integers(4, shape[1] // 6)] = rng.integers(0, 256, 3)
+    for _ in range(12):
+        corner = (int(rng.integers(0, shape[1] - 300)), int(rng.integers(30, shape[0])))
+        cv2.putText(rgb, "AB 123 CD", corner, cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 2)
+    return rgb
+
+
+@pytest.mark.parametrize("shape", [(450, 600), (900, 1200), (1080, 1920)])
+def test_the_blur_measure_tells_a_focused_picture_from_the_same_out_of_focus_at_any_size(shape):
+    focused = street(shape)
+    assert blur_effect(focused) < BLURRED / 2
+    assert blur_effect(blur(focused)) > BLURRED + 0.05  # blur: a Gaussian of the long side / 300
+    assert not is_blurred(focused) and is_blurred(blur(focused))
+
+
+def test_more_blur_measures_more_and_a_flat_picture_counts_as_blurred():
+    focused = street()
+    measures = [blur_effect(cv2.GaussianBlur(focused, (0, 0), sigma)) for sigma in (0.5, 1, 2, 4, 8)]
+    assert measures == sorted(measures) and blur_effect(focused) < measures[0]
+    assert blur_effect(np.full((100, 100, 3), 7, np.uint8)) == 1.0
+
+
+def test_sharpening_brings_an_out_of_focus_picture_back_towards_the_focused_one():
+    focused = street()
+    soft = blur(focused)
+    restored = sharpened(soft)
+    assert blur_effect(restored) < blur_effect(soft) - 0.1
+    error = {name: float(np.abs(picture.astype(np.float32) - focused).mean()) for name, picture in
+             (("soft", soft), ("restored", restored))}
+    assert error["restored"] < error["soft"] * 0.9, error
+    assert abs(float(restored.mean()) - float(soft.mean())) < 2  # the levels stay
+
+
+def test_only_the_plate_detector_sees_an_out_of_focus_picture_sharpened():
+    soft = blur(street())
+    views = detector_views(soft, ObjectClass)
+    assert views[ObjectClass.FACE] is soft
+    assert np.array_equal(views[ObjectClass.LICENSE_PLATE], sharpened(soft))
+    assert all(view is soft for view in detector_views(soft, ObjectClass, sharpen_blurred=False).values())
+    focused = street()
+    assert all(view is focused for view in detector_views(focused, ObjectClass).values())
+
+
+def test_a_dark_picture_out_of_focus_is_levelled_and_smoothed_not_sharpened(monkeypatch):
+    """Sharpening would bring up the noise the levelling amplified: a night shot's plate view is smoothed."""
+    monkeypatch.setattr("pipeline.detect.focus.sharpened", lambda rgb: pytest.fail("a night shot sharpened"))
+    dark = night(blur(street()))
+    views = detector_views(dark, ObjectClass)
+    assert views[ObjectClass.FACE] is not dark and views[ObjectClass.LICENSE_PLATE] is not dark
+
+
+def test_sharpening_is_on_in_the_shipped_defaults():
+    assert DetectorParams().sharpen_blurred
+
+
+SOFT = blur(street())
+
+
+@pytest.mark.parametrize("entry", ["detect", "detect_frames", "detect_deep", "detect_around"])
+def test_every_entry_feeds_the_sharpened_view_to_the_plate_detector_alone(entry, monkeypatch):
+    """The sharpening replaced by a picture of one grey level (a marker no crop or scaling changes): the plate
+    detector sees only that, the face detector never; with ``sharpen_blurred`` off, neither does."""
+    monkeypatch.setattr("pipeline.detect.focus.sharpened", lambda rgb: np.full_like(rgb, 77))
+    run = entries(SOFT)[entry]
+    fed = brightest_fed(run)
+    assert set(fed[ObjectClass.LICENSE_PLATE]) == {77}, fed
+    assert fed[ObjectClass.FACE] and 77 not in fed[ObjectClass.FACE], fed
+    unsharpened = brightest_fed(run, sharpen_blurred=False)
+    assert all(unsharpened.values()) and 77 not in unsharpened[ObjectClass.LICENSE_PLATE], unsharpened
