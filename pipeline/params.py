@@ -1,7 +1,5 @@
-"""Typed processing parameters. They arrive from configuration and are recorded in every sidecar.
-
-Defaults favour recall: a missed face is a privacy leak, an extra blurred patch is not.
-"""
+"""Typed processing parameters. They arrive from configuration and are recorded in every sidecar. Defaults
+favour recall: a missed face is a privacy leak, an extra blurred patch is not."""
 
 from __future__ import annotations
 

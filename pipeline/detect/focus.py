@@ -1,9 +1,9 @@
 """Out-of-focus pictures, sharpened before the plate detector sees them.
 
 Out of focus (a Gaussian a three-hundredth of the long side wide), openalpr_endtoend's plates were masked at
-85.4% and ucsd_lp's at 96%; sharpened for the plate detector, 93.3% and 100% (the plate detector alone, int8, 4 December;
-docs/evaluation.md#blurred-compressed-and-downscaled-photos). Faces gained nothing from it. A picture counts as
-out of focus by its blur effect (Crete et al., "The blur effect: perception and estimation with a new
+85.4% and ucsd_lp's at 96%; sharpened for the plate detector, 93.3% and 100% (the plate detector alone, int8,
+4 December; docs/evaluation.md#out-of-focus-plates-sharpened). Faces gained nothing from it. A picture counts
+as out of focus by its blur effect (Crete et al., "The blur effect: perception and estimation with a new
 no-reference perceptual blur metric", SPIE 2007): how little of its edges' contrast a further blur takes away.
 """
 
