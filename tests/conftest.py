@@ -50,6 +50,16 @@ def require_models() -> None:
             f"models installed in {MODELS} (./install.sh)")
 
 
+def degraded_set(tmp_path_factory, name: str, kind: str, every: int) -> Path:
+    """The evaluation set ``name``'s every ``every``-th photo degraded by ``kind`` (pipeline/eval/degraded.py),
+    for the shipped models: its annotations.json (images/ beside it)."""
+    from pipeline.eval.degraded import build_degraded_set
+
+    source = eval_set(name)
+    require_models()
+    return build_degraded_set(source, tmp_path_factory.mktemp(f"{kind}_{name}"), kind, every)
+
+
 def mask_recall(gt: Path, params, engine, match_iou: float, label: str = "face") -> float:
     """``veil eval``'s mask recall of the class ``label`` on a COCO set (``images/`` beside ``gt``) with
     ``params`` and ``engine``."""

@@ -15,10 +15,9 @@ import pytest
 
 from pipeline.detect.engine import Engine
 from pipeline.detect.focus import is_blurred
-from pipeline.eval.degraded import build_degraded_set
 from pipeline.params import Params
 
-from tests.conftest import eval_set, mask_recall, require_models
+from tests.conftest import degraded_set, mask_recall
 from tests.published_pixels import decoded, unmasked_published
 
 EVERY = 3
@@ -28,10 +27,7 @@ PUBLISHED_PHOTOS = 12  # ucsd_lp holds a plate or two a photo
 
 @pytest.fixture(scope="module")
 def blurred_plates(tmp_path_factory) -> Path:
-    """The blurred subset's annotations.json (images/ beside it)."""
-    source = eval_set("ucsd_lp")
-    require_models()
-    return build_degraded_set(source, tmp_path_factory.mktemp("blurred_plates"), "blur", EVERY)
+    return degraded_set(tmp_path_factory, "ucsd_lp", "blur", EVERY)
 
 
 @pytest.mark.shared

@@ -24,14 +24,14 @@ import numpy as np
 import pytest
 
 from pipeline.detect.engine import Engine
-from pipeline.eval.degraded import build_degraded_set, night
+from pipeline.eval.degraded import night
 from pipeline.eval.mixed_scenes import scene_clip_spec, scene_for
 from pipeline.eval.video import render_clip, score_clip
 from pipeline.params import Params
 from pipeline.records import ObjectClass
 from pipeline.video.process import companion_name, process_video
 
-from tests.conftest import eval_set, mask_recall, require_eval, require_models
+from tests.conftest import degraded_set, eval_set, mask_recall, require_eval, require_models
 from tests.published_pixels import decoded, unmasked_published
 
 EVERY = 4
@@ -44,17 +44,12 @@ PUBLISHED_PLATE_PHOTOS = 12  # ucsd_lp holds a plate or two a photo
 
 @pytest.fixture(scope="module")
 def night_photos(tmp_path_factory) -> Path:
-    """The night subset's annotations.json (images/ beside it)."""
-    source = eval_set("cmu_mit_faces")
-    require_models()
-    return build_degraded_set(source, tmp_path_factory.mktemp("night"), "night", EVERY)
+    return degraded_set(tmp_path_factory, "cmu_mit_faces", "night", EVERY)
 
 
 @pytest.fixture(scope="module")
 def night_plates(tmp_path_factory) -> Path:
-    source = eval_set("ucsd_lp")
-    require_models()
-    return build_degraded_set(source, tmp_path_factory.mktemp("night_plates"), "night", PLATES_EVERY)
+    return degraded_set(tmp_path_factory, "ucsd_lp", "night", PLATES_EVERY)
 
 
 def brightened(source: np.ndarray, picture: np.ndarray) -> np.ndarray:
