@@ -69,3 +69,12 @@ def unmasked_published(gt_path: Path, engine, out_dir: Path, photos: int = 3, ca
             if not changed(before, after, bbox):
                 unchanged.append(f"{image['file_name']} {bbox}")
     return boxes, unchanged
+
+
+def assert_masked_when_published(gt_path: Path, engine, out_dir: Path, *, min_boxes: int, min_recall: float,
+                                 **looked_at) -> None:
+    """``unmasked_published`` (``looked_at``: its ``photos``, ``category`` and ``seen``): at least ``min_boxes``
+    boxes looked at, and at most the share ``1 - min_recall`` of them left unchanged."""
+    boxes, unchanged = unmasked_published(gt_path, engine, out_dir, **looked_at)
+    assert boxes >= min_boxes
+    assert len(unchanged) <= boxes * (1 - min_recall), "unmasked in the published file:\n" + "\n".join(unchanged)

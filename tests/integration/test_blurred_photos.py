@@ -18,7 +18,7 @@ from pipeline.detect.focus import is_blurred
 from pipeline.params import Params
 
 from tests.conftest import degraded_set, mask_recall
-from tests.published_pixels import decoded, unmasked_published
+from tests.published_pixels import assert_masked_when_published, decoded
 
 EVERY = 3
 MIN_PLATE_RECALL = 0.98
@@ -49,6 +49,5 @@ def test_plates_on_blurred_photos_are_masked_at_the_shipped_defaults_and_leak_un
 @pytest.mark.slow
 def test_published_blurred_photos_are_masked_inside_the_plates(blurred_plates, engine, tmp_path):
     """The plates of the subset's photos, judged on the pixels ``process_file`` published with ``Params()``."""
-    boxes, unchanged = unmasked_published(blurred_plates, engine, tmp_path, photos=PUBLISHED_PHOTOS, category=2)
-    assert boxes >= PUBLISHED_PHOTOS
-    assert len(unchanged) <= boxes * (1 - MIN_PLATE_RECALL), "unmasked in the published file:\n" + "\n".join(unchanged)
+    assert_masked_when_published(blurred_plates, engine, tmp_path, min_boxes=PUBLISHED_PHOTOS,
+                                 min_recall=MIN_PLATE_RECALL, photos=PUBLISHED_PHOTOS, category=2)

@@ -32,7 +32,7 @@ from pipeline.records import ObjectClass
 from pipeline.video.process import companion_name, process_video
 
 from tests.conftest import degraded_set, eval_set, mask_recall, require_eval, require_models
-from tests.published_pixels import decoded, unmasked_published
+from tests.published_pixels import assert_masked_when_published, decoded
 
 EVERY = 4
 MIN_RECALL = 0.98
@@ -74,9 +74,7 @@ def test_published_night_photos_are_masked_inside_the_faces(night_photos, engine
     """The subset's photos with the most faces, through ``process_file`` with ``Params()``."""
     for image in json.loads(night_photos.read_text())["images"]:
         assert np.percentile(decoded(night_photos.parent / "images" / image["file_name"]), 99.5) < 64, "night photos"
-    boxes, unchanged = unmasked_published(night_photos, engine, tmp_path, seen=brightened)
-    assert boxes >= 20
-    assert len(unchanged) <= boxes * (1 - MIN_RECALL), "unmasked in the published file:\n" + "\n".join(unchanged)
+    assert_masked_when_published(night_photos, engine, tmp_path, min_boxes=20, min_recall=MIN_RECALL, seen=brightened)
 
 
 @pytest.mark.shared
@@ -96,10 +94,9 @@ def test_plates_on_night_photos_are_masked_at_the_shipped_defaults_and_leak_unsm
 @pytest.mark.slow
 def test_published_night_photos_are_masked_inside_the_plates(night_plates, engine, tmp_path):
     """The plates of ucsd_lp's night photos, judged on the pixels ``process_file`` published with ``Params()``."""
-    boxes, unchanged = unmasked_published(night_plates, engine, tmp_path, photos=PUBLISHED_PLATE_PHOTOS, category=2,
-                                          seen=brightened)
-    assert boxes >= PUBLISHED_PLATE_PHOTOS
-    assert len(unchanged) <= boxes * (1 - MIN_PLATE_RECALL), "unmasked in the published file:\n" + "\n".join(unchanged)
+    assert_masked_when_published(night_plates, engine, tmp_path, min_boxes=PUBLISHED_PLATE_PHOTOS,
+                                 min_recall=MIN_PLATE_RECALL, photos=PUBLISHED_PLATE_PHOTOS, category=2,
+                                 seen=brightened)
 
 
 def clip_recall(clip: Path, truth, params: Params, engine: Engine, out: Path) -> dict[str, float]:

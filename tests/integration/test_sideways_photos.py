@@ -22,7 +22,7 @@ from pipeline.params import Params
 from pipeline.records import ObjectClass
 
 from tests.conftest import eval_set, mask_recall, require_models
-from tests.published_pixels import unmasked_published
+from tests.published_pixels import assert_masked_when_published
 
 EVERY = 4
 MIN_RECALL = 0.98
@@ -73,6 +73,4 @@ def test_without_the_quarter_turns_the_same_photos_leak(sideways):
 def test_published_sideways_photos_are_masked_inside_the_faces(sideways, engine, tmp_path):
     """The subset's photos with the most faces, through ``process_file`` with ``Params()``."""
     assert {image["turns"] for image in json.loads(sideways.read_text())["images"]} == {1, 3}
-    boxes, unchanged = unmasked_published(sideways, engine, tmp_path)
-    assert boxes >= 20
-    assert len(unchanged) <= boxes * (1 - MIN_RECALL), "unmasked in the published file:\n" + "\n".join(unchanged)
+    assert_masked_when_published(sideways, engine, tmp_path, min_boxes=20, min_recall=MIN_RECALL)
