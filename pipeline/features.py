@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline.detect import exposure, focus
 from pipeline.params import Params
 from pipeline.records import Detections, ObjectClass
 
@@ -79,6 +80,7 @@ def frame_stats(rgb: np.ndarray) -> dict[str, float]:
     rg, yb = r - g, 0.5 * (r + g) - b
     p05, p50, p95 = _percentiles(gray, (0.05, 0.5, 0.95))
     full_gray = gray if small is rgb else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    blur = focus.blur_effect(rgb)
     return {
         "brightness_mean": float(gray.mean()),
         "brightness_p05": p05,
@@ -92,6 +94,11 @@ def frame_stats(rgb: np.ndarray) -> dict[str, float]:
         "sharpness": float(cv2.Laplacian(gray, cv2.CV_32F).var()),
         "noise": _noise_sigma(gray),
         "blockiness": _blockiness(full_gray),
+        # The gates that choose what the detectors see (pipeline/detect/views.py), on the picture as they take it:
+        # with the profile's detector settings, they say whether it was levelled or sharpened for a detector.
+        "underexposed": float(exposure.levels(rgb) is not None),
+        "blur_effect": blur,
+        "out_of_focus": float(blur >= focus.BLURRED),
     }
 
 

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.detect.views import detector_views
 from pipeline.features import FEATURES_VERSION, VideoFeatures, detector_stats, frame_stats, image_features, jpeg_quality
 from pipeline.params import Params
-from pipeline.records import Detections
+from pipeline.records import Detections, ObjectClass
 
 
 def _scene(seed: int = 0, size=(480, 640)) -> np.ndarray:
@@ -36,6 +37,23 @@ def test_the_statistics_follow_darkening_blur_and_grayscale():
     assert gray["gray"] == 1.0 and base["gray"] == 0.0
     assert gray["colourfulness"] < 1.0 < base["colourfulness"]
     assert base["brightness_p05"] <= base["brightness_p50"] <= base["brightness_p95"]
+
+
+def test_the_detector_gates_are_recorded_as_the_detectors_views_apply_them():
+    """``underexposed`` and ``out_of_focus`` say what the views gave each detector (the audit reads them so)."""
+    scene = _scene()
+    for picture in (scene, (scene * 0.3).astype(np.uint8), cv2.GaussianBlur(scene, (0, 0), 3),
+                    cv2.GaussianBlur((scene * 0.3).astype(np.uint8), (0, 0), 3)):
+        stats = frame_stats(picture)
+        views = detector_views(picture, ObjectClass)
+        levelled = views[ObjectClass.FACE] is not picture
+        assert stats["underexposed"] == float(levelled)
+        sharpened = not levelled and views[ObjectClass.LICENSE_PLATE] is not picture
+        assert sharpened == (not levelled and stats["out_of_focus"] == 1.0)
+    assert frame_stats(scene)["underexposed"] == frame_stats(scene)["out_of_focus"] == 0.0
+    blurred = frame_stats(cv2.GaussianBlur(scene, (0, 0), 3))
+    assert blurred["out_of_focus"] == 1.0 and blurred["blur_effect"] > frame_stats(scene)["blur_effect"] + 0.1
+    assert frame_stats((scene * 0.3).astype(np.uint8))["underexposed"] == 1.0
 
 
 def test_clipped_share_counts_blown_and_crushed_pixels():
@@ -97,5 +115,6 @@ def test_video_features_sample_about_one_frame_per_second():
     result = video.result(summary)
     assert result["frames_sampled"] == 4  # frames 0, 25, 50, 75
     assert result["input"]["brightness_mean"] == pytest.approx(10, abs=1)
+    assert result["input"]["underexposed"] == 1.0  # a share of the sampled frames: every one of them here
     assert result["video"] == {"tracks": 1, "interpolated_share": 0.25, "empty_frame_share": pytest.approx(10 / 60)}
     assert result["format"]["codec"] == "h264"
