@@ -376,15 +376,16 @@ class ReviewParams(_Strict):
 
     # What sends a file to review/ (every finding is in the sidecar either way: review_reasons or review_notes):
     # - "leak-risk": only what a person could change, something that may still be unmasked (review-band
-    #   detections left unmasked, damaged frames, a light frame plan that missed what the deep pass found);
-    #   masked review-band detections are noted, not routed;
-    # - "strict": every uncertain finding, masked review-band detections too (as before this setting);
-    # - "off": nothing; failures still go to failed/, and spot-checks still sample done files.
+    #   detections left unmasked, damaged frames, a light frame plan that missed what the deep pass found, ...);
+    #   masked review-band detections are noted, not routed. "strict": every uncertain finding, masked
+    #   review-band detections too. "off": nothing; failures still go to failed/, spot-checks still sample.
     policy: Literal["leak-risk", "strict", "off"] = "leak-risk"
 
     # Photos: a plate-like region a second plate detector (pipeline/detect/cascade.py) finds unmasked is a leak risk.
     plate_cross_check: bool = True
     plate_cross_check_neighbors: int = Field(default=10, ge=1)  # 5% of files in review at most (docs/evaluation.md)
+    # Photos searched for plates: one out of focus (pipeline/detect/focus.py) is a leak risk, even sharpened.
+    out_of_focus: bool = True
 
     # A detection marked as a false positive is unmasked in the re-render only when this is on; either way
     # the mark is recorded in the audit trail. Off: a reviewer can add masks, never remove one.

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import __version__
+from pipeline.detect import focus
 from pipeline.detect.catalogue import sha256_of
 from pipeline.detect.engine import Engine
 from pipeline.edits import Edits
@@ -105,9 +106,9 @@ def review_band_finding(label: str, params: Params, *, count: int | None = None,
                    review_band_reason(label, params, count=count, frames=frames), leak_risk=not masked)
 
 
-def photo_findings(detections: Detections, params: Params, unmasked_plate_finds: int = 0) -> list[Finding]:
-    """The uncertain findings of a photo: its detections (as they are masked), and the plate-like regions
-    the cross-check found that no mask touches."""
+def photo_findings(detections: Detections, params: Params, unmasked_plate_finds: int, blur_effect: float) -> list[Finding]:
+    """The uncertain findings of a photo: its detections (as they are masked), the plate-like regions the
+    cross-check found that no mask touches, and whether it is out of focus (its ``blur_effect``)."""
     _, review = confident_and_review(detections, params.detector)
     counts = {c: int((review & (detections.classes == int(c))).sum()) for c in ObjectClass}
     findings = [review_band_finding(c.label, params, count=n) for c, n in counts.items() if n]
@@ -115,6 +116,12 @@ def photo_findings(detections: Detections, params: Params, unmasked_plate_finds:
         findings.append(Finding(
             "plate cross-check", f"a second plate detector (OpenCV's Haar cascade) found {unmasked_plate_finds} "
             f"plate-like region(s) that no mask touches: a plate may be unmasked", leak_risk=True,
+        ))
+    if params.review.out_of_focus and ObjectClass.LICENSE_PLATE.label in params.detector.classes \
+            and blur_effect >= focus.BLURRED:
+        findings.append(Finding(
+            "out of focus", f"out of focus (blur effect {blur_effect:.2f}, at least {focus.BLURRED:.2f}): plates "
+            f"are missed more often on a blurred picture, even sharpened: a plate may be unmasked", leak_risk=True,
         ))
     return findings
 
@@ -125,9 +132,9 @@ def settle(report: QCReport) -> None:
 
 
 def record_detections(report: QCReport, detections: Detections, params: Params,
-                      unmasked_plate_finds: np.ndarray | None = None) -> None:
-    """Fill detections, per-class counts and review reasons (or notes) from one set of detections, and the
-    cross-check's plate-like finds that no mask touches."""
+                      unmasked_plate_finds: np.ndarray | None, blur_effect: float) -> None:
+    """Fill detections, per-class counts and review reasons (or notes) from one set of detections, the
+    cross-check's plate-like finds that no mask touches, and the photo's ``blur_effect`` (pipeline/detect/focus.py)."""
     confident, _ = confident_and_review(detections, params.detector)
     masked = masked_selection(detections, params)
     report.detections = [
@@ -142,7 +149,7 @@ def record_detections(report: QCReport, detections: Detections, params: Params,
     finds = np.zeros((0, 4)) if unmasked_plate_finds is None else unmasked_plate_finds
     report.plate_cross_check = [(round(float(x1), 1), round(float(y1), 1), round(float(x2), 1), round(float(y2), 1))
                                 for x1, y1, x2, y2 in finds]
-    route(report, photo_findings(detections, params, len(finds)), params)
+    route(report, photo_findings(detections, params, len(finds), blur_effect), params)
 
 
 def unmark_suppressed(report: QCReport, detections: Detections, params: Params, shape: tuple[int, ...], edits: Edits) -> None:

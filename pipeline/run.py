@@ -98,7 +98,8 @@ def _process_image(
     beat()
     notes = loaded.notes + save_image(loaded, dst, target_format, params.output)
     report.output = output_info(report.input.name, dst, "image", target_format, width, height, notes)
-    record_detections(report, detections, params, _left_unmasked(plate_finds, regions, edits, loaded.pixels.shape, params))
+    record_detections(report, detections, params, _left_unmasked(plate_finds, regions, edits, loaded.pixels.shape, params),
+                      features["input"]["blur_effect"])
     unmark_suppressed(report, detections, params, loaded.pixels.shape, edits)
     report.edits = edits.summary(edit_counts)
     report.features = features

@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from pipeline import __version__
+from pipeline.detect import focus
 from pipeline.detect.cascade import cross_check_plates
 from pipeline.detect.engine import Engine
 from pipeline.detect.nms import iou_matrix
@@ -184,7 +185,8 @@ def _evaluate_image(info: dict, annotations: list[dict], images_dir: Path, param
     return _ImageResult(
         info["id"], info["file_name"], detections, np.array(box_coverage), annotations,
         int(covered.sum()), int((covered & ~gt_area).sum()), covered.size,
-        photo_findings(shipped, params, len(unmasked(cross_check_plates(loaded.rgb, params), covered))),
+        photo_findings(shipped, params, len(unmasked(cross_check_plates(loaded.rgb, params), covered)),
+                       focus.blur_effect(loaded.rgb)),
     )
 
 

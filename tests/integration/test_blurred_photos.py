@@ -9,15 +9,16 @@ large plates go unseen (int8 and float32 alike, docs/evaluation.md#out-of-focus-
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from pipeline.detect.engine import Engine
-from pipeline.detect.focus import is_blurred
+from pipeline.detect.focus import BLURRED, is_blurred
 from pipeline.params import Params
 
-from tests.conftest import degraded_set, mask_recall
+from tests.conftest import degraded_set, eval_set, mask_recall
 from tests.published_pixels import assert_masked_when_published, decoded
 
 EVERY = 3
@@ -51,3 +52,21 @@ def test_published_blurred_photos_are_masked_inside_the_plates(blurred_plates, e
     """The plates of the subset's photos, judged on the pixels ``process_file`` published with ``Params()``."""
     assert_masked_when_published(blurred_plates, engine, tmp_path, min_boxes=PUBLISHED_PHOTOS,
                                  min_recall=MIN_PLATE_RECALL, photos=PUBLISHED_PHOTOS, category=2)
+
+
+@pytest.mark.shared
+def test_an_out_of_focus_photo_goes_to_review_and_its_sidecar_says_it_was_out_of_focus(blurred_plates, engine, tmp_path):
+    """``process_file`` at ``Params()``: the blurred photo is routed as out of focus, the same photo as it came is
+    not, and each sidecar records the gate's verdict (``features.input``)."""
+    from pipeline.run import process_file
+
+    name = json.loads(blurred_plates.read_text())["images"][0]["file_name"]
+    reports = {kind: process_file(folder / name, tmp_path / f"{kind}-{name}", Params(), engine, name=name)
+               for kind, folder in (("blurred", blurred_plates.parent / "images"), ("sharp", eval_set("ucsd_lp") / "images"))}
+    assert all(report.error is None for report in reports.values())
+    blurred, sharp = reports["blurred"].features["input"], reports["sharp"].features["input"]
+    assert blurred["out_of_focus"] == 1.0 and blurred["blur_effect"] >= BLURRED
+    assert sharp["out_of_focus"] == 0.0 and sharp["underexposed"] == blurred["underexposed"] == 0.0
+    assert reports["blurred"].disposition == "review"
+    assert any(reason.startswith("out of focus") for reason in reports["blurred"].review_reasons)
+    assert not any(reason.startswith("out of focus") for reason in reports["sharp"].review_reasons)

@@ -22,9 +22,9 @@ FACES = Detections.of(np.array([[10, 10, 50, 50], [100, 10, 140, 50]], np.float3
                       ObjectClass.FACE)
 
 
-def photo_report(params: Params, unmasked_plate_finds: np.ndarray | None = None):
+def photo_report(params: Params, unmasked_plate_finds: np.ndarray | None = None, blur_effect: float = 0.2):
     report = start_report("photo.jpg", params, NoModels())  # type: ignore[arg-type]
-    record_detections(report, FACES, params, unmasked_plate_finds)
+    record_detections(report, FACES, params, unmasked_plate_finds, blur_effect)
     return report
 
 
@@ -122,3 +122,20 @@ def test_light_plan_misses_that_lasted_no_interval_are_noted_not_routed():
 def test_the_old_miss_share_setting_is_refused_with_its_replacement_named():
     with pytest.raises(ValueError, match="light_blind_review"):
         VideoParams(light_miss_review=0.25)  # type: ignore[call-arg]
+
+
+OUT_OF_FOCUS = ("out of focus (blur effect 0.62, at least 0.45): plates are missed more often on a blurred picture, "
+                "even sharpened: a plate may be unmasked")
+
+
+def test_an_out_of_focus_photo_is_a_leak_risk_at_the_shipped_defaults():
+    assert photo_report(Params(), blur_effect=0.62).review_reasons == [OUT_OF_FOCUS]
+    assert photo_report(Params(), blur_effect=0.44).disposition == "done"
+
+
+@pytest.mark.parametrize("changes", [{"review": {"out_of_focus": False}}, {"review": {"policy": "off"}},
+                                     {"detector": {"classes": ["face"]}}])
+def test_an_out_of_focus_photo_stays_out_of_review_where_the_profile_says_or_no_plate_is_searched(changes):
+    report = photo_report(Params.model_validate(changes), blur_effect=0.62)
+    assert report.disposition == "done"
+    assert OUT_OF_FOCUS not in report.review_reasons
