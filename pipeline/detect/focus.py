@@ -29,7 +29,8 @@ UNSHARP_SPAN = 427
 
 def blur_effect(rgb: np.ndarray) -> float:
     """How blurred ``rgb`` looks, from 0 (sharp) to 1: the share of its luminance's edge contrast (the larger of
-    rows and columns) that an 11-pixel box blur does not take away, measured at ``MEASURED_SIDE``."""
+    rows and columns) that an 11-pixel box blur does not take away, measured at ``MEASURED_SIDE``. 0 for a
+    flat picture, which has nothing to sharpen and nothing to hide."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     scale = MEASURED_SIDE / max(grey.shape)
     if scale < 1:
@@ -40,10 +41,9 @@ def blur_effect(rgb: np.ndarray) -> float:
         contrast = np.abs(np.diff(picture, axis=axis))
         kept = np.abs(np.diff(cv2.blur(picture, kernel), axis=axis))
         edges = float(contrast.sum())
-        if edges == 0:
-            return 1.0  # a flat picture: nothing in it is sharp
-        effects.append(1.0 - float(np.maximum(contrast - kept, 0).sum()) / edges)
-    return max(effects)
+        if edges > 0:  # an axis without contrast (stripes along it) has no edges to judge by
+            effects.append(1.0 - float(np.maximum(contrast - kept, 0).sum()) / edges)
+    return max(effects, default=0.0)  # a flat picture: nothing in it to be out of focus
 
 
 def is_blurred(rgb: np.ndarray) -> bool:

@@ -40,11 +40,19 @@ def test_the_blur_measure_tells_a_focused_picture_from_the_same_out_of_focus_at_
     assert not is_blurred(focused) and is_blurred(blur(focused))
 
 
-def test_more_blur_measures_more_and_a_flat_picture_counts_as_blurred():
+def test_more_blur_measures_more():
     focused = street()
     measures = [blur_effect(cv2.GaussianBlur(focused, (0, 0), sigma)) for sigma in (0.5, 1, 2, 4, 8)]
     assert measures == sorted(measures) and blur_effect(focused) < measures[0]
-    assert blur_effect(np.full((100, 100, 3), 7, np.uint8)) == 1.0
+
+
+def test_a_flat_picture_is_not_out_of_focus_and_stripes_are_judged_across_them():
+    assert blur_effect(np.full((100, 100, 3), 7, np.uint8)) == 0.0
+    assert blur_effect(np.full((1, 300, 3), 7, np.uint8)) == 0.0
+    stripes = np.zeros((200, 200, 3), np.uint8)
+    stripes[:, ::40], stripes[:, 100:140] = 255, 200  # sharp vertical lines and a bar: no contrast down the columns
+    assert not is_blurred(stripes)
+    assert is_blurred(cv2.GaussianBlur(stripes, (0, 0), 3))
 
 
 def test_sharpening_brings_an_out_of_focus_picture_back_towards_the_focused_one():
