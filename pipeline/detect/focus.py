@@ -32,9 +32,11 @@ def blur_effect(rgb: np.ndarray) -> float:
     rows and columns) that an 11-pixel box blur does not take away, measured at ``MEASURED_SIDE``. 0 for a
     flat picture, which has nothing to sharpen and nothing to hide."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    scale = MEASURED_SIDE / max(grey.shape)
-    if scale < 1:
-        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    height, width = grey.shape
+    scale = MEASURED_SIDE / max(height, width)
+    if scale < 1:  # a side is kept at 1 pixel at least: a panorama thousands of times wider than tall
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
     picture = grey.astype(np.float32)
     effects = []
     for axis, kernel in ((0, (1, _LOW_PASS)), (1, (_LOW_PASS, 1))):  # cv2 sizes are (width, height)

@@ -55,6 +55,12 @@ def test_a_flat_picture_is_not_out_of_focus_and_stripes_are_judged_across_them()
     assert is_blurred(cv2.GaussianBlur(stripes, (0, 0), 3))
 
 
+@pytest.mark.parametrize("shape", [(1, 5000), (5000, 1), (2, 20000)])
+def test_a_picture_thousands_of_times_longer_than_wide_is_measured(shape):
+    line = np.random.default_rng(0).integers(0, 255, (*shape, 3), dtype=np.uint8)
+    assert 0.0 <= blur_effect(line) <= 1.0
+
+
 def test_sharpening_brings_an_out_of_focus_picture_back_towards_the_focused_one():
     focused = street()
     soft = blur(focused)
