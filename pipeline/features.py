@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from pipeline.detect import exposure, focus
+from pipeline.media.shrink import shrunk
 from pipeline.params import Params
 from pipeline.records import Detections, ObjectClass
 
@@ -30,15 +31,6 @@ _STD_LUMA = np.array([
     14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
 ], dtype=np.float64)
-
-
-def _scaled(rgb: np.ndarray) -> np.ndarray:
-    height, width = rgb.shape[:2]
-    factor = _SIDE / max(height, width)
-    if factor >= 1.0:
-        return rgb
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def _percentiles(gray: np.ndarray, qs: tuple[float, ...]) -> list[float]:
@@ -73,7 +65,7 @@ def _blockiness(gray_full: np.ndarray) -> float:
 
 def frame_stats(rgb: np.ndarray) -> dict[str, float]:
     """Input statistics of one HxWx3 uint8 RGB picture."""
-    small = _scaled(rgb)
+    small = shrunk(rgb, _SIDE)
     gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     colour = small[::2, ::2]  # colour statistics are smooth: a quarter of the pixels is plenty
     r, g, b = (colour[..., i].astype(np.float32) for i in range(3))

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import ModelError
+from pipeline.media.shrink import shrunk
 from pipeline.params import Params
 
 CASCADE = "haarcascade_russian_plate_number.xml"  # ships with opencv-python: nothing to download
@@ -28,14 +29,13 @@ def plate_cascade_finds(rgb: np.ndarray, min_neighbors: int) -> np.ndarray:
     if cascade.empty():
         raise ModelError(f"the plate cross-check's cascade {CASCADE} is missing from opencv-python's data")
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
-    scale = min(1.0, WORKING_SIDE / max(gray.shape[:2]))
-    if scale < 1.0:
-        gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    found = cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=min_neighbors)
+    small = shrunk(gray, WORKING_SIDE)
+    found = cascade.detectMultiScale(small, scaleFactor=1.1, minNeighbors=min_neighbors)
     if not len(found):
         return np.zeros((0, 4), dtype=np.float32)
     x, y, w, h = np.asarray(found, dtype=np.float32).T
-    return np.stack([x, y, x + w, y + h], axis=1) / np.float32(scale)
+    across, down = small.shape[1] / gray.shape[1], small.shape[0] / gray.shape[0]
+    return np.stack([x, y, x + w, y + h], axis=1) / np.array([across, down, across, down], dtype=np.float32)
 
 
 def cross_check_plates(rgb: np.ndarray, params: Params) -> np.ndarray:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pipeline.media.shrink import shrunk
+
 # The blur effect runs from 0 (sharp) to 1. The 637 development photos as they are (re-encoded at JPEG quality 90)
 # measure at most 0.44, 98% of them under 0.39. Out of focus as above, 98.8% of the plate sets' 424 photos
 # measure 0.45 or more, and all 0.42 or more (4 December). Sharpening a photo that was sharp anyway masks the same
@@ -31,13 +33,7 @@ def blur_effect(rgb: np.ndarray) -> float:
     """How blurred ``rgb`` looks, from 0 (sharp) to 1: the share of its luminance's edge contrast (the larger of
     rows and columns) that an 11-pixel box blur does not take away, measured at ``MEASURED_SIDE``. 0 for a
     flat picture, which has nothing to sharpen and nothing to hide."""
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    height, width = grey.shape
-    scale = MEASURED_SIDE / max(height, width)
-    if scale < 1:  # a side is kept at 1 pixel at least: a panorama thousands of times wider than tall
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-    picture = grey.astype(np.float32)
+    picture = shrunk(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), MEASURED_SIDE).astype(np.float32)
     effects = []
     for axis, kernel in ((0, (1, _LOW_PASS)), (1, (_LOW_PASS, 1))):  # cv2 sizes are (width, height)
         contrast = np.abs(np.diff(picture, axis=axis))

@@ -16,6 +16,9 @@ import os
 import stat
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
 
 from tests.integration.hostile_files import LONG_NAME, hostile_batch, jpeg_bytes
@@ -125,3 +128,19 @@ def test_hostile_batch_each_file_accounted_for_and_non_files_left_alone(tmp_path
     assert warned >= len(specials), daemon.events("not_regular_files_ignored")
     assert status["counts"]["failed"] == sum(1 for _, r in found.values() if r.disposition == "failed")
     assert len(files(tmp_path / "originals")) == sum(1 for _, r in found.values() if r.disposition != "failed")
+
+
+@pytest.mark.parametrize("shape", [(1, 30_000), (30_000, 1)])
+def test_a_panorama_thousands_of_times_longer_than_wide_is_masked_at_the_shipped_defaults(shape, engine, tmp_path):
+    """The batch above runs a faces-only profile; at ``Params()`` the plate cross-check, the focus gate and the
+    drift statistics each scale the photo to one long side, where its short side must stay a pixel at least."""
+    from PIL import Image
+
+    from pipeline.params import Params
+    from pipeline.run import process_file
+
+    src = tmp_path / "panorama.png"
+    Image.fromarray(np.random.default_rng(4).integers(0, 255, (*shape, 3), dtype=np.uint8)).save(src)
+    report = process_file(src, tmp_path / "out.png", Params(), engine, name=src.name)
+    assert report.disposition in ("done", "review"), report.error
+    assert (tmp_path / "out.png").is_file() and report.features is not None
