@@ -30,7 +30,8 @@ class CameraMotion:
 
     def update(self, rgb: np.ndarray) -> np.ndarray:
         height, width = rgb.shape[:2]
-        self._scale = min(1.0, self.max_side / max(height, width))
+        # not below a pixel across: a frame thousands of times wider than tall would otherwise have no rows
+        self._scale = min(1.0, max(self.max_side / max(height, width), 1.0 / min(height, width)))
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         if self._scale < 1.0:
             gray = cv2.resize(gray, None, fx=self._scale, fy=self._scale, interpolation=cv2.INTER_AREA)

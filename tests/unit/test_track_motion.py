@@ -62,6 +62,14 @@ def test_large_frames_are_analysed_small_but_answer_in_full_pixels():
     np.testing.assert_allclose(estimate[:, 2], [-21, 9], atol=1.5)
 
 
+@pytest.mark.parametrize("shape", [(2, 16384), (16384, 2)])
+def test_a_frame_thousands_of_times_wider_than_tall_is_analysed_a_pixel_across_at_least(shape):
+    motion = CameraMotion()
+    frame = np.random.default_rng(0).integers(0, 255, (*shape, 3), dtype=np.uint8)
+    for _ in range(2):
+        assert motion.update(frame).shape == (2, 3)
+
+
 def test_warp_boxes_and_invert_round_trip():
     matrix = similarity(1.2, 0, 10, -5)
     boxes = np.array([[0, 0, 10, 20], [5, 5, 15, 15]], float)
