@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Which photos the focus gate calls out of focus, on every set as it is and degraded every other way.
 
-    .venv/bin/python tools/focus_gate.py [--eval-root ../shared/eval] [--every 2]
+    .venv/bin/python tools/focus_gate.py [--eval-root ../shared/eval] [--every 2] [--kinds none,blur,...]
 
 The gate (pipeline/detect/focus.py, a blur effect of ``BLURRED`` or more) sharpens a photo for the plate
 detector and, with ``review.out_of_focus``, sends it to review. Each photo is degraded and re-encoded as
@@ -26,7 +26,7 @@ from pipeline.detect import focus
 from pipeline.eval.degraded import DEGRADATIONS, jpeg_bytes
 from pipeline.eval.images import every_nth_image
 
-KINDS = ("none", "jpeg_q20", "downscale", "grayscale_ir", "darken", "night", "blur")
+KINDS = ("none", "jpeg_q20", "downscale", "grayscale_ir", "darken", "night", "blur", "motion")
 
 
 def blur_effects(set_dir: Path, every: int, kind: str) -> list[float]:
@@ -44,11 +44,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "eval")
     parser.add_argument("--every", type=int, default=2)
+    parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated degradations (default: all)")
     args = parser.parse_args()
-    print("| set (photos) | " + " | ".join(KINDS) + " |\n|---|" + "---|" * len(KINDS))
+    kinds = args.kinds.split(",")
+    print("| set (photos) | " + " | ".join(kinds) + " |\n|---|" + "---|" * len(kinds))
     for set_dir in sorted(d for d in args.eval_root.iterdir() if (d / "annotations.json").exists()):
         cells, photos = [], 0
-        for kind in KINDS:
+        for kind in kinds:
             effects = np.array(blur_effects(set_dir, args.every, kind))
             photos = len(effects)
             cells.append(f"{(effects >= focus.BLURRED).mean():.0%} ({effects.max():.2f})")

@@ -1,5 +1,5 @@
 """Development sets made harder the way cameras make photos harder: underexposed, at night with sensor noise,
-out of focus, heavily compressed, at half the resolution. Each photo of a COCO set is degraded and written as
+out of focus, shaken, heavily compressed, at half the resolution. Each photo of a COCO set is degraded and written as
 a JPEG with its boxes (scaled with the photo), ready for ``veil eval``. The drift control set
 (daemon/drift/control.py) perturbs its photos with the same functions.
 """
@@ -36,6 +36,13 @@ def blur(rgb: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(rgb, (0, 0), sigmaX=max(rgb.shape[:2]) / 300)
 
 
+def motion(rgb: np.ndarray) -> np.ndarray:
+    """Camera shake or a passing car: a horizontal streak a hundredth of the long side long (a box along the rows;
+    its spread is about that of ``blur``'s Gaussian, along one axis only)."""
+    length = max(3, round(max(rgb.shape[:2]) / 100))
+    return cv2.blur(rgb, (length, 1))
+
+
 def grayscale(rgb: np.ndarray) -> np.ndarray:
     """An infrared or monochrome camera."""
     return np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
@@ -59,6 +66,7 @@ DEGRADATIONS: dict[str, Degradation] = {
     "darken": Degradation(darken),
     "night": Degradation(night),
     "blur": Degradation(blur),
+    "motion": Degradation(motion),
     "jpeg_q20": Degradation(lambda rgb: rgb, jpeg_quality=20),
     "grayscale_ir": Degradation(grayscale),
     "downscale": Degradation(downscale, box_scale=0.5),
