@@ -1,6 +1,6 @@
 """Development sets made harder the way cameras make photos harder: underexposed, at night with sensor noise,
-out of focus, shaken, heavily compressed, at half the resolution. Each photo of a COCO set is degraded and written as
-a JPEG with its boxes (scaled with the photo), ready for ``veil eval``. The drift control set
+out of focus, shaken, heavily compressed, at half the resolution. Each photo of a COCO set is degraded and
+written as a JPEG with its boxes (scaled with the photo), ready for ``veil eval``. The drift control set
 (daemon/drift/control.py) perturbs its photos with the same functions.
 """
 
