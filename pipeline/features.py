@@ -72,7 +72,7 @@ def frame_stats(rgb: np.ndarray) -> dict[str, float]:
     rg, yb = r - g, 0.5 * (r + g) - b
     p05, p50, p95 = _percentiles(gray, (0.05, 0.5, 0.95))
     full_gray = gray if small is rgb else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    blur = focus.blur_effect(rgb)
+    blur = focus.grey_blur_effect(full_gray)  # the focus gate's own measure, from the luminance already made
     return {
         "brightness_mean": float(gray.mean()),
         "brightness_p05": p05,

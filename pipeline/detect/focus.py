@@ -33,7 +33,12 @@ def blur_effect(rgb: np.ndarray) -> float:
     """How blurred ``rgb`` looks, from 0 (sharp) to 1: the share of its luminance's edge contrast (the larger of
     rows and columns) that an 11-pixel box blur does not take away, measured at ``MEASURED_SIDE``. 0 for a
     flat picture, which has nothing to sharpen and nothing to hide."""
-    picture = shrunk(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), MEASURED_SIDE).astype(np.float32)
+    return grey_blur_effect(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+
+
+def grey_blur_effect(grey: np.ndarray) -> float:
+    """``blur_effect`` of a picture already converted to luminance (``cv2.COLOR_RGB2GRAY``)."""
+    picture = shrunk(grey, MEASURED_SIDE).astype(np.float32)
     effects = []
     for axis, kernel in ((0, (1, _LOW_PASS)), (1, (_LOW_PASS, 1))):  # cv2 sizes are (width, height)
         contrast = np.abs(np.diff(picture, axis=axis))
