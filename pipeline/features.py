@@ -72,7 +72,7 @@ def frame_stats(rgb: np.ndarray) -> dict[str, float]:
     rg, yb = r - g, 0.5 * (r + g) - b
     p05, p50, p95 = _percentiles(gray, (0.05, 0.5, 0.95))
     full_gray = gray if small is rgb else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    blur = focus.grey_blur_effect(full_gray)  # the focus gate's own measure, from the luminance already made
+    blur = focus.measure_grey(full_gray)  # the focus gate's own measure, from the luminance already made
     return {
         "brightness_mean": float(gray.mean()),
         "brightness_p05": p05,
@@ -89,8 +89,9 @@ def frame_stats(rgb: np.ndarray) -> dict[str, float]:
         # The gates that choose what the detectors see (pipeline/detect/views.py), on the picture as they take it:
         # with the profile's detector settings, they say whether it was levelled or sharpened for a detector.
         "underexposed": float(exposure.levels(rgb) is not None),
-        "blur_effect": blur,
-        "out_of_focus": float(blur >= focus.BLURRED),
+        "blur_effect": blur.effect,
+        "blur_streak": blur.streak,
+        "out_of_focus": float(blur.out_of_focus),
     }
 
 

@@ -138,7 +138,7 @@ class DetectorParams(_Strict):
     per_class: dict[ClassLabel, ClassSettings] = Field(default_factory=lambda: dict(DEFAULT_CLASSES))
     nms_iou: float = Field(default=0.4, gt=0.0, le=1.0)
     level_dark: bool = True  # underexposed pictures are levelled before detection (pipeline/detect/exposure.py)
-    sharpen_blurred: bool = True  # out-of-focus pictures are sharpened for the plate detector (pipeline/detect/focus.py)
+    sharpen_blurred: bool = True  # out-of-focus or shaken pictures are sharpened for plates (pipeline/detect/focus.py)
 
     @model_validator(mode="before")
     @classmethod
@@ -384,7 +384,7 @@ class ReviewParams(_Strict):
     # Photos: a plate-like region a second plate detector (pipeline/detect/cascade.py) finds unmasked is a leak risk.
     plate_cross_check: bool = True
     plate_cross_check_neighbors: int = Field(default=10, ge=1)  # 5% of files in review at most (docs/evaluation.md)
-    # Photos searched for plates: one out of focus (pipeline/detect/focus.py) is a leak risk, even sharpened.
+    # Photos searched for plates: one out of focus or shaken (pipeline/detect/focus.py) is a leak risk, sharpened too.
     out_of_focus: bool = True
 
     # A detection marked as a false positive is unmasked in the re-render only when this is on; either way

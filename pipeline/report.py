@@ -106,9 +106,9 @@ def review_band_finding(label: str, params: Params, *, count: int | None = None,
                    review_band_reason(label, params, count=count, frames=frames), leak_risk=not masked)
 
 
-def photo_findings(detections: Detections, params: Params, unmasked_plate_finds: int, blur_effect: float) -> list[Finding]:
+def photo_findings(detections: Detections, params: Params, unmasked_plate_finds: int, blur: focus.Blur) -> list[Finding]:
     """The uncertain findings of a photo: its detections (as they are masked), the plate-like regions the
-    cross-check found that no mask touches, and whether it is out of focus (its ``blur_effect``)."""
+    cross-check found that no mask touches, and whether it is out of focus or shaken (its ``blur``)."""
     _, review = confident_and_review(detections, params.detector)
     counts = {c: int((review & (detections.classes == int(c))).sum()) for c in ObjectClass}
     findings = [review_band_finding(c.label, params, count=n) for c, n in counts.items() if n]
@@ -118,12 +118,19 @@ def photo_findings(detections: Detections, params: Params, unmasked_plate_finds:
             f"plate-like region(s) that no mask touches: a plate may be unmasked", leak_risk=True,
         ))
     if params.review.out_of_focus and ObjectClass.LICENSE_PLATE.label in params.detector.classes \
-            and blur_effect >= focus.BLURRED:
+            and blur.out_of_focus:
         findings.append(Finding(
-            "out of focus", f"out of focus (blur effect {blur_effect:.2f}, at least {focus.BLURRED:.2f}): plates "
-            f"are missed more often on a blurred picture, even sharpened: a plate may be unmasked", leak_risk=True,
+            "out of focus", f"out of focus ({_blur_measures(blur)}): plates are missed more often on a blurred "
+            f"picture, even sharpened: a plate may be unmasked", leak_risk=True,
         ))
     return findings
+
+
+def _blur_measures(blur: focus.Blur) -> str:
+    if blur.effect >= focus.BLURRED:
+        return f"blur effect {blur.effect:.2f}, at least {focus.BLURRED:.2f}"
+    across = "along the rows than down the columns" if blur.streak > 0 else "down the columns than along the rows"
+    return f"shaken: {abs(blur.streak):.2f} blurrier {across}, at least {focus.STREAKED:.2f}"
 
 
 def settle(report: QCReport) -> None:
@@ -132,9 +139,9 @@ def settle(report: QCReport) -> None:
 
 
 def record_detections(report: QCReport, detections: Detections, params: Params,
-                      unmasked_plate_finds: np.ndarray | None, blur_effect: float) -> None:
+                      unmasked_plate_finds: np.ndarray | None, blur: focus.Blur) -> None:
     """Fill detections, per-class counts and review reasons (or notes) from one set of detections, the
-    cross-check's plate-like finds that no mask touches, and the photo's ``blur_effect`` (pipeline/detect/focus.py)."""
+    cross-check's plate-like finds that no mask touches, and the photo's ``blur`` (pipeline/detect/focus.py)."""
     confident, _ = confident_and_review(detections, params.detector)
     masked = masked_selection(detections, params)
     report.detections = [
@@ -149,7 +156,7 @@ def record_detections(report: QCReport, detections: Detections, params: Params,
     finds = np.zeros((0, 4)) if unmasked_plate_finds is None else unmasked_plate_finds
     report.plate_cross_check = [(round(float(x1), 1), round(float(y1), 1), round(float(x2), 1), round(float(y2), 1))
                                 for x1, y1, x2, y2 in finds]
-    route(report, photo_findings(detections, params, len(finds), blur_effect), params)
+    route(report, photo_findings(detections, params, len(finds), blur), params)
 
 
 def unmark_suppressed(report: QCReport, detections: Detections, params: Params, shape: tuple[int, ...], edits: Edits) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.detect import focus
 from pipeline.detect.cascade import cross_check_plates
 from pipeline.detect.catalogue import sha256_of
 from pipeline.detect.engine import Engine
@@ -99,7 +100,7 @@ def _process_image(
     notes = loaded.notes + save_image(loaded, dst, target_format, params.output)
     report.output = output_info(report.input.name, dst, "image", target_format, width, height, notes)
     record_detections(report, detections, params, _left_unmasked(plate_finds, regions, edits, loaded.pixels.shape, params),
-                      features["input"]["blur_effect"])
+                      focus.Blur.recorded(features["input"]["blur_effect"], features["input"]["blur_streak"]))
     unmark_suppressed(report, detections, params, loaded.pixels.shape, edits)
     report.edits = edits.summary(edit_counts)
     report.features = features

@@ -3,10 +3,10 @@
 
     .venv/bin/python tools/focus_gate.py [--eval-root ../shared/eval] [--every 2] [--kinds none,blur,...]
 
-The gate (pipeline/detect/focus.py, a blur effect of ``BLURRED`` or more) sharpens a photo for the plate
-detector and, with ``review.out_of_focus``, sends it to review. Each photo is degraded and re-encoded as
-tools/build_harder_set.py writes it, in memory. Prints per set and degradation the share of photos at or over
-the gate, and the largest blur effect.
+The gate (pipeline/detect/focus.py: a blur effect of ``BLURRED`` or more, or a streak of ``STREAKED`` or more)
+sharpens a photo for the plate detector and, with ``review.out_of_focus``, sends it to review. Each photo is
+degraded and re-encoded as tools/build_harder_set.py writes it, in memory. Prints per set and degradation the
+share of photos the gate takes, the largest blur effect and the largest streak (either way).
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ from pipeline.eval.images import every_nth_image
 KINDS = ("none", "jpeg_q20", "downscale", "grayscale_ir", "darken", "night", "blur", "motion")
 
 
-def blur_effects(set_dir: Path, every: int, kind: str) -> list[float]:
+def measures(set_dir: Path, every: int, kind: str) -> list[focus.Blur]:
     degradation = DEGRADATIONS[kind]
     gt = every_nth_image(json.loads((set_dir / "annotations.json").read_text()), every)
-    effects = []
+    blurs = []
     for image in gt["images"]:
         rgb = np.asarray(Image.open(set_dir / "images" / image["file_name"]).convert("RGB"))
         encoded = jpeg_bytes(np.ascontiguousarray(degradation.pixels(rgb)), degradation.jpeg_quality)
-        effects.append(focus.blur_effect(np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB"))))
-    return effects
+        blurs.append(focus.measure(np.asarray(Image.open(io.BytesIO(encoded)).convert("RGB"))))
+    return blurs
 
 
 def main() -> int:
@@ -51,9 +51,11 @@ def main() -> int:
     for set_dir in sorted(d for d in args.eval_root.iterdir() if (d / "annotations.json").exists()):
         cells, photos = [], 0
         for kind in kinds:
-            effects = np.array(blur_effects(set_dir, args.every, kind))
-            photos = len(effects)
-            cells.append(f"{(effects >= focus.BLURRED).mean():.0%} ({effects.max():.2f})")
+            blurs = measures(set_dir, args.every, kind)
+            photos = len(blurs)
+            taken = np.mean([blur.out_of_focus for blur in blurs])
+            effect, streak = max(blur.effect for blur in blurs), max(abs(blur.streak) for blur in blurs)
+            cells.append(f"{taken:.0%} ({effect:.2f}, {streak:.2f})")
         print(f"| {set_dir.name} ({photos}) | " + " | ".join(cells) + " |", flush=True)
     return 0
 

@@ -3,7 +3,8 @@ picture as it came.
 
 - An underexposed picture is levelled for every class (pipeline/detect/exposure.py), and for the plate detector
   smoothed too, against the sensor noise the stretch amplified.
-- An out-of-focus picture is sharpened for the plate detector (pipeline/detect/focus.py).
+- An out-of-focus or shaken picture is sharpened for the plate detector (pipeline/detect/focus.py), along the
+  streak where it is shaken.
 
 The face detector gains from neither (smoothed, a night face fell to 89.6% covered; sharpened, no blurred face
 was found that was not before: docs/evaluation.md), so it sees the picture levelled at most.
@@ -33,6 +34,6 @@ def detector_views(
     if RESTORED_CLASSES.intersection(classes):
         if lifted is not rgb:
             restored = exposure.denoised(lifted)
-        elif sharpen_blurred and focus.is_blurred(rgb):
-            restored = focus.sharpened(rgb)
+        elif sharpen_blurred and (blur := focus.measure(rgb)).out_of_focus:
+            restored = focus.sharpened(rgb, blur)
     return {c: restored if c in RESTORED_CLASSES else lifted for c in classes}

@@ -186,7 +186,7 @@ def _evaluate_image(info: dict, annotations: list[dict], images_dir: Path, param
         info["id"], info["file_name"], detections, np.array(box_coverage), annotations,
         int(covered.sum()), int((covered & ~gt_area).sum()), covered.size,
         photo_findings(shipped, params, len(unmasked(cross_check_plates(loaded.rgb, params), covered)),
-                       focus.blur_effect(loaded.rgb)),
+                       focus.measure(loaded.rgb)),
     )
 
 

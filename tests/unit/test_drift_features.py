@@ -43,7 +43,7 @@ def test_the_detector_gates_are_recorded_as_the_detectors_views_apply_them():
     """``underexposed`` and ``out_of_focus`` say what the views gave each detector (the audit reads them so)."""
     scene = _scene()
     for picture in (scene, (scene * 0.3).astype(np.uint8), cv2.GaussianBlur(scene, (0, 0), 3),
-                    cv2.GaussianBlur((scene * 0.3).astype(np.uint8), (0, 0), 3)):
+                    cv2.GaussianBlur((scene * 0.3).astype(np.uint8), (0, 0), 3), cv2.blur(scene, (1, 9))):
         stats = frame_stats(picture)
         views = detector_views(picture, ObjectClass)
         levelled = views[ObjectClass.FACE] is not picture
@@ -54,6 +54,8 @@ def test_the_detector_gates_are_recorded_as_the_detectors_views_apply_them():
     blurred = frame_stats(cv2.GaussianBlur(scene, (0, 0), 3))
     assert blurred["out_of_focus"] == 1.0 and blurred["blur_effect"] > frame_stats(scene)["blur_effect"] + 0.1
     assert frame_stats((scene * 0.3).astype(np.uint8))["underexposed"] == 1.0
+    shaken = frame_stats(cv2.blur(scene, (1, 9)))  # a vertical streak: blurrier down the columns
+    assert shaken["out_of_focus"] == 1.0 and shaken["blur_streak"] < -0.15 < frame_stats(scene)["blur_streak"]
 
 
 def test_clipped_share_counts_blown_and_crushed_pixels():

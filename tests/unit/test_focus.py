@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from pipeline.detect.exposure import denoised, levelled
-from pipeline.detect.focus import BLURRED, blur_effect, is_blurred, sharpened
+from pipeline.detect.focus import BLURRED, STREAKED, Blur, blur_effect, is_blurred, measure, sharpened
 from pipeline.detect.views import detector_views
-from pipeline.eval.degraded import blur, night
+from pipeline.eval.degraded import blur, motion, night
 from pipeline.params import DetectorParams
 from pipeline.records import ObjectClass
 
@@ -64,7 +64,7 @@ def test_a_picture_thousands_of_times_longer_than_wide_is_measured(shape):
 def test_sharpening_brings_an_out_of_focus_picture_back_towards_the_focused_one():
     focused = street()
     soft = blur(focused)
-    restored = sharpened(soft)
+    restored = sharpened(soft, measure(soft))
     assert blur_effect(restored) < blur_effect(soft) - 0.1
     error = {name: float(np.abs(picture.astype(np.float32) - focused).mean()) for name, picture in
              (("soft", soft), ("restored", restored))}
@@ -72,11 +72,49 @@ def test_sharpening_brings_an_out_of_focus_picture_back_towards_the_focused_one(
     assert abs(float(restored.mean()) - float(soft.mean())) < 2  # the levels stay
 
 
+def error(picture: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.abs(picture.astype(np.float32) - truth).mean())
+
+
+def edges(picture: np.ndarray, axis: int) -> float:
+    """Mean contrast between neighbours across the rows (``axis`` 1) or down the columns (0)."""
+    return float(np.abs(np.diff(picture.astype(np.float32), axis=axis)).mean())
+
+
+@pytest.mark.parametrize("turn", [False, True], ids=["horizontal", "vertical"])
+def test_a_shaken_picture_is_told_by_its_streak_and_sharpened_along_it_alone(turn):
+    """A streak (pipeline/eval/degraded.py's "motion": a box a hundredth of the long side long) blurs one axis;
+    the gate takes it by the difference between the axes, and sharpening along the streak alone takes some of the
+    blur away and leaves the other axis as it was, where sharpening every way would bring up edges across it."""
+    focused = street()
+    streaked = motion(focused)
+    if turn:
+        focused, streaked = np.ascontiguousarray(focused.transpose(1, 0, 2)), np.ascontiguousarray(streaked.transpose(1, 0, 2))
+    shaken = measure(streaked)
+    assert abs(measure(focused).streak) < STREAKED / 2
+    assert (shaken.streak <= -STREAKED) if turn else (shaken.streak >= STREAKED)
+    assert shaken.out_of_focus and is_blurred(streaked)
+    along = sharpened(streaked, shaken)
+    every_way = sharpened(streaked, Blur(shaken.effect, shaken.effect))
+    assert error(along, focused) < error(every_way, focused) * 0.7
+    along_streak = "columns" if turn else "rows"
+    assert getattr(measure(along), along_streak) < getattr(shaken, along_streak) - 0.05
+    across = 1 if turn else 0  # the array axis whose neighbours the streak did not blur together
+    assert abs(edges(along, across) / edges(streaked, across) - 1) < 0.2
+    assert edges(every_way, across) > 2 * edges(streaked, across)
+
+
+def test_the_measure_comes_back_whole_from_the_two_numbers_a_sidecar_records():
+    for measured in (Blur(0.5, 0.2), Blur(0.2, 0.5), Blur(0.3, 0.3)):
+        assert Blur.recorded(measured.effect, measured.streak) == pytest.approx(measured)
+    assert Blur(0.4, 0.2).out_of_focus and not Blur(0.4, 0.3).out_of_focus and Blur(0.3, 0.5).out_of_focus
+
+
 def test_only_the_plate_detector_sees_an_out_of_focus_picture_sharpened():
     soft = blur(street())
     views = detector_views(soft, ObjectClass)
     assert views[ObjectClass.FACE] is soft
-    assert np.array_equal(views[ObjectClass.LICENSE_PLATE], sharpened(soft))
+    assert np.array_equal(views[ObjectClass.LICENSE_PLATE], sharpened(soft, measure(soft)))
     assert all(view is soft for view in detector_views(soft, ObjectClass, sharpen_blurred=False).values())
     focused = street()
     assert all(view is focused for view in detector_views(focused, ObjectClass).values())
@@ -84,7 +122,7 @@ def test_only_the_plate_detector_sees_an_out_of_focus_picture_sharpened():
 
 def test_a_dark_picture_out_of_focus_is_levelled_and_smoothed_not_sharpened(monkeypatch):
     """Sharpening would bring up the noise the levelling amplified: a night shot's plate view is smoothed."""
-    monkeypatch.setattr("pipeline.detect.focus.sharpened", lambda rgb: pytest.fail("a night shot sharpened"))
+    monkeypatch.setattr("pipeline.detect.focus.sharpened", lambda rgb, blur: pytest.fail("a night shot sharpened"))
     dark = night(blur(street()))
     views = detector_views(dark, ObjectClass)
     assert np.array_equal(views[ObjectClass.FACE], levelled(dark))
@@ -102,7 +140,7 @@ SOFT = blur(street())
 def test_every_entry_feeds_the_sharpened_view_to_the_plate_detector_alone(entry, monkeypatch):
     """The sharpening replaced by a picture of one grey level (a marker no crop or scaling changes): the plate
     detector sees only that, the face detector never; with ``sharpen_blurred`` off, neither does."""
-    monkeypatch.setattr("pipeline.detect.focus.sharpened", lambda rgb: np.full_like(rgb, 77))
+    monkeypatch.setattr("pipeline.detect.focus.sharpened", lambda rgb, blur: np.full_like(rgb, 77))
     run = entries(SOFT)[entry]
     fed = brightest_fed(run)
     assert set(fed[ObjectClass.LICENSE_PLATE]) == {77}, fed

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.detect.focus import Blur
 from pipeline.params import MaskParams, Params, ReviewParams, VideoParams
 from pipeline.qc import VideoSummary
 from pipeline.records import Detections, ObjectClass
@@ -22,9 +23,12 @@ FACES = Detections.of(np.array([[10, 10, 50, 50], [100, 10, 140, 50]], np.float3
                       ObjectClass.FACE)
 
 
-def photo_report(params: Params, unmasked_plate_finds: np.ndarray | None = None, blur_effect: float = 0.2):
+SHARP = Blur(0.2, 0.2)
+
+
+def photo_report(params: Params, unmasked_plate_finds: np.ndarray | None = None, blur: Blur = SHARP):
     report = start_report("photo.jpg", params, NoModels())  # type: ignore[arg-type]
-    record_detections(report, FACES, params, unmasked_plate_finds, blur_effect)
+    record_detections(report, FACES, params, unmasked_plate_finds, blur)
     return report
 
 
@@ -128,14 +132,19 @@ OUT_OF_FOCUS = ("out of focus (blur effect 0.62, at least 0.45): plates are miss
                 "even sharpened: a plate may be unmasked")
 
 
-def test_an_out_of_focus_photo_is_a_leak_risk_at_the_shipped_defaults():
-    assert photo_report(Params(), blur_effect=0.62).review_reasons == [OUT_OF_FOCUS]
-    assert photo_report(Params(), blur_effect=0.44).disposition == "done"
+SHAKEN = ("out of focus (shaken: 0.19 blurrier down the columns than along the rows, at least 0.15): plates are "
+          "missed more often on a blurred picture, even sharpened: a plate may be unmasked")
+
+
+def test_an_out_of_focus_or_shaken_photo_is_a_leak_risk_at_the_shipped_defaults():
+    assert photo_report(Params(), blur=Blur(0.62, 0.5)).review_reasons == [OUT_OF_FOCUS]
+    assert photo_report(Params(), blur=Blur(0.21, 0.40)).review_reasons == [SHAKEN]
+    assert photo_report(Params(), blur=Blur(0.44, 0.30)).disposition == "done"
 
 
 @pytest.mark.parametrize("changes", [{"review": {"out_of_focus": False}}, {"review": {"policy": "off"}},
                                      {"detector": {"classes": ["face"]}}])
 def test_an_out_of_focus_photo_stays_out_of_review_where_the_profile_says_or_no_plate_is_searched(changes):
-    report = photo_report(Params.model_validate(changes), blur_effect=0.62)
+    report = photo_report(Params.model_validate(changes), blur=Blur(0.62, 0.5))
     assert report.disposition == "done"
     assert OUT_OF_FOCUS not in report.review_reasons
