@@ -42,9 +42,9 @@ UNSHARP_SPAN = 427
 
 
 class Blur(NamedTuple):
-    """How blurred a picture looks, each from 0 (sharp) to 1: the share of its luminance's edge contrast that an
-    11-pixel box blur does not take away, measured at ``MEASURED_SIDE``, across the rows (``rows``: along each
-    row, where a horizontal streak blurs) and down the columns (``columns``)."""
+    """How blurred a picture looks along its rows (``rows``, which a horizontal streak blurs) and down its columns
+    (``columns``), each from 0 (sharp) to 1: the share of its luminance's contrast between neighbours along that
+    axis that a further 11-pixel box blur along it does not take away, measured at ``MEASURED_SIDE``."""
 
     rows: float
     columns: float
