@@ -34,16 +34,21 @@ def blurred_plates(tmp_path_factory) -> Path:
     return degraded_set(tmp_path_factory, "ucsd_lp", "blur", EVERY)
 
 
+def shipped_and_unsharpened(gt: Path, engine: Engine) -> tuple[float, float]:
+    """The plates' mask recall at ``Params()``, and with the plate detector alone, not sharpened (a study of one
+    part)."""
+    shipped = mask_recall(gt, Params(), engine, 0.5, "license_plate")
+    plates = Params.model_validate({"detector": {"classes": ["license_plate"], "sharpen_blurred": False}})
+    return shipped, mask_recall(gt, plates, Engine.load(plates.detector), 0.5, "license_plate")
+
+
 @pytest.mark.shared
 @pytest.mark.slow
 def test_plates_on_blurred_photos_are_masked_at_the_shipped_defaults_and_leak_unsharpened(blurred_plates, engine):
     photos = sorted((blurred_plates.parent / "images").iterdir())
     assert sum(is_blurred(decoded(photo)) for photo in photos) >= 0.95 * len(photos)
     assert Params().detector.sharpen_blurred
-    shipped = mask_recall(blurred_plates, Params(), engine, 0.5, "license_plate")
-    # The plate detector alone, not sharpened (a study of one part).
-    plates = Params.model_validate({"detector": {"classes": ["license_plate"], "sharpen_blurred": False}})
-    unsharpened = mask_recall(blurred_plates, plates, Engine.load(plates.detector), 0.5, "license_plate")
+    shipped, unsharpened = shipped_and_unsharpened(blurred_plates, engine)
     print(f"blurred ucsd_lp subset: plate mask recall {shipped} (not sharpened: {unsharpened})")
     assert shipped >= MIN_PLATE_RECALL
     assert unsharpened < shipped
@@ -78,9 +83,7 @@ def test_plates_on_shaken_photos_are_masked_at_the_shipped_defaults_and_leak_uns
     photos = sorted((shaken_plates.parent / "images").iterdir())
     assert sum(measure(decoded(photo)).out_of_focus for photo in photos) >= 0.75 * len(photos)
     assert len(streaked_under_the_blur_gate(shaken_plates)) >= len(photos) / 4
-    shipped = mask_recall(shaken_plates, Params(), engine, 0.5, "license_plate")
-    plates = Params.model_validate({"detector": {"classes": ["license_plate"], "sharpen_blurred": False}})
-    unsharpened = mask_recall(shaken_plates, plates, Engine.load(plates.detector), 0.5, "license_plate")
+    shipped, unsharpened = shipped_and_unsharpened(shaken_plates, engine)
     print(f"shaken openalpr_endtoend subset: plate mask recall {shipped} (not sharpened: {unsharpened})")
     assert shipped >= MIN_SHAKEN_RECALL
     assert unsharpened < shipped
