@@ -65,9 +65,14 @@ class Blur(NamedTuple):
         return self.rows - self.columns
 
     @property
+    def streaked(self) -> bool:
+        """Blurred along one axis by shake or motion, much more than along the other."""
+        return abs(self.streak) >= STREAKED
+
+    @property
     def out_of_focus(self) -> bool:
-        """Blurred everywhere, or streaked by shake or motion."""
-        return self.effect >= BLURRED or abs(self.streak) >= STREAKED
+        """Blurred everywhere, or streaked."""
+        return self.effect >= BLURRED or self.streaked
 
 
 def measure(rgb: np.ndarray) -> Blur:
@@ -87,19 +92,11 @@ def measure_grey(grey: np.ndarray) -> Blur:
     return Blur(*effects)
 
 
-def blur_effect(rgb: np.ndarray) -> float:
-    return measure(rgb).effect
-
-
-def is_blurred(rgb: np.ndarray) -> bool:
-    return measure(rgb).out_of_focus
-
-
 def sharpened(rgb: np.ndarray, blur: Blur) -> np.ndarray:
     """``rgb`` unsharp-masked (``UNSHARP_AMOUNT`` over a Gaussian of the long side / ``UNSHARP_SPAN``), along the
     streak alone if ``blur`` is streaked: sharpening across it would only bring up noise and edges."""
     sigma = max(rgb.shape[:2]) / UNSHARP_SPAN
-    if abs(blur.streak) < STREAKED:
+    if not blur.streaked:
         soft = cv2.GaussianBlur(rgb, (0, 0), sigma)
     elif blur.streak > 0:  # a kernel one pixel tall: along the rows alone
         soft = cv2.GaussianBlur(rgb, (0, 1), sigmaX=sigma)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.detect.engine import Engine
-from pipeline.detect.focus import BLURRED, STREAKED, is_blurred, measure
+from pipeline.detect.focus import BLURRED, STREAKED, Blur, measure
 from pipeline.params import Params
 
 from tests.conftest import degraded_set, eval_set, mask_recall
@@ -46,7 +46,7 @@ def shipped_and_unsharpened(gt: Path, engine: Engine) -> tuple[float, float]:
 @pytest.mark.slow
 def test_plates_on_blurred_photos_are_masked_at_the_shipped_defaults_and_leak_unsharpened(blurred_plates, engine):
     photos = sorted((blurred_plates.parent / "images").iterdir())
-    assert sum(is_blurred(decoded(photo)) for photo in photos) >= 0.95 * len(photos)
+    assert sum(measure(decoded(photo)).out_of_focus for photo in photos) >= 0.95 * len(photos)
     assert Params().detector.sharpen_blurred
     shipped, unsharpened = shipped_and_unsharpened(blurred_plates, engine)
     print(f"blurred ucsd_lp subset: plate mask recall {shipped} (not sharpened: {unsharpened})")
@@ -67,10 +67,14 @@ def shaken_plates(tmp_path_factory) -> Path:
     return degraded_set(tmp_path_factory, "openalpr_endtoend", "motion", SHAKEN_EVERY)
 
 
-def streaked_under_the_blur_gate(gt: Path) -> list[str]:
-    """The names of the set's photos the gate takes by their streak alone."""
+def measured(gt: Path) -> dict[str, Blur]:
+    """Each of the set's photos by name, measured as decoded."""
     names = [image["file_name"] for image in json.loads(gt.read_text())["images"]]
-    measures = {name: measure(decoded(gt.parent / "images" / name)) for name in names}
+    return {name: measure(decoded(gt.parent / "images" / name)) for name in names}
+
+
+def streaked_under_the_blur_gate(measures: dict[str, Blur]) -> list[str]:
+    """The names of the photos the gate takes by their streak alone."""
     return [name for name, blur in measures.items() if blur.streak >= STREAKED and blur.effect < BLURRED]
 
 
@@ -80,9 +84,9 @@ def test_plates_on_shaken_photos_are_masked_at_the_shipped_defaults_and_leak_uns
     """Shaken (pipeline/eval/degraded.py, "motion": a horizontal streak a hundredth of the long side long), a
     third of the photos blur under ``BLURRED`` and are taken by their streak; all are sharpened along it. (ucsd_lp
     shaken leaks no plate even unsharpened, so openalpr_endtoend's every 6th.)"""
-    photos = sorted((shaken_plates.parent / "images").iterdir())
-    assert sum(measure(decoded(photo)).out_of_focus for photo in photos) >= 0.75 * len(photos)
-    assert len(streaked_under_the_blur_gate(shaken_plates)) >= len(photos) / 4
+    measures = measured(shaken_plates)
+    assert sum(blur.out_of_focus for blur in measures.values()) >= 0.75 * len(measures)
+    assert len(streaked_under_the_blur_gate(measures)) >= len(measures) / 4
     shipped, unsharpened = shipped_and_unsharpened(shaken_plates, engine)
     print(f"shaken openalpr_endtoend subset: plate mask recall {shipped} (not sharpened: {unsharpened})")
     assert shipped >= MIN_SHAKEN_RECALL
@@ -93,7 +97,7 @@ def test_plates_on_shaken_photos_are_masked_at_the_shipped_defaults_and_leak_uns
 def test_a_shaken_photo_under_the_blur_gate_goes_to_review_as_shaken(shaken_plates, engine, tmp_path):
     from pipeline.run import process_file
 
-    name = streaked_under_the_blur_gate(shaken_plates)[0]
+    name = streaked_under_the_blur_gate(measured(shaken_plates))[0]
     report = process_file(shaken_plates.parent / "images" / name, tmp_path / name, Params(), engine, name=name)
     assert report.error is None and report.disposition == "review"
     recorded = report.features["input"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.detect.exposure import denoised, levelled
-from pipeline.detect.focus import BLURRED, STREAKED, Blur, blur_effect, is_blurred, measure, sharpened
+from pipeline.detect.focus import BLURRED, STREAKED, Blur, measure, sharpened
 from pipeline.detect.views import detector_views
 from pipeline.eval.degraded import blur, motion, night
 from pipeline.params import DetectorParams
@@ -35,30 +35,30 @@ def street(shape: tuple[int, int] = (900, 1200), seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("shape", [(450, 600), (900, 1200), (1080, 1920)])
 def test_the_blur_measure_tells_a_focused_picture_from_the_same_out_of_focus_at_any_size(shape):
     focused = street(shape)
-    assert blur_effect(focused) < BLURRED / 2
-    assert blur_effect(blur(focused)) > BLURRED + 0.05  # blur: a Gaussian of the long side / 300
-    assert not is_blurred(focused) and is_blurred(blur(focused))
+    assert measure(focused).effect < BLURRED / 2
+    assert measure(blur(focused)).effect > BLURRED + 0.05  # blur: a Gaussian of the long side / 300
+    assert not measure(focused).out_of_focus and measure(blur(focused)).out_of_focus
 
 
 def test_more_blur_measures_more():
     focused = street()
-    measures = [blur_effect(cv2.GaussianBlur(focused, (0, 0), sigma)) for sigma in (0.5, 1, 2, 4, 8)]
-    assert measures == sorted(measures) and blur_effect(focused) < measures[0]
+    measures = [measure(cv2.GaussianBlur(focused, (0, 0), sigma)).effect for sigma in (0.5, 1, 2, 4, 8)]
+    assert measures == sorted(measures) and measure(focused).effect < measures[0]
 
 
 def test_a_flat_picture_is_not_out_of_focus_and_stripes_are_judged_across_them():
-    assert blur_effect(np.full((100, 100, 3), 7, np.uint8)) == 0.0
-    assert blur_effect(np.full((1, 300, 3), 7, np.uint8)) == 0.0
+    assert measure(np.full((100, 100, 3), 7, np.uint8)).effect == 0.0
+    assert measure(np.full((1, 300, 3), 7, np.uint8)).effect == 0.0
     stripes = np.zeros((200, 200, 3), np.uint8)
     stripes[:, ::40], stripes[:, 100:140] = 255, 200  # sharp vertical lines and a bar: no contrast down the columns
-    assert not is_blurred(stripes)
-    assert is_blurred(cv2.GaussianBlur(stripes, (0, 0), 3))
+    assert not measure(stripes).out_of_focus
+    assert measure(cv2.GaussianBlur(stripes, (0, 0), 3)).out_of_focus
 
 
 @pytest.mark.parametrize("shape", [(1, 5000), (5000, 1), (2, 20000)])
 def test_a_picture_thousands_of_times_longer_than_wide_is_measured(shape):
     line = np.random.default_rng(0).integers(0, 255, (*shape, 3), dtype=np.uint8)
-    assert 0.0 <= blur_effect(line) <= 1.0
+    assert 0.0 <= measure(line).effect <= 1.0
 
 
 def error(picture: np.ndarray, truth: np.ndarray) -> float:
@@ -74,7 +74,7 @@ def test_sharpening_brings_an_out_of_focus_picture_back_towards_the_focused_one(
     focused = street()
     soft = blur(focused)
     restored = sharpened(soft, measure(soft))
-    assert blur_effect(restored) < blur_effect(soft) - 0.1
+    assert measure(restored).effect < measure(soft).effect - 0.1
     assert error(restored, focused) < error(soft, focused) * 0.9
     assert abs(float(restored.mean()) - float(soft.mean())) < 2  # the levels stay
 
@@ -91,7 +91,7 @@ def test_a_shaken_picture_is_told_by_its_streak_and_sharpened_along_it_alone(tur
     shaken = measure(streaked)
     assert abs(measure(focused).streak) < STREAKED / 2
     assert (shaken.streak <= -STREAKED) if turn else (shaken.streak >= STREAKED)
-    assert shaken.out_of_focus and is_blurred(streaked)
+    assert shaken.out_of_focus and shaken.streaked
     along = sharpened(streaked, shaken)
     every_way = sharpened(streaked, Blur(shaken.effect, shaken.effect))
     assert error(along, focused) < error(every_way, focused) * 0.7
