@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from pipeline.detect.engine import Engine
@@ -91,6 +93,28 @@ def test_plates_on_shaken_photos_are_masked_at_the_shipped_defaults_and_leak_uns
     print(f"shaken openalpr_endtoend subset: plate mask recall {shipped} (not sharpened: {unsharpened})")
     assert shipped >= MIN_SHAKEN_RECALL
     assert unsharpened < shipped
+
+
+def edges_across_the_streak(source: np.ndarray, picture: np.ndarray) -> np.ndarray:
+    """A shaken picture looked at by its edges down the columns, which a horizontal streak leaves: a blurred mask
+    on a plate the streak already smoothed changes its pixels little, but takes those edges away."""
+    return cv2.convertScaleAbs(cv2.Sobel(picture, cv2.CV_16S, 0, 1), alpha=2)
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_published_shaken_photos_under_the_blur_gate_are_masked_inside_the_plates(shaken_plates, engine, tmp_path):
+    """The photos only the streak gate takes (their blur effect under ``BLURRED``), published by ``process_file``
+    at ``Params()``: their plates, judged on the pixels alone."""
+    names = set(streaked_under_the_blur_gate(measured(shaken_plates)))
+    gt = json.loads(shaken_plates.read_text())
+    images = [image for image in gt["images"] if image["file_name"] in names]
+    kept = {image["id"] for image in images}
+    streaked = shaken_plates.with_name("streaked.json")  # beside the set's, so images/ is the same folder
+    streaked.write_text(json.dumps({**gt, "images": images,
+                                    "annotations": [a for a in gt["annotations"] if a["image_id"] in kept]}))
+    assert_masked_when_published(streaked, engine, tmp_path, min_boxes=len(images), min_recall=MIN_SHAKEN_RECALL,
+                                 photos=len(images), category=2, seen=edges_across_the_streak)
 
 
 @pytest.mark.shared
