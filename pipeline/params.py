@@ -80,6 +80,7 @@ class ScalePlan(_Strict):
     downscale: bool = False  # also a whole-image pass at half scale, for objects that fill the frame
     rotate_180: bool = False  # also the whole image upside down (faces on playing cards, scans put in wrongly)
     rotate_90: bool = False  # also the whole image turned a quarter each way (sideways, with no EXIF orientation)
+    tilt_45: bool = False  # also the whole image tilted 45 degrees each way (heads tilted, a camera held askew)
 
 
 class ClassSettings(ClassThresholds):
@@ -90,7 +91,7 @@ class ClassSettings(ClassThresholds):
 
 
 FACE_PLAN = ScalePlan(max_side=1920, upscale_below=1024, tile_above=2400, tile_size=1280, downscale=True, rotate_180=True,
-                      rotate_90=True)
+                      rotate_90=True, tilt_45=True)
 # platedet letterboxes to 640 (``max_side``; ``upscale_below`` means 2x tiles). It finds many small or foreign
 # plates only at twice the size (openalpr_endtoend: 97.0% whole, 99.2% with 2x tiles): 1-2 MP photos get those too.
 PLATE_PLAN = ScalePlan(max_side=640, upscale_below=1401, tile_above=1400, tile_size=960)
@@ -129,8 +130,7 @@ def _class_table(label: str, table: Any) -> Any:
 _OLD_DETECTOR_KEYS: dict[str, tuple[str, str | None]] = {
     "face": ("face", None), "license_plate": ("license_plate", None),
     "face_model": ("face", "model"), "plate_model": ("license_plate", "model"),
-    "face_scales": ("face", "scales"), "plate_scales": ("license_plate", "scales"),
-}
+    "face_scales": ("face", "scales"), "plate_scales": ("license_plate", "scales")}
 
 
 class DetectorParams(_Strict):
@@ -225,11 +225,12 @@ class TrackerParams(_Strict):
 
 
 # Frames get lighter detector plans than photos: neighbouring frames and the tracker cover much of what extra
-# passes would find, and upside-down or 2x-tiled passes would multiply the cost of every frame. Plates: the
-# whole frame, plus tiles as tall as a 1080p frame (two of them cover 1920x1080 at 0.59 scale, where 960 px
-# tiles took six passes at 0.67).
+# passes would find, and upside-down, turned, tilted or 2x-tiled passes would multiply the cost of every frame.
+# Plates: the whole frame, plus tiles as tall as a 1080p frame (two cover 1920x1080 at 0.59 scale, where 960 px
+# tiles took six passes at 0.67). ``UPRIGHT_ONLY`` leaves a plan's turned and tilted views out.
+UPRIGHT_ONLY = {"rotate_90": False, "tilt_45": False}
 VIDEO_PLANS: dict[str, ScalePlan] = {
-    "face": FACE_PLAN.model_copy(update={"downscale": False, "rotate_180": False, "rotate_90": False}),
+    "face": FACE_PLAN.model_copy(update={"downscale": False, "rotate_180": False, **UPRIGHT_ONLY}),
     "license_plate": PLATE_PLAN.model_copy(update={"upscale_below": 0, "tile_size": 1080, "tile_overlap": 0.2}),
 }
 
@@ -306,8 +307,7 @@ class VideoParams(_Strict):
         if not isinstance(data, dict) or not isinstance(data.get("scales", {}), dict):
             return data
         if "light_miss_review" in data:  # a threshold of the review signal light_blind_review replaced
-            raise ValueError("video.light_miss_review was replaced by video.light_blind_review (true or false): "
-                             "see docs/video.md")
+            raise ValueError("video.light_miss_review was replaced by video.light_blind_review (true or false): docs/video.md")
         data = dict(data)
         plans = {label: _completed(t, VIDEO_PLANS.get(label)) for label, t in data.pop("scales", {}).items()}
         for old, label in (("face_scales", "face"), ("plate_scales", "license_plate")):
@@ -315,8 +315,8 @@ class VideoParams(_Strict):
                 if label in plans:
                     raise ValueError(f"{old} and scales.{label} both set: keep scales only")
                 # A table under the old key was completed from the photo plan of its day (FaceScales, PlateScales:
-                # no quarter turns), not from the frame plan: kept, so that an old file means what it meant.
-                plans[label] = _completed(data.pop(old), DEFAULT_CLASSES[label].scales.model_copy(update={"rotate_90": False}))
+                # neither turned nor tilted), not from the frame plan: kept, so that an old file means what it meant.
+                plans[label] = _completed(data.pop(old), DEFAULT_CLASSES[label].scales.model_copy(update=UPRIGHT_ONLY))
         data["scales"] = {**VIDEO_PLANS, **plans}
         return data
 

@@ -19,7 +19,7 @@ from pipeline.detect.onnx import load_session
 from pipeline.detect.views import detector_views
 from pipeline.detect.windows import Window, batches, plan_windows, roi_windows
 from pipeline.errors import ModelError, QuantizationError
-from pipeline.params import DetectorParams, ModelSpec, RuntimeParams, ScalePlan
+from pipeline.params import UPRIGHT_ONLY, DetectorParams, ModelSpec, RuntimeParams, ScalePlan
 from pipeline.qc import ModelRecord
 from pipeline.records import Detections, ObjectClass
 
@@ -119,8 +119,9 @@ class Engine:
             rgb = fed[detector.object_class]
             fixed = detector.network.fixed_input
             light_windows = plan_windows(height, width, light.get(detector.object_class, detector.scales), fixed)
-            # Without the quarter turns: frames are turned upright by the stream's rotation (docs/video.md).
-            deep = detector.scales.model_copy(update={"rotate_90": False})
+            # Without the quarter turns: frames are turned upright by the stream's rotation (docs/video.md); and
+            # without the tilted views, which would double a keyframe's face passes (docs/evaluation.md#tilted-photos).
+            deep = detector.scales.model_copy(update=UPRIGHT_ONLY)
             extra = [w for w in plan_windows(height, width, deep, fixed) if w not in light_windows]
             floor = self.params.thresholds(detector.object_class).review_floor
             light_found = self._run_windows(detector, rgb, light_windows, floor)
@@ -167,7 +168,7 @@ class Engine:
             upright: dict[int, list[Detections]] = {index: [] for index in owners}
             sideways: dict[int, list[Detections]] = {index: [] for index in owners}
             for index, (_, window), detections in zip(owners, views, self._run_views(detector, views, floor, progress)):
-                (sideways if window.turns % 2 else upright)[index].append(detections)
+                (sideways if window.turned else upright)[index].append(detections)
             confident = self.params.thresholds(detector.object_class).threshold
             for index in upright:
                 seen = Detections.concat(upright[index])

@@ -24,6 +24,9 @@ class Window:
     y1: int
     scale: float  # network pixels per source pixel; for fixed-input models the letterbox decides
     turns: int = 0  # quarter turns counter-clockwise (np.rot90) after scaling: 2 is upside down
+    # Degrees counter-clockwise after scaling, on a canvas grown to hold all of the picture (black corners);
+    # a window is tilted or turned, not both.
+    tilt: float = 0.0
 
     @property
     def scaled_size(self) -> tuple[int, int]:
@@ -31,9 +34,16 @@ class Window:
         return max(1, round((self.x1 - self.x0) * self.scale)), max(1, round((self.y1 - self.y0) * self.scale))
 
     @property
+    def turned(self) -> bool:
+        """Whether the picture is fed lying another way than upright or upside down: turned a quarter, or tilted."""
+        return bool(self.turns % 2 or self.tilt)
+
+    @property
     def crop_size(self) -> tuple[int, int]:
         """(width, height) of what the network is fed."""
         width, height = self.scaled_size
+        if self.tilt:
+            return tilted_canvas(width, height, self.tilt)[1]
         return (height, width) if self.turns % 2 else (width, height)
 
     def crop(self, image: np.ndarray) -> np.ndarray:
@@ -41,6 +51,9 @@ class Window:
         if self.scale != 1.0:
             interpolation = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
             view = cv2.resize(view, self.scaled_size, interpolation=interpolation)
+        if self.tilt:
+            matrix, canvas = tilted_canvas(view.shape[1], view.shape[0], self.tilt)
+            return cv2.warpAffine(view, matrix, canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         return np.ascontiguousarray(np.rot90(view, self.turns)) if self.turns % 4 else view
 
     def to_source(self, boxes: np.ndarray) -> np.ndarray:
@@ -48,6 +61,8 @@ class Window:
         if not len(boxes):
             return boxes
         width, height = self.scaled_size
+        if self.tilt:
+            boxes = turned_ellipses(boxes, cv2.invertAffineTransform(tilted_canvas(width, height, self.tilt)[0]))
         for turn in range(self.turns % 4, 0, -1):
             # undo one quarter turn counter-clockwise of an image that was ``before`` pixels wide
             before = width if turn % 2 else height
@@ -57,6 +72,28 @@ class Window:
         mapped = boxes * np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
         mapped += np.array([self.x0, self.y0, self.x0, self.y0], dtype=np.float32)
         return mapped
+
+
+def tilted_canvas(width: int, height: int, degrees: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """The affine map that tilts a ``width`` x ``height`` picture by ``degrees`` counter-clockwise about its
+    centre onto a canvas that holds all of it, and that canvas's (width, height)."""
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    canvas = math.ceil(width * cos + height * sin), math.ceil(width * sin + height * cos)
+    matrix[:, 2] += (canvas[0] - width) / 2, (canvas[1] - height) / 2
+    return matrix, canvas
+
+
+def turned_ellipses(boxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Boxes (x1, y1, x2, y2) moved by the rotation ``matrix`` (2x3): each box's inscribed ellipse turned, and
+    the box around that. A face is round, so this box hugs it where the box around the turned corners would
+    grow by up to 41%."""
+    centres = np.stack([(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2, np.ones(len(boxes))], 1)
+    x, y = (centres @ matrix.T).T
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    half_w, half_h = (boxes[:, 2] - boxes[:, 0]) / 2, (boxes[:, 3] - boxes[:, 1]) / 2
+    across, down = np.hypot(half_w * cos, half_h * sin), np.hypot(half_w * sin, half_h * cos)
+    return np.stack([x - across, y - down, x + across, y + down], 1).astype(boxes.dtype)
 
 
 def batches(windows: list[Window], fixed_input: int | None, most: int, pixels: int | None = None) -> Iterator[list[int]]:
@@ -92,6 +129,11 @@ def plan_windows(height: int, width: int, plan: ScalePlan, fixed_input: int | No
         windows.append(Window(0, 0, width, height, whole_scale, turns=2))
     if plan.rotate_90:
         windows += [Window(0, 0, width, height, whole_scale, turns=turns) for turns in (1, 3)]
+    if plan.tilt_45:
+        # The tilted canvas is up to 1.41 times the picture's side: held to ``max_side`` as the whole pass is.
+        grown = max(tilted_canvas(width, height, 45)[1])
+        tilt_scale = 1.0 if fixed_input else min(1.0, plan.max_side / grown)
+        windows += [Window(0, 0, width, height, tilt_scale, tilt=degrees) for degrees in (45, -45)]
     if plan.downscale and long_side * whole_scale >= 128:
         windows.append(Window(0, 0, width, height, whole_scale / 2))
     if plan.upscale_below and long_side < plan.upscale_below:

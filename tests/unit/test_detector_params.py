@@ -77,10 +77,11 @@ def test_the_defaults_are_the_figures_from_before_per_class():
     assert detector.for_class(PLATE).model == ModelSpec(name="platedet", family="yolov8", classes=("license_plate",),
                                                         input_size=640)
     assert detector.for_class(FACE).scales == ScalePlan(max_side=1920, upscale_below=1024, tile_above=2400,
-                                                        tile_size=1280, downscale=True, rotate_180=True, rotate_90=True)
+                                                        tile_size=1280, downscale=True, rotate_180=True, rotate_90=True,
+                                                        tilt_45=True)
     assert detector.for_class(PLATE).scales == ScalePlan(max_side=640, upscale_below=1401, tile_above=1400, tile_size=960)
     assert video.scales["face"] == detector.for_class(FACE).scales.model_copy(
-        update={"downscale": False, "rotate_180": False, "rotate_90": False})
+        update={"downscale": False, "rotate_180": False, "rotate_90": False, "tilt_45": False})
     assert video.scales["license_plate"] == ScalePlan(max_side=640, upscale_below=0, tile_above=1400, tile_size=1080,
                                                       tile_overlap=0.2)
 
@@ -124,7 +125,8 @@ def test_a_partial_frame_plan_keeps_the_frame_defaults_but_an_old_key_the_photo_
     new = VideoParams.model_validate({"scales": {"face": {"upscale_below": 0}}})
     old = VideoParams.model_validate({"face_scales": {"upscale_below": 0}})
     assert new.scales["face"] == VideoParams().scales["face"].model_copy(update={"upscale_below": 0})
-    assert old.scales["face"] == DEFAULT_CLASSES["face"].scales.model_copy(update={"upscale_below": 0, "rotate_90": False})
+    assert old.scales["face"] == DEFAULT_CLASSES["face"].scales.model_copy(
+        update={"upscale_below": 0, "rotate_90": False, "tilt_45": False})
     assert new.scales["license_plate"] == old.scales["license_plate"] == VideoParams().scales["license_plate"]
     assert VideoParams().frame_plans() == {FACE: VideoParams().scales["face"], PLATE: VideoParams().scales["license_plate"]}
 

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.detect.engine import Engine, _Loaded
 from pipeline.detect.windows import plan_windows
-from pipeline.params import DEFAULT_CLASSES, DetectorParams, ModelSpec, ScalePlan
+from pipeline.params import DEFAULT_CLASSES, UPRIGHT_ONLY, DetectorParams, ModelSpec, ScalePlan
 from pipeline.qc import ModelRecord
 from pipeline.records import ObjectClass
 
@@ -91,7 +91,7 @@ def test_no_filter_is_every_configured_class_and_a_full_filter_is_the_same():
 
 def test_a_scale_override_replaces_one_class_plan_only():
     engine, networks = stub_engine(("face", "license_plate"))
-    light = FACE_PLAN.model_copy(update={"downscale": False, "rotate_180": False, "rotate_90": False, "upscale_below": 0})
+    light = FACE_PLAN.model_copy(update={"downscale": False, "rotate_180": False, **UPRIGHT_ONLY, "upscale_below": 0})
     engine.detect(IMAGE, scales={ObjectClass.FACE: light})
     assert len(networks[ObjectClass.FACE].seen) == expected_windows(light, None) == 1
     assert len(networks[ObjectClass.LICENSE_PLATE].seen) == expected_windows(PLATE_PLAN, 640)

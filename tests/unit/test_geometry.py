@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.detect.nms import iou_matrix, merge, nms, overlapping
-from pipeline.detect.windows import Window, plan_windows, tile_starts
+from pipeline.detect.windows import Window, plan_windows, tile_starts, tilted_canvas, turned_ellipses
 from pipeline.detect.yolo import Letterbox
 from pipeline.params import ScalePlan
 from pipeline.records import Detections
@@ -107,6 +108,46 @@ def test_a_quarter_turn_is_counter_clockwise_and_swaps_the_sides():
     assert crop.shape[:2] == (3, 2) and crop[0, 0, 0] == 255  # turned left: now top-left
 
 
+@given(st.integers(40, 400), st.integers(40, 400), st.sampled_from([0.5, 1.0, 1.5]), st.sampled_from([45.0, -45.0, 20.0]), st.data())
+@settings(max_examples=60, deadline=None)
+def test_a_tilted_window_finds_a_round_object_where_it_is(height, width, scale, tilt, data):
+    """A disc found in the tilted crop maps back onto the disc in the source: the box around its inscribed
+    ellipse turned back, which for a round object is the object's own box."""
+    radius = data.draw(st.integers(6, min(height, width) // 3))
+    cx = data.draw(st.integers(radius, width - radius))
+    cy = data.draw(st.integers(radius, height - radius))
+    image = np.zeros((height, width, 3), np.uint8)
+    cv2.circle(image, (cx, cy), radius, (255, 255, 255), -1)
+    window = Window(0, 0, width, height, scale, tilt=tilt)
+    crop = window.crop(image)
+    assert crop.shape[1::-1] == window.crop_size and window.turned
+    assert crop[:, :, 0].sum() == pytest.approx(image[:, :, 0].sum() * scale * scale, rel=0.15)  # nothing cut off
+    rows, cols = np.nonzero(crop[:, :, 0] > 127)
+    found = np.array([[cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]], np.float32)
+    tolerance = 1.5 / scale + 1
+    assert np.allclose(window.to_source(found), [[cx - radius, cy - radius, cx + radius + 1, cy + radius + 1]],
+                       atol=tolerance)
+
+
+def test_a_tilt_is_counter_clockwise_and_grows_the_canvas_to_hold_the_picture():
+    matrix, (width, height) = tilted_canvas(200, 100, 45)
+    assert (width, height) == (213, 213)  # (200 + 100) / sqrt(2), rounded up
+    corners = np.array([[0, 0, 1], [200, 0, 1], [0, 100, 1], [200, 100, 1]], np.float64) @ matrix.T
+    assert corners.min() >= -1e-6 and corners[:, 0].max() <= width and corners[:, 1].max() <= height
+    right_end = np.array([200, 50, 1.0]) @ matrix.T  # the middle of the right edge rises: counter-clockwise
+    assert right_end[1] < height / 2
+
+
+def test_a_turned_ellipse_keeps_a_square_and_narrows_a_wide_box_less_than_its_corners():
+    matrix = cv2.getRotationMatrix2D((0, 0), 45, 1.0)
+    square = turned_ellipses(np.array([[-10, -10, 10, 10]], np.float64), matrix)[0]
+    assert np.allclose(square, [-10, -10, 10, 10])
+    wide = turned_ellipses(np.array([[-40, -10, 40, 10]], np.float64), matrix)[0]
+    corners_half = (40 + 10) / np.sqrt(2)  # the box around the turned corners
+    assert np.allclose(wide[2], wide[3]) and wide[2] == pytest.approx(np.hypot(40, 10) / np.sqrt(2))
+    assert wide[2] < corners_half
+
+
 def test_plan_windows_adds_upscale_and_tiles_only_where_asked():
     plan = ScalePlan(max_side=1920, upscale_below=1024, tile_above=2400, tile_size=1280)
     assert len(plan_windows(480, 640, plan, None)) == 2  # whole + 2x
@@ -114,6 +155,10 @@ def test_plan_windows_adds_upscale_and_tiles_only_where_asked():
     assert [(w.scale, w.turns) for w in plan_windows(480, 640, turned, None)] == [(1.0, 0), (1.0, 2), (0.5, 0), (2.0, 0)]
     sideways = plan.model_copy(update={"rotate_90": True})
     assert [(w.scale, w.turns) for w in plan_windows(480, 640, sideways, None)] == [(1.0, 0), (1.0, 1), (1.0, 3), (2.0, 0)]
+    tilted = plan.model_copy(update={"tilt_45": True})
+    assert [(w.scale, w.tilt) for w in plan_windows(480, 640, tilted, None)] == [(1.0, 0), (1.0, 45), (1.0, -45), (2.0, 0)]
+    large = plan_windows(1080, 1920, tilted, None)[1]  # its tilted canvas, 2122 wide, is held to max_side
+    assert max(large.crop_size) <= 1920 < max(tilted_canvas(1920, 1080, 45)[1])
     assert len(plan_windows(1080, 1920, plan, None)) == 1  # whole only
     big = plan_windows(3000, 4000, plan, None)
     assert big[0].scale == pytest.approx(1920 / 4000) and len(big) > 4  # whole (downscaled) + native tiles
