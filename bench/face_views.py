@@ -5,8 +5,8 @@ side) or the 45-degree tilts (``tilt_45``, for faces leaning over).
 
 The shipped engine (``Params()``, every class) and the same engine with that view off (``--view``, default
 ``rotate_90``) detect the same real photos (an even spread over every annotated set, decoded once), alternating
-photo by photo over several rounds so that both see the same load on the machine. Prints seconds per photo for each and their ratio, over
-all the photos and per set. It asserts nothing; the ratio is the figure to read.
+photo by photo over several rounds so that both see the same load on the machine. Prints seconds per photo for
+each and their ratio, over all the photos and per set. It asserts nothing; the ratio is the figure to read.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def main() -> int:
     args = parser.parse_args()
     shipped = Params()
     without = Params.model_validate({"detector": {"per_class": {"face": {"scales": {args.view: False}}}}})
-    engines = {f"shipped ({args.view})": Engine.load(shipped.detector), f"{args.view} = false": Engine.load(without.detector)}
+    engines = {f"shipped ({args.view})": Engine.load(shipped.detector),
+               f"{args.view} = false": Engine.load(without.detector)}
     photos = [(name, load_image(path, shipped.output.max_pixels).rgb) for name, path in sample(args.eval_root, args.photos)]
     for engine in engines.values():
         engine.detect(photos[0][1])  # warm up: first-call allocations are not the photo's cost

@@ -224,11 +224,10 @@ class TrackerParams(_Strict):
     settled_speed: float = Field(default=0.03, ge=0.0, le=1.0)
 
 
-# Frames get lighter detector plans than photos: neighbouring frames and the tracker cover much of what extra
-# passes would find, and upside-down, turned, tilted or 2x-tiled passes would multiply the cost of every frame.
-# Plates: the whole frame, plus tiles as tall as a 1080p frame (two cover 1920x1080 at 0.59 scale, where 960 px
-# tiles took six passes at 0.67). ``UPRIGHT_ONLY`` leaves a plan's turned and tilted views out.
-UPRIGHT_ONLY = {"rotate_90": False, "tilt_45": False}
+# Frames get lighter detector plans than photos: neighbouring frames and the tracker cover much of what extra passes
+# would find, and upside-down, turned, tilted or 2x-tiled passes would multiply the cost of every frame. Plates: the
+# whole frame, plus tiles as tall as a 1080p frame (two cover 1920x1080 at 0.59 scale; 960 px tiles took six at 0.67).
+UPRIGHT_ONLY = {"rotate_90": False, "tilt_45": False}  # a plan's update that leaves out its turned and tilted views
 VIDEO_PLANS: dict[str, ScalePlan] = {
     "face": FACE_PLAN.model_copy(update={"downscale": False, "rotate_180": False, **UPRIGHT_ONLY}),
     "license_plate": PLATE_PLAN.model_copy(update={"upscale_below": 0, "tile_size": 1080, "tile_overlap": 0.2}),
@@ -307,7 +306,8 @@ class VideoParams(_Strict):
         if not isinstance(data, dict) or not isinstance(data.get("scales", {}), dict):
             return data
         if "light_miss_review" in data:  # a threshold of the review signal light_blind_review replaced
-            raise ValueError("video.light_miss_review was replaced by video.light_blind_review (true or false): docs/video.md")
+            raise ValueError("video.light_miss_review was replaced by video.light_blind_review (true or false): "
+                             "see docs/video.md")
         data = dict(data)
         plans = {label: _completed(t, VIDEO_PLANS.get(label)) for label, t in data.pop("scales", {}).items()}
         for old, label in (("face_scales", "face"), ("plate_scales", "license_plate")):

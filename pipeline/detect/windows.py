@@ -92,7 +92,8 @@ def turned_ellipses(boxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     x, y = (centres @ matrix.T).T
     cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
     half_w, half_h = (boxes[:, 2] - boxes[:, 0]) / 2, (boxes[:, 3] - boxes[:, 1]) / 2
-    across, down = np.hypot(half_w * cos, half_h * sin), np.hypot(half_w * sin, half_h * cos)
+    across = np.hypot(half_w * cos, half_h * sin)
+    down = np.hypot(half_w * sin, half_h * cos)
     return np.stack([x - across, y - down, x + across, y + down], 1).astype(boxes.dtype)
 
 

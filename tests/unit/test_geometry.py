@@ -108,7 +108,8 @@ def test_a_quarter_turn_is_counter_clockwise_and_swaps_the_sides():
     assert crop.shape[:2] == (3, 2) and crop[0, 0, 0] == 255  # turned left: now top-left
 
 
-@given(st.integers(40, 400), st.integers(40, 400), st.sampled_from([0.5, 1.0, 1.5]), st.sampled_from([45.0, -45.0, 20.0]), st.data())
+@given(st.integers(40, 400), st.integers(40, 400), st.sampled_from([0.5, 1.0, 1.5]), st.sampled_from([45.0, -45.0, 20.0]),
+       st.data())
 @settings(max_examples=60, deadline=None)
 def test_a_tilted_window_finds_a_round_object_where_it_is(height, width, scale, tilt, data):
     """A disc found in the tilted crop maps back onto the disc in the source: the box around its inscribed
