@@ -32,6 +32,8 @@ def register(subparsers) -> None:
     parser.add_argument("--plate-every", type=int, default=None,
                         help="plates on every k-th detected frame (default: the setting's)")
     parser.add_argument("--track-margin", type=float, default=None, help="extra margin on track masks (default: the setting's)")
+    parser.add_argument("--tilt", type=float, default=0.0,
+                        help="roll the camera this many degrees throughout: every face leaning over (default: 0)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", type=Path, help="keep the clips and outputs in this folder")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -40,7 +42,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.detect.engine import Engine
-    from pipeline.eval.video import DEFAULT_SETS, run_set
+    from pipeline.eval.video import DEFAULT_SETS, Motion, run_set
     from pipeline.params import Params, VideoParams
 
     if not (args.shared_eval / "README.md").exists():
@@ -60,14 +62,14 @@ def run(args: argparse.Namespace) -> int:
         eval_set = replace(chosen_set, seed=args.seed, **_overrides(args))
         with tempfile.TemporaryDirectory(prefix="veil-eval-video-") as tmp:
             work = args.keep / eval_set.name if args.keep else Path(tmp)
-            summary, _ = run_set(eval_set, args.shared_eval, work, params, engine, log=print)
+            summary, _ = run_set(eval_set, args.shared_eval, work, params, engine, motion=Motion(tilt_deg=args.tilt), log=print)
         summaries[eval_set.name] = summary
         ok = (summary["mask_recall"] >= TARGET_RECALL and summary["longest_unmasked_run"] <= TARGET_MAX_RUN
               and not summary["objects_never_masked"])
         failed |= not ok
         print(_format(eval_set.name, summary, ok))
     if args.json:
-        args.json.write_text(json.dumps({"stride": video.detect_stride, "plate_every": video.plate_every,
+        args.json.write_text(json.dumps({"stride": video.detect_stride, "plate_every": video.plate_every, "tilt": args.tilt,
                                          "track_margin": video.track_margin, "sets": summaries}, indent=2))
     return 1 if failed else 0
 

@@ -28,6 +28,7 @@ import av
 import cv2
 import numpy as np
 
+from pipeline.detect.windows import turned_ellipses
 from pipeline.mask import coverage, pixel_bounds
 from pipeline.params import MaskParams, Params
 from pipeline.records import MaskRegion, ObjectClass
@@ -58,6 +59,7 @@ class Motion:
     whip_frames: int = 6
     zoom: tuple[float, float] = (1.0, 1.5)  # zoom range over the clip, relative to the starting view
     roll_deg: float = 1.5  # slow roll amplitude
+    tilt_deg: float = 0.0  # a steady roll under the slow one: a camera held askew, every face leaning over
     shake_px: float = 2.5  # hand-held shake (standard deviation)
     shutter_samples: int = 3  # sub-frames averaged per frame: motion blur
     crf: int = 26  # H.264 compression of the rendered clip
@@ -134,7 +136,7 @@ def _camera(frame: float, frames: int, photo_wh: tuple[int, int], out_wh: tuple[
     travel = (frame * motion.pan_px + extra) / zoom  # photo pixels
     total = ((frames - 1) * motion.pan_px + motion.whip_frames * (motion.whip_px - motion.pan_px)) / zoom
     centre = focus + np.array([travel - total / 2, 0.3 * (travel - total / 2) * math.sin(progress * math.pi)])
-    roll = math.radians(motion.roll_deg * math.sin(2 * math.pi * progress))
+    roll = math.radians(motion.tilt_deg + motion.roll_deg * math.sin(2 * math.pi * progress))
     cos, sin = math.cos(roll) * zoom, math.sin(roll) * zoom
     shift = np.array([ow / 2, oh / 2]) + shake
     linear = np.array([[cos, -sin], [sin, cos]])
@@ -142,10 +144,15 @@ def _camera(frame: float, frames: int, photo_wh: tuple[int, int], out_wh: tuple[
     return np.hstack([linear, offset[:, None]])
 
 
-def _transform_boxes(boxes: np.ndarray, affine: np.ndarray) -> np.ndarray:
+def _transform_boxes(boxes: np.ndarray, classes: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Photo boxes in frame pixels: a face's by its inscribed ellipse (a face is round: the box around its box's
+    turned corners would be up to 41% larger than the face on a tilted frame), a plate's by its corners."""
     corners = np.stack([boxes[:, [0, 1]], boxes[:, [2, 1]], boxes[:, [0, 3]], boxes[:, [2, 3]]], axis=1)  # N,4,2
     moved = corners @ affine[:, :2].T + affine[:, 2]
-    return np.concatenate([moved.min(axis=1), moved.max(axis=1)], axis=1)
+    framed = np.concatenate([moved.min(axis=1), moved.max(axis=1)], axis=1)
+    faces = classes == int(ObjectClass.FACE)
+    framed[faces] = turned_ellipses(boxes[faces].astype(np.float64), affine)
+    return framed
 
 
 def render_clip(spec: ClipSpec, out: Path, *, size: tuple[int, int] = (640, 360), frames: int = 60,
@@ -175,7 +182,7 @@ def render_clip(spec: ClipSpec, out: Path, *, size: tuple[int, int] = (640, 360)
                 acc += cv2.warpAffine(photo, affine, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
             image = (acc / motion.shutter_samples).round().astype(np.uint8)
             mid = _camera(index, frames, (pw, ph), (ow, oh), motion, shake[index * motion.shutter_samples + motion.shutter_samples // 2], focus)
-            truth.frames.append(_visible(spec, _transform_boxes(spec.boxes, mid), ow, oh))
+            truth.frames.append(_visible(spec, _transform_boxes(spec.boxes, spec.classes, mid), ow, oh))
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = index
             frame.time_base = Fraction(1, fps)

@@ -57,6 +57,30 @@ def test_ground_truth_boxes_sit_on_the_rendered_objects(clip):
     assert checked >= 24  # at least one object on every frame
 
 
+def test_on_a_tilted_camera_a_face_box_hugs_the_face_and_a_plate_box_holds_the_plate(tmp_path):
+    """``Motion.tilt_deg`` rolls the camera for good: a face's box follows its inscribed ellipse (a round face
+    keeps a box its size), a plate's the turned corners (the whole plate stays inside)."""
+    photo = np.zeros((480, 720, 3), dtype=np.uint8)
+    cv2.circle(photo, (330, 230), 30, (255, 255, 255), -1)  # a round "face" in the box 300..360, 200..260
+    photo[300:320, 460:560] = 255  # a "plate"
+    cv2.imwrite(str(tmp_path / "photo.png"), photo)
+    boxes = np.array([[300.0, 200, 361, 261], [460, 300, 560, 320]])
+    spec = ClipSpec(tmp_path / "photo.png", boxes, np.array([FACE, int(ObjectClass.LICENSE_PLATE)]), np.array([1, 2]), "tilted")
+    motion = Motion(tilt_deg=40.0, roll_deg=0.0, shake_px=0.0, shutter_samples=1, pan_px=0.0, whip_px=0.0, zoom=(1.0, 1.0))
+    truth = render_clip(spec, tmp_path / "clip.mp4", size=(320, 180), frames=3, seed=1, motion=motion)
+    with av.open(str(tmp_path / "clip.mp4")) as container:
+        image = next(container.decode(video=0)).to_ndarray(format="gray")
+    _, labels, stats, _ = cv2.connectedComponentsWithStats((image > 128).astype(np.uint8))
+    face_box, plate_box = (np.array(box) for box in truth.frames[0]["boxes"])
+    disc = max(range(1, len(stats)), key=lambda i: stats[i][4] / (stats[i][2] * stats[i][3]))  # the roundest blob
+    x, y, w, h, _ = stats[disc]
+    assert iou_matrix(face_box[None], np.array([[x, y, x + w, y + h]], dtype=float))[0, 0] > 0.8
+    bar = np.argwhere(labels == next(i for i in range(1, len(stats)) if i != disc))  # (row, col) of the plate's pixels
+    assert (bar[:, 1] >= plate_box[0] - 1).all() and (bar[:, 1] <= plate_box[2] + 1).all()
+    assert (bar[:, 0] >= plate_box[1] - 1).all() and (bar[:, 0] <= plate_box[3] + 1).all()
+    assert bar[:, 0].max() - bar[:, 0].min() > 30  # it is tilted: 20 px tall when upright
+
+
 def test_camera_moves_the_objects(clip):
     _, truth = clip
     centres = [np.mean(np.array(f["boxes"])[:, [0, 2]]) for f in truth.frames if f["boxes"]]
