@@ -3,20 +3,16 @@ scanner, a camera held upright or a tool that strips EXIF without applying it le
 trained on upright faces, so this is what the face plan's quarter-turn views (``rotate_90``) are measured on.
 
 Photos alternate: the first turned left (counter-clockwise), the next right, and so on, each written as a
-JPEG at quality 95 with its boxes turned the same way. Labels of other kinds than boxes are not kept.
+JPEG at quality 95 with its boxes turned the same way (pipeline/eval/reposed.py).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from pipeline.eval.images import every_nth_image
-
-JPEG_QUALITY = 95
+from pipeline.eval.reposed import Reposed, build_reposed_set
 
 
 def turned_bbox(bbox: list[float], turns: int, width: int, height: int) -> list[float]:
@@ -33,26 +29,11 @@ def turned_bbox(bbox: list[float], turns: int, width: int, height: int) -> list[
 def build_sideways_set(set_dir: Path, out_dir: Path, every: int = 1) -> Path:
     """Every ``every``-th photo of the COCO set in ``set_dir`` (by id), turned, into ``out_dir`` (``images/``
     and ``annotations.json``); return the annotations' path."""
-    gt = every_nth_image(json.loads((set_dir / "annotations.json").read_text()), every)
-    by_image: dict[int, list[dict]] = {}
-    for annotation in gt["annotations"]:
-        by_image.setdefault(annotation["image_id"], []).append(annotation)
-    (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    images, annotations = [], []
-    for position, image in enumerate(gt["images"]):
-        pixels = cv2.imread(str(set_dir / "images" / image["file_name"]), cv2.IMREAD_COLOR)
-        if pixels is None:
-            raise ValueError(f"cannot read {image['file_name']} in {set_dir}")
+
+    def turn(position: int, pixels: np.ndarray) -> Reposed:
         turns = 1 if position % 2 == 0 else 3
         height, width = pixels.shape[:2]
-        side = "left" if turns == 1 else "right"
-        file_name = f"{Path(image['file_name']).with_suffix('').as_posix().replace('/', '_')}_{side}.jpg"
-        cv2.imwrite(str(out_dir / "images" / file_name), np.rot90(pixels, turns), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        images.append({"id": image["id"], "file_name": file_name, "width": height, "height": width,
-                       "source_file": image["file_name"], "turns": turns})
-        for annotation in by_image.get(image["id"], []):
-            bbox = turned_bbox(annotation["bbox"], turns, width, height)
-            annotations.append({**{k: v for k, v in annotation.items() if k != "segmentation"}, "bbox": bbox})
-    path = out_dir / "annotations.json"
-    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": gt["categories"]}))
-    return path
+        return Reposed(np.rot90(pixels, turns), "left" if turns == 1 else "right", {"turns": turns},
+                       lambda bbox: turned_bbox(bbox, turns, width, height))
+
+    return build_reposed_set(set_dir, out_dir, every, turn)
