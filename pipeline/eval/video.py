@@ -107,11 +107,8 @@ def load_specs(set_dir: Path, classes: tuple[ObjectClass, ...], *, min_box_side:
         boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns])
         if min(np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])) < min_box_side:
             continue
-        specs.append(ClipSpec(
-            photo=set_dir / "images" / image["file_name"], boxes=boxes,
-            classes=np.array([a["category_id"] for a in anns]), object_ids=np.array([a["id"] for a in anns]),
-            name=f"{set_dir.name}-{image['id']}",
-        ))
+        specs.append(ClipSpec(photo=set_dir / "images" / image["file_name"], boxes=boxes, name=f"{set_dir.name}-{image['id']}",
+                              classes=np.array([a["category_id"] for a in anns]), object_ids=np.array([a["id"] for a in anns])))
     return specs
 
 
@@ -145,8 +142,7 @@ def _camera(frame: float, frames: int, photo_wh: tuple[int, int], out_wh: tuple[
 
 
 def _transform_boxes(boxes: np.ndarray, classes: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """Photo boxes in frame pixels: a face's by its inscribed ellipse (a face is round: the box around its box's
-    turned corners would be up to 41% larger than the face on a tilted frame), a plate's by its corners."""
+    """Photo boxes in frame pixels: a face's by its inscribed ellipse (round), a plate's by its turned corners."""
     corners = np.stack([boxes[:, [0, 1]], boxes[:, [2, 1]], boxes[:, [0, 3]], boxes[:, [2, 3]]], axis=1)  # N,4,2
     moved = corners @ affine[:, :2].T + affine[:, 2]
     framed = np.concatenate([moved.min(axis=1), moved.max(axis=1)], axis=1)
