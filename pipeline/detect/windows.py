@@ -120,6 +120,9 @@ def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
     return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
+TILT_DEGREES = 45.0  # ``tilt_45``: both tilted views, and the canvas their scale is held to, take this angle
+
+
 def plan_windows(height: int, width: int, plan: ScalePlan, fixed_input: int | None) -> list[Window]:
     """All windows for one image. ``fixed_input``: square network side for letterboxing families."""
     long_side = max(height, width)
@@ -132,9 +135,9 @@ def plan_windows(height: int, width: int, plan: ScalePlan, fixed_input: int | No
         windows += [Window(0, 0, width, height, whole_scale, turns=turns) for turns in (1, 3)]
     if plan.tilt_45:
         # The tilted canvas is up to 1.41 times the picture's side: held to ``max_side`` as the whole pass is.
-        grown = max(tilted_canvas(width, height, 45)[1])
+        grown = max(tilted_canvas(width, height, TILT_DEGREES)[1])
         tilt_scale = 1.0 if fixed_input else min(1.0, plan.max_side / grown)
-        windows += [Window(0, 0, width, height, tilt_scale, tilt=degrees) for degrees in (45, -45)]
+        windows += [Window(0, 0, width, height, tilt_scale, tilt=degrees) for degrees in (TILT_DEGREES, -TILT_DEGREES)]
     if plan.downscale and long_side * whole_scale >= 128:
         windows.append(Window(0, 0, width, height, whole_scale / 2))
     if plan.upscale_below and long_side < plan.upscale_below:
