@@ -80,11 +80,11 @@ def host_conversion_ms(repeats: int = 20) -> dict[str, float]:
     }
 
 
-def photo_run(device: str, max_batch: int, files: list[str], queue: multiprocessing.Queue) -> None:
+def photo_run(runtime: RuntimeParams, files: list[str], queue: multiprocessing.Queue) -> None:
     """In a process of its own, so its peak memory is its own: the engine over the photos."""
     from pipeline.media.image import load_image
 
-    engine = Engine.load(Params().detector, RuntimeParams(device=device, max_batch=max_batch))
+    engine = Engine.load(Params().detector, runtime)
     photos = [load_image(Path(f), 40_000_000).rgb for f in files]
     engine.detect(photos[0])
     start = time.perf_counter()
@@ -96,12 +96,13 @@ def photo_run(device: str, max_batch: int, files: list[str], queue: multiprocess
                "found": [np.round(np.c_[d.boxes, d.scores, d.classes], 2).tolist() for d in found]})
 
 
-def engine_runs(device: str, files: list[str]) -> dict[int, dict]:
+def engine_runs(runtime: RuntimeParams, files: list[str]) -> dict[int, dict]:
     context = multiprocessing.get_context("spawn")
     results = {}
     for max_batch in (1, 8):
         queue = context.Queue()
-        process = context.Process(target=photo_run, args=(device, max_batch, files, queue))
+        batched = runtime.model_copy(update={"max_batch": max_batch})
+        process = context.Process(target=photo_run, args=(batched, files, queue))
         process.start()
         results[max_batch] = queue.get()
         process.join()
@@ -123,11 +124,13 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--photos", type=int, default=8, help="real photos for the engine runs")
     parser.add_argument("--eval-root", type=Path, default=REPO / ".." / "shared" / "eval")
+    parser.add_argument("--model-dir", type=Path, default=None)
     args = parser.parse_args()
     gpu = args.device != "cpu"
     batches = (1, 2, 4, 8, 16, 32) if gpu else (1, 2, 4, 8)
 
-    engine = Engine.load(Params().detector, RuntimeParams(device=args.device))
+    runtime = RuntimeParams(device=args.device, model_dir=args.model_dir)
+    engine = Engine.load(Params().detector, runtime)
     print(f"1. networks alone on {args.device}: ms per window by batch size (ratio to batch 1)", flush=True)
     for name, row in per_window_ms(engine, batches, repeats=20 if gpu else 3).items():
         cells = "  ".join(f"b{b} {ms:7.2f} ({row[1] / ms:4.2f}x)" for b, ms in row.items())
@@ -141,7 +144,7 @@ def main() -> int:
         print(f"3. skipped: no evaluation data under {args.eval_root}")
         return 0
     files = sample_photos(args.eval_root, args.photos)
-    runs = engine_runs(args.device, files)
+    runs = engine_runs(runtime, files)
     same = all(np.allclose(a, b, atol=0.02) if np.shape(a) == np.shape(b) else False
                for a, b in zip(runs[1]["found"], runs[8]["found"]))
     print(f"3. the engine on {len(files)} real photos, every class, shipped plans:")
