@@ -125,21 +125,14 @@ def main() -> int:
     parser.add_argument("--photos", type=int, default=8, help="real photos for the engine runs")
     parser.add_argument("--eval-root", type=Path, default=REPO / ".." / "shared" / "eval")
     parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--photos-only", action="store_true", help="only part 3 (bench/gpu.py times the networks)")
     args = parser.parse_args()
     gpu = args.device != "cpu"
     batches = (1, 2, 4, 8, 16, 32) if gpu else (1, 2, 4, 8)
 
     runtime = RuntimeParams(device=args.device, model_dir=args.model_dir)
-    engine = Engine.load(Params().detector, runtime)
-    print(f"1. networks alone on {args.device}: ms per window by batch size (ratio to batch 1)", flush=True)
-    for name, row in per_window_ms(engine, batches, repeats=20 if gpu else 3).items():
-        cells = "  ".join(f"b{b} {ms:7.2f} ({row[1] / ms:4.2f}x)" for b, ms in row.items())
-        print(f"   {name:24} {cells}", flush=True)
-
-    print("2. the input's conversion per call, ms (now done by the graph, pipeline/detect/frontend.py)")
-    for name, ms in host_conversion_ms().items():
-        print(f"   {name:44} {ms:7.2f}")
-
+    if not args.photos_only:
+        networks_and_conversion(runtime, batches=batches, repeats=20 if gpu else 3)
     if not (args.eval_root / "openalpr_endtoend" / "annotations.json").is_file():
         print(f"3. skipped: no evaluation data under {args.eval_root}")
         return 0
@@ -154,6 +147,19 @@ def main() -> int:
     print(f"   max_batch 8 is {ratio:.2f}x the speed of 1, {runs[8]['peak_mib'] - runs[1]['peak_mib']:+d} MiB; "
           f"same detections: {same}")
     return 0
+
+
+def networks_and_conversion(runtime: RuntimeParams, *, batches: tuple[int, ...], repeats: int) -> None:
+    """Parts 1 and 2: the networks alone by batch size, and the input conversion the graph took over."""
+    engine = Engine.load(Params().detector, runtime)
+    print(f"1. networks alone on {runtime.device}: ms per window by batch size (ratio to batch 1)", flush=True)
+    for name, row in per_window_ms(engine, batches, repeats).items():
+        cells = "  ".join(f"b{b} {ms:7.2f} ({row[1] / ms:4.2f}x)" for b, ms in row.items())
+        print(f"   {name:24} {cells}", flush=True)
+
+    print("2. the input's conversion per call, ms (now done by the graph, pipeline/detect/frontend.py)")
+    for name, ms in host_conversion_ms().items():
+        print(f"   {name:44} {ms:7.2f}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ In one run, on each clip (1920x1080, moving camera, per-frame ground truth from 
   ``--cpu`` also the defaults on the CPU provider;
 - per variant: frames/s, the ratio to the floor, mask recall on the ground truth, and the busy share of the
   wall time per stage (decode, detect, plan, mask, encode: they overlap on threads, so the shares add up to
-  more than 100%) so the next bottleneck is known;
+  more than 100%) so the next bottleneck is known, and of onnxruntime's ``run`` calls within detect ("networks");
 - several streams on one GPU (``--streams``, default 2 and 4): as many worker processes as streams, each
   with its own models on the same device (what ``workers = N`` with ``devices = ["cuda"]`` runs), each
   masking the clip; frames/s summed over the streams, from the moment all have loaded their models;
@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import numpy as np
+import onnxruntime as ort
 
 from pipeline.detect.engine import Engine
 from pipeline.eval.mixed_scenes import build_mixed_set
@@ -73,6 +74,26 @@ def render(folder: Path, frames: int, eval_root: Path) -> None:
             print(f"rendered {clip} ({frames} frames of {spec.photo.name}, {len(spec.boxes)} boxes)")
 
 
+class NetworkClock:
+    """Seconds spent inside onnxruntime's ``run`` (the networks, with their copies to and from the device), so
+    the detect stage splits into the networks and the host's own work around them. A benchmark patches."""
+
+    seconds = 0.0
+
+    @classmethod
+    def install(cls) -> None:
+        run = ort.InferenceSession.run
+
+        def timed(self, *args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return run(self, *args, **kwargs)
+            finally:
+                cls.seconds += time.perf_counter() - start
+
+        ort.InferenceSession.run = timed  # type: ignore[method-assign]
+
+
 def floor_fps(clip: Path, params: Params, out: Path) -> float:
     info = probe_video(clip)
     start = time.perf_counter()
@@ -83,9 +104,11 @@ def floor_fps(clip: Path, params: Params, out: Path) -> float:
 def run_veil(clip: Path, params: Params, engine: Engine, out: Path) -> dict:
     for leftover in out.parent.glob(out.name + "*"):
         leftover.unlink()
+    NetworkClock.seconds = 0.0
     start = time.perf_counter()
     report = process_video(clip, out, params, engine, name=clip.name)
     wall = time.perf_counter() - start
+    stages = {**report.video["stage_seconds"], "networks": NetworkClock.seconds}
     if report.disposition == "failed":
         raise SystemExit(f"veil failed on {clip.name}: {report.error}")
     truth = GroundTruth.load(clip.with_suffix(".gt.json"))
@@ -96,7 +119,7 @@ def run_veil(clip: Path, params: Params, engine: Engine, out: Path) -> dict:
         "frames": frames, "wall_s": round(wall, 2), "fps": round(frames / wall, 2),
         "recall": round(scored.recall, 4), "box_frames": scored.box_frames,
         "longest_unmasked": max(scored.longest_unmasked_run.values(), default=0),
-        "stage_share": {k: round(v / wall, 3) for k, v in report.video["stage_seconds"].items()},
+        "stage_share": {k: round(v / wall, 3) for k, v in stages.items()},
         "providers": sorted({p for m in report.models for p in m.providers}),
     }
 
@@ -149,6 +172,7 @@ def main() -> int:
     if not args.clips:
         parser.error("--clips or --render is needed")
 
+    NetworkClock.install()
     gpu = RuntimeParams(device=args.device, model_dir=args.model_dir)
     on = args.device.split(":")[0]
     variants = {
