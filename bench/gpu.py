@@ -165,6 +165,7 @@ def main() -> int:
                         help="concurrent streams to measure, comma-separated ('' for none)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/veil-gpu-bench"))
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--skip-models", action="store_true", help="leave out the networks alone by batch size")
     args = parser.parse_args()
     if args.render:
         render(args.render, args.frames, args.eval_root)
@@ -191,7 +192,7 @@ def main() -> int:
         engine.detect(np.zeros((SIZE[1], SIZE[0], 3), dtype=np.uint8))  # warm-up at the clip's size
         engines[runtime.model_dump_json()] = engine
         label = f"{runtime.device} {'/'.join(sorted({r.precision for r in engine.model_records}))}"
-        if label in results["models_ms"]:
+        if label in results["models_ms"] or args.skip_models:
             continue  # max_batch changes no network
         on_gpu = runtime.device != "cpu"
         results["models_ms"][label] = per_window_ms(engine, (1, 2, 4, 8, 16, 32) if on_gpu else (1, 4), 20 if on_gpu else 2)
@@ -208,6 +209,8 @@ def main() -> int:
             row = run_veil(clip, params, engines[runtime.model_dump_json()], args.out / f"{name.split()[0]}-{clip.name}")
             row["of_floor"] = round(row["fps"] / floors[params.video.preset], 3)
             rows[name] = row
+            results["clips"][clip.name] = rows
+            save(results, args.json)
             shares = ", ".join(f"{k} {v:.0%}" for k, v in sorted(row["stage_share"].items(), key=lambda kv: -kv[1]))
             print(f"  {name:30} {row['fps']:7.2f} fps  {row['of_floor']:.2f} of floor  recall {row['recall']:.4f} "
                   f"({row['box_frames']} box-frames, longest unmasked {row['longest_unmasked']})  busy: {shares}", flush=True)
@@ -218,9 +221,14 @@ def main() -> int:
             print(f"  {count} streams, one process each: {row['fps_summed']:7.2f} fps summed "
                   f"({row['fps_summed'] / one_floor:.2f} of one floor), {row['failed']} failed", flush=True)
         results["clips"][clip.name] = rows
-        if args.json:  # after each clip, so a run stopped at its time limit still leaves what it measured
-            args.json.write_text(json.dumps(results, indent=2))
+        save(results, args.json)
     return 0
+
+
+def save(results: dict, path: Path | None) -> None:
+    """After each row, so a run stopped at its time limit still leaves what it measured."""
+    if path:
+        path.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
