@@ -17,7 +17,7 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generator, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -65,7 +65,7 @@ class _Cursor:
 
     def __init__(self, path: Path) -> None:
         self.reader = VideoReader(path)
-        self.frames: Iterator[DecodedFrame] = self.reader.frames()
+        self.frames: Generator[DecodedFrame, None, None] = self.reader.frames()
         self.next_index = 0
 
     def seek(self, index: int) -> DecodedFrame | None:
@@ -74,6 +74,10 @@ class _Cursor:
             if frame.index == index:
                 return frame
         return None
+
+    def close(self) -> None:
+        self.frames.close()  # stops the reader's conversion threads
+        self.reader.close()
 
 
 class FrameSource:
@@ -106,7 +110,7 @@ class FrameSource:
 
     def close(self) -> None:
         if self._cursor is not None:
-            self._cursor.reader.close()
+            self._cursor.close()
             self._cursor = None
 
 

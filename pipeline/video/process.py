@@ -337,7 +337,7 @@ class VideoJob:
             for plan in plans:
                 planned.append((plan.index, self.regions_of(plan, timestamps.popleft())))
 
-        with VideoReader(src) as reader:
+        with VideoReader(src, clock=self.clock) as reader:
             for frame in timed_frames(reader, self.clock):
                 timestamps.append(frame.pts)
                 keep(self.analyse(frame))

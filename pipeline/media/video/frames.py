@@ -10,7 +10,9 @@ from av.video.reformatter import Interpolation
 
 # Colour conversion flags: with accurate rounding and full chroma interpolation, YUV -> RGB -> YUV gives
 # the luma back bit-exact; swscale's defaults darken every pixel by about one level per round trip.
-SWS_FLAGS = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT | Interpolation.FULL_CHR_H_INP
+# Bilinear chroma costs 1080p about 10 ms a frame to RGB where bicubic cost 18 to 26, with the same luma
+# round trip; the RGB differs by 0.02 of a level on average (at most 3), the chroma round trip by 0.002.
+SWS_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
 # Above this (2560x1440), x264 is set to hold fewer frames, to bound the encoder's memory.
 LARGE_FRAME_PIXELS = 2560 * 1440

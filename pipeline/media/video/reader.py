@@ -6,18 +6,22 @@ presentation order with the decoder's timestamps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import av
 import av.logging
+import numpy as np
 
 from pipeline.errors import InputError
+from pipeline.media.video.convert import InOrder, conversion_threads
 from pipeline.media.video.frames import SWS_FLAGS, DecodedFrame, normal_rotation, upright
 from pipeline.media.video.probe import open_input
 from pipeline.timing import StageClock
+
+_NO_PIXELS = np.zeros((0, 0, 3), dtype=np.uint8)  # a frame's placeholder until its conversion is done
 
 MAX_KEPT_WARNINGS = 1000  # a wholly broken hour-long file must not fill memory with messages
 
@@ -52,7 +56,9 @@ class VideoReader:
     without one gets the previous timestamp plus one frame duration.
     """
 
-    def __init__(self, path: Path, audio_sink: Callable[[av.Packet], None] | None = None) -> None:
+    def __init__(self, path: Path, audio_sink: Callable[[av.Packet], None] | None = None,
+                 clock: StageClock | None = None) -> None:
+        self._clock = clock or StageClock()  # counts the conversions to RGB ("to_rgb"), summed over their threads
         self._container = open_input(path)
         if not self._container.streams.video:
             self._container.close()
@@ -75,7 +81,19 @@ class VideoReader:
     def close(self) -> None:
         self._container.close()
 
-    def frames(self) -> Iterator[DecodedFrame]:
+    def frames(self) -> Generator[DecodedFrame, None, None]:
+        """Decoded frames in order; their RGB conversions run a few frames ahead on threads (``convert.py``)."""
+        converting = InOrder(self._converted, conversion_threads(self.video.width, self.video.height), "rgb")
+        try:
+            for frame in self._decoded():
+                converting.push(frame)
+                yield from converting.ready()
+            yield from converting.drain()
+        finally:
+            converting.close()
+
+    def _decoded(self) -> Iterator[tuple[DecodedFrame, av.VideoFrame]]:
+        """Each decoded picture with its timestamps and log entries settled, its pixels not yet converted."""
         streams = [self.video, *self.audio] if self._audio_sink else [self.video]
         index = 0
         last_pts: int | None = None
@@ -99,15 +117,15 @@ class VideoReader:
                     self._audio_sink(packet)
                 continue
             for frame in self._decode(packet, index):
-                decoded = self._to_decoded(frame, index, last_pts, step)
+                decoded = self._stamped(frame, index, last_pts, step)
                 last_pts = decoded.pts
                 index += 1
-                yield decoded
+                yield decoded, frame
         for frame in self._decode(None, index):  # drain the decoder's delayed frames
-            decoded = self._to_decoded(frame, index, last_pts, step)
+            decoded = self._stamped(frame, index, last_pts, step)
             last_pts = decoded.pts
             index += 1
-            yield decoded
+            yield decoded, frame
 
     def _frame_step(self) -> int:
         rate = self.video.average_rate or self.video.guessed_rate
@@ -136,7 +154,8 @@ class VideoReader:
             self.log.warnings.append(f"undecodable packet near frame {index}: {type(exc).__name__}")
             return []
 
-    def _to_decoded(self, frame: av.VideoFrame, index: int, last_pts: int | None, step: int) -> DecodedFrame:
+    def _stamped(self, frame: av.VideoFrame, index: int, last_pts: int | None, step: int) -> DecodedFrame:
+        """The frame's record, pixels to come: its timestamp made to rise, its damage logged."""
         if self._rotation is None:
             self._rotation = normal_rotation(frame.rotation)
         if frame.is_corrupt:
@@ -149,14 +168,21 @@ class VideoReader:
             # Timestamps must rise for the muxer; a repeat here is a broken stream, keep the frame anyway.
             self.log.warnings.append(f"frame {index} timestamp does not increase; shifted by one frame")
             pts = last_pts + step
-        # The YUV matrix comes from the frame's tags; the range must be passed or swscale assumes limited.
-        rgb = upright(frame.to_ndarray(
-            format="rgb24", src_color_range=frame.color_range or None, interpolation=SWS_FLAGS
-        ), self._rotation)
-        if not rgb.flags.owndata:
-            # A view keeps PyAV's frames alive behind it: 41 MB per held 4K frame instead of 25 in the look-ahead.
-            rgb = rgb.copy()
-        return DecodedFrame(index=index, pts=int(pts), duration=int(frame.duration or 0), rgb=rgb)
+        return DecodedFrame(index=index, pts=int(pts), duration=int(frame.duration or 0), rgb=_NO_PIXELS)
+
+    def _converted(self, pair: tuple[DecodedFrame, av.VideoFrame]) -> DecodedFrame:
+        """On a conversion thread: the picture in upright RGB."""
+        decoded, frame = pair
+        with self._clock.measure("to_rgb"):
+            # The YUV matrix comes from the frame's tags; the range must be passed or swscale assumes limited.
+            rgb = upright(frame.to_ndarray(
+                format="rgb24", src_color_range=frame.color_range or None, interpolation=SWS_FLAGS, threads=1
+            ), self.rotation)
+            if not rgb.flags.owndata:
+                # A view keeps PyAV's frames alive behind it: 41 MB per held 4K frame instead of 25 in the look-ahead.
+                rgb = rgb.copy()
+        decoded.rgb = rgb
+        return decoded
 
     @property
     def rotation(self) -> int:

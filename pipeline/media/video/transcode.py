@@ -71,8 +71,9 @@ def transcode(
     lines = _Lines(HANDOFF_FRAMES if info.width * info.height <= LARGE_FRAME_PIXELS else HANDOFF_FRAMES_LARGE)
     writer: VideoWriter | None = None
     try:
-        with VideoReader(src, audio_sink=lines.to_writer.put) as reader:
-            writer = VideoWriter(dst, info, params, reader.audio, container=container, input_stream=reader.video)
+        with VideoReader(src, audio_sink=lines.to_writer.put, clock=clock) as reader:
+            writer = VideoWriter(dst, info, params, reader.audio, container=container, input_stream=reader.video,
+                                 clock=clock)
             started = writer
             lines.crew.start("decode", lambda: _decode(reader, lines, clock))
             lines.crew.start("encode", lambda: _encode(started, lines, info, clock))

@@ -14,9 +14,11 @@ from typing import cast
 import av
 
 from pipeline.errors import InputError, ProcessingError
+from pipeline.media.video.convert import InOrder, conversion_threads
 from pipeline.media.video.frames import LARGE_FRAME_PIXELS, SWS_FLAGS, DecodedFrame, coded
 from pipeline.media.video.probe import VideoInfo
 from pipeline.params import VideoParams
+from pipeline.timing import StageClock
 
 # Output container per file extension. The output keeps the input's name, so it keeps its container too.
 CONTAINER_BY_SUFFIX: dict[str, str] = {
@@ -60,7 +62,9 @@ class VideoWriter:
         *,
         container: str | None = None,
         input_stream: av.video.stream.VideoStream | None = None,
+        clock: StageClock | None = None,
     ) -> None:
+        self._clock = clock or StageClock()  # counts the conversions to YUV ("to_yuv"), summed over their threads
         self._format = container or output_container(dst)
         self._rotation = info.rotation
         self._container = av.open(str(dst), mode="w", format=self._format)
@@ -73,6 +77,7 @@ class VideoWriter:
             self._container.close()
             raise ProcessingError(f"cannot set up the {self._format} output: {exc}") from exc
         self.frames_written = 0
+        self._converting = InOrder(self._converted, conversion_threads(info.width, info.height), "yuv")
 
     def _add_video(self, info: VideoInfo, params: VideoParams, source: av.video.stream.VideoStream | None
     ) -> av.video.stream.VideoStream:
@@ -135,14 +140,27 @@ class VideoWriter:
         return out
 
     def write(self, frame: DecodedFrame, time_base: Fraction) -> None:
-        image = av.VideoFrame.from_ndarray(coded(frame.rgb, self._rotation), format="rgb24").reformat(
-            format=self._pix_fmt, dst_colorspace=self._colorspace, dst_color_range=self._color_range,
-            interpolation=SWS_FLAGS,
-        )
+        """Queue ``frame`` for encoding: its conversion to YUV runs on a thread (``convert.py``), and frames
+        reach the encoder in the order they were written. ``close`` encodes those still converting."""
+        self._converting.push((frame, time_base))
+        for image in self._converting.ready():
+            self._encode(image)
+
+    def _converted(self, pair: tuple[DecodedFrame, Fraction]) -> av.VideoFrame:
+        """On a conversion thread: the frame back in the coded orientation and the stream's YUV."""
+        frame, time_base = pair
+        with self._clock.measure("to_yuv"):
+            image = av.VideoFrame.from_ndarray(coded(frame.rgb, self._rotation), format="rgb24").reformat(
+                format=self._pix_fmt, dst_colorspace=self._colorspace, dst_color_range=self._color_range,
+                interpolation=SWS_FLAGS, threads=1,
+            )
         image.pts = frame.pts
         image.time_base = time_base
         if frame.duration:
             image.duration = frame.duration
+        return image
+
+    def _encode(self, image: av.VideoFrame) -> None:
         self._mux(self._video.encode(image))
         self.frames_written += 1
 
@@ -161,11 +179,15 @@ class VideoWriter:
 
     def close(self) -> None:
         try:
+            for image in self._converting.drain():
+                self._encode(image)
             self._mux(self._video.encode(None))
         finally:
+            self._converting.close()
             self._container.close()
 
     def abort(self) -> None:
+        self._converting.close()
         try:
             self._container.close()
         except av.error.FFmpegError:
