@@ -11,8 +11,9 @@ In one run, on each clip (1920x1080, moving camera, per-frame ground truth from 
   a network call (``max_batch``), fp16, stride 1, and the x264 preset superfast (against its own floor); with
   ``--cpu`` also the defaults on the CPU provider;
 - per variant: frames/s, the ratio to the floor, mask recall on the ground truth, and the busy share of the
-  wall time per stage (decode, detect, plan, mask, encode: they overlap on threads, so the shares add up to
-  more than 100%) so the next bottleneck is known, and of onnxruntime's ``run`` calls within detect ("networks");
+  wall time per stage (decode, to_rgb, detect, plan, mask, to_yuv, encode: they overlap on threads, so the
+  shares add up to more than 100%) so the next bottleneck is known, and of onnxruntime's ``run`` calls within
+  detect ("networks");
 - several streams on one GPU (``--streams``, default 2 and 4): as many worker processes as streams, each
   with its own models on the same device (what ``workers = N`` with ``devices = ["cuda"]`` runs), each
   masking the clip; frames/s summed over the streams, from the moment all have loaded their models;
