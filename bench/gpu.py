@@ -16,7 +16,8 @@ In one run, on each clip (1920x1080, moving camera, per-frame ground truth from 
   detect ("networks");
 - several streams on one GPU (``--streams``, default 2 and 4): as many worker processes as streams, each
   with its own models on the same device (what ``workers = N`` with ``devices = ["cuda"]`` runs), each
-  masking the clip; frames/s summed over the streams, from the moment all have loaded their models;
+  masking the clip; frames/s summed over the streams, from the moment all have loaded their models; and the
+  same number of streams on threads of one process, sharing one engine;
 - the models alone: milliseconds per window by batch size (1 to 32) at 640 (platedet), 384 and 1920x1088
   (CenterFace), fp32 and fp16, from ``bench/batching.py``.
 
@@ -32,6 +33,7 @@ import json
 import multiprocessing
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -153,6 +155,26 @@ def streams_fps(clip: Path, count: int, runtime: RuntimeParams, out: Path) -> di
             "failed": sum(1 for f in frames if not f)}
 
 
+def threaded_streams_fps(clip: Path, count: int, engine: Engine, out: Path) -> dict:
+    """``count`` videos on threads of one process sharing one engine: one set of sessions on the device, whose
+    calls onnxruntime takes from any thread; frames/s summed over them."""
+    frames = [0] * count
+
+    def one(slot: int) -> None:
+        report = process_video(clip, out / f"thread{slot}-{clip.name}", Params(), engine, name=clip.name)
+        frames[slot] = report.video["frames_written"] if report.disposition != "failed" else 0
+
+    threads = [threading.Thread(target=one, args=(slot,)) for slot in range(count)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    return {"streams": count, "frames": sum(frames), "wall_s": round(wall, 2), "fps_summed": round(sum(frames) / wall, 2),
+            "failed": sum(1 for f in frames if not f)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--render", type=Path, help="render the clips and ground truth into this folder, then stop")
@@ -215,12 +237,18 @@ def main() -> int:
             shares = ", ".join(f"{k} {v:.0%}" for k, v in sorted(row["stage_share"].items(), key=lambda kv: -kv[1]))
             print(f"  {name:30} {row['fps']:7.2f} fps  {row['of_floor']:.2f} of floor  recall {row['recall']:.4f} "
                   f"({row['box_frames']} box-frames, longest unmasked {row['longest_unmasked']})  busy: {shares}", flush=True)
+        one_floor = floors[Params().video.preset]
+        shared = engines[gpu.model_dump_json()]
         for count in args.streams:
-            row = streams_fps(clip, count, gpu, args.out)
-            rows[f"{count} streams"] = row
-            one_floor = floors[Params().video.preset]
-            print(f"  {count} streams, one process each: {row['fps_summed']:7.2f} fps summed "
-                  f"({row['fps_summed'] / one_floor:.2f} of one floor), {row['failed']} failed", flush=True)
+            for way in ("one process each", "threads of one process, one engine"):
+                if way == "one process each":
+                    row = streams_fps(clip, count, gpu, args.out)
+                else:
+                    row = threaded_streams_fps(clip, count, shared, args.out)
+                rows[f"{count} streams, {way}"] = row
+                save(results, args.json)
+                print(f"  {count} streams, {way}: {row['fps_summed']:7.2f} fps summed "
+                      f"({row['fps_summed'] / one_floor:.2f} of one floor), {row['failed']} failed", flush=True)
         results["clips"][clip.name] = rows
         save(results, args.json)
     return 0
