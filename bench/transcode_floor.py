@@ -11,8 +11,9 @@ Settings, alternating round by round:
 - before: one frame at a time on the decode and encode threads, with bicubic chroma (Veil until 4 December);
 - ffmpeg: ``ffmpeg -i CLIP -an -c:v libx264 -preset P -crf C`` with Veil's CRF, which never leaves YUV.
 
-It prints frames/s per setting and preset (median of the rounds), the ratios, and the busy seconds per
-frame of the shipped run's stages. It asserts nothing.
+It prints frames/s per setting and preset (median of the rounds), the ratios, the size and luma PSNR of the
+shipped output against the input (what a faster preset costs), and the busy seconds per frame of the
+shipped run's stages. It asserts nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import av
+import numpy as np
 from av.video.reformatter import Interpolation
 
 from pipeline.media.video import probe_video, reader, transcode, writer
@@ -58,6 +61,17 @@ def veil_floor(clip: Path, preset: str, out: Path, clock: StageClock) -> float:
     return result.frames_written / (time.perf_counter() - start)
 
 
+def luma_psnr(source: Path, encoded: Path) -> float:
+    """Luma PSNR of ``encoded`` against ``source``, frame by frame, in dB."""
+    errors = []
+    with av.open(str(source)) as first, av.open(str(encoded)) as second:
+        for a, b in zip(first.decode(video=0), second.decode(video=0), strict=True):
+            height = a.height
+            plane_a, plane_b = a.to_ndarray()[:height].astype(np.float32), b.to_ndarray()[:height].astype(np.float32)
+            errors.append(float(np.mean((plane_a - plane_b) ** 2)))
+    return float(10 * np.log10(255**2 / max(np.mean(errors), 1e-9)))
+
+
 def ffmpeg_floor(clip: Path, preset: str, out: Path, frames: int) -> float:
     start = time.perf_counter()
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(clip), "-an", "-c:v", "libx264", "-preset", preset,
@@ -77,9 +91,11 @@ def main() -> int:
     clock = StageClock()
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "out.mp4"
+        quality: dict[str, tuple[float, float]] = {}  # preset: (MB, luma PSNR) of the shipped output
         for _ in range(args.rounds):
             for preset in presets:
                 speeds.setdefault(("shipped", preset), []).append(veil_floor(args.clip, preset, out, clock))
+                quality[preset] = (out.stat().st_size / 1e6, luma_psnr(args.clip, out))
                 with conversions_as_before():
                     speeds.setdefault(("before", preset), []).append(veil_floor(args.clip, preset, out, StageClock()))
                 if frames:
@@ -92,7 +108,8 @@ def main() -> int:
         ratio = f"shipped is {median['shipped'] / median['before']:.2f}x before"
         if "ffmpeg" in median:
             ratio += f", {median['shipped'] / median['ffmpeg']:.2f} of ffmpeg"
-        print(f"  x264 {preset:10} {line}: {ratio}")
+        size, psnr = quality[preset]
+        print(f"  x264 {preset:10} {line}: {ratio}; output {size:.1f} MB, luma PSNR {psnr:.1f} dB against the input")
     runs = args.rounds * len(presets) * max(frames, 1)
     busy = ", ".join(f"{stage} {seconds / runs * 1000:.1f}" for stage, seconds in clock.seconds().items())
     print(f"  shipped, busy ms a frame per stage (summed over threads): {busy}")
