@@ -57,6 +57,13 @@ from pipeline.video.process import process_video
 from bench.batching import per_window_ms
 
 SIZE = (1920, 1080)
+STARTED = time.perf_counter()
+
+
+def say(line: str) -> None:
+    """A result line, stamped with the seconds since the start: a run cut at its time limit shows where the
+    time went."""
+    print(f"[{time.perf_counter() - STARTED:6.0f} s] {line}", flush=True)
 PHOTOS = (("rbnr_faces", ObjectClass.FACE), ("openalpr_endtoend", ObjectClass.LICENSE_PLATE))
 
 
@@ -215,11 +222,12 @@ def main() -> int:
         engine.detect(np.zeros((SIZE[1], SIZE[0], 3), dtype=np.uint8))  # warm-up at the clip's size
         engines[runtime.model_dump_json()] = engine
         label = f"{runtime.device} {'/'.join(sorted({r.precision for r in engine.model_records}))}"
+        say(f"engine loaded and warmed: {label}, max_batch {runtime.max_batch}")
         if label in results["models_ms"] or args.skip_models:
             continue  # max_batch changes no network
         on_gpu = runtime.device != "cpu"
         results["models_ms"][label] = per_window_ms(engine, (1, 2, 4, 8, 16, 32) if on_gpu else (1, 4), 20 if on_gpu else 2)
-        print(f"models alone, {label}, ms per window by batch size: {results['models_ms'][label]}", flush=True)
+        say(f"models alone, {label}, ms per window by batch size: {results['models_ms'][label]}")
 
     args.out.mkdir(parents=True, exist_ok=True)
     for clip in sorted(args.clips.glob("*.mp4")):
@@ -227,7 +235,7 @@ def main() -> int:
         floors = {preset: round(floor_fps(clip, Params(video=VideoParams(preset=preset)), args.out / f"floor-{clip.name}"), 2)
                   for preset in presets}
         rows: dict = {"transcode floor": floors}
-        print(f"\n{clip.name}: transcode floor (x264 preset: fps) {floors}", flush=True)
+        say(f"{clip.name}: transcode floor (x264 preset: fps) {floors}")
         for name, (params, runtime) in variants.items():
             row = run_veil(clip, params, engines[runtime.model_dump_json()], args.out / f"{name.split()[0]}-{clip.name}")
             row["of_floor"] = round(row["fps"] / floors[params.video.preset], 3)
@@ -235,8 +243,8 @@ def main() -> int:
             results["clips"][clip.name] = rows
             save(results, args.json)
             shares = ", ".join(f"{k} {v:.0%}" for k, v in sorted(row["stage_share"].items(), key=lambda kv: -kv[1]))
-            print(f"  {name:30} {row['fps']:7.2f} fps  {row['of_floor']:.2f} of floor  recall {row['recall']:.4f} "
-                  f"({row['box_frames']} box-frames, longest unmasked {row['longest_unmasked']})  busy: {shares}", flush=True)
+            say(f"  {name:30} {row['fps']:7.2f} fps  {row['of_floor']:.2f} of floor  recall {row['recall']:.4f} "
+                f"({row['box_frames']} box-frames, longest unmasked {row['longest_unmasked']})  busy: {shares}")
         one_floor = floors[Params().video.preset]
         shared = engines[gpu.model_dump_json()]
         for count in args.streams:
@@ -247,8 +255,8 @@ def main() -> int:
                     row = threaded_streams_fps(clip, count, shared, args.out)
                 rows[f"{count} streams, {way}"] = row
                 save(results, args.json)
-                print(f"  {count} streams, {way}: {row['fps_summed']:7.2f} fps summed "
-                      f"({row['fps_summed'] / one_floor:.2f} of one floor), {row['failed']} failed", flush=True)
+                say(f"  {count} streams, {way}: {row['fps_summed']:7.2f} fps summed "
+                    f"({row['fps_summed'] / one_floor:.2f} of one floor), {row['failed']} failed")
         results["clips"][clip.name] = rows
         save(results, args.json)
     return 0

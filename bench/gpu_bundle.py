@@ -169,7 +169,8 @@ PY
 """
 
 BENCH = """#!/bin/bash
-# Second call, on the same warm machine: the other packages, then the trace, bench/gpu.py and bench/batching.py.
+# Second call, on the same warm machine: the other packages, then the trace, bench/gpu.py (its networks alone were
+# measured on 4 December: --skip-models) and the engine on photos (bench/batching.py --photos-only).
 set -u -o pipefail
 here="$(dirname "$0")"
 test -f /tmp/site/onnxruntime/__init__.py || { echo "a fresh machine: the first call's files are gone"; exit 3; }
@@ -180,8 +181,8 @@ timeout "${TRACE_S:-150}" python3 bench/gpu_trace.py --clip "$clip" --model-dir 
     --limit-s "${TRACE_LIMIT_S:-140}" 2>&1 | grep -v W:onnx | tee "$OUT/trace.log"
 timeout "${GPU_S:-300}" python3 bench/gpu.py --clips "$here/clips" --model-dir /tmp/veil-models --cpu --skip-models \\
     --json "$OUT/gpu.json" 2>&1 | grep -v W:onnx | tee "$OUT/gpu.log"
-timeout "${BATCH_S:-100}" python3 bench/batching.py --device cuda --eval-root "$here/eval" --model-dir /tmp/veil-models \\
-    2>&1 | grep -v W:onnx | tee "$OUT/batching.log"
+timeout "${BATCH_S:-100}" python3 bench/batching.py --device cuda --photos-only --eval-root "$here/eval" \\
+    --model-dir /tmp/veil-models 2>&1 | grep -v W:onnx | tee "$OUT/batching.log"
 """
 
 
