@@ -6,7 +6,7 @@
 In one run, on each clip (1920x1080, moving camera, per-frame ground truth from pipeline/eval/video.py):
 
 - the floor: the same decode, colour conversions and encode as Veil (``pipeline.media.video.transcode``
-  with a stage that masks nothing), at Veil's codec settings;
+  with a stage that masks nothing), at Veil's codec settings, with its busy share per stage;
 - Veil, faces and plates, on CUDA: the defaults (float32, detection stride 2), up to 8 images (windows or frames)
   a network call (``max_batch``), fp16, stride 1, and the x264 preset superfast (against its own floor); with
   ``--cpu`` also the defaults on the CPU provider;
@@ -52,6 +52,7 @@ from pipeline.eval.video import GroundTruth, Motion, load_specs, render_clip, sc
 from pipeline.media.video import probe_video, transcode
 from pipeline.params import Params, RuntimeParams, VideoParams
 from pipeline.records import ObjectClass
+from pipeline.timing import StageClock
 from pipeline.video.process import process_video
 
 from bench.batching import per_window_ms
@@ -104,11 +105,14 @@ class NetworkClock:
         ort.InferenceSession.run = timed  # type: ignore[method-assign]
 
 
-def floor_fps(clip: Path, params: Params, out: Path) -> float:
+def floor_fps(clip: Path, params: Params, out: Path) -> tuple[float, dict[str, float]]:
+    """The transcode with nothing masked: frames/s, and the busy share of the wall time per stage."""
     info = probe_video(clip)
+    clock = StageClock()
     start = time.perf_counter()
-    result = transcode(clip, out, info, params.video, lambda frame: [] if frame is None else [frame])
-    return result.frames_written / (time.perf_counter() - start)
+    result = transcode(clip, out, info, params.video, lambda frame: [] if frame is None else [frame], clock=clock)
+    wall = time.perf_counter() - start
+    return result.frames_written / wall, {stage: round(seconds / wall, 3) for stage, seconds in clock.seconds().items()}
 
 
 def run_veil(clip: Path, params: Params, engine: Engine, out: Path) -> dict:
@@ -232,10 +236,12 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for clip in sorted(args.clips.glob("*.mp4")):
         presets = sorted({params.video.preset for params, _ in variants.values()})
-        floors = {preset: round(floor_fps(clip, Params(video=VideoParams(preset=preset)), args.out / f"floor-{clip.name}"), 2)
-                  for preset in presets}
-        rows: dict = {"transcode floor": floors}
-        say(f"{clip.name}: transcode floor (x264 preset: fps) {floors}")
+        floors, floor_shares = {}, {}
+        for preset in presets:
+            fps, floor_shares[preset] = floor_fps(clip, Params(video=VideoParams(preset=preset)), args.out / f"floor-{clip.name}")
+            floors[preset] = round(fps, 2)
+        rows: dict = {"transcode floor": floors, "transcode floor stage share": floor_shares}
+        say(f"{clip.name}: transcode floor (x264 preset: fps) {floors}; busy share per stage {floor_shares}")
         for name, (params, runtime) in variants.items():
             row = run_veil(clip, params, engines[runtime.model_dump_json()], args.out / f"{name.split()[0]}-{clip.name}")
             row["of_floor"] = round(row["fps"] / floors[params.video.preset], 3)
