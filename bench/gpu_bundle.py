@@ -203,7 +203,7 @@ def part_bytes(part: Path) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True, help="a folder git ignores, inside the repository")
+    parser.add_argument("--out", type=Path, required=True, help="a folder git ignores, inside the repository (.dev)")
     parser.add_argument("--clips", type=Path, required=True, help="clips from bench/gpu.py --render")
     parser.add_argument("--ort-version", default="1.31.1")
     parser.add_argument("--sm", type=int, default=90, help="the GPU's architecture: 90 for the H100 and H200")
