@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 with contextlib.suppress(ImportError):
@@ -49,13 +50,13 @@ import onnxruntime as ort
 from pipeline.detect.engine import Engine
 from pipeline.eval.mixed_scenes import build_mixed_set
 from pipeline.eval.video import GroundTruth, Motion, load_specs, render_clip, score_clip
-from pipeline.media.video import probe_video, transcode
 from pipeline.params import Params, RuntimeParams, VideoParams
 from pipeline.records import ObjectClass
 from pipeline.timing import StageClock
 from pipeline.video.process import process_video
 
 from bench.batching import per_window_ms
+from bench.transcode_floor import floor_fps
 
 SIZE = (1920, 1080)
 STARTED = time.perf_counter()
@@ -65,6 +66,8 @@ def say(line: str) -> None:
     """A result line, stamped with the seconds since the start: a run cut at its time limit shows where the
     time went."""
     print(f"[{time.perf_counter() - STARTED:6.0f} s] {line}", flush=True)
+
+
 PHOTOS = (("rbnr_faces", ObjectClass.FACE), ("openalpr_endtoend", ObjectClass.LICENSE_PLATE))
 
 
@@ -85,34 +88,40 @@ def render(folder: Path, frames: int, eval_root: Path) -> None:
             print(f"rendered {clip} ({frames} frames of {spec.photo.name}, {len(spec.boxes)} boxes)")
 
 
+def time_network_runs(record: Callable[[ort.InferenceSession, dict, float], None]) -> None:
+    """Time every ``run`` of onnxruntime, from any thread: ``record(session, feeds, seconds)``. A benchmark
+    patches."""
+    run = ort.InferenceSession.run
+
+    def timed(self, output_names, feeds, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return run(self, output_names, feeds, *args, **kwargs)
+        finally:
+            record(self, feeds, time.perf_counter() - start)
+
+    ort.InferenceSession.run = timed  # type: ignore[method-assign]
+
+
 class NetworkClock:
     """Seconds spent inside onnxruntime's ``run`` (the networks, with their copies to and from the device), so
-    the detect stage splits into the networks and the host's own work around them. A benchmark patches."""
+    the detect stage splits into the networks and the host's own work around them."""
 
     seconds = 0.0
 
     @classmethod
     def install(cls) -> None:
-        run = ort.InferenceSession.run
+        def add(_session: ort.InferenceSession, _feeds: dict, seconds: float) -> None:
+            cls.seconds += seconds
 
-        def timed(self, *args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return run(self, *args, **kwargs)
-            finally:
-                cls.seconds += time.perf_counter() - start
-
-        ort.InferenceSession.run = timed  # type: ignore[method-assign]
+        time_network_runs(add)
 
 
-def floor_fps(clip: Path, params: Params, out: Path) -> tuple[float, dict[str, float]]:
+def floor_with_shares(clip: Path, params: Params, out: Path) -> tuple[float, dict[str, float]]:
     """The transcode with nothing masked: frames/s, and the busy share of the wall time per stage."""
-    info = probe_video(clip)
     clock = StageClock()
-    start = time.perf_counter()
-    result = transcode(clip, out, info, params.video, lambda frame: [] if frame is None else [frame], clock=clock)
-    wall = time.perf_counter() - start
-    return result.frames_written / wall, {stage: round(seconds / wall, 3) for stage, seconds in clock.seconds().items()}
+    fps, wall = floor_fps(clip, params.video, out, clock)
+    return fps, {stage: round(seconds / wall, 3) for stage, seconds in clock.seconds().items()}
 
 
 def run_veil(clip: Path, params: Params, engine: Engine, out: Path) -> dict:
@@ -162,8 +171,7 @@ def streams_fps(clip: Path, count: int, runtime: RuntimeParams, out: Path) -> di
     wall = time.perf_counter() - start
     for worker in workers:
         worker.join()
-    return {"streams": count, "frames": sum(frames), "wall_s": round(wall, 2), "fps_summed": round(sum(frames) / wall, 2),
-            "failed": sum(1 for f in frames if not f)}
+    return streams_row(frames, wall)
 
 
 def threaded_streams_fps(clip: Path, count: int, engine: Engine, out: Path) -> dict:
@@ -182,8 +190,13 @@ def threaded_streams_fps(clip: Path, count: int, engine: Engine, out: Path) -> d
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - start
-    return {"streams": count, "frames": sum(frames), "wall_s": round(wall, 2), "fps_summed": round(sum(frames) / wall, 2),
-            "failed": sum(1 for f in frames if not f)}
+    return streams_row(frames, wall)
+
+
+def streams_row(frames: list[int], wall: float) -> dict:
+    """Frames per stream (0: the stream failed) and the wall time: the row for several streams at once."""
+    return {"streams": len(frames), "frames": sum(frames), "wall_s": round(wall, 2),
+            "fps_summed": round(sum(frames) / wall, 2), "failed": sum(1 for f in frames if not f)}
 
 
 def main() -> int:
@@ -238,7 +251,7 @@ def main() -> int:
         presets = sorted({params.video.preset for params, _ in variants.values()})
         floors, floor_shares = {}, {}
         for preset in presets:
-            fps, floor_shares[preset] = floor_fps(clip, Params(video=VideoParams(preset=preset)), args.out / f"floor-{clip.name}")
+            fps, floor_shares[preset] = floor_with_shares(clip, Params(video=VideoParams(preset=preset)), args.out / f"floor-{clip.name}")
             floors[preset] = round(fps, 2)
         rows: dict = {"transcode floor": floors, "transcode floor stage share": floor_shares}
         say(f"{clip.name}: transcode floor (x264 preset: fps) {floors}; busy share per stage {floor_shares}")

@@ -37,6 +37,8 @@ from pipeline.detect.engine import Engine
 from pipeline.params import Params, RuntimeParams
 from pipeline.video.process import process_video
 
+from bench.gpu import time_network_runs
+
 CALLS: dict[tuple, list[float]] = collections.defaultdict(list)
 
 
@@ -46,17 +48,12 @@ def say(*parts: object) -> None:
 
 def trace_calls(tags: dict[int, str]) -> None:
     """Time every ``run`` of onnxruntime, keyed by the session's tag and the input's shape."""
-    run = ort.InferenceSession.run
 
-    def timed(self, output_names, feeds, *args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return run(self, output_names, feeds, *args, **kwargs)
-        finally:
-            shapes = tuple(np.shape(value) for value in feeds.values())
-            CALLS[(tags.get(id(self), "?"), *shapes)].append(time.perf_counter() - start)
+    def keep(session: ort.InferenceSession, feeds: dict, seconds: float) -> None:
+        shapes = tuple(np.shape(value) for value in feeds.values())
+        CALLS[(tags.get(id(session), "?"), *shapes)].append(seconds)
 
-    ort.InferenceSession.run = timed  # type: ignore[method-assign]
+    time_network_runs(keep)
 
 
 def report_calls(top: int = 14) -> None:
