@@ -138,18 +138,26 @@ class Edits:
     def apply_adds(
         self, image: np.ndarray, frame: int, mask_params: MaskParams, counts: EditCounts | None = None
     ) -> int:
-        """Mask (in place, in the configured style) every add polygon active on this frame; returns how many."""
+        """Mask (in place, in the configured style) every add polygon active on this frame; returns how many.
+        ``counts``: count them too (``count_adds``)."""
         applied = 0
-        for index, region in enumerate(self.add):
+        for region in self.add:
             if not _active(region.frames, frame):
                 continue
             bounds, footprint = polygon_footprint(region.polygon, image.shape[0], image.shape[1])
             if footprint.any():
                 apply_footprint(image, bounds, footprint, mask_params)
             applied += 1
-            if counts is not None:
-                counts.frames_masked[index] += 1
+        if counts is not None:
+            self.count_adds(frame, counts)
         return applied
+
+    def count_adds(self, frame: int, counts: EditCounts) -> None:
+        """Count the add polygons active on this frame, as masked there (video frames are painted on
+        several threads; the counting stays on one)."""
+        for index, region in enumerate(self.add):
+            if _active(region.frames, frame):
+                counts.frames_masked[index] += 1
 
     def cover_adds(self, covered: np.ndarray, frame: int) -> None:
         """Mark, in the boolean map ``covered``, every pixel the adds active on this frame mask."""

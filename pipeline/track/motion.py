@@ -19,26 +19,34 @@ MIN_POINTS = 12
 MIN_INLIER_SHARE = 0.3
 
 
-class CameraMotion:
-    """Feed frames in order; each call returns the 2x3 transform from the previous frame's pixels to this
-    frame's (identity for the first frame, or when the estimate is not trustworthy)."""
+def small_grey(rgb: np.ndarray, max_side: int = MAX_SIDE) -> tuple[np.ndarray, float]:
+    """The frame in grey, its longer side at most ``max_side``, and the scale it was shrunk by: what camera
+    motion and scene cuts look at (one conversion serves both)."""
+    height, width = rgb.shape[:2]
+    # not below a pixel across: a frame thousands of times wider than tall would otherwise have no rows
+    scale = min(1.0, max(max_side / max(height, width), 1.0 / min(height, width)))
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return grey, scale
 
-    def __init__(self, max_side: int = MAX_SIDE) -> None:
-        self.max_side = max_side
+
+class CameraMotion:
+    """Feed frames in order, as ``small_grey`` gives them; each call returns the 2x3 transform from the
+    previous frame's pixels to this frame's, in full-size pixels (identity for the first frame, or when the
+    estimate is not trustworthy)."""
+
+    def __init__(self) -> None:
         self._previous: np.ndarray | None = None
         self._scale = 1.0
 
-    def update(self, rgb: np.ndarray) -> np.ndarray:
-        height, width = rgb.shape[:2]
-        # not below a pixel across: a frame thousands of times wider than tall would otherwise have no rows
-        self._scale = min(1.0, max(self.max_side / max(height, width), 1.0 / min(height, width)))
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        if self._scale < 1.0:
-            gray = cv2.resize(gray, None, fx=self._scale, fy=self._scale, interpolation=cv2.INTER_AREA)
-        previous, self._previous = self._previous, gray
-        if previous is None or previous.shape != gray.shape:
+    def update(self, grey: np.ndarray, scale: float) -> np.ndarray:
+        """``grey``: this frame as ``small_grey`` gives it, shrunk by ``scale``."""
+        self._scale = scale
+        previous, self._previous = self._previous, grey
+        if previous is None or previous.shape != grey.shape:
             return IDENTITY.copy()
-        return self._estimate(previous, gray)
+        return self._estimate(previous, grey)
 
     def _estimate(self, previous: np.ndarray, current: np.ndarray) -> np.ndarray:
         corners = cv2.goodFeaturesToTrack(previous, maxCorners=400, qualityLevel=0.01, minDistance=7, blockSize=5)

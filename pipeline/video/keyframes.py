@@ -54,8 +54,9 @@ class KeyframeClock:
         self._last_deep = -np.inf
         self._histogram: np.ndarray | None = None
 
-    def due(self, time_s: float, rgb: np.ndarray) -> bool:
-        cut = self._scene_cut(rgb) if self.on_cuts else False
+    def due(self, time_s: float, grey: np.ndarray) -> bool:
+        """``grey``: the frame in grey, at any size (``pipeline.track.motion.small_grey``)."""
+        cut = self._scene_cut(grey) if self.on_cuts else False
         timed = self.interval_s > 0 and (self._next_due is None or time_s >= self._next_due - 1e-6)
         cut = cut and time_s - self._last_deep >= _MIN_CUT_GAP_S
         if not (timed or cut):
@@ -67,8 +68,8 @@ class KeyframeClock:
             self._next_due = time_s + self.interval_s
         return True
 
-    def _scene_cut(self, rgb: np.ndarray) -> bool:
-        thumb = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), _THUMB, interpolation=cv2.INTER_AREA)
+    def _scene_cut(self, grey: np.ndarray) -> bool:
+        thumb = cv2.resize(grey, _THUMB, interpolation=cv2.INTER_AREA)
         histogram = cv2.calcHist([thumb], [0], None, [_BINS], [0, 256])
         previous, self._histogram = self._histogram, histogram
         if previous is None:

@@ -21,7 +21,7 @@ from pipeline.detect.engine import Engine
 from pipeline.edits import EditCounts, Edits
 from pipeline.errors import ProcessingError
 from pipeline.features import VideoFeatures
-from pipeline.mask import apply_masks, plan_regions, region_box
+from pipeline.mask import apply_masks
 from pipeline.media.video.frames import LARGE_FRAME_PIXELS, DecodedFrame
 from pipeline.media.video.probe import VideoInfo, probe_video
 from pipeline.media.video.reader import VideoReader, timed_frames
@@ -32,17 +32,16 @@ from pipeline.qc import FileInfo, QCReport, TrackSummary, VideoSummary
 from pipeline.records import Detections, MaskRegion, ObjectClass
 from pipeline.report import output_info, record_video, start_report
 from pipeline.timing import StageClock
-from pipeline.track.bytetrack import TrackObservation, touches_edge
-from pipeline.track.motion import CameraMotion
+from pipeline.track.bytetrack import TrackObservation
+from pipeline.track.motion import CameraMotion, small_grey
 from pipeline.video.keyframes import KeyframeClock, LightBlindness, light_misses, tracks_of
 from pipeline.video.light_plan import scene_plans
-from pipeline.video.plan import FramePlan, MaskPlanner, review_band_count
+from pipeline.video.plan import FramePlan, MaskPlanner
 from pipeline.video.qc import BOXES_SUFFIX, MAX_LISTED, BoxesWriter, class_label
+from pipeline.video.regions import RegionCounters, frame_regions
 from pipeline.video.schedule import redetect_around, redetected_classes, searched_classes
 
 DEFAULT_FPS = 30.0  # for keyframe timing when a stream declares no rate
-# MaskRegion.source for each way a track box came about.
-_REGION_SOURCE = {"interpolated": "interpolated"}
 
 
 def companion_name(dst: Path) -> str:
@@ -51,52 +50,6 @@ def companion_name(dst: Path) -> str:
 
 def _partial(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
-
-
-def frame_regions(plan: FramePlan, params: Params, shape: tuple[int, ...]) -> list[tuple[MaskRegion, int | None]]:
-    """Every region to mask on this frame, each with the track it belongs to (None: a raw detection)."""
-    height, width = shape[:2]
-
-    def edge_margin(box: np.ndarray | tuple[float, ...]) -> float:
-        return params.video.edge_margin if touches_edge(box, width, height) else 0.0
-
-    regions: list[tuple[MaskRegion, int | None]] = [
-        (r, None) for r in plan_regions(plan.detections, params, shape, edge_margin)]
-    for track in plan.tracks:
-        margin = params.video.track_margin + edge_margin(track.box)
-        box = region_box(track.hull, ObjectClass(track.object_class), params.mask, shape, margin)
-        if box[2] <= box[0] or box[3] <= box[1]:
-            continue  # wholly outside the picture (a back-fill or prediction past the edge)
-        source = _REGION_SOURCE.get(track.source, "track")
-        regions.append((MaskRegion(box, ObjectClass(track.object_class), track.score, source), track.track_id))
-    return regions
-
-
-class _Counters:
-    """The state of one video's pass: counters for the QC summary."""
-
-    def __init__(self, params: Params) -> None:
-        self.params = params
-        self.frames_written = 0
-        self.frames_detected = 0
-        self.untracked = 0
-        self.gaps: list[int] = []
-        self.review_frames: Counter[str] = Counter()
-        self.masked_regions: Counter[str] = Counter()
-
-    def account(self, plan: FramePlan, regions: list[tuple[MaskRegion, int | None]]) -> None:
-        if plan.detected:
-            self.frames_detected += 1
-        if plan.detection_gap:
-            self.gaps.append(plan.index)
-        for label in review_band_count(plan, self.params.detector):
-            self.review_frames[label] += 1
-        if plan.detected:  # re-detections on skipped frames never join tracks: not counted as untracked
-            raw = sum(1 for _, track_id in regions if track_id is None)
-            matched = sum(1 for t in plan.tracks if t.source == "detection")  # each took one of the raw detections
-            self.untracked += max(0, raw - matched)
-        for region, _ in regions:
-            self.masked_regions[region.object_class.label] += 1
 
 
 def process_video(
@@ -133,6 +86,12 @@ def process_video(
     return report
 
 
+@dataclass(frozen=True)
+class _Look:
+    deep: bool  # a keyframe: by its time, or the first after a scene cut
+    motion: np.ndarray | None  # the camera's motion from the frame before (None: camera motion is off)
+
+
 @dataclass
 class _Waiting:
     """A decoded frame waiting for its detection, with what was decided as it arrived."""
@@ -167,11 +126,13 @@ class VideoJob:
         self.planner = MaskPlanner(self.video.covering(horizon), params.detector, (info.width, info.height),
                                    mask_review_band=params.mask.mask_review_band)
         self.camera = CameraMotion() if self.video.camera_motion else None
-        self.counters = _Counters(params)
+        self.counters = RegionCounters(params)
         self.light_plans: Counter[str] = Counter()  # light passes by what they searched, for the sidecar
         self.plate_input = params.detector.for_class(ObjectClass.LICENSE_PLATE).model.input_size or 640
         self.clock = StageClock()
         self.pending: deque[_Waiting] = deque()  # frames waiting for their light pass (``analyse``)
+        self.looks: dict[int, _Look] = {}  # by frame index: what ``look`` saw, until ``analyse`` takes it
+        self.to_paint: dict[int, list[MaskRegion]] = {}  # by frame index: its regions, until ``paint`` takes them
         self.shape = (info.height, info.width, 3)  # upright frames
         self.boxes = BoxesWriter(boxes, width=info.width, height=info.height, time_base=str(info.time_base),
                                  rate=str(info.average_rate) if info.average_rate else None)
@@ -184,8 +145,19 @@ class VideoJob:
             self.boxes.close()
         return self._summary(result, container)
 
+    def look(self, frame: DecodedFrame) -> None:
+        """What a frame shows before any detection: whether it gets the deep pass (by its time, or after a scene
+        cut) and the camera's motion into it. It needs only the frames, in order, so it runs ahead of detection
+        on a thread of its own (``transcode``'s ``early``): about 5 ms a 1080p frame off the thread every frame
+        waits for. ``analyse`` takes its result."""
+        with self.clock.measure("motion"):
+            grey, scale = small_grey(frame.rgb)  # one small grey picture for both
+            deep = self.keyframes.due(self._seconds(frame), grey)
+            motion = self.camera.update(grey, scale) if self.camera is not None else None
+        self.looks[frame.index] = _Look(deep, motion)
+
     def analyse(self, frame: DecodedFrame | None) -> list[FramePlan]:
-        """Detect, track and plan; return the plans of the frames now past the look-ahead.
+        """Detect, track and plan a frame ``look`` has seen; return the plans of the frames now past the look-ahead.
 
         A frame waits in ``pending`` until its light pass has run: up to ``engine.max_batch`` detected frames
         share the network's calls (one on the CPU: each frame's pass runs as it arrives). A keyframe's deep
@@ -195,23 +167,20 @@ class VideoJob:
             with self.clock.measure("plan"):
                 return plans + self.planner.finish()
         self.progress()
-        waiting = self._prepare(frame)
+        waiting = self._prepare(frame, self.looks.pop(frame.index))
         self.pending.append(waiting)
         batch_full = sum(1 for w in self.pending if w.searched) >= self.engine.max_batch
         if waiting.deep or batch_full or not any(w.searched for w in self.pending):
             return self._run_pending()
         return []
 
-    def _prepare(self, frame: DecodedFrame) -> _Waiting:
-        """What a frame's detection needs, decided as it arrives: keyframe or not, the classes searched, the
-        camera's motion, and the light plans (from the tracks known now: a batch's later frames use the tracks
-        as they were at its first)."""
-        deep = self.keyframes.due(self._seconds(frame), frame.rgb)
-        searched = self.classes if deep else searched_classes(frame.index, self.video, self.classes)
-        with self.clock.measure("motion"):
-            motion = self.camera.update(frame.rgb) if self.camera is not None else None
-        scales = self._light_scales(searched) if searched and not deep else self.scales
-        return _Waiting(frame, deep, searched, motion, scales)
+    def _prepare(self, frame: DecodedFrame, seen: _Look) -> _Waiting:
+        """What a frame's detection needs: keyframe or not and the camera's motion (``look``), the classes
+        searched, and the light plans (from the tracks known now: a batch's later frames use the tracks as they
+        were at its first)."""
+        searched = self.classes if seen.deep else searched_classes(frame.index, self.video, self.classes)
+        scales = self._light_scales(searched) if searched and not seen.deep else self.scales
+        return _Waiting(frame, seen.deep, searched, seen.motion, scales)
 
     def _run_pending(self) -> list[FramePlan]:
         """Run the waiting frames' light passes as one batch, then track and plan each frame in order."""
@@ -300,15 +269,20 @@ class VideoJob:
         regions = frame_regions(plan, self.params, self.shape)
         # Edits (pipeline/edits.py): suppressed regions leave the frame's masks, add polygons join them.
         regions = [(r, t) for r, t in regions if not self.edits.suppresses(r, self.shape, plan.index, self.edit_counts)]
+        if self.edit_counts is not None:
+            self.edits.count_adds(plan.index, self.edit_counts)
         self.boxes.frame(plan, pts, regions)
         self.counters.account(plan, regions)
         return [r for r, _ in regions]
 
-    def paint(self, frame: DecodedFrame, regions: list[MaskRegion]) -> DecodedFrame:
+    def paint(self, frame: DecodedFrame) -> None:
+        """Mask a frame with the regions planned for it (taken from ``to_paint``). It changes nothing but the
+        frame, so it runs on the encoder's conversion threads, a few frames side by side (``transcode``'s
+        ``late``); a frame without its regions raises, and the transcode fails."""
+        regions = self.to_paint.pop(frame.index)
         with self.clock.measure("mask"):
             apply_masks(frame.rgb, regions, self.params.mask)
-            self.edits.apply_adds(frame.rgb, frame.index, self.params.mask, self.edit_counts)
-        return frame
+            self.edits.apply_adds(frame.rgb, frame.index, self.params.mask)  # counted in ``regions_of``
 
     def _one_pass(self, src: Path, out: Path, container: str) -> TranscodeResult:
         """Frames wait in memory for their plans (the look-ahead), then are masked and encoded."""
@@ -322,10 +296,12 @@ class VideoJob:
                 frame_out = waiting.popleft()
                 if frame_out.index != plan.index:
                     raise ProcessingError(f"mask plan for frame {plan.index} met frame {frame_out.index}")
-                ready.append(self.paint(frame_out, self.regions_of(plan, frame_out.pts)))
+                self.to_paint[plan.index] = self.regions_of(plan, frame_out.pts)
+                ready.append(frame_out)
             return ready
 
-        return transcode(src, out, self.info, self.video, stage, container=container, clock=self.clock)
+        return transcode(src, out, self.info, self.video, stage, container=container, clock=self.clock,
+                         early=self.look, late=self.paint)
 
     def _two_passes(self, src: Path, out: Path, container: str) -> TranscodeResult:
         """For large frames (4K: 25 MB each), no frame waits in memory: a first decoding pass detects and plans,
@@ -340,6 +316,7 @@ class VideoJob:
         with VideoReader(src, clock=self.clock) as reader:
             for frame in timed_frames(reader, self.clock):
                 timestamps.append(frame.pts)
+                self.look(frame)
                 keep(self.analyse(frame))
         keep(self.analyse(None))
         self.engine.release_memory()
@@ -352,9 +329,10 @@ class VideoJob:
             self.progress()
             if not planned or planned[0][0] != frame.index:
                 raise ProcessingError(f"the second decoding pass met frame {frame.index} without its plan")
-            return [self.paint(frame, planned.popleft()[1])]
+            self.to_paint[frame.index] = planned.popleft()[1]
+            return [frame]
 
-        return transcode(src, out, self.info, self.video, stage, container=container, clock=self.clock)
+        return transcode(src, out, self.info, self.video, stage, container=container, clock=self.clock, late=self.paint)
 
     def _summary(self, result: TranscodeResult, container: str) -> VideoSummary:
         info, video, counters, log = self.info, self.video, self.counters, result.decode_log

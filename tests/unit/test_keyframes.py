@@ -12,11 +12,11 @@ from pipeline.video.keyframes import KeyframeClock, LightBlindness, light_misses
 
 
 def grey(level: int) -> np.ndarray:
-    return np.full((72, 128, 3), level, np.uint8)
+    return np.full((72, 128), level, np.uint8)
 
 
 def noise(seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (72, 128, 3), dtype=np.uint8)
+    return np.random.default_rng(seed).integers(0, 256, (72, 128), dtype=np.uint8)
 
 
 def test_keyframes_come_once_per_interval_of_media_time_whatever_the_frame_rate():

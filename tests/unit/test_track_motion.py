@@ -7,7 +7,7 @@ import pytest
 from pipeline.params import DetectorParams, TrackerParams, VideoParams
 from pipeline.records import Detections, ObjectClass
 from pipeline.track.bytetrack import ByteTracker, ScoreBands
-from pipeline.track.motion import IDENTITY, CameraMotion, invert, warp_boxes
+from pipeline.track.motion import IDENTITY, CameraMotion, invert, small_grey, warp_boxes
 from pipeline.video.plan import MaskPlanner
 
 FACE = int(ObjectClass.FACE)
@@ -35,8 +35,8 @@ def compose(second, first):
 
 def test_first_frame_and_featureless_frames_give_identity():
     motion = CameraMotion()
-    np.testing.assert_allclose(motion.update(np.zeros((120, 160, 3), np.uint8)), IDENTITY)
-    np.testing.assert_allclose(motion.update(np.zeros((120, 160, 3), np.uint8)), IDENTITY)  # nothing to track
+    np.testing.assert_allclose(motion.update(*small_grey(np.zeros((120, 160, 3), np.uint8))), IDENTITY)
+    np.testing.assert_allclose(motion.update(*small_grey(np.zeros((120, 160, 3), np.uint8))), IDENTITY)  # nothing to track
 
 
 @pytest.mark.parametrize("step", [similarity(1, 0, -7, 3), similarity(1.03, 0.8, -4, -2), similarity(0.97, -1, 5, 6)])
@@ -44,8 +44,8 @@ def test_estimates_pan_zoom_and_roll(step):
     image = scene()
     first = similarity(1.0, 0, -120, -80)
     motion = CameraMotion()
-    motion.update(view(image, first))
-    estimate = motion.update(view(image, compose(step, first)))
+    motion.update(*small_grey(view(image, first)))
+    estimate = motion.update(*small_grey(view(image, compose(step, first))))
     points = np.array([[40.0, 30.0], [280.0, 200.0], [160.0, 120.0]])
     expected = points @ step[:, :2].T + step[:, 2]
     got = points @ estimate[:, :2].T + estimate[:, 2]
@@ -56,9 +56,9 @@ def test_large_frames_are_analysed_small_but_answer_in_full_pixels():
     image = cv2.resize(scene(), (1800, 1200))
     first = similarity(1.0, 0, -200, -100)
     step = similarity(1.0, 0, -21, 9)
-    motion = CameraMotion(max_side=480)
-    motion.update(view(image, first, out=(720, 1280)))
-    estimate = motion.update(view(image, compose(step, first), out=(720, 1280)))
+    motion = CameraMotion()
+    motion.update(*small_grey(view(image, first, out=(720, 1280))))
+    estimate = motion.update(*small_grey(view(image, compose(step, first), out=(720, 1280))))
     np.testing.assert_allclose(estimate[:, 2], [-21, 9], atol=1.5)
 
 
@@ -67,7 +67,7 @@ def test_a_frame_thousands_of_times_wider_than_tall_is_analysed_a_pixel_across_a
     motion = CameraMotion()
     frame = np.random.default_rng(0).integers(0, 255, (*shape, 3), dtype=np.uint8)
     for _ in range(2):
-        assert motion.update(frame).shape == (2, 3)
+        assert motion.update(*small_grey(frame)).shape == (2, 3)
 
 
 def test_warp_boxes_and_invert_round_trip():

@@ -146,7 +146,7 @@ def test_lookahead_must_cover_backfill():
 def test_frame_regions_union_raw_detections_and_track_hulls():
     from pipeline.params import Params
     from pipeline.video.plan import FramePlan, TrackBox
-    from pipeline.video.process import frame_regions
+    from pipeline.video.regions import frame_regions
 
     params = Params(video=VideoParams(track_margin=0.1))
     raw = Detections(np.array([[10, 10, 30, 30], [50, 50, 60, 60]], float), np.array([0.9, 0.25]), np.array([FACE, FACE]))
@@ -173,7 +173,7 @@ def test_a_box_cut_by_the_frame_edge_gets_the_edge_margin_on_top_of_the_others()
     from pipeline.mask import region_box
     from pipeline.params import Params
     from pipeline.video.plan import FramePlan, TrackBox
-    from pipeline.video.process import frame_regions
+    from pipeline.video.regions import frame_regions
 
     params = Params(video=VideoParams(track_margin=0.1, edge_margin=0.15))
     shape, face = (240, 320, 3), ObjectClass.FACE

@@ -1,7 +1,10 @@
 """Decode, pass every frame through a stage, encode: the three overlapping on threads, a few frames in flight.
 
 The stage (detection and masking, or nothing at all for a benchmark's floor) runs in the calling thread;
-decoding and encoding run on threads of their own, handing frames over through small bounded queues.
+decoding and encoding run on threads of their own, handing frames over through small bounded queues. The
+stage's thread is the one every frame waits for, so work on a frame that needs none of its results can
+leave it: ahead of it on a thread of its own (``early``: camera motion, scene cuts), or behind it on the
+encoder's conversion threads, a few frames side by side (``late``: painting the masks it planned).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pipeline.params import VideoParams
 from pipeline.timing import StageClock
 
 Stage = Callable[[DecodedFrame | None], list[DecodedFrame]]
+FrameWork = Callable[[DecodedFrame], None]  # done to a frame in place, outside the stage
 
 # Frames in flight between the decode thread and detection, and between detection and the encode thread.
 # Small: each 4K frame is 25 MB, and detection holds its own look-ahead besides.
@@ -39,9 +43,10 @@ class TranscodeResult:
 class _Lines:
     """The hand-offs of one transcode: decoded frames to the stage, masked frames and audio to the writer."""
 
-    def __init__(self, in_flight: int) -> None:
+    def __init__(self, in_flight: int, *, early: bool) -> None:
         self.crew = Crew()
         self.decoded = self.crew.queue(in_flight)
+        self.looked = self.crew.queue(in_flight) if early else self.decoded  # what the stage takes frames from
         self.to_writer = self.crew.queue(in_flight + 64)  # masked frames, and audio packets as they are demuxed
         self.frames_to_write = self.crew.slots(in_flight)  # ... of which at most this many frames
 
@@ -59,23 +64,31 @@ def transcode(
     *,
     container: str | None = None,
     clock: StageClock | None = None,
+    early: FrameWork | None = None,
+    late: FrameWork | None = None,
 ) -> TranscodeResult:
     """Decode ``src``, pass every frame through ``stage`` and encode what it returns into ``dst``.
 
     ``stage(frame)`` may hold frames back (a look-ahead) and return them later, in order; ``stage(None)``
     at the end must return all it still holds. Audio is remuxed alongside. Decoding and encoding run on
-    threads of their own, overlapping with ``stage`` in the calling thread. Raises ProcessingError when a
+    threads of their own, overlapping with ``stage`` in the calling thread. ``early(frame)``, when given,
+    runs on another, in decode order, and is done with a frame before ``stage`` gets it; ``late(frame)``
+    runs on the writer's conversion threads on each frame ``stage`` returns, before it is converted and
+    encoded (several frames at once, so it must touch nothing but its frame). Raises ProcessingError when a
     decoded frame never comes back, and leaves ``dst`` for the caller to delete on any error.
     """
     clock = clock or StageClock()
-    lines = _Lines(HANDOFF_FRAMES if info.width * info.height <= LARGE_FRAME_PIXELS else HANDOFF_FRAMES_LARGE)
+    in_flight = HANDOFF_FRAMES if info.width * info.height <= LARGE_FRAME_PIXELS else HANDOFF_FRAMES_LARGE
+    lines = _Lines(in_flight, early=early is not None)
     writer: VideoWriter | None = None
     try:
         with VideoReader(src, audio_sink=lines.to_writer.put, clock=clock) as reader:
             writer = VideoWriter(dst, info, params, reader.audio, container=container, input_stream=reader.video,
-                                 clock=clock)
+                                 clock=clock, finish=late)
             started = writer
             lines.crew.start("decode", lambda: _decode(reader, lines, clock))
+            if early is not None:
+                lines.crew.start("early", lambda: _look(early, lines))
             lines.crew.start("encode", lambda: _encode(started, lines, info, clock))
             decoded = _run_stage(lines, stage)
             audio = tuple(s.codec_context.name for s in reader.audio)
@@ -95,6 +108,13 @@ def _decode(reader: VideoReader, lines: _Lines, clock: StageClock) -> None:
     lines.decoded.put(_END)
 
 
+def _look(early: FrameWork, lines: _Lines) -> None:
+    while (frame := lines.decoded.get()) is not _END:
+        early(frame)
+        lines.looked.put(frame)
+    lines.looked.put(_END)
+
+
 def _encode(writer: VideoWriter, lines: _Lines, info: VideoInfo, clock: StageClock) -> None:
     while (item := lines.to_writer.get()) is not _END:
         if isinstance(item, DecodedFrame):
@@ -112,7 +132,7 @@ def _run_stage(lines: _Lines, stage: Stage) -> int:
     the number of frames decoded. Joins the crew: a failed thread's error is raised here."""
     decoded = 0
     try:
-        while (frame := lines.decoded.get()) is not _END:
+        while (frame := lines.looked.get()) is not _END:
             decoded += 1
             for ready in stage(frame):
                 lines.send(ready)

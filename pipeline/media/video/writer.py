@@ -7,6 +7,7 @@ and stream metadata stay behind, but for a stream's language tag.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import cast
@@ -63,8 +64,10 @@ class VideoWriter:
         container: str | None = None,
         input_stream: av.video.stream.VideoStream | None = None,
         clock: StageClock | None = None,
+        finish: Callable[[DecodedFrame], None] | None = None,
     ) -> None:
         self._clock = clock or StageClock()  # counts the conversions to YUV ("to_yuv"), summed over their threads
+        self._finish = finish  # done to each frame on its conversion thread first (masking, see transcode.py)
         self._format = container or output_container(dst)
         self._rotation = info.rotation
         self._container = av.open(str(dst), mode="w", format=self._format)
@@ -147,8 +150,10 @@ class VideoWriter:
             self._encode(image)
 
     def _converted(self, pair: tuple[DecodedFrame, Fraction]) -> av.VideoFrame:
-        """On a conversion thread: the frame back in the coded orientation and the stream's YUV."""
+        """On a conversion thread: the frame finished, back in the coded orientation and the stream's YUV."""
         frame, time_base = pair
+        if self._finish is not None:
+            self._finish(frame)
         with self._clock.measure("to_yuv"):
             image = av.VideoFrame.from_ndarray(coded(frame.rgb, self._rotation), format="rgb24").reformat(
                 format=self._pix_fmt, dst_colorspace=self._colorspace, dst_color_range=self._color_range,
