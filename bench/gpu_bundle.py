@@ -13,8 +13,8 @@ call, and onnxruntime-gpu's wheel alone is 256 MB. So:
   nothing, and the 285 MB CUDA provider packs to about 31 MB. Also the models, and ``setup.sh``, which
   unpacks both into /tmp and checks that CUDA runs each model as the CPU does.
 - ``OUT/b`` (the second call, on the same warm machine): the other wheels Veil imports (PyAV, pydantic, ...),
-  the clips, a few photos for bench/batching.py, and ``bench.sh``, which runs bench/gpu_trace.py, then
-  bench/gpu.py and bench/batching.py, and leaves their logs in the call's $OUT.
+  the clips, a few photos for bench/batching.py, and ``bench.sh``, which runs bench/host_ceiling.py,
+  bench/gpu_trace.py, bench/gpu.py and bench/batching.py, and leaves their logs in the call's $OUT.
 
 bench/README.md ("gpu.py") gives the two calls. Only the benchmark uses this: a GPU host installs Veil with
 ``./install.sh --gpu`` (docs/operations.md).
@@ -169,14 +169,17 @@ PY
 """
 
 BENCH = """#!/bin/bash
-# Second call, on the same warm machine: the other packages, then the trace, bench/gpu.py (its networks alone were
-# measured on 4 December: --skip-models) and the engine on photos (bench/batching.py --photos-only).
+# Second call, on the same warm machine: the other packages, then Veil on the clip and with its networks free
+# (bench/host_ceiling.py: one stream end to end, and what the host allows), the trace, bench/gpu.py (its networks
+# alone were measured on 4 December: --skip-models) and the engine on photos (bench/batching.py --photos-only).
 set -u -o pipefail
 here="$(dirname "$0")"
 test -f /tmp/site/onnxruntime/__init__.py || { echo "a fresh machine: the first call's files are gone"; exit 3; }
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site2 "$here"/wheels/*.whl || exit 2
 export PYTHONPATH=/tmp/site:/tmp/site2 CUDA_MODULE_LOADING=LAZY PYTHONUNBUFFERED=1
 clip=$(ls "$here"/clips/*.mp4 | head -1)
+timeout "${CEILING_S:-100}" python3 bench/host_ceiling.py --clip "$clip" --device cuda --model-dir /tmp/veil-models \
+    --rounds 1 2>&1 | grep -v W:onnx | tee "$OUT/ceiling.log"
 timeout "${TRACE_S:-150}" python3 bench/gpu_trace.py --clip "$clip" --model-dir /tmp/veil-models \\
     --limit-s "${TRACE_LIMIT_S:-140}" 2>&1 | grep -v W:onnx | tee "$OUT/trace.log"
 timeout "${GPU_S:-300}" python3 bench/gpu.py --clips "$here/clips" --model-dir /tmp/veil-models --cpu --skip-models \\
