@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import statistics
 import sys
 import tempfile
@@ -45,6 +46,7 @@ from pipeline.video import process
 from bench.transcode_floor import floor_fps
 
 SETTINGS = ("shipped", "inline")
+PROGRESS_EVERY = 60
 
 
 class Tape:
@@ -115,12 +117,20 @@ def counts(report) -> tuple:
     return video["frames_written"], video["frames_detected"], len(video["tracks"]), report.disposition
 
 
-def one_run(clip: Path, out: Path, params: Params, engine: Engine) -> tuple[float, float, dict, tuple]:
-    """frames/s, the stage thread's CPU ms per frame, the stage seconds per frame, the report's counts."""
+def one_run(clip: Path, out: Path, params: Params, engine: Engine, *, loud: bool = False
+            ) -> tuple[float, float, dict, tuple]:
+    """frames/s, the stage thread's CPU ms per frame, the stage seconds per frame, the report's counts.
+    ``loud``: a line every ``PROGRESS_EVERY`` frames, so a run stopped by a time limit still tells its pace."""
     for leftover in out.parent.glob(out.name + "*"):
         leftover.unlink()
     start, cpu = time.perf_counter(), time.thread_time()  # the stage runs in this thread
-    report = process.process_video(clip, out, params, engine, name=clip.name)
+    seen = itertools.count(1)
+
+    def progress() -> None:  # once per frame, and once per batch of re-detection windows
+        if loud and (calls := next(seen)) % PROGRESS_EVERY == 0:
+            print(f"  [{time.perf_counter() - start:6.1f} s] {calls} progress calls", flush=True)
+
+    report = process.process_video(clip, out, params, engine, name=clip.name, progress=progress)
     wall, cpu = time.perf_counter() - start, time.thread_time() - cpu
     frames = report.video["frames_written"]
     stages = {stage: 1000 * seconds / frames for stage, seconds in report.video["stage_seconds"].items()}
@@ -136,13 +146,17 @@ def main() -> int:
     args = parser.parse_args()
 
     params = Params()
+    loading = time.perf_counter()
     engine = Engine.load(params.detector, RuntimeParams(device=args.device, model_dir=args.model_dir))
+    providers = sorted({provider for record in engine.model_records for provider in record.providers})
+    print(f"engine loaded in {time.perf_counter() - loading:.1f} s: {', '.join(providers)}", flush=True)
     tape = Tape()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"veil{args.clip.suffix}"
         with tape.recording():
-            full_fps, _, _, recorded = one_run(args.clip, out, params, engine)
-        print(f"recorded {len(tape.outputs)} network calls; Veil with its networks: {full_fps:.2f} frames/s", flush=True)
+            full_fps, _, _, recorded = one_run(args.clip, out, params, engine, loud=True)
+        print(f"recorded {len(tape.outputs)} network calls; Veil with its networks: {full_fps:.2f} frames/s "
+              "(first calls of each input shape included)", flush=True)
 
         fps: dict[str, list[float]] = {s: [] for s in SETTINGS}
         cpu: dict[str, list[float]] = {s: [] for s in SETTINGS}
