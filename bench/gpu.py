@@ -13,7 +13,8 @@ In one run, on each clip (1920x1080, moving camera, per-frame ground truth from 
 - per variant: frames/s, the ratio to the floor, mask recall on the ground truth, and the busy share of the
   wall time per stage (decode, to_rgb, detect, plan, mask, to_yuv, encode: they overlap on threads, so the
   shares add up to more than 100%) so the next bottleneck is known, and of onnxruntime's ``run`` calls within
-  detect ("networks");
+  detect ("networks"); and the detection thread's CPU time per frame, which every frame waits for
+  (``bench/host_ceiling.py``; on the CPU provider it includes the networks' work on that thread);
 - several streams on one GPU (``--streams``, default 2 and 4): as many worker processes as streams, each
   with its own models on the same device (what ``workers = N`` with ``devices = ["cuda"]`` runs), each
   masking the clip; frames/s summed over the streams, from the moment all have loaded their models; and the
@@ -128,9 +129,9 @@ def run_veil(clip: Path, params: Params, engine: Engine, out: Path) -> dict:
     for leftover in out.parent.glob(out.name + "*"):
         leftover.unlink()
     NetworkClock.seconds = 0.0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.thread_time()  # the detection thread is this one
     report = process_video(clip, out, params, engine, name=clip.name)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.thread_time() - cpu
     stages = {**report.video["stage_seconds"], "networks": NetworkClock.seconds}
     if report.disposition == "failed":
         raise SystemExit(f"veil failed on {clip.name}: {report.error}")
@@ -143,6 +144,7 @@ def run_veil(clip: Path, params: Params, engine: Engine, out: Path) -> dict:
         "recall": round(scored.recall, 4), "box_frames": scored.box_frames,
         "longest_unmasked": max(scored.longest_unmasked_run.values(), default=0),
         "stage_share": {k: round(v / wall, 3) for k, v in stages.items()},
+        "detection_thread_cpu_ms": round(1000 * cpu / frames, 2),  # what every frame waits for, on the host
         "providers": sorted({p for m in report.models for p in m.providers}),
     }
 
@@ -263,7 +265,8 @@ def main() -> int:
             save(results, args.json)
             shares = ", ".join(f"{k} {v:.0%}" for k, v in sorted(row["stage_share"].items(), key=lambda kv: -kv[1]))
             say(f"  {name:30} {row['fps']:7.2f} fps  {row['of_floor']:.2f} of floor  recall {row['recall']:.4f} "
-                f"({row['box_frames']} box-frames, longest unmasked {row['longest_unmasked']})  busy: {shares}")
+                f"({row['box_frames']} box-frames, longest unmasked {row['longest_unmasked']})  "
+                f"detection thread CPU {row['detection_thread_cpu_ms']} ms a frame  busy: {shares}")
         one_floor = floors[Params().video.preset]
         shared = engines[gpu.model_dump_json()]
         for count in args.streams:
