@@ -18,7 +18,8 @@ In one run, on each clip (1920x1080, moving camera, per-frame ground truth from 
 - several streams on one GPU (``--streams``, default 2 and 4): as many worker processes as streams, each
   with its own models on the same device (what ``workers = N`` with ``devices = ["cuda"]`` runs), each
   masking the clip; frames/s summed over the streams, from the moment all have loaded their models; and the
-  same number of streams on threads of one process, sharing one engine;
+  same number of streams on threads of one process, sharing one engine, without and with shared batches
+  (the threads' concurrent calls on one input shape run as one batch: ``pipeline/detect/shared_batches.py``);
 - the models alone: milliseconds per window by batch size (1 to 32) at 640 (platedet), 384 and 1920x1088
   (CenterFace), fp32 and fp16, from ``bench/batching.py``.
 
@@ -49,6 +50,7 @@ import numpy as np
 import onnxruntime as ort
 
 from pipeline.detect.engine import Engine
+from pipeline.detect.shared_batches import SharedBatches
 from pipeline.eval.mixed_scenes import build_mixed_set
 from pipeline.eval.video import GroundTruth, Motion, load_specs, render_clip, score_clip
 from pipeline.params import Params, RuntimeParams, VideoParams
@@ -60,6 +62,7 @@ from bench.batching import per_window_ms
 from bench.transcode_floor import floor_fps
 
 SIZE = (1920, 1080)
+SHARED_BATCH = 8  # images a shared run takes at most: plate windows cost 2.6 times less each at 4 on the H200
 STARTED = time.perf_counter()
 
 
@@ -195,6 +198,22 @@ def threaded_streams_fps(clip: Path, count: int, engine: Engine, out: Path) -> d
     return streams_row(frames, wall)
 
 
+def shared_engine(runtime: RuntimeParams) -> Engine:
+    """An engine for threads whose concurrent calls on one input shape run as one batch (``SHARED_BATCH``)."""
+    engine = Engine.load(Params().detector, runtime, shared_batches=SHARED_BATCH)
+    engine.detect(np.zeros((SIZE[1], SIZE[0], 3), dtype=np.uint8))
+    return engine
+
+
+def shared_runs(engine: Engine) -> dict:
+    """Of an engine with shared batches, the calls so far and the network runs they took; else nothing."""
+    sessions = [detector.network.session for detector in engine._detectors]  # type: ignore[attr-defined]
+    shared = [session for session in sessions if isinstance(session, SharedBatches)]
+    if not shared:
+        return {}
+    return {"calls": sum(s.calls for s in shared), "runs": sum(s.runs for s in shared)}
+
+
 def streams_row(frames: list[int], wall: float) -> dict:
     """Frames per stream (0: the stream failed) and the wall time: the row for several streams at once."""
     return {"streams": len(frames), "frames": sum(frames), "wall_s": round(wall, 2),
@@ -268,17 +287,21 @@ def main() -> int:
                 f"({row['box_frames']} box-frames, longest unmasked {row['longest_unmasked']})  "
                 f"detection thread CPU {row['detection_thread_cpu_ms']} ms a frame  busy: {shares}")
         one_floor = floors[Params().video.preset]
-        shared = engines[gpu.model_dump_json()]
+        ways = {"threads of one process, one engine": engines[gpu.model_dump_json()]}
+        if args.streams:
+            ways["threads of one process, one engine, shared batches"] = shared_engine(gpu)
         for count in args.streams:
-            for way in ("one process each", "threads of one process, one engine"):
+            for way in ("one process each", *ways):
                 if way == "one process each":
                     row = streams_fps(clip, count, gpu, args.out)
                 else:
-                    row = threaded_streams_fps(clip, count, shared, args.out)
+                    row = threaded_streams_fps(clip, count, ways[way], args.out)
+                    row.update(shared_runs(ways[way]))
                 rows[f"{count} streams, {way}"] = row
                 save(results, args.json)
+                shared = f", {row['calls']} calls so far in {row['runs']} runs" if "runs" in row else ""
                 say(f"  {count} streams, {way}: {row['fps_summed']:7.2f} fps summed "
-                    f"({row['fps_summed'] / one_floor:.2f} of one floor), {row['failed']} failed")
+                    f"({row['fps_summed'] / one_floor:.2f} of one floor), {row['failed']} failed{shared}")
         results["clips"][clip.name] = rows
         save(results, args.json)
     return 0

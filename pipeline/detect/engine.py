@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import onnxruntime as ort
@@ -16,6 +17,7 @@ from pipeline.detect.int8 import exact_int8_kernels
 from pipeline.detect.mosaic import detect_packed
 from pipeline.detect.nms import merge, overlapping
 from pipeline.detect.onnx import load_session
+from pipeline.detect.shared_batches import SharedBatches
 from pipeline.detect.views import detector_views
 from pipeline.detect.windows import Window, batches, plan_windows, roi_windows
 from pipeline.errors import ModelError, QuantizationError
@@ -57,7 +59,10 @@ class Engine:
         self.max_batch = max_batch  # images (windows, frames) per network call (RuntimeParams.max_batch)
 
     @classmethod
-    def load(cls, detector: DetectorParams, runtime: RuntimeParams = RuntimeParams()) -> "Engine":
+    def load(cls, detector: DetectorParams, runtime: RuntimeParams = RuntimeParams(), *, shared_batches: int = 0
+             ) -> "Engine":
+        """``shared_batches``: for threads of one process sharing this engine (several videos), their concurrent
+        calls on inputs of one shape run as one batch of up to this many images (``shared_batches.py``)."""
         model_dir = runtime.model_dir or default_model_dir()
         loaded = []
         for label in detector.classes:
@@ -66,7 +71,7 @@ class Engine:
             if label not in settings.model.classes:
                 raise ModelError(f"model {settings.model.name!r} does not declare class {label!r} "
                                  f"(declares {settings.model.classes})")
-            loaded.append(_load_one(settings.model, object_class, settings.scales, model_dir, runtime))
+            loaded.append(_load_one(settings.model, object_class, settings.scales, model_dir, runtime, shared_batches))
         return cls(loaded, detector, max_batch=runtime.max_batch)
 
     @property
@@ -285,7 +290,8 @@ def at_floors(candidates: Detections, detector: DetectorParams,
 
 
 def _load_one(
-    spec: ModelSpec, object_class: ObjectClass, scales: ScalePlan, model_dir: Path, runtime: RuntimeParams
+    spec: ModelSpec, object_class: ObjectClass, scales: ScalePlan, model_dir: Path, runtime: RuntimeParams,
+    shared_batches: int = 0,
 ) -> _Loaded:
     source = find_source(spec.name)
     path = spec.path or model_dir / (source.file_name if source else f"{spec.name}.onnx")
@@ -317,7 +323,9 @@ def _load_one(
         # as accurate and only slower, and the record says which ran.
         int8 = False
         session, digest = load(int8)
-    network = kind.build(session, len(spec.classes))
+    # SharedBatches answers every call a family makes of its session.
+    network = kind.build(cast(ort.InferenceSession, SharedBatches(session, shared_batches)) if shared_batches else session,
+                         len(spec.classes))
     record = ModelRecord(
         name=spec.name, task=object_class.label, family=spec.family, sha256=digest, providers=session.get_providers(),
         precision="int8" if int8 else "fp16" if runtime.fp16 else "fp32",

@@ -5,6 +5,7 @@ with the host's conversion: real models, real photos and a real clip, every clas
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -105,6 +106,35 @@ def test_a_batching_engine_finds_what_the_shipped_engine_finds(engine, photos):
     assert classes == {int(c) for c in ObjectClass}
     windows = sum(len(plan_windows(*rgb.shape[:2], d.scales, d.network.fixed_input)) for rgb in photos for d in engine._detectors)
     assert len(calls) < windows  # some windows did share a call
+
+
+def test_threads_sharing_batches_find_what_the_shipped_engine_finds(engine, photos):
+    """Several videos on threads of one process, one engine whose concurrent calls share runs
+    (``shared_batches``): every class, the shipped plans, real photos; each thread gets what the shipped engine
+    finds alone, and some calls did share a run."""
+    shared = Engine.load(engine.params, shared_batches=8)
+    pictures = [photos[slot % 2] for slot in range(4)]
+    found: list = [None] * len(pictures)
+    calls: list[int] = []
+    start = threading.Barrier(len(pictures))
+
+    def one(slot: int) -> None:
+        start.wait()
+        found[slot] = shared.candidates(pictures[slot], progress=lambda: calls.append(1))
+
+    threads = [threading.Thread(target=one, args=(slot,)) for slot in range(len(pictures))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for rgb, together in zip(pictures, found, strict=True):
+        alone = engine.candidates(rgb)
+        assert len(together) == len(alone)
+        np.testing.assert_array_equal(together.classes, alone.classes)
+        np.testing.assert_allclose(together.scores, alone.scores, atol=1e-4)
+        np.testing.assert_allclose(together.boxes, alone.boxes, atol=1e-2)
+    runs = sum(detector.network.session.runs for detector in shared._detectors)
+    assert runs < len(calls)  # some calls of different threads shared a run
 
 
 def test_frames_detected_together_give_what_each_frame_gives_alone(engine, photos):
