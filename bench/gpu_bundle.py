@@ -178,7 +178,7 @@ test -f /tmp/site/onnxruntime/__init__.py || { echo "a fresh machine: the first 
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site2 "$here"/wheels/*.whl || exit 2
 export PYTHONPATH=/tmp/site:/tmp/site2 CUDA_MODULE_LOADING=LAZY PYTHONUNBUFFERED=1
 clip=$(ls "$here"/clips/*.mp4 | head -1)
-timeout "${CEILING_S:-100}" python3 bench/host_ceiling.py --clip "$clip" --device cuda --model-dir /tmp/veil-models \
+timeout "${CEILING_S:-100}" python3 bench/host_ceiling.py --clip "$clip" --device cuda --model-dir /tmp/veil-models \\
     --rounds 1 2>&1 | grep -v W:onnx | tee "$OUT/ceiling.log"
 timeout "${TRACE_S:-150}" python3 bench/gpu_trace.py --clip "$clip" --model-dir /tmp/veil-models \\
     --limit-s "${TRACE_LIMIT_S:-140}" 2>&1 | grep -v W:onnx | tee "$OUT/trace.log"

@@ -33,6 +33,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+with contextlib.suppress(ImportError):
+    import torch  # noqa: F401  (loads the CUDA runtime libraries that onnxruntime-gpu looks for)
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
