@@ -20,6 +20,7 @@ In one run, on each clip (1920x1080, moving camera, per-frame ground truth from 
   masking the clip; frames/s summed over the streams, from the moment all have loaded their models; and the
   same number of streams on threads of one process, sharing one engine, without and with shared batches
   (the threads' concurrent calls on one input shape run as one batch: ``pipeline/detect/shared_batches.py``);
+  with the lowest mask recall among the streams, scored after the clock stopped;
 - the models alone: milliseconds per window by batch size (1 to 32) at 640 (platedet), 384 and 1920x1088
   (CenterFace), fp32 and fp16, from ``bench/batching.py``.
 
@@ -52,7 +53,7 @@ import onnxruntime as ort
 from pipeline.detect.engine import Engine
 from pipeline.detect.shared_batches import SharedBatches
 from pipeline.eval.mixed_scenes import build_mixed_set
-from pipeline.eval.video import GroundTruth, Motion, load_specs, render_clip, score_clip
+from pipeline.eval.video import ClipResult, GroundTruth, Motion, load_specs, render_clip, score_clip
 from pipeline.params import Params, RuntimeParams, VideoParams
 from pipeline.records import ObjectClass
 from pipeline.timing import StageClock
@@ -138,9 +139,7 @@ def run_veil(clip: Path, params: Params, engine: Engine, out: Path) -> dict:
     stages = {**report.video["stage_seconds"], "networks": NetworkClock.seconds}
     if report.disposition == "failed":
         raise SystemExit(f"veil failed on {clip.name}: {report.error}")
-    truth = GroundTruth.load(clip.with_suffix(".gt.json"))
-    classes = (ObjectClass.FACE, ObjectClass.LICENSE_PLATE)
-    scored = score_clip(clip.name, truth, out.with_name(out.name + ".boxes.jsonl.gz"), params.mask, classes)
+    scored = clip_score(clip, out, params)
     frames = report.video["frames_written"]
     return {
         "frames": frames, "wall_s": round(wall, 2), "fps": round(frames / wall, 2),
@@ -150,6 +149,13 @@ def run_veil(clip: Path, params: Params, engine: Engine, out: Path) -> dict:
         "detection_thread_cpu_ms": round(1000 * cpu / frames, 2),  # what every frame waits for, on the host
         "providers": sorted({p for m in report.models for p in m.providers}),
     }
+
+
+def clip_score(clip: Path, out: Path, params: Params) -> ClipResult:
+    """Both classes' mask recall on the clip's ground truth, from the boxes companion of Veil's ``out``."""
+    truth = GroundTruth.load(clip.with_suffix(".gt.json"))
+    classes = (ObjectClass.FACE, ObjectClass.LICENSE_PLATE)
+    return score_clip(clip.name, truth, out.with_name(out.name + ".boxes.jsonl.gz"), params.mask, classes)
 
 
 def stream_worker(clip: Path, out: Path, runtime: RuntimeParams, ready: multiprocessing.synchronize.Barrier,
@@ -176,7 +182,7 @@ def streams_fps(clip: Path, count: int, runtime: RuntimeParams, out: Path) -> di
     wall = time.perf_counter() - start
     for worker in workers:
         worker.join()
-    return streams_row(frames, wall)
+    return streams_row(frames, wall, [out / f"stream{i}-{clip.name}" for i in range(count)], clip)
 
 
 def threaded_streams_fps(clip: Path, count: int, engine: Engine, out: Path) -> dict:
@@ -195,7 +201,7 @@ def threaded_streams_fps(clip: Path, count: int, engine: Engine, out: Path) -> d
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - start
-    return streams_row(frames, wall)
+    return streams_row(frames, wall, [out / f"thread{slot}-{clip.name}" for slot in range(count)], clip)
 
 
 def shared_engine(runtime: RuntimeParams) -> Engine:
@@ -214,10 +220,13 @@ def shared_runs(engine: Engine) -> dict:
     return {"calls": sum(s.calls for s in shared), "runs": sum(s.runs for s in shared)}
 
 
-def streams_row(frames: list[int], wall: float) -> dict:
-    """Frames per stream (0: the stream failed) and the wall time: the row for several streams at once."""
+def streams_row(frames: list[int], wall: float, outputs: list[Path], clip: Path) -> dict:
+    """The row for several streams at once, from the frames of each (0: the stream failed), the wall time
+    and the streams' outputs: the lowest recall among them, scored after the clock stopped."""
+    recalls = [clip_score(clip, out, Params()).recall for out, done in zip(outputs, frames) if done]
     return {"streams": len(frames), "frames": sum(frames), "wall_s": round(wall, 2),
-            "fps_summed": round(sum(frames) / wall, 2), "failed": sum(1 for f in frames if not f)}
+            "fps_summed": round(sum(frames) / wall, 2), "failed": sum(1 for f in frames if not f),
+            "recall_min": round(min(recalls), 4) if recalls else None}
 
 
 def main() -> int:
@@ -267,6 +276,9 @@ def main() -> int:
         results["models_ms"][label] = per_window_ms(engine, (1, 2, 4, 8, 16, 32) if on_gpu else (1, 4), 20 if on_gpu else 2)
         say(f"models alone, {label}, ms per window by batch size: {results['models_ms'][label]}")
 
+    ways = {"threads of one process, one engine": engines[gpu.model_dump_json()]}
+    if args.streams:
+        ways["threads of one process, one engine, shared batches"] = shared_engine(gpu)
     args.out.mkdir(parents=True, exist_ok=True)
     for clip in sorted(args.clips.glob("*.mp4")):
         presets = sorted({params.video.preset for params, _ in variants.values()})
@@ -287,21 +299,20 @@ def main() -> int:
                 f"({row['box_frames']} box-frames, longest unmasked {row['longest_unmasked']})  "
                 f"detection thread CPU {row['detection_thread_cpu_ms']} ms a frame  busy: {shares}")
         one_floor = floors[Params().video.preset]
-        ways = {"threads of one process, one engine": engines[gpu.model_dump_json()]}
-        if args.streams:
-            ways["threads of one process, one engine, shared batches"] = shared_engine(gpu)
         for count in args.streams:
             for way in ("one process each", *ways):
                 if way == "one process each":
                     row = streams_fps(clip, count, gpu, args.out)
                 else:
+                    before = shared_runs(ways[way])
                     row = threaded_streams_fps(clip, count, ways[way], args.out)
-                    row.update(shared_runs(ways[way]))
+                    row.update({key: value - before[key] for key, value in shared_runs(ways[way]).items()})
                 rows[f"{count} streams, {way}"] = row
                 save(results, args.json)
-                shared = f", {row['calls']} calls so far in {row['runs']} runs" if "runs" in row else ""
+                shared = f", {row['calls']} calls in {row['runs']} runs" if "runs" in row else ""
                 say(f"  {count} streams, {way}: {row['fps_summed']:7.2f} fps summed "
-                    f"({row['fps_summed'] / one_floor:.2f} of one floor), {row['failed']} failed{shared}")
+                    f"({row['fps_summed'] / one_floor:.2f} of one floor), {row['failed']} failed, "
+                    f"lowest recall {row['recall_min']}{shared}")
         results["clips"][clip.name] = rows
         save(results, args.json)
     return 0
