@@ -123,7 +123,8 @@ def counts(report) -> tuple:
 def one_run(clip: Path, out: Path, params: Params, engine: Engine, *, loud: bool = False
             ) -> tuple[float, float, dict, tuple]:
     """frames/s, the stage thread's CPU ms per frame, the stage seconds per frame, the report's counts.
-    ``loud``: a line every ``PROGRESS_EVERY`` frames, so a run stopped by a time limit still tells its pace."""
+    ``loud``: a line every ``PROGRESS_EVERY`` progress calls (one a frame, one a batch of re-detection
+    windows), so a run stopped by a time limit still tells its pace."""
     for leftover in out.parent.glob(out.name + "*"):
         leftover.unlink()
     start, cpu = time.perf_counter(), time.thread_time()  # the stage runs in this thread
