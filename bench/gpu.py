@@ -161,8 +161,7 @@ def clip_score(clip: Path, out: Path, params: Params) -> ClipResult:
 def stream_worker(clip: Path, out: Path, runtime: RuntimeParams, ready: multiprocessing.synchronize.Barrier,
                   queue: multiprocessing.Queue) -> None:
     """One stream: its own models on the device, then the clip, once every stream has loaded."""
-    engine = Engine.load(Params().detector, runtime)
-    engine.detect(np.zeros((SIZE[1], SIZE[0], 3), dtype=np.uint8))
+    engine = warmed_engine(runtime)
     ready.wait()
     report = process_video(clip, out, Params(), engine, name=clip.name)
     queue.put(report.video["frames_written"] if report.disposition != "failed" else 0)
@@ -204,9 +203,10 @@ def threaded_streams_fps(clip: Path, count: int, engine: Engine, out: Path) -> d
     return streams_row(frames, wall, [out / f"thread{slot}-{clip.name}" for slot in range(count)], clip)
 
 
-def shared_engine(runtime: RuntimeParams) -> Engine:
-    """An engine for threads whose concurrent calls on one input shape run as one batch (``SHARED_BATCH``)."""
-    engine = Engine.load(Params().detector, runtime, shared_batches=SHARED_BATCH)
+def warmed_engine(runtime: RuntimeParams, shared_batches: int = 0) -> Engine:
+    """The shipped detector on ``runtime``, warmed up at the clips' size (first-call costs left out of the
+    timings); ``shared_batches``: see ``Engine.load``."""
+    engine = Engine.load(Params().detector, runtime, shared_batches=shared_batches)
     engine.detect(np.zeros((SIZE[1], SIZE[0], 3), dtype=np.uint8))
     return engine
 
@@ -265,8 +265,7 @@ def main() -> int:
     engines: dict[str, Engine] = {}
     results: dict = {"models_ms": {}, "clips": {}}
     for runtime in {r.model_dump_json(): r for _, r in variants.values()}.values():
-        engine = Engine.load(Params().detector, runtime)
-        engine.detect(np.zeros((SIZE[1], SIZE[0], 3), dtype=np.uint8))  # warm-up at the clip's size
+        engine = warmed_engine(runtime)
         engines[runtime.model_dump_json()] = engine
         label = f"{runtime.device} {'/'.join(sorted({r.precision for r in engine.model_records}))}"
         say(f"engine loaded and warmed: {label}, max_batch {runtime.max_batch}")
@@ -278,7 +277,7 @@ def main() -> int:
 
     ways = {"threads of one process, one engine": engines[gpu.model_dump_json()]}
     if args.streams:
-        ways["threads of one process, one engine, shared batches"] = shared_engine(gpu)
+        ways["threads of one process, one engine, shared batches"] = warmed_engine(gpu, SHARED_BATCH)
     args.out.mkdir(parents=True, exist_ok=True)
     for clip in sorted(args.clips.glob("*.mp4")):
         presets = sorted({params.video.preset for params, _ in variants.values()})
