@@ -1,9 +1,10 @@
 """Video in and out through PyAV (FFmpeg), one frame at a time: ``probe`` (what a file holds), ``reader``
 (decode to upright RGB, FFmpeg's complaints kept), ``writer`` (encode back, audio remuxed, metadata
 dropped), ``transcode`` (the three on threads around one stage), ``convert`` (the colour conversions, a few
-frames at a time on threads of their own) and ``frames`` (the decoded-frame record they share). It knows nothing of detection or masking: it imports only ``pipeline.errors``,
-``pipeline.params``, ``pipeline.timing`` and ``pipeline.media.handoff``. Its public names are re-exported
-here, so callers import from ``pipeline.media.video``.
+frames at a time on threads of their own) and ``frames`` (the decoded-frame record they share). It knows
+nothing of detection or masking: it imports only ``pipeline.errors``, ``pipeline.params``,
+``pipeline.timing`` and ``pipeline.media.handoff``. Its public names are re-exported here, so callers import
+from ``pipeline.media.video``.
 """
 
 from pipeline.media.video.frames import LARGE_FRAME_PIXELS, DecodedFrame, coded, upright
