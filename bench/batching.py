@@ -30,7 +30,8 @@ sys.path.insert(0, str(REPO))
 import numpy as np
 
 from pipeline.detect.engine import Engine
-from pipeline.params import Params, RuntimeParams
+from pipeline.detect.runtime import RuntimeParams
+from pipeline.params import Params
 
 SIZES = {"platedet": [(640, 640)], "centerface": [(384, 384), (1088, 1920)]}
 

@@ -7,9 +7,10 @@ In one run, on each clip (1920x1080, moving camera, per-frame ground truth from 
 
 - the floor: the same decode, colour conversions and encode as Veil (``pipeline.media.video.transcode``
   with a stage that masks nothing), at Veil's codec settings, with its busy share per stage;
-- Veil, faces and plates, on CUDA: the defaults (float32, detection stride 2), up to 8 images (windows or frames)
-  a network call (``max_batch``), fp16, stride 1, and the x264 preset superfast (against its own floor); with
-  ``--cpu`` also the defaults on the CPU provider;
+- Veil, faces and plates, on CUDA: the defaults (float32, detection stride 2, the classes' detectors side by
+  side on threads of their own), the classes in turn on one thread, up to 8 images (windows or frames) a
+  network call (``max_batch``), fp16, stride 1, and the x264 preset superfast (against its own floor); with
+  ``--cpu`` also the defaults on the CPU provider, and there the classes side by side;
 - per variant: frames/s, the ratio to the floor, mask recall on the ground truth, and the busy share of the
   wall time per stage (decode, to_rgb, detect, plan, mask, to_yuv, encode: they overlap on threads, so the
   shares add up to more than 100%) so the next bottleneck is known, and of onnxruntime's ``run`` calls within
@@ -51,10 +52,11 @@ import numpy as np
 import onnxruntime as ort
 
 from pipeline.detect.engine import Engine
+from pipeline.detect.runtime import RuntimeParams
 from pipeline.detect.shared_batches import SharedBatches
 from pipeline.eval.mixed_scenes import build_mixed_set
 from pipeline.eval.video import ClipResult, GroundTruth, Motion, load_specs, render_clip, score_clip
-from pipeline.params import Params, RuntimeParams, VideoParams
+from pipeline.params import Params, VideoParams
 from pipeline.records import ObjectClass
 from pipeline.timing import StageClock
 from pipeline.video.process import process_video
@@ -255,20 +257,29 @@ def main() -> int:
     on = args.device.split(":")[0]
     variants = {
         f"{on} stride 2 (default)": (Params(), gpu),
+        f"{on} stride 2 classes in turn": (Params(), gpu.model_copy(update={"classes_side_by_side": False})),
         f"{on} stride 2 max_batch 8": (Params(), gpu.model_copy(update={"max_batch": 8})),
         f"{on} stride 2 fp16": (Params(), gpu.model_copy(update={"precision": "fp16"})),
         f"{on} stride 1": (Params(video=VideoParams(detect_stride=1)), gpu),
         f"{on} stride 2 superfast": (Params(video=VideoParams(preset="superfast")), gpu),
     }
     if args.cpu:
-        variants["cpu stride 2 (default)"] = (Params(), RuntimeParams(model_dir=args.model_dir))
+        cpu = RuntimeParams(model_dir=args.model_dir)
+        variants["cpu stride 2 (default)"] = (Params(), cpu)
+        variants["cpu stride 2 classes side by side"] = (Params(), cpu.model_copy(update={"classes_side_by_side": True}))
     engines: dict[str, Engine] = {}
     results: dict = {"models_ms": {}, "clips": {}}
+    networks: dict[str, Engine] = {}  # by what loads the networks: max_batch and the threads change none
     for runtime in {r.model_dump_json(): r for _, r in variants.values()}.values():
-        engine = warmed_engine(runtime)
+        key = runtime.model_copy(update={"max_batch": 1, "classes_side_by_side": None}).model_dump_json()
+        if key not in networks:
+            networks[key] = warmed_engine(runtime)
+        loaded = networks[key]
+        engine = Engine(loaded._detectors, loaded.params, max_batch=runtime.max_batch,
+                        classes_side_by_side=runtime.side_by_side)
         engines[runtime.model_dump_json()] = engine
         label = f"{runtime.device} {'/'.join(sorted({r.precision for r in engine.model_records}))}"
-        say(f"engine loaded and warmed: {label}, max_batch {runtime.max_batch}")
+        say(f"engine ready: {label}, max_batch {runtime.max_batch}, classes side by side {runtime.side_by_side}")
         if label in results["models_ms"] or args.skip_models:
             continue  # max_batch changes no network
         on_gpu = runtime.device != "cpu"
@@ -294,7 +305,7 @@ def main() -> int:
             results["clips"][clip.name] = rows
             save(results, args.json)
             shares = ", ".join(f"{k} {v:.0%}" for k, v in sorted(row["stage_share"].items(), key=lambda kv: -kv[1]))
-            say(f"  {name:30} {row['fps']:7.2f} fps  {row['of_floor']:.2f} of floor  recall {row['recall']:.4f} "
+            say(f"  {name:34} {row['fps']:7.2f} fps  {row['of_floor']:.2f} of floor  recall {row['recall']:.4f} "
                 f"({row['box_frames']} box-frames, longest unmasked {row['longest_unmasked']})  "
                 f"detection thread CPU {row['detection_thread_cpu_ms']} ms a frame  busy: {shares}")
         one_floor = floors[Params().video.preset]

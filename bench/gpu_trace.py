@@ -34,7 +34,8 @@ import onnxruntime as ort
 
 import pipeline.detect.onnx as veil_onnx
 from pipeline.detect.engine import Engine
-from pipeline.params import Params, RuntimeParams
+from pipeline.detect.runtime import RuntimeParams
+from pipeline.params import Params
 from pipeline.video.process import process_video
 
 from bench.gpu import time_network_runs

@@ -42,7 +42,8 @@ sys.path.insert(0, str(REPO))
 import onnxruntime as ort
 
 from pipeline.detect.engine import Engine
-from pipeline.params import Params, RuntimeParams
+from pipeline.detect.runtime import RuntimeParams
+from pipeline.params import Params
 from pipeline.timing import StageClock
 from pipeline.video import process
 

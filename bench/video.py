@@ -270,7 +270,7 @@ def child_main(job_file: Path) -> int:
             stages[clip.name] = clock.seconds()
     else:
         from pipeline.detect.engine import Engine
-        from pipeline.params import RuntimeParams
+        from pipeline.detect.runtime import RuntimeParams
         from pipeline.video.process import process_video
 
         engine = Engine.load(params.detector, RuntimeParams())

@@ -349,27 +349,6 @@ class VideoParams(_Strict):
         return self
 
 
-class RuntimeParams(_Strict):
-    """Where inference runs. The provider is explicit and recorded; there is no silent fallback."""
-
-    device: str = "cpu"  # cpu | cuda | cuda:K
-    threads: int = Field(default=0, ge=0)  # intra-op threads; 0 = onnxruntime's default
-    # onnxruntime's intra-op threads spin between operators by default, burning cores that decode, encode and
-    # other workers need. Off, 1080p video took 10-15% less CPU time and 5% less wall time on 2 cores, photos
-    # 14% less CPU and 8% less wall (docs/benchmarks.md); on for a host with cores to spare and one worker.
-    spin_wait: bool = False
-    # Half precision gained nothing end to end on an H200 (bench/gpu.py): per-call overheads bound these networks.
-    precision: Literal["fp32", "fp16"] = "fp32"
-    # The most images a network takes in one call: windows of one image's plan, or the light passes of a video's
-    # detected frames. 1 on the CPU, where batches held 230 MB more for 10% (docs/benchmarks.md); more on a GPU.
-    max_batch: int = Field(default=1, ge=1)
-    model_dir: Path | None = None  # None: the environment's share/veil/models
-
-    @property
-    def fp16(self) -> bool:
-        return self.precision == "fp16"
-
-
 class ReviewParams(_Strict):
     """Which files go to review, and what a reviewer may change when re-rendering an item (``veil review``,
     the rework folder)."""

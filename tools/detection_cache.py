@@ -16,10 +16,11 @@ import numpy as np
 
 from pipeline.detect.engine import Engine, at_floors
 from pipeline.detect.nms import merge
+from pipeline.detect.runtime import RuntimeParams
 from pipeline.eval.images import AP_FLOOR, label_bounds
 from pipeline.mask import coverage, plan_regions
 from pipeline.media.image import load_image
-from pipeline.params import Params, RuntimeParams
+from pipeline.params import Params
 from pipeline.records import Detections, ObjectClass
 
 

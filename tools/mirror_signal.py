@@ -28,10 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.detect.cascade import cross_check_plates
 from pipeline.detect.engine import Engine
+from pipeline.detect.runtime import RuntimeParams
 from pipeline.eval.images import COVERED
 from pipeline.mask import unmasked
 from pipeline.media.image import load_image
-from pipeline.params import Params, RuntimeParams, ScalePlan
+from pipeline.params import Params, ScalePlan
 from pipeline.records import ObjectClass
 
 from tools.detection_cache import (

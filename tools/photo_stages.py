@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.detect.cascade import plate_cascade_finds
 from pipeline.detect.engine import Engine
+from pipeline.detect.runtime import RuntimeParams
 from pipeline.media.image import load_image
-from pipeline.params import Params, RuntimeParams
+from pipeline.params import Params
 from pipeline.records import ObjectClass
 
 FACE, PLATE = frozenset({ObjectClass.FACE}), frozenset({ObjectClass.LICENSE_PLATE})

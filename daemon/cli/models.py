@@ -16,8 +16,9 @@ from pathlib import Path
 from pipeline.detect.catalogue import default_model_dir, find_file
 from pipeline.detect.families import family_names
 from pipeline.detect.int8 import exact_int8_kernels
+from pipeline.detect.runtime import RuntimeParams
 from pipeline.errors import ModelError
-from pipeline.params import Params, RuntimeParams
+from pipeline.params import Params
 
 from daemon.cli.context import add_config_argument, settings_for
 from daemon.config.settings import DEFAULT_PROFILE, ConfigError, Settings

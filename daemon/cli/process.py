@@ -11,8 +11,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline.detect.engine import Engine
+from pipeline.detect.runtime import RuntimeParams
 from pipeline.errors import ModelError
-from pipeline.params import DetectorParams, MaskParams, OutputParams, Params, RuntimeParams
+from pipeline.params import DetectorParams, MaskParams, OutputParams, Params
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
 from pipeline.run import process_file
 

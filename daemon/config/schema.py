@@ -14,8 +14,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from pipeline.detect.runtime import RuntimeParams
 from pipeline.edits import AddRegion
-from pipeline.params import Params, RuntimeParams
+from pipeline.params import Params
 
 from daemon.config.dispatch import DispatchSettings
 from daemon.config.sources import ENV_PREFIX, TomlSource, toml_path
@@ -156,6 +157,7 @@ class ServiceSettings(_Strict):
     precision: Literal["fp32", "fp16"] = "fp32"  # onnxruntime models in half precision (see RuntimeParams)
     spin_wait: bool = False  # onnxruntime's threads spin while idle: for spare cores only (see RuntimeParams)
     max_batch: int = Field(default=RuntimeParams().max_batch, ge=1)  # images per network call (see RuntimeParams)
+    classes_side_by_side: bool | None = None  # each class's detector on its own thread; None: on a GPU only
     model_dir: Path | None = None  # None: the environment's share/veil/models
     job_timeout_s: float = Field(default=3600.0, gt=0)  # a job running longer is a hang: kill, retry
     heartbeat_timeout_s: float = Field(default=60.0, gt=0)  # a silent worker is hung: kill, retry

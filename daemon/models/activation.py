@@ -15,7 +15,8 @@ from typing import Any
 
 from pipeline.detect.engine import Engine
 from pipeline.eval.images import evaluate
-from pipeline.params import Params, RuntimeParams
+from pipeline.params import Params
+from pipeline.detect.runtime import RuntimeParams
 from pipeline.records import ObjectClass
 
 from daemon import log

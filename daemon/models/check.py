@@ -15,7 +15,8 @@ from pipeline.detect.catalogue import sha256_of
 from pipeline.detect.engine import Engine
 from pipeline.detect.families import family as family_named
 from pipeline.errors import ModelError
-from pipeline.params import DetectorParams, ModelSpec, RuntimeParams
+from pipeline.params import DetectorParams, ModelSpec
+from pipeline.detect.runtime import RuntimeParams
 from pipeline.records import ObjectClass
 
 

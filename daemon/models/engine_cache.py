@@ -9,7 +9,8 @@ from __future__ import annotations
 import threading
 
 from pipeline.detect.engine import Engine
-from pipeline.params import Params, RuntimeParams
+from pipeline.params import Params
+from pipeline.detect.runtime import RuntimeParams
 
 from daemon.config.settings import ServiceSettings
 
@@ -18,7 +19,7 @@ class EngineCache:
     def __init__(self, service: ServiceSettings) -> None:
         self._runtime = RuntimeParams(device=service.devices[0], threads=service.threads, precision=service.precision,
                                       spin_wait=service.spin_wait, max_batch=service.max_batch,
-                                      model_dir=service.model_dir)
+                                      classes_side_by_side=service.classes_side_by_side, model_dir=service.model_dir)
         self._engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
 

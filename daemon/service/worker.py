@@ -46,10 +46,12 @@ class PipelineRunner:
 
     def __init__(self, spec: WorkerSpec) -> None:
         from pipeline.detect.engine import Engine
-        from pipeline.params import Params, RuntimeParams
+        from pipeline.detect.runtime import RuntimeParams
+        from pipeline.params import Params
 
         runtime = RuntimeParams(device=spec.device, threads=spec.threads, precision=spec.precision,
                                 spin_wait=spec.spin_wait, max_batch=spec.max_batch,
+                                classes_side_by_side=spec.classes_side_by_side,
                                 model_dir=Path(spec.model_dir) if spec.model_dir else None)
         self.params = {name: Params.model_validate_json(text) for name, text in spec.profiles.items()}
         self.engines: dict[str, Engine] = {}

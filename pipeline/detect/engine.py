@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import numpy as np
 import onnxruntime as ort
@@ -17,11 +19,12 @@ from pipeline.detect.int8 import exact_int8_kernels
 from pipeline.detect.mosaic import detect_packed
 from pipeline.detect.nms import merge, overlapping
 from pipeline.detect.onnx import load_session
+from pipeline.detect.runtime import RuntimeParams
 from pipeline.detect.shared_batches import SharedBatches
 from pipeline.detect.views import detector_views
 from pipeline.detect.windows import Window, batches, plan_windows, roi_windows
 from pipeline.errors import ModelError, QuantizationError
-from pipeline.params import UPRIGHT_ONLY, DetectorParams, ModelSpec, RuntimeParams, ScalePlan
+from pipeline.params import UPRIGHT_ONLY, DetectorParams, ModelSpec, ScalePlan
 from pipeline.qc import ModelRecord
 from pipeline.records import Detections, ObjectClass
 
@@ -47,16 +50,23 @@ BATCH_PIXELS = 1920 * 1088
 
 SAME_FACE_SHARE = 0.5  # a sideways find and an upright one sharing half the smaller's area are one face
 
+T = TypeVar("T")
+
 
 def _still() -> None:
     """No one to tell about progress."""
 
 
 class Engine:
-    def __init__(self, detectors: list[_Loaded], params: DetectorParams, *, max_batch: int = RuntimeParams().max_batch):
+    def __init__(self, detectors: list[_Loaded], params: DetectorParams, *, max_batch: int = RuntimeParams().max_batch,
+                 classes_side_by_side: bool = False):
         self._detectors = detectors
         self.params = params
         self.max_batch = max_batch  # images (windows, frames) per network call (RuntimeParams.max_batch)
+        # Each class's detector on a thread of its own (RuntimeParams.classes_side_by_side): made on first use.
+        self._side_by_side = classes_side_by_side and len(detectors) > 1
+        self._threads: ThreadPoolExecutor | None = None
+        self._threads_lock = threading.Lock()
 
     @classmethod
     def load(cls, detector: DetectorParams, runtime: RuntimeParams = RuntimeParams(), *, shared_batches: int = 0
@@ -72,7 +82,7 @@ class Engine:
                 raise ModelError(f"model {settings.model.name!r} does not declare class {label!r} "
                                  f"(declares {settings.model.classes})")
             loaded.append(_load_one(settings.model, object_class, settings.scales, model_dir, runtime, shared_batches))
-        return cls(loaded, detector, max_batch=runtime.max_batch)
+        return cls(loaded, detector, max_batch=runtime.max_batch, classes_side_by_side=runtime.side_by_side)
 
     @property
     def model_records(self) -> list[ModelRecord]:
@@ -115,13 +125,11 @@ class Engine:
         """The photo plan (each class's configured scales, less the quarter turns) on a video keyframe, and what
         the light frame plan ``light`` alone saw there: (everything, light). The light plan's windows are run
         once and shared, so the deep pass costs only the windows the light plan lacks."""
-        everything, seen = [], []
         height, width = rgb.shape[:2]
         fed = self._fed(rgb, only)
-        for detector in self._detectors:
-            if only is not None and detector.object_class not in only:
-                continue
-            rgb = fed[detector.object_class]
+
+        def one(detector: _Loaded, _: Callable[[], None]) -> tuple[Detections, Detections]:
+            view = fed[detector.object_class]
             fixed = detector.network.fixed_input
             light_windows = plan_windows(height, width, light.get(detector.object_class, detector.scales), fixed)
             # Without the quarter turns: frames are turned upright by the stream's rotation (docs/video.md); and
@@ -129,9 +137,11 @@ class Engine:
             deep = detector.scales.model_copy(update=UPRIGHT_ONLY)
             extra = [w for w in plan_windows(height, width, deep, fixed) if w not in light_windows]
             floor = self.params.thresholds(detector.object_class).review_floor
-            light_found = self._run_windows(detector, rgb, light_windows, floor)
-            seen.append(light_found)
-            everything += [light_found, self._run_windows(detector, rgb, extra, floor)]
+            return self._run_windows(detector, view, light_windows, floor), self._run_windows(detector, view, extra, floor)
+
+        found = self._each_class(one, only=only)
+        seen = [light_found for light_found, _ in found]
+        everything = [part for pair in found for part in pair]
         return self.merged(Detections.concat(everything)), self.merged(Detections.concat(seen))
 
     def _fed(self, rgb: np.ndarray, only: Collection[ObjectClass] | None = None) -> dict[ObjectClass, np.ndarray]:
@@ -141,6 +151,29 @@ class Engine:
         classes = [d.object_class for d in self._detectors if only is None or d.object_class in only]
         return detector_views(rgb, classes, level_dark=self.params.level_dark,
                               sharpen_blurred=self.params.sharpen_blurred)
+
+    def _each_class(
+        self, work: Callable[[_Loaded, Callable[[], None]], T], progress: Callable[[], None] = _still,
+        only: Collection[ObjectClass] | None = None,
+    ) -> list[T]:
+        """``work(detector, progress)`` for each detector (those of ``only``, if given), in the detectors' order.
+        Side by side, each runs on a thread of its own: the classes never depend on each other, so a GPU
+        runs one class's network while the host prepares or decodes the other's. The results, and their
+        order, are the same either way; ``progress`` is then called by one thread at a time."""
+        detectors = [d for d in self._detectors if only is None or d.object_class in only]
+        if not self._side_by_side or len(detectors) < 2:
+            return [work(detector, progress) for detector in detectors]
+        one_at_a_time = threading.Lock()
+
+        def told() -> None:
+            with one_at_a_time:
+                progress()
+
+        with self._threads_lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(len(self._detectors), thread_name_prefix="veil-class")
+            threads = self._threads
+        return list(threads.map(lambda detector: work(detector, told), detectors))
 
     def merged(self, candidates: Detections) -> Detections:
         return merge(candidates, self.params.nms_iou)
@@ -158,9 +191,10 @@ class Engine:
         """Each image's raw boxes: every class it searches (``only[i]``; None: all) on every window of its plan
         (``scales[i]``, else the class's configured one), the class's windows of all the images sharing the
         network's calls. Each detector runs on its own windows whatever the others found."""
-        found: list[list[Detections]] = [[] for _ in images]
         feeds = [self._fed(rgb, classes) for rgb, classes in zip(images, only)]
-        for detector in self._detectors:
+
+        def one(detector: _Loaded, progress: Callable[[], None]) -> dict[int, list[Detections]]:
+            """This class's finds in each image that searches it: the upright views', then the sideways ones'."""
             floor = self.params.thresholds(detector.object_class).review_floor if min_score is None else min_score
             owners, views = [], []
             for index, (fed, classes) in enumerate(zip(feeds, only)):
@@ -175,10 +209,17 @@ class Engine:
             for index, (_, window), detections in zip(owners, views, self._run_views(detector, views, floor, progress)):
                 (sideways if window.turned else upright)[index].append(detections)
             confident = self.params.thresholds(detector.object_class).threshold
+            parts = {}
             for index in upright:
                 seen = Detections.concat(upright[index])
-                found[index] += [seen, sideways_finds(Detections.concat(sideways[index]), seen, confident)]
-        return [Detections.concat(one) for one in found]
+                parts[index] = [seen, sideways_finds(Detections.concat(sideways[index]), seen, confident)]
+            return parts
+
+        found: list[list[Detections]] = [[] for _ in images]
+        for per_image in self._each_class(one, progress):
+            for index, parts in per_image.items():
+                found[index] += parts
+        return [Detections.concat(parts) for parts in found]
 
     def _run_windows(
         self, detector: _Loaded, rgb: np.ndarray, windows: list[Window], floor: float,
@@ -217,25 +258,24 @@ class Engine:
         batch or canvas.
         """
         height, width = rgb.shape[:2]
-        fed = self._fed(rgb, [object_class for object_class, wanted in boxes.items() if len(wanted)])
-        found = []
-        for detector in self._detectors:
-            wanted = boxes.get(detector.object_class)
-            if wanted is None or not len(wanted):
-                continue
-            rgb = fed[detector.object_class]
+        searched = [object_class for object_class, wanted in boxes.items() if len(wanted)]
+        fed = self._fed(rgb, searched)
+
+        def one(detector: _Loaded, progress: Callable[[], None]) -> list[Detections]:
+            view = fed[detector.object_class]
             floor = self.params.thresholds(detector.object_class).review_floor
-            windows = roi_windows(height, width, wanted, context, min_side)
+            windows = roi_windows(height, width, boxes[detector.object_class], context, min_side)
             area = sum((w.x1 - w.x0) * (w.y1 - w.y0) for w in windows)
             packed_too_many = bool(detector.network.fixed_input) and len(windows) > ROI_MAX_PACKED_WINDOWS
             if packed_too_many or area > ROI_MAX_AREA * height * width:
                 plan = (scales or {}).get(detector.object_class, detector.scales)
                 windows = plan_windows(height, width, plan, detector.network.fixed_input)[:1]  # the whole image
             if detector.network.fixed_input:
-                found += self._around_packed(detector, rgb, windows, floor, progress or _still)
-            else:
-                found.append(self._run_windows(detector, rgb, windows, floor, progress or _still, len(windows), BATCH_PIXELS))
-        return self.merged(Detections.concat(found))
+                return self._around_packed(detector, view, windows, floor, progress)
+            return [self._run_windows(detector, view, windows, floor, progress, len(windows), BATCH_PIXELS)]
+
+        found = self._each_class(one, progress or _still, only=searched)
+        return self.merged(Detections.concat([part for parts in found for part in parts]))
 
     @staticmethod
     def _around_packed(

@@ -29,7 +29,8 @@ def require_eval() -> None:
 @functools.cache
 def _engine_and_params():
     from pipeline.detect.engine import Engine
-    from pipeline.params import Params, RuntimeParams
+    from pipeline.detect.runtime import RuntimeParams
+    from pipeline.params import Params
     from pipeline.records import ObjectClass
 
     params = Params()  # the shipped defaults: every class runs on every control image, whatever its set labels

@@ -14,12 +14,13 @@ from pipeline.detect.catalogue import default_model_dir, find_source
 from pipeline.detect.engine import Engine
 from pipeline.detect.families import family
 from pipeline.detect.onnx import load_session
+from pipeline.detect.runtime import RuntimeParams
 from pipeline.detect.windows import plan_windows
 from pipeline.detect.yolo import Letterbox
 from pipeline.eval.mixed_scenes import scene_clip_spec, scene_for
 from pipeline.eval.video import render_clip, score_clip
 from pipeline.media.image import load_image
-from pipeline.params import Params, RuntimeParams, ScalePlan
+from pipeline.params import Params, ScalePlan
 from pipeline.records import ObjectClass
 from pipeline.video.process import companion_name, process_video
 
@@ -176,3 +177,56 @@ def test_a_video_detected_in_batches_of_frames_masks_every_box_frame(engine, tmp
         result = score_clip("scene", truth, dst.with_name(companion_name(dst)), Params().mask, (object_class,))
         assert result.box_frames > 0 and result.recall == 1.0, (object_class, result.masked_box_frames, result.box_frames)
         assert max(result.longest_unmasked_run.values()) == 0
+
+
+def test_classes_side_by_side_find_what_the_shipped_engine_finds(engine, photos):
+    """Each class's detector on a thread of its own (``classes_side_by_side``, on by default on a GPU): every
+    entry point the pipeline uses, the shipped plans and floors, real photos, against the shipped engine."""
+    side = Engine(engine._detectors, engine.params, classes_side_by_side=True)
+    light = {c: ScalePlan(max_side=640, upscale_below=0, tile_above=100_000, tile_size=640) for c in ObjectClass}
+    classes = set()
+
+    def same(got, want) -> None:
+        assert len(got) == len(want)
+        np.testing.assert_array_equal(got.classes, want.classes)
+        np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
+        np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-2)
+
+    for rgb in photos:
+        alone = engine.candidates(rgb)
+        same(side.candidates(rgb), alone)
+        classes |= set(alone.classes.tolist())
+        for got, want in zip(side.detect_deep(rgb, light), engine.detect_deep(rgb, light), strict=True):
+            same(got, want)
+        found = engine.merged(alone)
+        boxes = {c: found.boxes[found.classes == int(c)] for c in ObjectClass}
+        same(side.detect_around(rgb, boxes, context=1.0), engine.detect_around(rgb, boxes, context=1.0))
+    for got, want in zip(side.detect_frames(photos, [{}] * len(photos), [frozenset(ObjectClass)] * len(photos)),
+                         engine.detect_frames(photos, [{}] * len(photos), [frozenset(ObjectClass)] * len(photos))):
+        same(got, want)
+    assert classes == {int(c) for c in ObjectClass}
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_a_video_with_the_classes_side_by_side_is_masked_as_the_shipped_engine_masks_it(engine, tmp_path):
+    """The mixed scene (faces and a plate, a moving camera) at the shipped ``Params()``: the engine with its
+    classes side by side detects the same frames, keeps the same tracks and masks both classes on every frame."""
+    root = require_eval()
+    scene = scene_for(root, "openalpr_endtoend", 1, seed=0)
+    assert scene is not None and scene.faces >= 1
+    src = tmp_path / "scene.mp4"
+    truth = render_clip(scene_clip_spec(scene, tmp_path / "scene.png"), src, size=(640, 360), frames=60, seed=0)
+    reports = {}
+    for name, used in (("side", Engine(engine._detectors, engine.params, classes_side_by_side=True)), ("shipped", engine)):
+        dst = tmp_path / name / src.name
+        dst.parent.mkdir()
+        reports[name] = process_video(src, dst, Params(), used, name=src.name)
+        assert reports[name].disposition in ("done", "review"), reports[name].error
+    side, shipped = (reports[name].video for name in ("side", "shipped"))
+    assert (side["frames_detected"], side["keyframes"], side["tracks"]) == (
+        shipped["frames_detected"], shipped["keyframes"], shipped["tracks"])
+    for object_class in ObjectClass:
+        dst = tmp_path / "side" / src.name
+        result = score_clip("scene", truth, dst.with_name(companion_name(dst)), Params().mask, (object_class,))
+        assert result.box_frames > 0 and result.recall == 1.0, (object_class, result.masked_box_frames, result.box_frames)

@@ -14,11 +14,12 @@ from pipeline.detect.engine import Engine
 from pipeline.detect.families import family
 from pipeline.detect.int8 import calibration_for, exact_int8_kernels, quantized
 from pipeline.detect.onnx import make_spatial_dims_dynamic
+from pipeline.detect.runtime import RuntimeParams
 from pipeline.errors import ModelError, QuantizationError
 from pipeline.eval.images import COVERED
 from pipeline.mask import coverage, pixel_bounds, plan_regions
 from pipeline.media.image import load_image
-from pipeline.params import DetectorParams, ModelSpec, Params, RuntimeParams
+from pipeline.params import DetectorParams, ModelSpec, Params
 from pipeline.records import ObjectClass
 
 from tests.conftest import eval_set, require_models

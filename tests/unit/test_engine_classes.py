@@ -6,6 +6,9 @@ detector that stops another one from running (the rebinding bug of issue 12) sho
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -172,3 +175,82 @@ def test_a_sideways_find_surer_than_the_upright_one_is_kept():
     found = engine.candidates(IMAGE, None, {ObjectClass.FACE: sideways})
     assert sorted(found.scores.tolist()) == pytest.approx([0.6, 0.95, 0.95])
     assert engine.merged(found).scores.tolist() == pytest.approx([0.95])
+
+
+class MeetsTheOther(StubNetwork):
+    """Waits, for every image, until the other class's network is on an image too: only networks that run at
+    the same time ever get past it (a sequential engine breaks the barrier by timing out)."""
+
+    meeting = threading.Barrier(2, timeout=5)
+
+    def __call__(self, rgb: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+        self.meeting.wait()
+        return super().__call__(rgb, min_score)
+
+
+def side_by_side(order: tuple[str, ...], network_type: type[StubNetwork]) -> tuple[Engine, dict[ObjectClass, StubNetwork]]:
+    engine, networks = stub_engine(order, network_type)
+    return Engine(engine._detectors, engine.params, classes_side_by_side=True), networks
+
+
+@pytest.mark.parametrize("order", [("face", "license_plate"), ("license_plate", "face")])
+def test_side_by_side_the_classes_run_at_the_same_time_and_give_what_one_after_the_other_gives(order):
+    """One image for each network at once (a single-window plan each, one window around one box each), so the
+    barrier lets them through together; the result, and its order, is the sequential engine's."""
+    single = ScalePlan(max_side=1920, upscale_below=0, tile_above=4000, tile_size=1280, downscale=False, rotate_180=False)
+    plans = {object_class: single for object_class in ObjectClass}
+    MeetsTheOther.meeting.reset()
+    engine, networks = side_by_side(order, MeetsTheOther)
+    found = engine.candidates(IMAGE, None, plans)
+    sequential, _ = stub_engine(order)
+    expected = sequential.candidates(IMAGE, None, plans)
+    assert all(len(network.seen) == 1 for network in networks.values())
+    np.testing.assert_array_equal(found.classes, expected.classes)
+    np.testing.assert_array_equal(found.boxes, expected.boxes)
+    around = {object_class: np.array([[100, 100, 160, 160]], dtype=np.float32) for object_class in ObjectClass}
+    expected = sequential.detect_around(IMAGE, around, context=1.0)
+    for calls in (2, 3):  # the threads are kept between calls
+        again = engine.detect_around(IMAGE, around, context=1.0)
+        assert all(len(network.seen) == calls for network in networks.values())
+        np.testing.assert_array_equal(again.boxes, expected.boxes)
+
+
+def test_side_by_side_progress_is_told_by_one_thread_at_a_time():
+    engine, _ = side_by_side(("face", "license_plate"), StubNetwork)
+    inside, most, ticks = [0], [0], []
+    guard = threading.Lock()
+
+    def progress() -> None:
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.001)  # long enough for a second caller to arrive, if one could
+        with guard:
+            inside[0] -= 1
+        ticks.append(threading.current_thread().name)
+
+    engine.detect(IMAGE, progress=progress)
+    assert most == [1]
+    assert len(ticks) == expected_windows(FACE_PLAN, None) + expected_windows(PLATE_PLAN, 640)
+    assert all(name.startswith("veil-class") for name in ticks)
+
+
+def test_a_class_that_fails_side_by_side_fails_the_call():
+    class Broken(StubNetwork):
+        def batch(self, images: list[np.ndarray], min_score: float) -> list[tuple[np.ndarray, np.ndarray]]:
+            if self.fixed_input:
+                raise RuntimeError("the plate network broke")
+            return super().batch(images, min_score)
+
+    engine, _ = side_by_side(("face", "license_plate"), Broken)
+    with pytest.raises(RuntimeError, match="plate network broke"):
+        engine.detect(IMAGE)
+
+
+def test_side_by_side_is_on_for_a_gpu_and_off_for_the_cpu_unless_set():
+    from pipeline.detect.runtime import RuntimeParams
+
+    assert not RuntimeParams().side_by_side
+    assert RuntimeParams(device="cuda").side_by_side and RuntimeParams(device="cuda:1").side_by_side
+    assert RuntimeParams(classes_side_by_side=True).side_by_side
+    assert not RuntimeParams(device="cuda", classes_side_by_side=False).side_by_side

@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from pipeline.detect.onnx import load_session
-from pipeline.params import RuntimeParams
+from pipeline.detect.runtime import RuntimeParams
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.params import RuntimeParams
+from pipeline.detect.runtime import RuntimeParams
 
 from daemon.config.settings import FolderSettings, load_settings
 from daemon.models.engine_cache import EngineCache
@@ -13,15 +13,29 @@ from daemon.service.worker_spec import WorkerSpec
 from daemon.service.workforce import worker_specs
 
 
-@pytest.mark.parametrize(("spin_wait", "max_batch"), [(False, 1), (True, 16)])
-def test_precision_spinning_and_batch_reach_every_worker_and_the_celery_engine_cache(tmp_path, spin_wait, max_batch):
+@pytest.mark.parametrize(("spin_wait", "max_batch", "side_by_side"), [(False, 1, False), (True, 16, True)])
+def test_precision_spinning_batch_and_side_by_side_reach_every_worker_and_the_celery_engine_cache(
+    tmp_path, spin_wait, max_batch, side_by_side,
+):
     folder = FolderSettings(name="f", ingest=tmp_path / "in", output=tmp_path / "out")
-    service = {"workers": 2, "precision": "fp16", "spin_wait": spin_wait, "max_batch": max_batch}
+    service = {"workers": 2, "precision": "fp16", "spin_wait": spin_wait, "max_batch": max_batch,
+               "classes_side_by_side": side_by_side}
     settings = load_settings(None, folders=[folder], service=service)
     specs = worker_specs(settings, ActiveSelection(), "daemon.service.worker:PipelineRunner")
-    assert [(s.precision, s.spin_wait, s.max_batch) for s in specs] == [("fp16", spin_wait, max_batch)] * 2
+    assert [(s.precision, s.spin_wait, s.max_batch, s.classes_side_by_side) for s in specs] == [
+        ("fp16", spin_wait, max_batch, side_by_side)] * 2
     runtime = EngineCache(settings.service)._runtime
-    assert (runtime.precision, runtime.spin_wait, runtime.max_batch) == ("fp16", spin_wait, max_batch)
+    assert (runtime.precision, runtime.spin_wait, runtime.max_batch, runtime.side_by_side) == (
+        "fp16", spin_wait, max_batch, side_by_side)
+
+
+def test_the_classes_run_side_by_side_by_default_on_a_gpu_only(tmp_path):
+    folder = FolderSettings(name="f", ingest=tmp_path / "in", output=tmp_path / "out")
+    service = load_settings(None, folders=[folder]).service
+    assert service.classes_side_by_side is None is WorkerSpec(0, "cpu", 0, None).classes_side_by_side
+    assert not EngineCache(service)._runtime.side_by_side
+    gpu = load_settings(None, folders=[folder], service={"devices": ["cuda"]}).service
+    assert EngineCache(gpu)._runtime.side_by_side
 
 
 def test_the_service_batches_as_the_pipeline_does_by_default(tmp_path):
