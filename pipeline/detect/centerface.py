@@ -40,11 +40,15 @@ class CenterFace:
         """``__call__`` on several images of one size in a single run (one call's overhead, not many)."""
         height, width = images[0].shape[:2]
         padded_h, padded_w = -(-height // ALIGN) * ALIGN, -(-width // ALIGN) * ALIGN
-        blob = np.zeros((len(images), padded_h, padded_w, 3), dtype=np.uint8)  # the graph converts (frontend.py)
-        for slot, rgb in zip(blob, images):
+        for rgb in images:
             if rgb.shape[:2] != (height, width):
                 raise ValueError(f"a batch takes images of one size: {rgb.shape[:2]} and {(height, width)}")
-            slot[:height, :width] = rgb
+        if (padded_h, padded_w) == (height, width):  # most windows: nothing to pad
+            blob = np.ascontiguousarray(images[0])[None] if len(images) == 1 else np.stack(images)
+        else:
+            blob = np.zeros((len(images), padded_h, padded_w, 3), dtype=np.uint8)  # the graph converts (frontend.py)
+            for slot, rgb in zip(blob, images):
+                slot[:height, :width] = rgb
         heatmap, scale, offset = self.session.run(self.output_names, {self.input_name: blob})
         return [decode(heatmap[i, 0], scale[i], offset[i], min_score, height, width) for i in range(len(images))]
 

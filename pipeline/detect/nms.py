@@ -68,6 +68,12 @@ def _hull(boxes: np.ndarray) -> np.ndarray:
     return np.array([*boxes[:, :2].min(axis=0), *boxes[:, 2:].max(axis=0)], dtype=np.float32)
 
 
+def _pair_hulls(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """``_hull`` of ``box`` with each of ``others`` in turn, (N, 4)."""
+    hulls = np.concatenate([np.minimum(box[:2], others[:, :2]), np.maximum(box[2:], others[:, 2:])], axis=1)
+    return hulls.astype(np.float32)
+
+
 def merge(detections: Detections, iou_threshold: float, containment: float = 0.8) -> Detections:
     """Per-class NMS over detections gathered from several passes, widening a kept box that is a part.
 
@@ -84,11 +90,8 @@ def merge(detections: Detections, iou_threshold: float, containment: float = 0.8
         for best, suppressed in nms_groups(subset.boxes, subset.scores, iou_threshold, containment):
             confident = suppressed[subset.scores[suppressed] >= FUSE_SCORE_RATIO * subset.scores[best]]
             own_area = max(float(box_area(subset.boxes[best : best + 1])[0]), 1e-9)
-            partners = [
-                index for index in confident
-                if box_area(_hull(subset.boxes[[best, index]])[None])[0] >= FUSE_GROWTH * own_area
-            ]
-            if partners:
+            partners = confident[box_area(_pair_hulls(subset.boxes[best], subset.boxes[confident])) >= FUSE_GROWTH * own_area]
+            if len(partners):
                 boxes[best] = _hull(subset.boxes[[best, *partners]])
             kept.append(best)
         fused.append(Detections(boxes[kept], subset.scores[kept], subset.classes[kept]))

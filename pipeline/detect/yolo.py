@@ -55,6 +55,8 @@ class Letterbox:
         self.size = size
 
     def apply(self, rgb: np.ndarray) -> np.ndarray:
+        if rgb.shape[:2] == (self.size, self.size):  # a packed canvas (mosaic.py): already the input
+            return rgb
         interpolation = cv2.INTER_AREA if self.ratio < 1 else cv2.INTER_LINEAR
         resized = cv2.resize(rgb, (self.new_w, self.new_h), interpolation=interpolation)
         top, left = int(round(self.pad_y - 0.1)), int(round(self.pad_x - 0.1))

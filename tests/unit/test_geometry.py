@@ -8,7 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.detect.nms import iou_matrix, merge, nms, overlapping
+from pipeline.detect.nms import (
+    FUSE_GROWTH,
+    FUSE_SCORE_RATIO,
+    _hull,
+    box_area,
+    iou_matrix,
+    merge,
+    nms,
+    nms_groups,
+    overlapping,
+)
 from pipeline.detect.windows import Window, plan_windows, tile_starts, tilted_canvas, turned_ellipses
 from pipeline.detect.yolo import Letterbox
 from pipeline.params import ScalePlan
@@ -207,3 +217,39 @@ def test_overlapping_measures_the_shared_area_against_the_smaller_box():
     assert overlapping(boxes, big, 0.5)[:, 0].tolist() == [True, False, False, True]
     assert overlapping(boxes, big, 0.7)[:, 0].tolist() == [True, False, False, False]
     assert overlapping(boxes, np.zeros((0, 4), np.float32), 0.5).shape == (4, 0)
+
+
+def test_letterbox_of_an_input_already_the_networks_size_is_the_input_itself():
+    canvas = np.random.default_rng(0).integers(0, 255, (640, 640, 3), dtype=np.uint8)  # a packed canvas
+    letterbox = Letterbox(640, 640, 640)
+    assert letterbox.apply(canvas) is canvas and letterbox.offsets() == (0, 0) and letterbox.ratio == 1
+
+
+def _merge_one_partner_at_a_time(detections: Detections, iou_threshold: float, containment: float = 0.8) -> Detections:
+    """``merge`` as it was written before its partners were found in one array operation: the reference."""
+    fused = []
+    for object_class in np.unique(detections.classes):
+        subset = detections[detections.classes == object_class]
+        boxes, kept = subset.boxes.copy(), []
+        for best, suppressed in nms_groups(subset.boxes, subset.scores, iou_threshold, containment):
+            confident = suppressed[subset.scores[suppressed] >= FUSE_SCORE_RATIO * subset.scores[best]]
+            own_area = max(float(box_area(subset.boxes[best : best + 1])[0]), 1e-9)
+            partners = [i for i in confident if box_area(_hull(subset.boxes[[best, i]])[None])[0] >= FUSE_GROWTH * own_area]
+            if partners:
+                boxes[best] = _hull(subset.boxes[[best, *partners]])
+            kept.append(best)
+        fused.append(Detections(boxes[kept], subset.scores[kept], subset.classes[kept]))
+    return Detections.concat(fused)
+
+
+@given(st.integers(0, 40), st.integers(0, 2**31 - 1))
+@settings(max_examples=200)
+def test_merge_gives_exactly_what_it_gave_one_partner_at_a_time(count, seed):
+    rng = np.random.default_rng(seed)
+    corner = rng.uniform(0, 200, (count, 2))
+    boxes = np.concatenate([corner, corner + rng.uniform(1, 120, (count, 2))], axis=1).astype(np.float32)
+    found = Detections(boxes, rng.uniform(0.05, 1, count).astype(np.float32), rng.integers(1, 3, count))
+    merged, reference = merge(found, 0.4), _merge_one_partner_at_a_time(found, 0.4)
+    np.testing.assert_array_equal(merged.boxes, reference.boxes)
+    np.testing.assert_array_equal(merged.scores, reference.scores)
+    np.testing.assert_array_equal(merged.classes, reference.classes)
