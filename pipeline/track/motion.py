@@ -72,7 +72,7 @@ class CameraMotion:
 def warp_boxes(boxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Boxes (N, 4) x1 y1 x2 y2 moved by a 2x3 transform: the axis-aligned hull of the moved corners."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    corners = np.stack([boxes[:, [0, 1]], boxes[:, [2, 1]], boxes[:, [0, 3]], boxes[:, [2, 3]]], axis=1)
+    corners = boxes[:, [0, 1, 2, 1, 0, 3, 2, 3]].reshape(-1, 4, 2)  # (x1, y1), (x2, y1), (x1, y2), (x2, y2)
     moved = corners @ matrix[:, :2].T + matrix[:, 2]
     return np.concatenate([moved.min(axis=1), moved.max(axis=1)], axis=1)
 

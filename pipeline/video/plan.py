@@ -75,6 +75,9 @@ class _History:
     # (detected frame, frame) -> that detection's box carried along the camera's motion to the frame. A frame's
     # box is asked for again as its neighbours' dilation, and each carry extends the one a frame shorter.
     carried: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    # (frame, first detected frame, the later one its motion is taken from) -> the backfilled box: asked for
+    # again as the neighbours' dilation, and each is a carry of up to ``backfill_frames`` steps.
+    backfilled: dict[tuple[int, int, int | None], np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -109,6 +112,7 @@ class MaskPlanner:
         self._detect_counts: dict[int, int] = {}  # detected frame -> number of detections, recent frames only
         self.stats: dict[int, TrackStats] = {}
         self._camera: dict[int, np.ndarray] = {}  # frame -> transform from the frame before; recent frames only
+        self._inverse: dict[int, np.ndarray] = {}  # frame -> the inverse of its transform, once asked for
         self._latest = -1
         self.current: list[TrackObservation] = []  # where every track is on the latest frame pushed
 
@@ -230,17 +234,26 @@ class MaskPlanner:
                 box = warp_boxes(box, self._camera[frame])[0]
         for frame in range(start, end, -1):  # backwards
             if frame in self._camera:
-                box = warp_boxes(box, invert(self._camera[frame]))[0]
+                if frame not in self._inverse:
+                    self._inverse[frame] = invert(self._camera[frame])
+                box = warp_boxes(box, self._inverse[frame])[0]
         return box
 
     def _backfill(self, history: _History, first: int, frame: int) -> np.ndarray:
         """The box ``first - frame`` frames before the first hit: carried back along the camera's motion,
         and along the object's own first observed motion (relative to the scene)."""
         later = [f for f in history.detected[1:4] if f > first]
+        key = (frame, first, later[-1] if later else None)  # all it depends on: those frames' boxes never change
+        if key not in history.backfilled:
+            history.backfilled[key] = self._backfilled(history, *key)
+        return history.backfilled[key]
+
+    def _backfilled(self, history: _History, frame: int, first: int, later: int | None) -> np.ndarray:
+        """``_backfill``, its object's own motion taken from the detections on ``first`` and ``later``."""
         velocity = np.zeros(4)
-        if later:
-            expected = self._carry(history.boxes[first], first, later[-1])  # where the camera alone takes it
-            velocity = (history.boxes[later[-1]] - expected) / (later[-1] - first)
+        if later is not None:
+            expected = self._carried(history, first, later)  # where the camera alone takes it
+            velocity = (history.boxes[later] - expected) / (later - first)
         back = first - frame
         box = self._carry(history.boxes[first] - velocity * back, first, frame)
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -289,8 +302,11 @@ class MaskPlanner:
                 del history.predicted[frame]
             for key in [k for k in history.carried if k[0] not in history.boxes or k[1] < keep_from]:
                 del history.carried[key]
+            for stale in [k for k in history.backfilled if k[0] < keep_from]:
+                del history.backfilled[stale]
         for frame in [f for f in self._camera if f < keep_from - 1]:  # gaps are carried from their start
             del self._camera[frame]
+            self._inverse.pop(frame, None)
         # The next frame to leave needs the last detected frame at or before this one, and those after.
         earlier = [f for f in self._detect_counts if f <= emitted]
         for frame in earlier[:-1]:

@@ -115,6 +115,45 @@ def test_backfill_runs_back_along_the_camera_motion():
         np.testing.assert_allclose(centre, truth, atol=2)
 
 
+def _backfilled_scene(planner: MaskPlanner) -> list:
+    """Faces that come into view one after another under a rolling, zooming camera, each backfilled."""
+    roll = similarity(1.01, 0.7, -6, 3)
+    plans = []
+    for frame in range(60):
+        boxes = [np.array([100.0 + 40 * k, 80, 140 + 40 * k, 120]) for k in range(5) if frame >= 12 + 8 * k]
+        detections = Detections(np.array(boxes).reshape(-1, 4), [0.9] * len(boxes), [FACE] * len(boxes))
+        plans += planner.push(frame, detections if frame % 2 == 0 else None, None if frame == 0 else roll)
+    return plans + planner.finish()
+
+
+def test_a_backfilled_box_asked_for_again_is_the_one_computed_the_first_time(monkeypatch):
+    """A frame's backfilled box is asked for again as its neighbours' dilation; it is computed once, and the
+    plans are exactly those of a planner that computes it every time it is asked."""
+    video = VideoParams(backfill_frames=30, temporal_dilation=2)
+    computed = []
+    shipped = MaskPlanner._backfilled
+
+    def counted(self, *args):
+        computed.append(args[1:])
+        return shipped(self, *args)
+
+    monkeypatch.setattr(MaskPlanner, "_backfilled", counted)
+    plans = _backfilled_scene(MaskPlanner(video, DetectorParams()))
+    asked = len(computed)
+    assert len(set(computed)) == asked  # never the same (frame, first, later) twice
+
+    def every_time(self, history, first, frame):
+        later = [f for f in history.detected[1:4] if f > first]
+        return self._backfilled(history, frame, first, later[-1] if later else None)
+
+    monkeypatch.setattr(MaskPlanner, "_backfill", every_time)
+    computed.clear()
+    again = _backfilled_scene(MaskPlanner(video, DetectorParams()))
+    assert sum(t.source == "backfill" for plan in plans for t in plan.tracks) > 20
+    assert [plan.tracks for plan in plans] == [plan.tracks for plan in again]
+    assert len(computed) > 2 * asked  # what the memo saves
+
+
 def test_gap_is_interpolated_along_the_camera_motion():
     # A still face under a camera that pans right and then left again: the straight line between the
     # ends of the gap would miss it, the camera-carried blend does not.
