@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar, cast
@@ -49,6 +49,9 @@ ROI_MAX_PACKED_WINDOWS = 64
 BATCH_PIXELS = 1920 * 1088
 
 SAME_FACE_SHARE = 0.5  # a sideways find and an upright one sharing half the smaller's area are one face
+# The classes' threads side by side, for all the callers of one engine together (each caller runs its first
+# class itself): enough for a GPU host's videos on threads of one process; more would wait their turn.
+MOST_CLASS_THREADS = 32
 
 T = TypeVar("T")
 
@@ -157,9 +160,10 @@ class Engine:
         only: Collection[ObjectClass] | None = None,
     ) -> list[T]:
         """``work(detector, progress)`` for each detector (those of ``only``, if given), in the detectors' order.
-        Side by side, each runs on a thread of its own: the classes never depend on each other, so a GPU
-        runs one class's network while the host prepares or decodes the other's. The results, and their
-        order, are the same either way; ``progress`` is then called by one thread at a time."""
+        Side by side, each runs on a thread of its own (the first on the caller's): the classes never depend on
+        each other, so a GPU runs one class's network while the host prepares or decodes the other's. The
+        results, and their order, are the same either way; ``progress`` is then called by one thread at a time.
+        Several callers (videos on threads sharing this engine) each get threads of their own."""
         detectors = [d for d in self._detectors if only is None or d.object_class in only]
         if not self._side_by_side or len(detectors) < 2:
             return [work(detector, progress) for detector in detectors]
@@ -170,10 +174,15 @@ class Engine:
                 progress()
 
         with self._threads_lock:
-            if self._threads is None:
-                self._threads = ThreadPoolExecutor(len(self._detectors), thread_name_prefix="veil-class")
+            if self._threads is None:  # threads are started as callers need them, and kept
+                self._threads = ThreadPoolExecutor(MOST_CLASS_THREADS, thread_name_prefix="veil-class")
             threads = self._threads
-        return list(threads.map(lambda detector: work(detector, told), detectors))
+        others = [threads.submit(work, detector, told) for detector in detectors[1:]]
+        try:
+            first = work(detectors[0], told)
+        finally:
+            wait(others)  # none is left running when the caller's own class fails
+        return [first, *(other.result() for other in others)]
 
     def merged(self, candidates: Detections) -> Detections:
         return merge(candidates, self.params.nms_iou)

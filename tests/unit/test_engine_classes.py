@@ -232,7 +232,37 @@ def test_side_by_side_progress_is_told_by_one_thread_at_a_time():
     engine.detect(IMAGE, progress=progress)
     assert most == [1]
     assert len(ticks) == expected_windows(FACE_PLAN, None) + expected_windows(PLATE_PLAN, 640)
-    assert all(name.startswith("veil-class") for name in ticks)
+    assert {name.startswith("veil-class") for name in ticks} == {True, False}  # the caller runs one class
+
+
+class MeetsEveryone(StubNetwork):
+    """Waits, for every image, until both classes of two callers are on an image: four at once."""
+
+    meeting = threading.Barrier(4, timeout=5)
+
+    def __call__(self, rgb: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+        self.meeting.wait()
+        return super().__call__(rgb, min_score)
+
+
+def test_side_by_side_several_callers_each_get_their_classes_run_at_once():
+    """Two videos on threads sharing one engine: all four class calls run at the same time, none waits for
+    another caller's threads."""
+    single = ScalePlan(max_side=1920, upscale_below=0, tile_above=4000, tile_size=1280, downscale=False, rotate_180=False)
+    plans = {object_class: single for object_class in ObjectClass}
+    MeetsEveryone.meeting.reset()
+    engine, _ = side_by_side(("face", "license_plate"), MeetsEveryone)
+    found: list = [None, None]
+
+    def caller(slot: int) -> None:
+        found[slot] = engine.candidates(IMAGE, None, plans)
+
+    callers = [threading.Thread(target=caller, args=(slot,)) for slot in range(2)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join()
+    assert all(result is not None and set(result.classes.tolist()) == {1, 2} for result in found)
 
 
 def test_a_class_that_fails_side_by_side_fails_the_call():
@@ -242,9 +272,10 @@ def test_a_class_that_fails_side_by_side_fails_the_call():
                 raise RuntimeError("the plate network broke")
             return super().batch(images, min_score)
 
-    engine, _ = side_by_side(("face", "license_plate"), Broken)
-    with pytest.raises(RuntimeError, match="plate network broke"):
-        engine.detect(IMAGE)
+    for order in (("face", "license_plate"), ("license_plate", "face")):  # on the caller's thread, or not
+        engine, _ = side_by_side(order, Broken)
+        with pytest.raises(RuntimeError, match="plate network broke"):
+            engine.detect(IMAGE)
 
 
 def test_side_by_side_is_on_for_a_gpu_and_off_for_the_cpu_unless_set():
