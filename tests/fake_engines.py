@@ -1,4 +1,5 @@
-"""What fake engines in tests share: they define ``detect``, and the video path also calls ``detect_frames``."""
+"""What fake engines in tests share: they define ``detect``, and the video path also calls ``detect_frames`` and
+``views``."""
 
 from __future__ import annotations
 
@@ -9,5 +10,8 @@ class FrameByFrame:
 
     max_batch = 1
 
-    def detect_frames(self, images, scales, only):
+    def views(self, rgb, only=None):
+        return {}  # a fake's detect looks at the picture itself
+
+    def detect_frames(self, images, scales, only, views=None):
         return [self.detect(rgb, plan, classes) for rgb, plan, classes in zip(images, scales, only)]  # type: ignore[attr-defined]

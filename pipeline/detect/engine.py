@@ -54,6 +54,7 @@ SAME_FACE_SHARE = 0.5  # a sideways find and an upright one sharing half the sma
 MOST_CLASS_THREADS = 32
 
 T = TypeVar("T")
+Views = dict[ObjectClass, np.ndarray]  # each class's view of a picture (``Engine.views``)
 
 
 def _still() -> None:
@@ -116,20 +117,24 @@ class Engine:
 
     def detect_frames(
         self, images: list[np.ndarray], scales: list[dict[ObjectClass, ScalePlan]], only: list[frozenset[ObjectClass]],
+        views: list[Views] | None = None,
     ) -> list[Detections]:
         """``detect`` on several images at once (a video's detected frames): image i with the plans ``scales[i]``,
         on the classes ``only[i]``. Each class's windows of all the images share the network's calls,
-        ``max_batch`` a call; each result is what ``detect`` gives that image alone."""
-        return [self.merged(found) for found in self._candidates(images, scales, only)]
+        ``max_batch`` a call; each result is what ``detect`` gives that image alone. ``views``: each image's
+        ``views`` of its classes, made beforehand (on another thread)."""
+        return [self.merged(found) for found in self._candidates(images, scales, only, views=views)]
 
     def detect_deep(
         self, rgb: np.ndarray, light: dict[ObjectClass, ScalePlan], only: frozenset[ObjectClass] | None = None,
+        views: Views | None = None,
     ) -> tuple[Detections, Detections]:
         """The photo plan (each class's configured scales, less the quarter turns) on a video keyframe, and what
         the light frame plan ``light`` alone saw there: (everything, light). The light plan's windows are run
-        once and shared, so the deep pass costs only the windows the light plan lacks."""
+        once and shared, so the deep pass costs only the windows the light plan lacks. ``views``: as
+        ``detect_frames``."""
         height, width = rgb.shape[:2]
-        fed = self._fed(rgb, only)
+        fed = self.views(rgb, only) if views is None else views
 
         def one(detector: _Loaded, _: Callable[[], None]) -> tuple[Detections, Detections]:
             view = fed[detector.object_class]
@@ -147,10 +152,10 @@ class Engine:
         everything = [part for pair in found for part in pair]
         return self.merged(Detections.concat(everything)), self.merged(Detections.concat(seen))
 
-    def _fed(self, rgb: np.ndarray, only: Collection[ObjectClass] | None = None) -> dict[ObjectClass, np.ndarray]:
+    def views(self, rgb: np.ndarray, only: Collection[ObjectClass] | None = None) -> Views:
         """What each class's detector (those in ``only``, if given) sees of ``rgb``: levelled if it is
         underexposed, the plates' view smoothed then or sharpened if it is out of focus, as far as the profile
-        says so (``views.detector_views``)."""
+        says so (``views.detector_views``). It needs only the picture, so a video makes it ahead of detection."""
         classes = [d.object_class for d in self._detectors if only is None or d.object_class in only]
         return detector_views(rgb, classes, level_dark=self.params.level_dark,
                               sharpen_blurred=self.params.sharpen_blurred)
@@ -196,11 +201,12 @@ class Engine:
     def _candidates(
         self, images: list[np.ndarray], scales: list[dict[ObjectClass, ScalePlan]],
         only: Sequence[frozenset[ObjectClass] | None], min_score: float | None = None, progress: Callable[[], None] = _still,
+        views: list[Views] | None = None,
     ) -> list[Detections]:
         """Each image's raw boxes: every class it searches (``only[i]``; None: all) on every window of its plan
         (``scales[i]``, else the class's configured one), the class's windows of all the images sharing the
         network's calls. Each detector runs on its own windows whatever the others found."""
-        feeds = [self._fed(rgb, classes) for rgb, classes in zip(images, only)]
+        feeds = views if views is not None else [self.views(rgb, classes) for rgb, classes in zip(images, only)]
 
         def one(detector: _Loaded, progress: Callable[[], None]) -> dict[int, list[Detections]]:
             """This class's finds in each image that searches it: the upright views', then the sideways ones'."""
@@ -268,7 +274,7 @@ class Engine:
         """
         height, width = rgb.shape[:2]
         searched = [object_class for object_class, wanted in boxes.items() if len(wanted)]
-        fed = self._fed(rgb, searched)
+        fed = self.views(rgb, searched)
 
         def one(detector: _Loaded, progress: Callable[[], None]) -> list[Detections]:
             view = fed[detector.object_class]

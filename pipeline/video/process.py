@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.detect.engine import Engine
+from pipeline.detect.engine import Engine, Views
 from pipeline.edits import EditCounts, Edits
 from pipeline.errors import ProcessingError
 from pipeline.features import VideoFeatures
@@ -90,6 +90,8 @@ def process_video(
 class _Look:
     deep: bool  # a keyframe: by its time, or the first after a scene cut
     motion: np.ndarray | None  # the camera's motion from the frame before (None: camera motion is off)
+    searched: frozenset[ObjectClass]  # empty: the stride skips the frame
+    views: Views  # what each searched class's detector sees of the frame (Engine.views)
 
 
 @dataclass
@@ -101,6 +103,7 @@ class _Waiting:
     searched: frozenset[ObjectClass]  # empty: the stride skips the frame
     motion: np.ndarray | None
     scales: dict[ObjectClass, ScalePlan]  # the light plans
+    views: Views
     detections: Detections | None = None
 
 
@@ -147,14 +150,18 @@ class VideoJob:
 
     def look(self, frame: DecodedFrame) -> None:
         """What a frame shows before any detection: whether it gets the deep pass (by its time, or after a scene
-        cut) and the camera's motion into it. It needs only the frames, in order, so it runs ahead of detection
-        on a thread of its own (``transcode``'s ``early``): about 5 ms a 1080p frame off the thread every frame
-        waits for. ``analyse`` takes its result."""
+        cut), the camera's motion into it, the classes searched on it and their detectors' views of it (the
+        exposure and focus measures). It needs only the frames, in order, so it runs ahead of detection on a
+        thread of its own (``transcode``'s ``early``): about 5 ms a 1080p frame, and the views' 2-5 ms on a
+        searched frame, off the thread every frame waits for. ``analyse`` takes its result."""
         with self.clock.measure("motion"):
             grey, scale = small_grey(frame.rgb)  # one small grey picture for both
             deep = self.keyframes.due(self._seconds(frame), grey)
             motion = self.camera.update(grey, scale) if self.camera is not None else None
-        self.looks[frame.index] = _Look(deep, motion)
+        searched = self.classes if deep else searched_classes(frame.index, self.video, self.classes)
+        with self.clock.measure("detect"):
+            views = self.engine.views(frame.rgb, searched) if searched else {}
+        self.looks[frame.index] = _Look(deep, motion, searched, views)
 
     def analyse(self, frame: DecodedFrame | None) -> list[FramePlan]:
         """Detect, track and plan a frame ``look`` has seen; return the plans of the frames now past the look-ahead.
@@ -178,9 +185,9 @@ class VideoJob:
         """What a frame's detection needs: keyframe or not and the camera's motion (``look``), the classes
         searched, and the light plans (from the tracks known now: a batch's later frames use the tracks as they
         were at its first)."""
-        searched = self.classes if seen.deep else searched_classes(frame.index, self.video, self.classes)
+        searched = seen.searched
         scales = self._light_scales(searched) if searched and not seen.deep else self.scales
-        return _Waiting(frame, seen.deep, searched, seen.motion, scales)
+        return _Waiting(frame, seen.deep, searched, seen.motion, scales, seen.views)
 
     def _run_pending(self) -> list[FramePlan]:
         """Run the waiting frames' light passes as one batch, then track and plan each frame in order."""
@@ -188,7 +195,7 @@ class VideoJob:
         if light:
             with self.clock.measure("detect"):
                 found = self.engine.detect_frames([w.frame.rgb for w in light], [w.scales for w in light],
-                                                  [w.searched for w in light])
+                                                  [w.searched for w in light], [w.views for w in light])
             for waiting, detections in zip(light, found):
                 waiting.detections = detections
         plans = []
@@ -204,7 +211,7 @@ class VideoJob:
         detections, light = waiting.detections, None
         if waiting.deep:
             with self.clock.measure("detect"):
-                detections, light = self.engine.detect_deep(frame.rgb, self.scales, only=searched)
+                detections, light = self.engine.detect_deep(frame.rgb, self.scales, only=searched, views=waiting.views)
         if self.features is not None:
             with self.clock.measure("features"):  # drift statistics, before masking, on fully searched frames
                 self.features.frame(frame.index, frame.rgb, detections if everything else None)

@@ -12,6 +12,8 @@ two-pass path for large frames).
 
 from __future__ import annotations
 
+import gzip
+import threading
 import time
 
 import pytest
@@ -78,3 +80,37 @@ def test_every_box_frame_of_both_classes_is_masked(spec, engine, tmp_path, clip)
         assert result.box_frames > 0, f"no {label} on screen"
         assert result.recall == 1.0, f"{label}: {result.masked_box_frames}/{result.box_frames} box-frames masked"
         assert max(result.longest_unmasked_run.values()) == 0, f"{label}: unmasked runs {result.longest_unmasked_run}"
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+def test_the_detectors_views_are_made_ahead_of_detection_and_mask_exactly_as_made_on_its_thread(
+    spec, engine, tmp_path, monkeypatch,
+):
+    """``VideoJob.look`` makes each searched frame's views (exposure, focus) on its own thread, ahead of the
+    thread every frame waits for. The boxes companion is byte for byte the one made with the views made on
+    that thread, at the shipped ``Params()``."""
+    src = tmp_path / "small.mp4"
+    render_clip(spec, src, size=(640, 360), frames=40, seed=SEED)
+    shipped_views, callers = engine.views, []
+
+    def views(rgb, only=None):
+        callers.append(threading.current_thread())
+        return shipped_views(rgb, only)
+
+    monkeypatch.setattr(engine, "views", views)
+    ahead = tmp_path / "ahead" / src.name
+    ahead.parent.mkdir()
+    report = process_video(src, ahead, Params(), engine, name=src.name)
+    off_stage = [thread for thread in callers if thread is not threading.current_thread()]
+    assert len(off_stage) == report.video["frames_detected"] > 0
+
+    # The views made again on the detection thread, as before: the engine ignores those made ahead.
+    detect_frames, detect_deep = engine.detect_frames, engine.detect_deep
+    monkeypatch.setattr(engine, "detect_frames", lambda images, scales, only, views=None: detect_frames(images, scales, only))
+    monkeypatch.setattr(engine, "detect_deep", lambda rgb, light, only=None, views=None: detect_deep(rgb, light, only))
+    on_stage = tmp_path / "on_stage" / src.name
+    on_stage.parent.mkdir()
+    process_video(src, on_stage, Params(), engine, name=src.name)
+    read = [gzip.decompress(path.with_name(companion_name(path)).read_bytes()) for path in (ahead, on_stage)]
+    assert read[0] == read[1]

@@ -91,7 +91,7 @@ def test_a_failure_mid_stream_removes_partial_files(tmp_path):
 
             return Detections.empty()
 
-        def detect_deep(self, rgb, light, only=None):  # keyframes (frames 0 and 30) count as calls too
+        def detect_deep(self, rgb, light, only=None, views=None):  # keyframes (frames 0 and 30) count as calls too
             found = self.detect(rgb)
             return found, found
 

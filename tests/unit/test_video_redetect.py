@@ -27,7 +27,7 @@ class StillFace(FrameByFrame):
     def detect(self, rgb, scales=None, only=None, progress=None):
         return Detections.of(np.array([[20, 10, 50, 40]], np.float32), np.array([0.9], np.float32), ObjectClass.FACE)
 
-    def detect_deep(self, rgb, light, only=None):
+    def detect_deep(self, rgb, light, only=None, views=None):
         return self.detect(rgb), self.detect(rgb)
 
     def detect_around(self, rgb, boxes, context, scales, progress):
