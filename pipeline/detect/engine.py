@@ -211,17 +211,17 @@ class Engine:
         def one(detector: _Loaded, progress: Callable[[], None]) -> dict[int, list[Detections]]:
             """This class's finds in each image that searches it: the upright views', then the sideways ones'."""
             floor = self.params.thresholds(detector.object_class).review_floor if min_score is None else min_score
-            owners, views = [], []
+            owners, pictures = [], []
             for index, (fed, classes) in enumerate(zip(feeds, only)):
                 if classes is None or detector.object_class in classes:
                     rgb = fed[detector.object_class]
                     plan = scales[index].get(detector.object_class, detector.scales)
                     windows = plan_windows(rgb.shape[0], rgb.shape[1], plan, detector.network.fixed_input)
                     owners += [index] * len(windows)
-                    views += [(rgb, window) for window in windows]
+                    pictures += [(rgb, window) for window in windows]
             upright: dict[int, list[Detections]] = {index: [] for index in owners}
             sideways: dict[int, list[Detections]] = {index: [] for index in owners}
-            for index, (_, window), detections in zip(owners, views, self._run_views(detector, views, floor, progress)):
+            for index, (_, window), detections in zip(owners, pictures, self._run_views(detector, pictures, floor, progress)):
                 (sideways if window.turned else upright)[index].append(detections)
             confident = self.params.thresholds(detector.object_class).threshold
             parts = {}
