@@ -35,6 +35,14 @@ def _photos(name: str, every: int) -> list[np.ndarray]:
     return [load_image(folder / "images" / info["file_name"], 40_000_000).rgb for info in images]
 
 
+def assert_same_finds(got, want) -> None:
+    """The same detections, class by class in the same order, within the networks' rounding."""
+    assert len(got) == len(want)
+    np.testing.assert_array_equal(got.classes, want.classes)
+    np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
+    np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-2)
+
+
 @pytest.fixture(scope="module")
 def photos() -> list[np.ndarray]:
     return _photos("openalpr_endtoend", 90) + _photos("rbnr_faces", 65)
@@ -99,10 +107,7 @@ def test_a_batching_engine_finds_what_the_shipped_engine_finds(engine, photos):
     for rgb in photos:
         batched = batching.candidates(rgb, progress=lambda: calls.append(1))
         single = engine.candidates(rgb)
-        assert len(batched) == len(single)
-        np.testing.assert_array_equal(batched.classes, single.classes)
-        np.testing.assert_allclose(batched.scores, single.scores, atol=1e-4)
-        np.testing.assert_allclose(batched.boxes, single.boxes, atol=1e-2)
+        assert_same_finds(batched, single)
         classes |= set(batched.classes.tolist())
     assert classes == {int(c) for c in ObjectClass}
     windows = sum(len(plan_windows(*rgb.shape[:2], d.scales, d.network.fixed_input)) for rgb in photos for d in engine._detectors)
@@ -130,10 +135,7 @@ def test_threads_sharing_batches_find_what_the_shipped_engine_finds(engine, phot
         thread.join()
     for rgb, together in zip(pictures, found, strict=True):
         alone = engine.candidates(rgb)
-        assert len(together) == len(alone)
-        np.testing.assert_array_equal(together.classes, alone.classes)
-        np.testing.assert_allclose(together.scores, alone.scores, atol=1e-4)
-        np.testing.assert_allclose(together.boxes, alone.boxes, atol=1e-2)
+        assert_same_finds(together, alone)
     runs = sum(detector.network.session.runs for detector in shared._detectors)
     assert runs < len(calls)  # some calls of different threads shared a run
 
@@ -147,9 +149,7 @@ def test_frames_detected_together_give_what_each_frame_gives_alone(engine, photo
     together = Engine(engine._detectors, engine.params, max_batch=4).detect_frames(frames, plans, only)
     for rgb, plan, classes, found in zip(frames, plans, only, together):
         alone = engine.detect(rgb, scales=plan, only=classes)
-        assert len(found) == len(alone)
-        np.testing.assert_allclose(found.scores, alone.scores, atol=1e-4)
-        np.testing.assert_allclose(found.boxes, alone.boxes, atol=1e-2)
+        assert_same_finds(found, alone)
     assert not (together[1].classes == int(PLATE)).any()
 
 
@@ -185,25 +185,18 @@ def test_classes_side_by_side_find_what_the_shipped_engine_finds(engine, photos)
     side = Engine(engine._detectors, engine.params, classes_side_by_side=True)
     light = {c: ScalePlan(max_side=640, upscale_below=0, tile_above=100_000, tile_size=640) for c in ObjectClass}
     classes = set()
-
-    def same(got, want) -> None:
-        assert len(got) == len(want)
-        np.testing.assert_array_equal(got.classes, want.classes)
-        np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
-        np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-2)
-
     for rgb in photos:
         alone = engine.candidates(rgb)
-        same(side.candidates(rgb), alone)
+        assert_same_finds(side.candidates(rgb), alone)
         classes |= set(alone.classes.tolist())
         for got, want in zip(side.detect_deep(rgb, light), engine.detect_deep(rgb, light), strict=True):
-            same(got, want)
+            assert_same_finds(got, want)
         found = engine.merged(alone)
         boxes = {c: found.boxes[found.classes == int(c)] for c in ObjectClass}
-        same(side.detect_around(rgb, boxes, context=1.0), engine.detect_around(rgb, boxes, context=1.0))
+        assert_same_finds(side.detect_around(rgb, boxes, context=1.0), engine.detect_around(rgb, boxes, context=1.0))
     for got, want in zip(side.detect_frames(photos, [{}] * len(photos), [frozenset(ObjectClass)] * len(photos)),
                          engine.detect_frames(photos, [{}] * len(photos), [frozenset(ObjectClass)] * len(photos))):
-        same(got, want)
+        assert_same_finds(got, want)
     assert classes == {int(c) for c in ObjectClass}
 
 

@@ -177,15 +177,21 @@ def test_a_sideways_find_surer_than_the_upright_one_is_kept():
     assert engine.merged(found).scores.tolist() == pytest.approx([0.95])
 
 
-class MeetsTheOther(StubNetwork):
-    """Waits, for every image, until the other class's network is on an image too: only networks that run at
-    the same time ever get past it (a sequential engine breaks the barrier by timing out)."""
+def meeting_of(parties: int) -> type[StubNetwork]:
+    """Stub networks that wait, for every image, until ``parties`` of them are on an image at once: only
+    networks that run at the same time ever get past (run in turn, the barrier breaks by timing out)."""
+    meeting = threading.Barrier(parties, timeout=5)
 
-    meeting = threading.Barrier(2, timeout=5)
+    class Meets(StubNetwork):
+        def __call__(self, rgb: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+            meeting.wait()
+            return super().__call__(rgb, min_score)
 
-    def __call__(self, rgb: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
-        self.meeting.wait()
-        return super().__call__(rgb, min_score)
+    return Meets
+
+
+# One window a class: one image for each network at a time.
+ONE_WINDOW = ScalePlan(max_side=1920, upscale_below=0, tile_above=4000, tile_size=1280, downscale=False, rotate_180=False)
 
 
 def side_by_side(order: tuple[str, ...], network_type: type[StubNetwork]) -> tuple[Engine, dict[ObjectClass, StubNetwork]]:
@@ -197,10 +203,8 @@ def side_by_side(order: tuple[str, ...], network_type: type[StubNetwork]) -> tup
 def test_side_by_side_the_classes_run_at_the_same_time_and_give_what_one_after_the_other_gives(order):
     """One image for each network at once (a single-window plan each, one window around one box each), so the
     barrier lets them through together; the result, and its order, is the sequential engine's."""
-    single = ScalePlan(max_side=1920, upscale_below=0, tile_above=4000, tile_size=1280, downscale=False, rotate_180=False)
-    plans = {object_class: single for object_class in ObjectClass}
-    MeetsTheOther.meeting.reset()
-    engine, networks = side_by_side(order, MeetsTheOther)
+    plans = {object_class: ONE_WINDOW for object_class in ObjectClass}
+    engine, networks = side_by_side(order, meeting_of(2))
     found = engine.candidates(IMAGE, None, plans)
     sequential, _ = stub_engine(order)
     expected = sequential.candidates(IMAGE, None, plans)
@@ -235,23 +239,11 @@ def test_side_by_side_progress_is_told_by_one_thread_at_a_time():
     assert {name.startswith("veil-class") for name in ticks} == {True, False}  # the caller runs one class
 
 
-class MeetsEveryone(StubNetwork):
-    """Waits, for every image, until both classes of two callers are on an image: four at once."""
-
-    meeting = threading.Barrier(4, timeout=5)
-
-    def __call__(self, rgb: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
-        self.meeting.wait()
-        return super().__call__(rgb, min_score)
-
-
 def test_side_by_side_several_callers_each_get_their_classes_run_at_once():
     """Two videos on threads sharing one engine: all four class calls run at the same time, none waits for
-    another caller's threads."""
-    single = ScalePlan(max_side=1920, upscale_below=0, tile_above=4000, tile_size=1280, downscale=False, rotate_180=False)
-    plans = {object_class: single for object_class in ObjectClass}
-    MeetsEveryone.meeting.reset()
-    engine, _ = side_by_side(("face", "license_plate"), MeetsEveryone)
+    another caller's threads (both classes of two callers: four at once)."""
+    plans = {object_class: ONE_WINDOW for object_class in ObjectClass}
+    engine, _ = side_by_side(("face", "license_plate"), meeting_of(4))
     found: list = [None, None]
 
     def caller(slot: int) -> None:
