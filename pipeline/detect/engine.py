@@ -21,7 +21,7 @@ from pipeline.detect.nms import merge, overlapping
 from pipeline.detect.onnx import load_session
 from pipeline.detect.runtime import RuntimeParams
 from pipeline.detect.shared_batches import SharedBatches
-from pipeline.detect.views import detector_views
+from pipeline.detect.views import Views, detector_views
 from pipeline.detect.windows import Window, batches, plan_windows, roi_windows
 from pipeline.errors import ModelError, QuantizationError
 from pipeline.params import UPRIGHT_ONLY, DetectorParams, ModelSpec, ScalePlan
@@ -54,7 +54,6 @@ SAME_FACE_SHARE = 0.5  # a sideways find and an upright one sharing half the sma
 MOST_CLASS_THREADS = 32
 
 T = TypeVar("T")
-Views = dict[ObjectClass, np.ndarray]  # each class's view of a picture (``Engine.views``)
 
 
 def _still() -> None:

@@ -20,11 +20,12 @@ from pipeline.detect import exposure, focus
 from pipeline.records import ObjectClass
 
 RESTORED_CLASSES = frozenset({ObjectClass.LICENSE_PLATE})
+Views = dict[ObjectClass, np.ndarray]  # each class's view of one picture
 
 
 def detector_views(
     rgb: np.ndarray, classes: Iterable[ObjectClass], *, level_dark: bool = True, sharpen_blurred: bool = True,
-) -> dict[ObjectClass, np.ndarray]:
+) -> Views:
     """Each of ``classes``' view of ``rgb``: levelled if it is underexposed (and ``level_dark``); for
     ``RESTORED_CLASSES``, the levelled picture smoothed, or a picture that was not levelled sharpened if it is
     out of focus (and ``sharpen_blurred``). ``rgb`` itself where nothing applies; each view is made once."""

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.detect.engine import Engine, Views
+from pipeline.detect.engine import Engine
+from pipeline.detect.views import Views
 from pipeline.edits import EditCounts, Edits
 from pipeline.errors import ProcessingError
 from pipeline.features import VideoFeatures
