@@ -16,11 +16,13 @@ import gzip
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from pipeline.eval.mixed_scenes import scene_clip_spec, scene_for
 from pipeline.eval.video import Motion, render_clip, score_clip
 from pipeline.media.video import LARGE_FRAME_PIXELS
+from pipeline.media.video.reader import VideoReader
 from pipeline.params import DetectorParams, Params
 from pipeline.records import ObjectClass
 from pipeline.video.process import companion_name, process_video
@@ -114,3 +116,11 @@ def test_the_detectors_views_are_made_ahead_of_detection_and_mask_exactly_as_mad
     process_video(src, on_stage, Params(), engine, name=src.name)
     read = [gzip.decompress(path.with_name(companion_name(path)).read_bytes()) for path in (ahead, on_stage)]
     assert read[0] == read[1]
+    published = [_decoded(path) for path in (ahead, on_stage)]  # the pixels, apart from the companion
+    assert len(published[0]) == len(published[1]) == 40
+    assert all(np.array_equal(a, b) for a, b in zip(*published))
+
+
+def _decoded(path) -> list[np.ndarray]:
+    with VideoReader(path) as reader:
+        return [frame.rgb for frame in reader.frames()]
