@@ -1,10 +1,11 @@
 """Veil's video path with the networks free: what the host's own work allows, the ceiling a GPU cannot lift.
 
     python bench/gpu.py --render /tmp/clips --frames 240              # a 1080p clip, faces and a plate
-    python bench/host_ceiling.py --clip /tmp/clips/mixed.mp4 [--rounds 2] [--device cpu|cuda]
+    python bench/host_ceiling.py --clip /tmp/clips/mixed.mp4 [--rounds 2] [--device cpu|cuda] [--side-by-side]
 
 A first run records every network output (the defaults: ``Params()``, every class); the later runs replay
-them in the same order instead of running the networks, so the pipeline takes exactly the same path at no
+them in the same order instead of running the networks (each class's network its own outputs, so the classes
+may run side by side, as they do by default on a GPU: ``--side-by-side`` on the CPU), so the pipeline takes exactly the same path at no
 network cost. What is left is the host's work: decoding, the colour conversions, camera motion, the host's
 side of detection (crops, letterboxes, decoding the outputs, NMS), tracking, planning, masking, encoding.
 
@@ -16,7 +17,9 @@ Settings, alternating round by round:
 
 It prints, per setting: frames/s with the networks free, against the transcode floor measured in the same
 run; and the stage thread's CPU milliseconds per frame. Every frame waits for that one thread, so 1000 / its
-milliseconds is the most frames/s one stream can reach on a host with cores to spare, whatever the GPU.
+milliseconds is the most frames/s one stream can reach on a host with cores to spare, whatever the GPU. The
+same for every other thread of the shipped setting: each of the look thread, the class thread (side by
+side) and each conversion thread is another such wall.
 A replay that diverges from the recording (a different number of network calls, or different counts in the
 QC report) is reported. It asserts nothing.
 """
@@ -24,11 +27,14 @@ QC report) is reported. It asserts nothing.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import itertools
+import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,12 +60,17 @@ PROGRESS_EVERY = 60
 
 
 class Tape:
-    """Every network output of one run, in call order; replayed in the same order."""
+    """Every network output of one run, by session in call order; replayed in the same order. Each class's
+    network has its own session and is called in one order, whether the classes run in turn or side by side."""
 
     def __init__(self) -> None:
-        self.outputs: list[list] = []
-        self.played = 0
+        self.outputs: collections.defaultdict[int, list[list]] = collections.defaultdict(list)
+        self.played: collections.Counter[int] = collections.Counter()
         self._run = ort.InferenceSession.run
+
+    @property
+    def calls(self) -> int:
+        return sum(len(outputs) for outputs in self.outputs.values())
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[None]:
@@ -67,7 +78,7 @@ class Tape:
 
         def record(session, output_names, feeds, *args, **kwargs):
             result = run(session, output_names, feeds, *args, **kwargs)
-            outputs.append(result)
+            outputs[id(session)].append(result)
             return result
 
         with self._patched(record):
@@ -75,11 +86,12 @@ class Tape:
 
     @contextlib.contextmanager
     def replaying(self) -> Iterator[None]:
-        self.played = 0
+        self.played.clear()
+        outputs, played = self.outputs, self.played
 
-        def replay(_session, _output_names, _feeds, *_args, **_kwargs):
-            self.played += 1
-            return self.outputs[self.played - 1]
+        def replay(session, _output_names, _feeds, *_args, **_kwargs):
+            played[id(session)] += 1  # one thread calls a session at a time
+            return outputs[id(session)][played[id(session)] - 1]
 
         with self._patched(replay):
             yield
@@ -91,6 +103,52 @@ class Tape:
             yield
         finally:
             ort.InferenceSession.run = self._run  # type: ignore[method-assign]
+
+
+class ThreadTimes:
+    """CPU seconds of every other Python thread while it counts, summed by the thread's name without its pool
+    number ("veil-rgb_0" and "veil-rgb_1" count as "veil-rgb"): on a host with cores to spare, the busiest
+    single thread is the wall one stream runs into. Threads that outlive a run (the engine's class threads)
+    count what they spent during it. The encoder's and the networks' own threads (libx264's, onnxruntime's)
+    are not Python threads and are not counted."""
+
+    def __init__(self) -> None:
+        self.seconds: collections.Counter[str] = collections.Counter()
+        self.threads: collections.Counter[str] = collections.Counter()
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[None]:
+        before = {thread: _cpu_seconds(thread) for thread in _other_threads()}
+        ended: list[tuple[threading.Thread, float]] = []
+        run = threading.Thread.run
+
+        def timed(thread: threading.Thread) -> None:
+            try:
+                run(thread)
+            finally:
+                ended.append((thread, time.thread_time()))
+
+        threading.Thread.run = timed  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            threading.Thread.run = run  # type: ignore[method-assign]
+        finished = {thread for thread, _ in ended}
+        spent = [(thread, seconds) for thread, seconds in ended if thread not in before]
+        spent += [(thread, _cpu_seconds(thread) - before.get(thread, 0.0))
+                  for thread in _other_threads() if thread not in finished]
+        for thread, seconds in spent:
+            name = re.sub(r"_\d+$", "", thread.name)
+            self.seconds[name] += seconds
+            self.threads[name] += 1
+
+
+def _other_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread is not threading.current_thread()]
+
+
+def _cpu_seconds(thread: threading.Thread) -> float:
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident or 0))
 
 
 @contextlib.contextmanager
@@ -122,8 +180,9 @@ def counts(report) -> tuple:
 
 
 def one_run(clip: Path, out: Path, params: Params, engine: Engine, *, loud: bool = False
-            ) -> tuple[float, float, dict, tuple]:
-    """frames/s, the stage thread's CPU ms per frame, the stage seconds per frame, the report's counts.
+            ) -> tuple[float, float, dict, tuple, dict]:
+    """frames/s, the stage thread's CPU ms per frame, the stage seconds per frame, the report's counts, and
+    every other thread's CPU ms per frame, by name (and how many threads had that name).
     ``loud``: a line every ``PROGRESS_EVERY`` progress calls (one a frame, one a batch of re-detection
     windows), so a run stopped by a time limit still tells its pace."""
     for leftover in out.parent.glob(out.name + "*"):
@@ -135,11 +194,14 @@ def one_run(clip: Path, out: Path, params: Params, engine: Engine, *, loud: bool
         if loud and (calls := next(seen)) % PROGRESS_EVERY == 0:
             print(f"  [{time.perf_counter() - start:6.1f} s] {calls} progress calls", flush=True)
 
-    report = process.process_video(clip, out, params, engine, name=clip.name, progress=progress)
+    clocks = ThreadTimes()
+    with clocks.counting():
+        report = process.process_video(clip, out, params, engine, name=clip.name, progress=progress)
     wall, cpu = time.perf_counter() - start, time.thread_time() - cpu
     frames = report.video["frames_written"]
     stages = {stage: 1000 * seconds / frames for stage, seconds in report.video["stage_seconds"].items()}
-    return frames / wall, 1000 * cpu / frames, stages, counts(report)
+    threads = {name: (1000 * seconds / frames, clocks.threads[name]) for name, seconds in clocks.seconds.items()}
+    return frames / wall, 1000 * cpu / frames, stages, counts(report), threads
 
 
 def main() -> int:
@@ -148,31 +210,39 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model-dir", type=Path, default=None)
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="each class's network on a thread of its own, as on a GPU (the CPU's default: in turn)")
     args = parser.parse_args()
 
     params = Params()
     loading = time.perf_counter()
-    engine = Engine.load(params.detector, RuntimeParams(device=args.device, model_dir=args.model_dir))
+    runtime = RuntimeParams(device=args.device, model_dir=args.model_dir,
+                            classes_side_by_side=True if args.side_by_side else None)
+    engine = Engine.load(params.detector, runtime)
     providers = sorted({provider for record in engine.model_records for provider in record.providers})
-    print(f"engine loaded in {time.perf_counter() - loading:.1f} s: {', '.join(providers)}", flush=True)
+    print(f"engine loaded in {time.perf_counter() - loading:.1f} s: {', '.join(providers)}; classes side by side: "
+          f"{runtime.side_by_side}", flush=True)
     tape = Tape()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"veil{args.clip.suffix}"
         with tape.recording():
-            full_fps, _, _, recorded = one_run(args.clip, out, params, engine, loud=True)
-        print(f"recorded {len(tape.outputs)} network calls; Veil with its networks: {full_fps:.2f} frames/s "
+            full_fps, _, _, recorded, _ = one_run(args.clip, out, params, engine, loud=True)
+        print(f"recorded {tape.calls} network calls; Veil with its networks: {full_fps:.2f} frames/s "
               "(first calls of each input shape included)", flush=True)
 
         fps: dict[str, list[float]] = {s: [] for s in SETTINGS}
         cpu: dict[str, list[float]] = {s: [] for s in SETTINGS}
         stages: dict[str, dict] = {}
+        threads: dict[str, dict] = {}
         floors = []
         for round_ in range(args.rounds):
             for setting in SETTINGS:
                 with tape.replaying(), all_on_the_stage_thread() if setting == "inline" else contextlib.nullcontext():
-                    rate, stage_cpu, stages[setting], replayed = one_run(args.clip, out, params, engine)
-                if tape.played != len(tape.outputs) or replayed != recorded:
-                    print(f"  {setting}: the replay diverged ({tape.played} calls, counts {replayed} against {recorded})")
+                    rate, stage_cpu, stages[setting], replayed, threads[setting] = one_run(
+                        args.clip, out, params, engine)
+                if tape.played.total() != tape.calls or replayed != recorded:
+                    print(f"  {setting}: the replay diverged ({tape.played.total()} calls, counts {replayed} "
+                          f"against {recorded})")
                 fps[setting].append(rate)
                 cpu[setting].append(stage_cpu)
             floors.append(floor_fps(args.clip, params.video, Path(tmp) / f"floor{args.clip.suffix}", StageClock())[0])
@@ -188,6 +258,9 @@ def main() -> int:
         print(f"| {setting} | {rate:.2f} | {rate / floor:.2f} | {stage_cpu:.2f} | {1000 / stage_cpu:.0f} |")
     print("\nbusy ms per frame by stage (last shipped round): "
           + ", ".join(f"{k} {v:.2f}" for k, v in sorted(stages["shipped"].items(), key=lambda kv: -kv[1])))
+    print("CPU ms per frame by thread (last shipped round; a pool's threads summed, then per thread): "
+          + ", ".join(f"{name} {ms:.2f}" + (f" ({count} threads, {ms / count:.2f} each)" if count > 1 else "")
+                      for name, (ms, count) in sorted(threads["shipped"].items(), key=lambda kv: -kv[1][0])))
     return 0
 
 
