@@ -10,6 +10,8 @@ and applied to every track before it is predicted.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor, Future
+
 import cv2
 import numpy as np
 
@@ -34,22 +36,32 @@ def small_grey(rgb: np.ndarray, max_side: int = MAX_SIDE) -> tuple[np.ndarray, f
 class CameraMotion:
     """Feed frames in order, as ``small_grey`` gives them; each call returns the 2x3 transform from the
     previous frame's pixels to this frame's, in full-size pixels (identity for the first frame, or when the
-    estimate is not trustworthy)."""
+    estimate is not trustworthy). ``ahead``: where a frame's corners are found while the flow into it is
+    followed (a third of the work, which needs only that frame); the same transforms either way."""
 
-    def __init__(self) -> None:
+    def __init__(self, ahead: Executor | None = None) -> None:
+        self._ahead = ahead
         self._previous: np.ndarray | None = None
+        self._corners: Future[np.ndarray | None] | None = None  # the previous frame's, being found
         self._scale = 1.0
 
     def update(self, grey: np.ndarray, scale: float) -> np.ndarray:
         """``grey``: this frame as ``small_grey`` gives it, shrunk by ``scale``."""
         self._scale = scale
         previous, self._previous = self._previous, grey
-        if previous is None or previous.shape != grey.shape:
+        corners, self._corners = self._corners, self._find_corners(grey)
+        if previous is None or corners is None or previous.shape != grey.shape:
             return IDENTITY.copy()
-        return self._estimate(previous, grey)
+        return self._estimate(previous, corners.result(), grey)
 
-    def _estimate(self, previous: np.ndarray, current: np.ndarray) -> np.ndarray:
-        corners = cv2.goodFeaturesToTrack(previous, maxCorners=400, qualityLevel=0.01, minDistance=7, blockSize=5)
+    def _find_corners(self, grey: np.ndarray) -> Future[np.ndarray | None]:
+        if self._ahead is not None:
+            return self._ahead.submit(_corners, grey)
+        found: Future[np.ndarray | None] = Future()
+        found.set_result(_corners(grey))
+        return found
+
+    def _estimate(self, previous: np.ndarray, corners: np.ndarray | None, current: np.ndarray) -> np.ndarray:
         if corners is None or len(corners) < MIN_POINTS:
             return IDENTITY.copy()
         # nextPts is only an output here (no OPTFLOW_USE_INITIAL_FLOW); an array satisfies every cv2 stub
@@ -67,6 +79,11 @@ class CameraMotion:
         matrix = matrix.astype(np.float64)
         matrix[:, 2] /= self._scale  # the linear part is scale-free; the shift is in analysed pixels
         return matrix
+
+
+def _corners(grey: np.ndarray) -> np.ndarray | None:
+    """The corners worth following out of ``grey`` (None where it has none)."""
+    return cv2.goodFeaturesToTrack(grey, maxCorners=400, qualityLevel=0.01, minDistance=7, blockSize=5)
 
 
 def warp_boxes(boxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:

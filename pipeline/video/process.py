@@ -12,6 +12,7 @@ import math
 import os
 from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,10 @@ from pipeline.video.regions import RegionCounters, frame_regions
 from pipeline.video.schedule import redetect_around, redetected_classes, searched_classes
 
 DEFAULT_FPS = 30.0  # for keyframe timing when a stream declares no rate
+# Work that needs only one frame, made ahead on threads of their own: a searched 1080p frame's detector views
+# (3-10 ms) and the corners camera motion follows out of each frame (a third of its work). So neither the look
+# thread nor the detection thread, each of which every frame waits for, spends it.
+AHEAD_THREADS = 2
 
 
 def companion_name(dst: Path) -> str:
@@ -92,7 +97,7 @@ class _Look:
     deep: bool  # a keyframe: by its time, or the first after a scene cut
     motion: np.ndarray | None  # the camera's motion from the frame before (None: camera motion is off)
     searched: frozenset[ObjectClass]  # empty: the stride skips the frame
-    views: Views  # what each searched class's detector sees of the frame (Engine.views)
+    views: Future[Views]  # what each searched class's detector sees of the frame (Engine.views), being made
 
 
 @dataclass
@@ -129,7 +134,8 @@ class VideoJob:
         horizon = math.ceil(self.video.keyframe_interval_s * self.fps)
         self.planner = MaskPlanner(self.video.covering(horizon), params.detector, (info.width, info.height),
                                    mask_review_band=params.mask.mask_review_band)
-        self.camera = CameraMotion() if self.video.camera_motion else None
+        self.ahead = ThreadPoolExecutor(AHEAD_THREADS, thread_name_prefix="veil-ahead")  # threads start on use
+        self.camera = CameraMotion(self.ahead) if self.video.camera_motion else None
         self.counters = RegionCounters(params)
         self.light_plans: Counter[str] = Counter()  # light passes by what they searched, for the sidecar
         self.plate_input = params.detector.for_class(ObjectClass.LICENSE_PLATE).model.input_size or 640
@@ -146,6 +152,7 @@ class VideoJob:
         try:
             result = self._two_passes(src, out, container) if two_passes else self._one_pass(src, out, container)
         finally:
+            self.ahead.shutdown(cancel_futures=True)
             self.boxes.close()
         return self._summary(result, container)
 
@@ -153,16 +160,22 @@ class VideoJob:
         """What a frame shows before any detection: whether it gets the deep pass (by its time, or after a scene
         cut), the camera's motion into it, the classes searched on it and their detectors' views of it (the
         exposure and focus measures). It needs only the frames, in order, so it runs ahead of detection on a
-        thread of its own (``transcode``'s ``early``): about 5 ms a 1080p frame, and the views' 2-5 ms on a
-        searched frame, off the thread every frame waits for. ``analyse`` takes its result."""
+        thread of its own (``transcode``'s ``early``). What needs only the frame, the views (3-10 ms a searched
+        1080p frame) and the corners camera motion follows, is made on the ``ahead`` threads, a few frames side
+        by side. ``analyse`` takes the result."""
         with self.clock.measure("motion"):
             grey, scale = small_grey(frame.rgb)  # one small grey picture for both
             deep = self.keyframes.due(self._seconds(frame), grey)
             motion = self.camera.update(grey, scale) if self.camera is not None else None
         searched = self.classes if deep else searched_classes(frame.index, self.video, self.classes)
-        with self.clock.measure("detect"):
-            views = self.engine.views(frame.rgb, searched) if searched else {}
+        views = self.ahead.submit(self._views, frame.rgb, searched)
         self.looks[frame.index] = _Look(deep, motion, searched, views)
+
+    def _views(self, rgb: np.ndarray, searched: frozenset[ObjectClass]) -> Views:
+        if not searched:
+            return {}
+        with self.clock.measure("detect"):
+            return self.engine.views(rgb, searched)
 
     def analyse(self, frame: DecodedFrame | None) -> list[FramePlan]:
         """Detect, track and plan a frame ``look`` has seen; return the plans of the frames now past the look-ahead.
@@ -188,7 +201,7 @@ class VideoJob:
         were at its first)."""
         searched = seen.searched
         scales = self._light_scales(searched) if searched and not seen.deep else self.scales
-        return _Waiting(frame, seen.deep, searched, seen.motion, scales, seen.views)
+        return _Waiting(frame, seen.deep, searched, seen.motion, scales, seen.views.result())
 
     def _run_pending(self) -> list[FramePlan]:
         """Run the waiting frames' light passes as one batch, then track and plan each frame in order."""

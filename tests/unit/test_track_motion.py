@@ -1,5 +1,8 @@
 """Camera-motion compensation: the global transform between frames, and tracks that follow it."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import cv2
 import numpy as np
 import pytest
@@ -60,6 +63,37 @@ def test_large_frames_are_analysed_small_but_answer_in_full_pixels():
     motion.update(*small_grey(view(image, first, out=(720, 1280))))
     estimate = motion.update(*small_grey(view(image, compose(step, first), out=(720, 1280))))
     np.testing.assert_allclose(estimate[:, 2], [-21, 9], atol=1.5)
+
+
+def test_corners_found_ahead_on_other_threads_give_the_same_transforms():
+    """A frame's corners may be found on other threads while the look thread follows the flow into it."""
+    image = cv2.resize(scene(1), (1800, 1200))
+    steps = [similarity(1.0, 0, -21, 9), similarity(1.02, 0.5, 4, -3), similarity(1.0, 0, 0, 0), similarity(0.98, -1, -6, 2)]
+    frames, place = [], similarity(1.0, 0, -200, -100)
+    for step in [IDENTITY, *steps, *steps]:
+        place = compose(step, place)
+        frames.append(small_grey(view(image, place, out=(720, 1280))))
+    frames.insert(5, small_grey(np.zeros((90, 160, 3), np.uint8)))  # a cut to another size and back
+    callers = []
+
+    class Ahead(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            def called(*args, **kwargs):
+                callers.append(threading.current_thread())
+                return fn(*args, **kwargs)
+
+            return super().submit(called, *args, **kwargs)
+
+    with Ahead(2) as ahead:
+        alongside, in_turn = CameraMotion(ahead), CameraMotion()
+        moved = 0
+        for grey, scale in frames:
+            transform = alongside.update(grey, scale)
+            np.testing.assert_array_equal(transform, in_turn.update(grey, scale))
+            moved += not np.allclose(transform, IDENTITY, atol=0.1)
+    assert moved >= 5  # every step but the still one and the two across the cut
+    assert len(callers) == len(frames)
+    assert threading.current_thread() not in callers
 
 
 @pytest.mark.parametrize("shape", [(2, 16384), (16384, 2)])
