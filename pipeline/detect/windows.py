@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pipeline.media.turn import turned
 from pipeline.params import ScalePlan
 
 
@@ -23,7 +24,7 @@ class Window:
     x1: int
     y1: int
     scale: float  # network pixels per source pixel; for fixed-input models the letterbox decides
-    turns: int = 0  # quarter turns counter-clockwise (np.rot90) after scaling: 2 is upside down
+    turns: int = 0  # quarter turns counter-clockwise (as np.rot90) after scaling: 2 is upside down
     # Degrees counter-clockwise after scaling, on a canvas grown to hold all of the picture (black corners);
     # a window is tilted or turned, not both.
     tilt: float = 0.0
@@ -54,7 +55,7 @@ class Window:
         if self.tilt:
             matrix, canvas = tilted_canvas(view.shape[1], view.shape[0], self.tilt)
             return cv2.warpAffine(view, matrix, canvas, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        return np.ascontiguousarray(np.rot90(view, self.turns)) if self.turns % 4 else view
+        return turned(view, self.turns)
 
     def to_source(self, boxes: np.ndarray) -> np.ndarray:
         """Map boxes from the crop's pixels back to the source image."""

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from av.video.reformatter import Interpolation
 
+from pipeline.media.turn import turned
+
 # Colour conversion flags: with accurate rounding and full chroma interpolation, YUV -> RGB -> YUV gives
 # the luma back (bit-exact where the colour lies inside the RGB cube); swscale's defaults darken every pixel
 # by about one level per round trip.
@@ -39,11 +41,9 @@ def normal_rotation(degrees: float | int | None) -> int:
 
 def upright(coded: np.ndarray, rotation: int) -> np.ndarray:
     """The picture as it is meant to be seen: ``rotation`` degrees counter-clockwise from the coded one."""
-    k = (rotation // 90) % 4
-    return np.ascontiguousarray(np.rot90(coded, k)) if k else coded
+    return turned(coded, rotation // 90)
 
 
 def coded(upright_rgb: np.ndarray, rotation: int) -> np.ndarray:
     """The inverse of :func:`upright`: back into the orientation the encoder stores."""
-    k = (rotation // 90) % 4
-    return np.ascontiguousarray(np.rot90(upright_rgb, -k)) if k else upright_rgb
+    return turned(upright_rgb, -(rotation // 90))
