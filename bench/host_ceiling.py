@@ -5,8 +5,8 @@
 
 A first run records every network output (the defaults: ``Params()``, every class); the later runs replay
 them in the same order instead of running the networks (each class's network its own outputs, so the classes
-may run side by side, as they do by default on a GPU: ``--side-by-side`` on the CPU), so the pipeline takes exactly the same path at no
-network cost. What is left is the host's work: decoding, the colour conversions, camera motion, the host's
+may run side by side, as they do by default on a GPU: ``--side-by-side`` on the CPU), so the pipeline takes
+exactly the same path at no network cost. What is left is the host's work: decoding, the colour conversions, camera motion, the host's
 side of detection (crops, letterboxes, decoding the outputs, NMS), tracking, planning, masking, encoding.
 
 Settings, alternating round by round:
