@@ -12,5 +12,7 @@ step() {
 }
 step ruff "$py" -m ruff check
 step mypy "$py" -m mypy
-step pytest "$py" -m pytest "$@"
+# Two workers (pytest-xdist), a file each at a time: the daemon tests mostly wait on processes, timers and the
+# broker, and those waits overlap the model tests. More workers than cores would only contend for them.
+step pytest "$py" -m pytest --numprocesses 2 --dist loadfile "$@"
 echo "==> total: $((SECONDS - start)) s"

@@ -2,15 +2,19 @@
 
 They take a minute or two on 2 CPU cores, so they are kept in pytest's cache under a key made of everything
 they depend on: the model hashes, the features version, the chosen images and the perturbations. Any change
-recomputes them.
+recomputes them. The test command's workers (pytest-xdist) share that cache: the first to ask computes, under a
+file lock, while the others wait for its result.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import missing
@@ -51,13 +55,27 @@ def control_records(cache) -> tuple[list[dict], object]:
                            [str(i.file.relative_to(EVAL)) for i in images], sorted(PERTURBATIONS),
                            params.model_dump(mode="json")], sort_keys=True)
     key = "veil/drift-control/" + hashlib.sha256(key_text.encode()).hexdigest()[:16]
-    records = _MEMO.get(key) or (cache.get(key, None) if cache is not None else None)
+    records = _MEMO.get(key)
     if records is None:
-        records = measure(images, params, engine)
-        if cache is not None:
-            cache.set(key, records)
+        with _one_worker_at_a_time(cache, key):
+            records = cache.get(key, None) if cache is not None else None
+            if records is None:
+                records = measure(images, params, engine)
+                if cache is not None:
+                    cache.set(key, records)
     _MEMO[key] = records
     return records, params
+
+
+@contextmanager
+def _one_worker_at_a_time(cache, key: str) -> Iterator[None]:
+    """Held while one test worker computes the records under ``key`` (none needed without pytest's cache)."""
+    if cache is None:
+        yield
+        return
+    with open(cache.mkdir("veil-drift-control") / f"{key.rsplit('/', 1)[-1]}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 _MEMO: dict[str, list[dict]] = {}  # one computation per test session, whichever test asks first
