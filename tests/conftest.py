@@ -6,6 +6,7 @@ a green CI must mean that the quality tests really ran.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -58,6 +59,19 @@ def degraded_set(tmp_path_factory, name: str, kind: str, every: int) -> Path:
     source = eval_set(name)
     require_models()
     return build_degraded_set(source, tmp_path_factory.mktemp(f"{kind}_{name}"), kind, every)
+
+
+def photos_of(gt: Path, names, into: str) -> Path:
+    """The COCO set ``gt`` narrowed to the photos named ``names``, written beside it as ``into`` (so that
+    ``images/`` is the same folder); a name the set lacks fails the test."""
+    whole = json.loads(gt.read_text())
+    images = [image for image in whole["images"] if image["file_name"] in set(names)]
+    assert {image["file_name"] for image in images} == set(names), f"{gt} lacks some of {sorted(names)}"
+    kept = {image["id"] for image in images}
+    narrowed = gt.with_name(into)
+    narrowed.write_text(json.dumps({**whole, "images": images,
+                                    "annotations": [a for a in whole["annotations"] if a["image_id"] in kept]}))
+    return narrowed
 
 
 def mask_recall(gt: Path, params, engine, match_iou: float, label: str = "face") -> float:

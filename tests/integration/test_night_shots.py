@@ -31,7 +31,7 @@ from pipeline.params import Params
 from pipeline.records import ObjectClass
 from pipeline.video.process import companion_name, process_video
 
-from tests.conftest import degraded_set, eval_set, mask_recall, require_eval, require_models
+from tests.conftest import degraded_set, eval_set, mask_recall, photos_of, require_eval, require_models
 from tests.published_pixels import assert_masked_when_published, decoded
 
 EVERY = 4
@@ -40,6 +40,9 @@ MATCH_IOU = 0.3  # cmu_mit_faces' boxes come from landmarks, larger than a detec
 PLATES_EVERY = 3
 MIN_PLATE_RECALL = 0.98
 PUBLISHED_PLATE_PHOTOS = 12  # ucsd_lp holds a plate or two a photo
+# The plates subset's photo whose plate the plate detector alone leaves unmasked on the levelled picture not
+# smoothed, while Params() masks it: found by running both over the whole subset (5 December; float32 agrees).
+LEAKS_UNSMOOTHED = ("cars4_008.jpg",)
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +82,24 @@ def test_published_night_photos_are_masked_inside_the_faces(night_photos, engine
 
 @pytest.mark.shared
 @pytest.mark.slow
-def test_plates_on_night_photos_are_masked_at_the_shipped_defaults_and_leak_unsmoothed(night_plates, engine, monkeypatch):
+def test_plates_on_night_photos_are_masked_at_the_shipped_defaults(night_plates, engine):
     shipped = mask_recall(night_plates, Params(), engine, 0.5, "license_plate")
+    print(f"night ucsd_lp subset: plate mask recall {shipped}")
+    assert shipped >= MIN_PLATE_RECALL
+
+
+@pytest.mark.shared
+def test_a_night_plate_the_plate_detector_misses_unsmoothed_is_masked_at_the_shipped_defaults(night_plates, engine,
+                                                                                               monkeypatch):
+    """The subset's photo whose plate leaks where the levelled picture is not smoothed (``LEAKS_UNSMOOTHED``)."""
+    leaking = photos_of(night_plates, LEAKS_UNSMOOTHED, "leaks-unsmoothed.json")
+    shipped = mask_recall(leaking, Params(), engine, 0.5, "license_plate")
     # The plate detector alone, on the levelled picture without the smoothing (a study of one part).
     monkeypatch.setattr("pipeline.detect.exposure.denoised", lambda rgb: rgb)
     plates = Params.model_validate({"detector": {"classes": ["license_plate"]}})
-    unsmoothed = mask_recall(night_plates, plates, Engine.load(plates.detector), 0.5, "license_plate")
-    print(f"night ucsd_lp subset: plate mask recall {shipped} (levelled, not smoothed: {unsmoothed})")
-    assert shipped >= MIN_PLATE_RECALL
-    assert unsmoothed < shipped
+    unsmoothed = mask_recall(leaking, plates, Engine.load(plates.detector), 0.5, "license_plate")
+    print(f"night ucsd_lp, the photo that leaks unsmoothed: plate mask recall {shipped} (not smoothed: {unsmoothed})")
+    assert unsmoothed < shipped == 1.0
 
 
 @pytest.mark.shared
