@@ -12,14 +12,14 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.params import DetectorParams, Params, VideoParams
+from pipeline.params import DetectorParams, Params
 from pipeline.qc import QCReport
 from pipeline.records import ObjectClass
 from pipeline.run import process_file
 from pipeline.video.process import companion_name, process_video
 from pipeline.video.qc import read_boxes
 
-from tests.conftest import EVAL, missing, require_eval
+from tests.conftest import EVAL, require_eval
 from tests.fake_engines import FrameByFrame
 
 needs_ffprobe = pytest.mark.skipif(not shutil.which("ffprobe"), reason="needs ffprobe")
@@ -121,39 +121,6 @@ def test_damaged_frames_route_to_review_never_done(tmp_path, face_engine):
     assert report.disposition == "review"
     assert any("decode warning" in reason for reason in report.review_reasons)
     assert report.video["decode_warning_count"] >= 1
-
-
-# --- the shared clips: the media contract ------------------------------------------------------------
-
-
-def shared_videos() -> list[Path]:
-    folder = EVAL / "videos"
-    return sorted(folder.glob("*.mp4")) if folder.is_dir() else []
-
-
-@pytest.mark.shared
-@pytest.mark.slow
-@needs_ffprobe
-@pytest.mark.parametrize("name", [p.name for p in shared_videos()] or ["(absent)"])
-def test_shared_clips_keep_frames_duration_audio_and_drop_data(tmp_path, face_engine, name):
-    src = EVAL / "videos" / name
-    if not src.is_file():
-        missing("../shared/eval/videos")
-    dst = tmp_path / name
-    # Detection every 10th frame and a fast preset keep this test short; the media path is the same.
-    params = Params(detector=FACES_ONLY, video=VideoParams(detect_stride=10, lookahead_frames=30, preset="ultrafast"))
-    report = process_video(src, dst, params, face_engine, name=name)
-    assert report.disposition in ("done", "review"), report.error
-    before, after = ffprobe(src), ffprobe(dst)
-    vin = next(s for s in before["streams"] if s["codec_type"] == "video")
-    vout = next(s for s in after["streams"] if s["codec_type"] == "video")
-    assert int(vout["nb_read_packets"]) == int(vin["nb_read_packets"]) == report.video["frames_written"]
-    assert float(after["format"]["duration"]) == pytest.approx(float(before["format"]["duration"]), abs=0.05)
-    kinds_in = [s["codec_type"] for s in before["streams"]]
-    kinds_out = [s["codec_type"] for s in after["streams"]]
-    assert kinds_out.count("audio") == kinds_in.count("audio")
-    assert set(kinds_out) <= {"video", "audio"}
-    assert not report.video["decode_warnings"]
 
 
 # --- the moving-camera targets -----------------------------------------------------------------------

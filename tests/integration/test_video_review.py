@@ -12,8 +12,8 @@ same place, and between them it goes out by 15% of the frame's width and comes b
   place, and it leaks between them. The router must send that clip to review, for the light plan's
   blindness over whole keyframe intervals.
 
-And the issue's goal for ordinary footage: at the shipped defaults none of the three shared clips
-(``../shared/eval/videos``) goes to review.
+The issue's goal for ordinary footage (none of the three shared clips goes to review at the shipped defaults) is
+checked in test_shared_clips, which processes each clip once for that and the media contract.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pipeline.params import Params, VideoParams
 from pipeline.records import ObjectClass
 from pipeline.video.process import companion_name, process_video
 
-from tests.conftest import EVAL, eval_set, require_eval
+from tests.conftest import eval_set, require_eval
 
 CHANGED = 10  # a pixel is changed when a channel moved by more than this (H.264 re-encoding moves a few)
 MASKED_SHARE = 0.5  # the face's box counts as masked on a frame when this share of its pixels changed
@@ -91,12 +91,3 @@ def test_a_light_plan_blind_to_the_face_leaks_between_keyframes_and_the_clip_goe
     assert report.disposition == "review"
     assert report.video["light_blind_intervals"] == {"face": 2}
     assert any(reason.startswith("the light frame plan saw no face over 2 keyframe interval(s)") for reason in report.review_reasons)
-
-
-@pytest.mark.parametrize("name", ["egoblur_gen1_test_video.mp4", "egoblur_gen2_test_face_video.mp4", "egoblur_gen2_test_lp_video.mp4"])
-def test_at_the_shipped_defaults_no_shared_clip_goes_to_review(engine, tmp_path, name):
-    require_eval()
-    src = EVAL / "videos" / name
-    report = process_video(src, tmp_path / name, Params(), engine, name=name)
-    assert report.disposition == "done", report.review_reasons
-    assert report.video is not None and report.video["keyframes"] >= 2
