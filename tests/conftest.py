@@ -64,9 +64,9 @@ def degraded_set(tmp_path_factory, name: str, kind: str, every: int) -> Path:
 def photos_of(gt: Path, names, into: str) -> Path:
     """The COCO set ``gt`` narrowed to the photos named ``names``, written beside it as ``into`` (so that
     ``images/`` is the same folder); a name the set lacks fails the test."""
-    whole = json.loads(gt.read_text())
-    images = [image for image in whole["images"] if image["file_name"] in set(names)]
-    assert {image["file_name"] for image in images} == set(names), f"{gt} lacks some of {sorted(names)}"
+    whole, wanted = json.loads(gt.read_text()), set(names)
+    images = [image for image in whole["images"] if image["file_name"] in wanted]
+    assert {image["file_name"] for image in images} == wanted, f"{gt} lacks some of {sorted(wanted)}"
     kept = {image["id"] for image in images}
     narrowed = gt.with_name(into)
     narrowed.write_text(json.dumps({**whole, "images": images,
