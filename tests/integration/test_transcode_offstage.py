@@ -6,7 +6,6 @@ threads, before it is encoded. An error in either stops the transcode with that 
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 
@@ -18,16 +17,15 @@ from pipeline.media.video import probe_video, transcode
 from pipeline.media.video.frames import DecodedFrame
 from pipeline.params import VideoParams
 
+from tests.integration.pattern_clips import pattern_clip
+
 pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg")
 FRAMES = 30
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("early") / "pattern.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v",
-                    str(FRAMES), "-pix_fmt", "yuv420p", "-c:v", "libx264", str(path)], check=True)
-    return path
+    return pattern_clip(tmp_path_factory.mktemp("early") / "pattern.mp4", "320x240", FRAMES)
 
 
 def test_early_work_is_done_with_each_frame_in_order_before_the_stage_gets_it(clip: Path, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ the luma back from a YUV -> RGB -> YUV round trip, where swscale's defaults do n
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import av
@@ -16,16 +15,15 @@ from pipeline.media.video import VideoReader, probe_video, transcode
 from pipeline.media.video.frames import SWS_FLAGS
 from pipeline.params import VideoParams
 
+from tests.integration.pattern_clips import pattern_clip
+
 pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="needs ffmpeg")
 
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A moving test pattern: every frame differs from the others."""
-    path = tmp_path_factory.mktemp("conversions") / "pattern.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-frames:v", "40",
-                    "-pix_fmt", "yuv420p", "-c:v", "libx264", "-crf", "18", str(path)], check=True)
-    return path
+    return pattern_clip(tmp_path_factory.mktemp("conversions") / "pattern.mp4", "320x240", 40, "-crf", "18")
 
 
 def plain_decode(path: Path) -> list[tuple[int, np.ndarray]]:

@@ -22,14 +22,12 @@ from pipeline.errors import InputError
 from pipeline.media.video import VideoReader, probe_video, transcode
 from pipeline.params import VideoParams
 
+from tests.integration.pattern_clips import ffmpeg, pattern
+
 pytestmark = pytest.mark.skipif(not shutil.which("ffmpeg") or not shutil.which("ffprobe"), reason="needs ffmpeg/ffprobe")
 
-SRC = ["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25"]
+SRC = pattern("160x120")
 TONE = ["-f", "lavfi", "-i", "sine=frequency=300:sample_rate=44100"]
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
 
 
 def ffprobe(path: Path) -> dict:
@@ -222,7 +220,7 @@ def test_x264_encodes_with_frame_threads_as_ffmpeg_does(tmp_path):
     """x264 writes its settings into the stream: Veil's default encode runs frame threads, not the sliced
     threads PyAV's default thread type would give it (they scale poorly past a few cores)."""
     src, dst = tmp_path / "in.mkv", tmp_path / "out" / "in.mkv"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=640x480:rate=25", "-t", "0.4", "-c:v", "libx264", str(src))
+    ffmpeg(*pattern("640x480"), "-t", "0.4", "-c:v", "libx264", str(src))
     dst.parent.mkdir()
     copy(src, dst)
     settings = dst.read_bytes()

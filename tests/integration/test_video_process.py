@@ -21,6 +21,7 @@ from pipeline.video.qc import read_boxes
 
 from tests.conftest import EVAL, require_eval
 from tests.fake_engines import FrameByFrame
+from tests.integration.pattern_clips import ffmpeg, pattern
 
 needs_ffprobe = pytest.mark.skipif(not shutil.which("ffprobe"), reason="needs ffprobe")
 FACES_ONLY = DetectorParams(classes=("face",))
@@ -114,8 +115,7 @@ def damage_packet(path: Path, number: int) -> None:
 def test_damaged_frames_route_to_review_never_done(tmp_path, face_engine):
     src, dst = tmp_path / "clip.avi", tmp_path / "out" / "clip.avi"
     dst.parent.mkdir()
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25", "-t", "0.8",
-                    "-c:v", "mjpeg", "-q:v", "3", str(src)], check=True)
+    ffmpeg(*pattern("96x64"), "-t", "0.8", "-c:v", "mjpeg", "-q:v", "3", str(src))
     damage_packet(src, 10)
     report = process_video(src, dst, Params(detector=FACES_ONLY), face_engine, name="clip.avi")
     assert report.disposition == "review"
