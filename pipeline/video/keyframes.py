@@ -54,9 +54,12 @@ class KeyframeClock:
         self._last_deep = -np.inf
         self._histogram: np.ndarray | None = None
 
-    def due(self, time_s: float, grey: np.ndarray) -> bool:
-        """``grey``: the frame in grey, at any size (``pipeline.track.motion.small_grey``)."""
-        cut = self._scene_cut(grey) if self.on_cuts else False
+    def due(self, time_s: float, grey: np.ndarray | None) -> bool:
+        """``grey``: the frame in grey, at any size (``pipeline.track.motion.small_grey``); None only when the
+        clock does not watch for cuts."""
+        if self.on_cuts and grey is None:
+            raise ValueError("a clock that watches for scene cuts needs every frame in grey")
+        cut = self._scene_cut(grey) if self.on_cuts and grey is not None else False
         timed = self.interval_s > 0 and (self._next_due is None or time_s >= self._next_due - 1e-6)
         cut = cut and time_s - self._last_deep >= _MIN_CUT_GAP_S
         if not (timed or cut):

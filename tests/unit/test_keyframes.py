@@ -4,6 +4,7 @@ light plan was blind over a whole interval."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pipeline.params import DetectorParams, VideoParams
 from pipeline.records import Detections, ObjectClass
@@ -22,7 +23,7 @@ def noise(seed: int) -> np.ndarray:
 def test_keyframes_come_once_per_interval_of_media_time_whatever_the_frame_rate():
     for fps in (25, 30, 60):
         clock = KeyframeClock(1.0, on_cuts=False)
-        due = [i for i in range(3 * fps) if clock.due(i / fps, grey(100))]
+        due = [i for i in range(3 * fps) if clock.due(i / fps, None)]  # no cuts watched: no picture needed
         assert due == [0, fps, 2 * fps]
         assert clock.stats.keyframes == 3 and clock.stats.scene_cuts == 0
 
@@ -44,6 +45,11 @@ def test_flashes_trigger_at_most_one_deep_pass_per_fifth_of_a_second():
     frames = [grey(20), grey(230)] * 6  # a strobe at 30 fps
     due = [i for i, frame in enumerate(frames) if clock.due(i / 30, frame)]
     assert len(due) <= 3 and due[0] == 1
+
+
+def test_a_clock_watching_for_cuts_refuses_a_frame_without_its_picture():
+    with pytest.raises(ValueError, match="in grey"):
+        KeyframeClock(1.0).due(0.0, None)
 
 
 def test_off_means_off():

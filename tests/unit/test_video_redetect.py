@@ -52,3 +52,21 @@ def test_a_track_found_twice_at_a_confident_score_is_not_looked_for_between_sear
     # Frames 1 and 2 follow the face's first find: looked for. From frame 3 on it is settled, and only
     # ``roi_every_track`` looks for it on the 6 skipped frames left.
     assert engine.windows == expected
+
+
+def test_with_neither_camera_motion_nor_cuts_watched_no_frame_is_turned_grey(tmp_path, monkeypatch):
+    src = tmp_path / "clip.mp4"
+    flat_clip(src, frames=FRAMES)
+    (tmp_path / "out").mkdir()
+
+    def turned_grey(rgb):
+        raise RuntimeError("a grey picture")
+
+    monkeypatch.setattr("pipeline.video.process.small_grey", turned_grey)
+    faces = DetectorParams(classes=("face",))
+    looking = [VideoParams(), VideoParams(keyframe_on_cuts=False), VideoParams(camera_motion=False)]
+    for n, video in enumerate([*looking, VideoParams(camera_motion=False, keyframe_on_cuts=False)]):
+        report = process_file(src, tmp_path / "out" / f"{n}.mp4", Params(detector=faces, video=video), StillFace(),
+                              name="clip.mp4")  # type: ignore[arg-type]
+        # the stand-in fails the file where a grey picture is made: wherever camera motion or cuts look
+        assert (report.disposition == "done") == (video not in looking), report.error
