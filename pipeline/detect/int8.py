@@ -25,9 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime
 from onnx import TensorProto, numpy_helper
 
 from pipeline.detect.catalogue import find_file
+from pipeline.detect.graph_cache import cached, key_of
 from pipeline.errors import QuantizationError
 
 CALIBRATION_DIR = Path(__file__).with_name("calibration")
@@ -67,12 +69,19 @@ def calibration_for(digest: str) -> Path:
 
 def quantized(model: onnx.ModelProto, digest: str) -> onnx.ModelProto:
     """``model`` (already prepared by its family) as an int8 QDQ graph, with the shipped ranges. Quantizing
-    takes seconds, so each graph is quantized once per process (the tests and ``veil eval`` load often)."""
-    key = (digest, hashlib.sha256(model.SerializeToString()).hexdigest())
+    takes seconds, so each graph is quantized once per process (the tests and ``veil eval`` load often), and
+    kept on disk for the next process (``graph_cache``)."""
+    prepared = model.SerializeToString()
+    key = (digest, hashlib.sha256(prepared).hexdigest())
     if key not in _QUANTIZED:
         source = find_file(digest)
         float_parts = (source.int8_float_decoder, source.int8_float_stem) if source else (False, 0)
-        _QUANTIZED[key] = _quantize(model, calibration_for(digest), *float_parts).SerializeToString()
+        ranges = calibration_for(digest)
+        # Everything the int8 graph depends on: the prepared graph, the ranges, what stays in float, the
+        # quantizer (this file) and the libraries that rewrite and check the graph.
+        disk_key = key_of("int8", prepared, ranges.read_bytes(), repr(float_parts), Path(__file__).read_bytes(),
+                          onnx.__version__, onnxruntime.__version__)
+        _QUANTIZED[key] = cached(disk_key, lambda: _quantize(model, ranges, *float_parts).SerializeToString())
     result = onnx.ModelProto()
     result.ParseFromString(_QUANTIZED[key])
     return result

@@ -79,6 +79,34 @@ def test_the_quantized_graph_has_integer_convolutions_and_float_predictions():
     assert producers[sigmoid.input[0]].op_type != "DequantizeLinear"
 
 
+def test_a_process_reads_the_int8_graph_an_earlier_one_quantized_and_other_ranges_quantize_again(tmp_path,
+                                                                                                  monkeypatch):
+    require_models()
+    source = find_source("platedet")
+    assert source is not None
+    model = onnx.load(str(default_model_dir() / source.file_name))
+    family(source.family).prepare(model)
+    monkeypatch.setenv("CACHE_DIRECTORY", str(tmp_path))
+    monkeypatch.setattr("pipeline.detect.int8._QUANTIZED", {})  # a process that has quantized nothing yet
+    first = quantized(model, source.sha256).SerializeToString()
+    assert len(list((tmp_path / "graphs").glob("*.onnx"))) == 1
+
+    def quantize_again(*args, **kwargs):
+        raise RuntimeError("quantized again")
+
+    monkeypatch.setattr("pipeline.detect.int8._QUANTIZED", {})  # the next process
+    monkeypatch.setattr("pipeline.detect.int8._quantize", quantize_again)
+    assert quantized(model, source.sha256).SerializeToString() == first
+    ranges = json.loads(calibration_for(source.sha256).read_text())
+    first_tensor = next(iter(ranges["data"].values()))
+    first_tensor["highest"]["data"][0] *= 2  # recalibrated
+    (tmp_path / "ranges.json").write_text(json.dumps(ranges))
+    monkeypatch.setattr("pipeline.detect.int8.calibration_for", lambda digest: tmp_path / "ranges.json")
+    monkeypatch.setattr("pipeline.detect.int8._QUANTIZED", {})
+    with pytest.raises(RuntimeError, match="quantized again"):
+        quantized(model, source.sha256)
+
+
 def test_the_face_model_keeps_its_stem_and_decoder_in_float():
     require_models()
     source = find_source("centerface")
