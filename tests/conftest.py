@@ -22,8 +22,8 @@ UNDER_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # The int8 graphs (pipeline/detect/graph_cache.py): quantized by the first test process, read by every later
-    # one and by the services the tests start; kept with pytest's cache rather than in the user's.
+    # The models' rewritten graphs (pipeline/detect/graph_cache.py): made by the first test process, read by
+    # every later one and by the services the tests start; kept with pytest's cache rather than in the user's.
     cache = getattr(config, "cache", None)
     if cache is not None and "CACHE_DIRECTORY" not in os.environ:
         os.environ["CACHE_DIRECTORY"] = str(cache.mkdir("veil-cache"))

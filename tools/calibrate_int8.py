@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.detect.base import registered
 from pipeline.detect.catalogue import DEFAULT_MODELS, ModelSource, default_model_dir
 from pipeline.detect.centerface import ALIGN
-from pipeline.detect.int8 import CALIBRATION_DIR, float_graph, prediction_nodes
+from pipeline.detect.int8 import float_graph, prediction_nodes
+from pipeline.detect.precision import CALIBRATION_DIR
 from pipeline.detect.yolo import Letterbox
 from pipeline.media.image import load_image
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipeline.detect.catalogue import default_model_dir, find_file
 from pipeline.detect.families import family_names
-from pipeline.detect.int8 import exact_int8_kernels
+from pipeline.detect.precision import exact_int8_kernels
 from pipeline.detect.runtime import RuntimeParams
 from pipeline.errors import ModelError
 from pipeline.params import Params

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 
 from pipeline.errors import ModelError
+
+if TYPE_CHECKING:
+    import onnx
 
 Found = tuple[np.ndarray, np.ndarray]  # boxes (N, 4: x1, y1, x2, y2 in the input's pixels) and scores (N,)
 

@@ -15,10 +15,10 @@ import onnxruntime as ort
 from pipeline.detect.base import Detector
 from pipeline.detect.catalogue import default_model_dir, find_file, find_source
 from pipeline.detect.families import family
-from pipeline.detect.int8 import exact_int8_kernels
 from pipeline.detect.mosaic import detect_packed
 from pipeline.detect.nms import merge, overlapping
 from pipeline.detect.onnx import load_session
+from pipeline.detect.precision import exact_int8_kernels
 from pipeline.detect.runtime import RuntimeParams
 from pipeline.detect.shared_batches import SharedBatches
 from pipeline.detect.views import Views, detector_views
@@ -356,7 +356,7 @@ def _load_one(
     # precision rewrite of a quantized graph is one onnxruntime refuses to load.
     catalogued = find_file(pinned) if pinned else None
     # The catalogue's int8 runs only where the CPU's integer kernels are exact; elsewhere float32 keeps the
-    # scores (int8.exact_int8_kernels). A model set to int8 = true in its profile runs in int8 on any CPU.
+    # scores (precision.exact_int8_kernels). A model set to int8 = true in its profile runs in int8 on any CPU.
     catalogue_int8 = catalogued is not None and catalogued.int8 and exact_int8_kernels()
     wanted = spec.int8 if spec.int8 is not None else catalogue_int8
     int8 = wanted and runtime.device == "cpu"

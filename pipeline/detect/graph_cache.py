@@ -1,9 +1,10 @@
 """Rewritten model graphs kept on disk from one process to the next.
 
-Quantizing the two default models to int8 takes about 3.3 s of CPU (2 cores), and every process that loads an
-engine paid it again: each service worker at its start and after a restart or a model reload, each
-``veil process`` and ``veil eval``. The graph depends only on what its key names (the model file, the
-rewrite's inputs and code, the library versions), so it is kept under that key.
+Rewriting the two default models for their sessions (quantizing them to int8 above all) took about 4 s of CPU
+(2 cores), and every process that loads an engine paid it again: each service worker at its start and after
+a restart or a model reload, each ``veil process`` and ``veil eval``. A graph depends only on what its key
+names (``pipeline.detect.onnx``: the model file, the rewrites, their code, the library versions), so it is
+kept under that key.
 
 The folder: ``$CACHE_DIRECTORY`` (systemd's ``CacheDirectory=veil``: /var/cache/veil), else
 ``$XDG_CACHE_HOME/veil``, else ``~/.cache/veil``; files under ``graphs/``. A file's name holds its key and the

@@ -25,63 +25,26 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime
 from onnx import TensorProto, numpy_helper
 
 from pipeline.detect.catalogue import find_file
-from pipeline.detect.graph_cache import cached, key_of
+from pipeline.detect.precision import calibration_for
 from pipeline.errors import QuantizationError
 
-CALIBRATION_DIR = Path(__file__).with_name("calibration")
 QDQ_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear need opset 13
 _CONVOLUTIONS = frozenset({"Conv", "ConvTranspose"})
 _QUANTIZED: dict[tuple[str, str], bytes] = {}  # (file's sha256, prepared graph's sha256) -> int8 graph
 
 
-# x86 instruction-set extensions with which onnxruntime's 8-bit kernels add their products exactly. Without
-# one, the kernels add pairs of uint8 x int8 products in 16 bits (VPMADDUBSW) and saturate: on an AVX2-only
-# EPYC, CenterFace's scores at faces turned sideways fell from 0.44-0.80 in float32 to 0.23-0.29, under its
-# threshold (3 December); on the AVX-512 VNNI EPYC of the day before, the same faces were masked in int8.
-EXACT_INT8_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
-
-
-def exact_int8_kernels(cpuinfo: str | None = None) -> bool:
-    """Whether this CPU runs 8-bit inference without saturating: an x86 CPU with one of ``EXACT_INT8_FLAGS``
-    (``cpuinfo``: the text of /proc/cpuinfo; read from there when None). Any other CPU, or none that can be
-    told, is not."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            return False
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    return bool(EXACT_INT8_FLAGS & set(flags))
-
-
-def calibration_for(digest: str) -> Path:
-    """The shipped ranges of the model file with this SHA-256; a QuantizationError where there are none."""
-    path = CALIBRATION_DIR / f"{digest}.json"
-    if not path.is_file():
-        raise QuantizationError(f"int8 asked for a model Veil has no calibration for (sha256 {digest[:16]}...): "
-                                f"set int8 = false for it, or calibrate it with tools/calibrate_int8.py")
-    return path
-
-
 def quantized(model: onnx.ModelProto, digest: str) -> onnx.ModelProto:
     """``model`` (already prepared by its family) as an int8 QDQ graph, with the shipped ranges. Quantizing
-    takes seconds, so each graph is quantized once per process (the tests and ``veil eval`` load often), and
-    kept on disk for the next process (``graph_cache``)."""
-    prepared = model.SerializeToString()
-    key = (digest, hashlib.sha256(prepared).hexdigest())
+    takes seconds, so each graph is quantized once per process (the tests and ``veil eval`` load often); the
+    session's graph is kept on disk for the next process (``onnx.load_session``)."""
+    key = (digest, hashlib.sha256(model.SerializeToString()).hexdigest())
     if key not in _QUANTIZED:
         source = find_file(digest)
         float_parts = (source.int8_float_decoder, source.int8_float_stem) if source else (False, 0)
-        ranges = calibration_for(digest)
-        # Everything the int8 graph depends on: the prepared graph, the ranges, what stays in float, the
-        # quantizer (this file) and the libraries that rewrite and check the graph.
-        disk_key = key_of("int8", prepared, ranges.read_bytes(), repr(float_parts), Path(__file__).read_bytes(),
-                          onnx.__version__, onnxruntime.__version__)
-        _QUANTIZED[key] = cached(disk_key, lambda: _quantize(model, ranges, *float_parts).SerializeToString())
+        _QUANTIZED[key] = _quantize(model, calibration_for(digest), *float_parts).SerializeToString()
     result = onnx.ModelProto()
     result.ParseFromString(_QUANTIZED[key])
     return result

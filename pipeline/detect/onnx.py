@@ -1,17 +1,29 @@
-"""onnxruntime sessions: explicit providers, checksum pinning, no silent fallback."""
+"""onnxruntime sessions: explicit providers, checksum pinning, no silent fallback.
+
+The graph a session gets is the model file rewritten (the family's edits, int8 or fp16, the uint8 input). It is
+kept on disk (``graph_cache``), so a process whose graph is kept reads it whole and never imports the onnx
+library (about 0.9 s a start here, its ml_dtypes above all) nor quantizes (about 3.3 s for the two default
+models).
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import onnx
 import onnxruntime as ort
 
 from pipeline.detect.catalogue import sha256_of
-from pipeline.detect.frontend import take_rgb_bytes
-from pipeline.detect.int8 import quantized
+from pipeline.detect.graph_cache import cached, key_of
+from pipeline.detect.precision import calibration_for
 from pipeline.errors import ModelError
+
+if TYPE_CHECKING:
+    import onnx
+
+_REWRITING_CODE = Path(__file__).parent  # every module of pipeline.detect: the rewrites and what they call
 
 
 def providers_for(device: str, *, dynamic_input: bool = False) -> list:
@@ -66,7 +78,8 @@ def load_session(
     digest = sha256_of(path)
     if expected_sha256 and digest != expected_sha256:
         raise ModelError(f"checksum mismatch for {path.name}: expected {expected_sha256}, got {digest}")
-    payload = _rewritten(path, digest, prepare, int8=int8, fp16=fp16, input_divisor=input_divisor)
+    key = _graph_key(digest, prepare, int8=int8, fp16=fp16, input_divisor=input_divisor)
+    payload = cached(key, lambda: _rewritten(path, digest, prepare, int8=int8, fp16=fp16, input_divisor=input_divisor))
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -88,11 +101,30 @@ def load_session(
     return session, digest
 
 
+def _graph_key(
+    digest: str, prepare: Callable[[onnx.ModelProto], None] | None, *, int8: bool, fp16: bool,
+    input_divisor: float | None,
+) -> str:
+    """Everything the session's graph depends on: the model file, the rewrites asked for (``prepare`` is a
+    module-level function, named by its module and name), the shipped ranges where int8 runs (none: a
+    QuantizationError, as without a kept graph), the code of ``pipeline.detect`` and the libraries' versions."""
+    code = [module.read_bytes() for module in sorted(_REWRITING_CODE.glob("*.py"))]
+    ranges = calibration_for(digest).read_bytes() if int8 else b""
+    rewrite = f"{prepare.__module__}.{prepare.__qualname__}" if prepare is not None else ""
+    libraries = [importlib.metadata.version(name) for name in ("onnx", "onnxruntime")]
+    return key_of("session-graph", digest, rewrite, repr((int8, fp16, input_divisor)), ranges, *code, *libraries)
+
+
 def _rewritten(
     path: Path, digest: str, prepare: Callable[[onnx.ModelProto], None] | None, *, int8: bool, fp16: bool,
     input_divisor: float | None,
 ) -> bytes:
     """The model file as the session gets it: the family's rewrite, then int8 or fp16, then the uint8 input."""
+    import onnx  # only where no graph is kept (the module's text)
+
+    from pipeline.detect.frontend import take_rgb_bytes
+    from pipeline.detect.int8 import quantized
+
     try:
         model = onnx.load(str(path))
         if prepare is not None:

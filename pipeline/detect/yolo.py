@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import numpy_helper
 
 from pipeline.detect.base import Family, Found, register
 from pipeline.errors import ModelError
+
+if TYPE_CHECKING:
+    import onnx
 
 PAD_VALUE = 114
 
@@ -25,6 +28,8 @@ def free_batch(model: onnx.ModelProto) -> None:
     """Let the graph take a batch of images. Exports fix the batch at 1, in the input and output shapes and
     as a literal 1 leading the shape of every Reshape in the head (``[1, 32, -1]``, ``[1, 4, 16, 8400]``);
     a leading 0 copies the input's batch instead. The batch is the first dimension throughout."""
+    from onnx import numpy_helper  # rewrites run only where no graph is kept (pipeline.detect.onnx)
+
     graph = model.graph
     for value in (graph.input[0], graph.output[0]):
         first = value.type.tensor_type.shape.dim[0]

@@ -4,6 +4,9 @@ any other, and in int8 find what the float models find."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -12,8 +15,9 @@ import pytest
 from pipeline.detect.catalogue import default_model_dir, find_source
 from pipeline.detect.engine import Engine
 from pipeline.detect.families import family
-from pipeline.detect.int8 import calibration_for, exact_int8_kernels, quantized
-from pipeline.detect.onnx import make_spatial_dims_dynamic
+from pipeline.detect.int8 import quantized
+from pipeline.detect.onnx import load_session, make_spatial_dims_dynamic
+from pipeline.detect.precision import calibration_for, exact_int8_kernels
 from pipeline.detect.runtime import RuntimeParams
 from pipeline.errors import ModelError, QuantizationError
 from pipeline.eval.images import COVERED
@@ -79,32 +83,49 @@ def test_the_quantized_graph_has_integer_convolutions_and_float_predictions():
     assert producers[sigmoid.input[0]].op_type != "DequantizeLinear"
 
 
-def test_a_process_reads_the_int8_graph_an_earlier_one_quantized_and_other_ranges_quantize_again(tmp_path,
-                                                                                                  monkeypatch):
+def test_a_process_reads_the_session_graph_an_earlier_one_rewrote_and_other_ranges_rewrite_it(tmp_path, monkeypatch):
     require_models()
     source = find_source("platedet")
     assert source is not None
-    model = onnx.load(str(default_model_dir() / source.file_name))
-    family(source.family).prepare(model)
+    kind = family(source.family)
+
+    def load():
+        return load_session(default_model_dir() / source.file_name, device="cpu", threads=1,
+                            expected_sha256=source.sha256, prepare=kind.prepare, int8=True,
+                            input_divisor=kind.input_divisor)[0]
+
     monkeypatch.setenv("CACHE_DIRECTORY", str(tmp_path))
     monkeypatch.setattr("pipeline.detect.int8._QUANTIZED", {})  # a process that has quantized nothing yet
-    first = quantized(model, source.sha256).SerializeToString()
+    first = load()
     assert len(list((tmp_path / "graphs").glob("*.onnx"))) == 1
 
-    def quantize_again(*args, **kwargs):
-        raise RuntimeError("quantized again")
+    def rewrite_again(*args, **kwargs):
+        raise RuntimeError("rewritten again")
 
     monkeypatch.setattr("pipeline.detect.int8._QUANTIZED", {})  # the next process
-    monkeypatch.setattr("pipeline.detect.int8._quantize", quantize_again)
-    assert quantized(model, source.sha256).SerializeToString() == first
+    monkeypatch.setattr("pipeline.detect.onnx._rewritten", rewrite_again)
+    second = load()
+    pixels = np.random.default_rng(0).integers(0, 256, (1, 640, 640, 3), dtype=np.uint8)
+    (name,) = [i.name for i in first.get_inputs()]
+    np.testing.assert_array_equal(first.run(None, {name: pixels})[0], second.run(None, {name: pixels})[0])
     ranges = json.loads(calibration_for(source.sha256).read_text())
-    first_tensor = next(iter(ranges["data"].values()))
-    first_tensor["highest"]["data"][0] *= 2  # recalibrated
+    next(iter(ranges["data"].values()))["highest"]["data"][0] *= 2  # recalibrated
     (tmp_path / "ranges.json").write_text(json.dumps(ranges))
-    monkeypatch.setattr("pipeline.detect.int8.calibration_for", lambda digest: tmp_path / "ranges.json")
-    monkeypatch.setattr("pipeline.detect.int8._QUANTIZED", {})
-    with pytest.raises(RuntimeError, match="quantized again"):
-        quantized(model, source.sha256)
+    monkeypatch.setattr("pipeline.detect.onnx.calibration_for", lambda digest: tmp_path / "ranges.json")
+    with pytest.raises(RuntimeError, match="rewritten again"):
+        load()
+
+
+def test_a_process_whose_graphs_are_kept_loads_the_shipped_engine_without_the_onnx_library(tmp_path):
+    probe = ("import sys; from pipeline.detect.engine import Engine; from pipeline.params import Params; "
+             "engine = Engine.load(Params().detector); "
+             "print(*(r.precision for r in engine.model_records), 'onnx' in sys.modules)")
+    env = {**os.environ, "CACHE_DIRECTORY": str(tmp_path)}
+    first, second = (subprocess.run([sys.executable, "-c", probe], env=env, check=True, capture_output=True,
+                                    text=True).stdout.split() for _ in range(2))
+    shipped = "int8" if exact_int8_kernels() else "fp32"
+    assert first == [shipped, shipped, "True"]  # the first rewrites the graphs, with the onnx library
+    assert second == [shipped, shipped, "False"]
 
 
 def test_the_face_model_keeps_its_stem_and_decoder_in_float():
@@ -177,13 +198,15 @@ def test_int8_for_a_model_file_veil_has_not_calibrated_is_refused(tmp_path):
     assert record.precision == "fp32"
 
 
-def test_an_onnxruntime_that_cannot_quantize_runs_the_default_in_float32_and_refuses_an_explicit_int8(monkeypatch):
+def test_an_onnxruntime_that_cannot_quantize_runs_the_default_in_float32_and_refuses_an_explicit_int8(monkeypatch,
+                                                                                                     tmp_path):
     require_models()
 
     def cannot(model, digest):
         raise QuantizationError("this onnxruntime takes no cached calibration")
 
-    monkeypatch.setattr("pipeline.detect.onnx.quantized", cannot)
+    monkeypatch.setenv("CACHE_DIRECTORY", str(tmp_path))  # no graph kept: this onnxruntime must rewrite it
+    monkeypatch.setattr("pipeline.detect.int8.quantized", cannot)
     plates = DetectorParams(classes=("license_plate",))
     (record,) = Engine.load(plates, RuntimeParams()).model_records
     assert record.name == "platedet" and record.precision == "fp32"

@@ -11,7 +11,7 @@ from PIL import Image
 
 from pipeline.detect.catalogue import default_model_dir, sha256_of
 from pipeline.detect.engine import Engine
-from pipeline.detect.int8 import exact_int8_kernels
+from pipeline.detect.precision import exact_int8_kernels
 from pipeline.detect.runtime import RuntimeParams
 from pipeline.errors import ModelError
 from pipeline.params import DetectorParams, ModelSpec

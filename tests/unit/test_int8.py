@@ -6,15 +6,8 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pipeline.detect.int8 import (
-    as_float32,
-    calibration_for,
-    decoder_nodes,
-    exact_int8_kernels,
-    name_nodes,
-    prediction_nodes,
-    stem_nodes,
-)
+from pipeline.detect.int8 import as_float32, decoder_nodes, name_nodes, prediction_nodes, stem_nodes
+from pipeline.detect.precision import calibration_for, exact_int8_kernels
 from pipeline.errors import ModelError
 
 
