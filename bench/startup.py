@@ -1,11 +1,12 @@
-"""A process's start with the shipped engine: the int8 graphs quantized at load (an empty graph cache) against
-read back from the cache (``pipeline/detect/graph_cache.py``), rounds alternating, each in a fresh process.
+"""A process's start with the shipped engine: the models' graphs rewritten at load (an empty graph cache:
+the onnx library imported, int8 quantized) against read back from the cache (``pipeline/detect/graph_cache.py``),
+rounds alternating, each in a fresh process.
 
     .venv/bin/python bench/startup.py [--rounds 5]
 
 Prints each round's seconds for ``Engine.load`` at ``Params()`` and ``veil process`` of one photo, the medians
 and their ratio (warm over cold). Without VNNI the default models run in float32 and nothing is quantized:
-the script says so and the ratio stays near 1.
+the script says so, and only the onnx import is saved.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def main() -> None:
         Image.fromarray(np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)).save(photo)
         warm = root / "warm"
         _, precisions = engine_load(warm)  # fills the warm cache
-        print(f"models: {precisions}" + ("" if "int8" in precisions else " (no int8 here: nothing to keep)"))
+        print(f"models: {precisions}" + ("" if "int8" in precisions else " (no int8 here: nothing quantized)"))
         times: dict[str, list[float]] = {"load cold": [], "load warm": [], "process cold": [], "process warm": []}
         for n in range(args.rounds):
             for state in ("cold", "warm"):
