@@ -8,6 +8,7 @@ models).
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 from collections.abc import Callable
 from pathlib import Path
@@ -108,11 +109,17 @@ def _graph_key(
     """Everything the session's graph depends on: the model file, the rewrites asked for (``prepare`` is a
     module-level function, named by its module and name), the shipped ranges where int8 runs (none: a
     QuantizationError, as without a kept graph), the code of ``pipeline.detect`` and the libraries' versions."""
-    code = [module.read_bytes() for module in sorted(_REWRITING_CODE.glob("*.py"))]
     ranges = calibration_for(digest).read_bytes() if int8 else b""
     rewrite = f"{prepare.__module__}.{prepare.__qualname__}" if prepare is not None else ""
-    libraries = [importlib.metadata.version(name) for name in ("onnx", "onnxruntime")]
-    return key_of("session-graph", digest, rewrite, repr((int8, fp16, input_divisor)), ranges, *code, *libraries)
+    return key_of("session-graph", digest, rewrite, repr((int8, fp16, input_divisor)), ranges, *_rewriting_code())
+
+
+@functools.cache
+def _rewriting_code() -> tuple[bytes | str, ...]:
+    """The source of every ``pipeline.detect`` module and the onnx and onnxruntime versions: read once a process,
+    however many sessions it loads."""
+    code = [module.read_bytes() for module in sorted(_REWRITING_CODE.glob("*.py"))]
+    return (*code, *(importlib.metadata.version(name) for name in ("onnx", "onnxruntime")))
 
 
 def _rewritten(
