@@ -14,6 +14,7 @@ from pipeline.qc import QCReport
 from pipeline.video.process import process_video
 
 from tests.conftest import EVAL, missing
+from tests.integration.test_video_media import video_stream
 from tests.integration.test_video_process import ffprobe, needs_ffprobe
 
 # Every clip the folder holds, as the media contract ran before; "(absent)" fails under CI, skips locally.
@@ -37,8 +38,7 @@ def test_shared_clips_keep_frames_duration_audio_and_drop_data(published):
     src, dst, report = published
     assert report.disposition in ("done", "review"), report.error
     before, after = ffprobe(src), ffprobe(dst)
-    vin = next(s for s in before["streams"] if s["codec_type"] == "video")
-    vout = next(s for s in after["streams"] if s["codec_type"] == "video")
+    vin, vout = video_stream(before), video_stream(after)
     assert int(vout["nb_read_packets"]) == int(vin["nb_read_packets"]) == report.video["frames_written"]
     assert float(after["format"]["duration"]) == pytest.approx(float(before["format"]["duration"]), abs=0.05)
     kinds_in = [s["codec_type"] for s in before["streams"]]
