@@ -152,6 +152,7 @@ class ServiceSettings(_Strict):
 
     instance: str = Field(default_factory=socket.gethostname, pattern=r"^[A-Za-z0-9_.-]+$")
     workers: int = Field(default=1, ge=1, le=64)
+    jobs_per_worker: int = Field(default=1, ge=1, le=16)  # jobs at once in each worker, sharing its models
     devices: tuple[str, ...] = ("cpu",)  # assigned to workers in turn: cpu, cuda, cuda:K
     threads: int = Field(default=0, ge=0)  # onnxruntime intra-op threads per worker; 0 = the cores shared among CPU workers
     precision: Literal["fp32", "fp16"] = "fp32"  # onnxruntime models in half precision (see RuntimeParams)

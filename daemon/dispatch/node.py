@@ -48,7 +48,8 @@ def pin_unit(unit: str) -> str:
 def unit_spec(settings: Settings, models: ActiveSelection, device: str, runner: str) -> WorkerSpec:
     spec = worker_specs(settings, models, runner)[0]
     threads = inference_threads(settings.service.threads, device, [device])
-    return dataclasses.replace(spec, device=device, threads=threads)
+    # A node's child runs one task at a time (prefork, one child): [service] jobs_per_worker is the local pool's.
+    return dataclasses.replace(spec, device=device, threads=threads, jobs=1)
 
 
 class Child:

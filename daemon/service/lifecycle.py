@@ -296,9 +296,11 @@ class Service:
         return self._publisher
 
     def _claim(self) -> None:
-        """Keep one waiting job per local worker; a flood stays in the ingest folders."""
+        """Keep one waiting job per local worker's job slot; a flood stays in the ingest folders."""
         # Remote (a broker): as many as may be in flight, the broker holds them for every worker of the fleet.
-        slots = self._pool.free_slots() if self._remote and self._pool is not None else self.settings.service.workers
+        service = self.settings.service
+        slots = (self._pool.free_slots() if self._remote and self._pool is not None
+                 else service.workers * service.jobs_per_worker)
         want = slots - len(self._queue)
         if want > 0:
             self._queue.extend(self._claimer.claim(self._watchers, self._areas, want,
@@ -334,6 +336,8 @@ class Service:
         failure = outcome.failure if outcome.report_json is None else changed_since_claim(job)
         if failure or outcome.report_json is None:
             job.record.failures.append(failure or "unknown")
+            if not outcome.charged:
+                job.record.attempts -= 1  # a neighbour in its worker hung: this try is not counted against it
             job.save()
             self.counters.retried += 1
             _log.warning("job_attempt_failed", job=job.id, folder=job.record.folder, attempt=job.record.attempts,

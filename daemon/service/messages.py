@@ -18,7 +18,7 @@ class RunJob:
 
 @dataclass(frozen=True)
 class Stop:
-    """Finish nothing more: exit the loop (sent between jobs only)."""
+    """Finish nothing more: exit the loop (sent only while the worker runs no job)."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class StartupFailed:
 @dataclass(frozen=True)
 class Heartbeat:
     at: float  # the worker's wall clock, for the log when it matters
+    job_id: str | None = None  # the job that moved; None: the worker itself (loading its models)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,14 @@
 """Dispatch behind one small interface, and the local backend: N spawned worker processes.
 
 ``Dispatcher`` is what the service loop uses: submit a job, receive outcomes. The multi-host backend
-(Celery on RabbitMQ, ``daemon.dispatch.client``) implements the same methods. The local pool watches its workers: a crashed worker,
-one whose heartbeat stops, or one whose job runs past the timeout is killed and replaced, and the job comes
-back as a failed attempt for the service to retry or to fail. A worker that stopped making progress is first
-asked for its Python stack (it lands on stderr, in the log), then killed. A worker past ``max_jobs`` jobs or
-``max_rss_mb`` of memory is replaced between jobs, never during one (gunicorn's ``max_requests``).
+(Celery on RabbitMQ, ``daemon.dispatch.client``) implements the same methods. The local pool watches its
+workers, each running up to ``WorkerSpec.jobs`` jobs at once: a crashed worker, or one with a job whose
+heartbeat stops or that runs past the timeout, is killed and replaced, and its jobs come back as failed
+attempts for the service to retry or to fail. A job that stopped making progress has its worker asked for
+its Python stack (it lands on stderr, in the log) before the kill. The neighbours of a job found hung or
+overdue come back uncharged: the attempt was not theirs to lose. A worker past ``max_jobs`` jobs or
+``max_rss_mb`` of memory takes no more jobs and is replaced once its running ones end, never during one
+(gunicorn's ``max_requests``).
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Protocol
 
 from daemon import log
-from daemon.service.messages import Done, FromWorker, Ready, RunJob, StartupFailed, Stop
+from daemon.service.messages import Done, FromWorker, Heartbeat, Ready, RunJob, StartupFailed, Stop
 from daemon.service.worker import STACK_SIGNAL, JobSpec, WorkerSpec, worker_main
 
 _log = log.get("veil.pool")
@@ -29,6 +32,7 @@ class Outcome:
     job_id: str
     report_json: str | None  # the sidecar to publish, when the job ran to an end (any disposition)
     failure: str | None = None  # why the attempt ended without a report (crash, hang, timeout)
+    charged: bool = True  # False: a neighbour in the same worker hung or overran; this try does not count
 
 
 @dataclass(frozen=True)
@@ -62,18 +66,34 @@ class Dispatcher(Protocol):
 
 
 @dataclass
+class _Running:
+    job: JobSpec
+    started: float  # monotonic
+    last_seen: float  # its last heartbeat
+
+
+@dataclass(frozen=True)
+class _Trouble:
+    reason: str
+    culprit: str | None = None  # the job that caused it, where one did: its neighbours are not charged
+
+
+@dataclass
 class _Slot:
     spec: WorkerSpec
     process: multiprocessing.process.BaseProcess | None = None
     conn: Connection | None = None
     ready: bool = False
-    job: JobSpec | None = None
-    job_started: float = 0.0
-    last_seen: float = 0.0
+    running: dict[str, _Running] = field(default_factory=dict)
+    last_seen: float = 0.0  # any word from the worker
     startup_failures: int = 0
     jobs_done: int = 0
-    retiring_since: float | None = None  # told to stop between jobs, to be replaced (recycling)
-    doomed: tuple[str, float] | None = None  # (why, when to kill): hung, its stack asked for
+    spent: bool = False  # past its limits: takes no more jobs, retired once the running ones end
+    retiring_since: float | None = None  # told to stop, to be replaced (recycling)
+    doomed: tuple[_Trouble, float] | None = None  # (why, when to kill): hung, its stack asked for
+
+    def free(self) -> int:
+        return self.spec.jobs - len(self.running) if self.ready and not self.spent else 0
 
 
 class LocalPool:
@@ -103,9 +123,9 @@ class LocalPool:
                                     daemon=True)
         process.start()
         child.close()
-        slot.process, slot.conn, slot.ready, slot.job = process, parent, False, None
+        slot.process, slot.conn, slot.ready, slot.running = process, parent, False, {}
         slot.last_seen = time.monotonic()
-        slot.jobs_done, slot.retiring_since, slot.doomed = 0, None, None
+        slot.jobs_done, slot.spent, slot.retiring_since, slot.doomed = 0, False, None, None
 
     def start(self) -> None:
         """Start every worker and wait until all have loaded and warmed up their models."""
@@ -134,22 +154,23 @@ class LocalPool:
     # -- dispatch ----------------------------------------------------------------------------------------
 
     def free_slots(self) -> int:
-        return sum(1 for slot in self._slots if slot.ready and slot.job is None)
+        return sum(slot.free() for slot in self._slots)
 
     def submit(self, job: JobSpec) -> None:
-        for slot in self._slots:
-            if slot.ready and slot.job is None and slot.conn is not None:
-                slot.conn.send(RunJob(job))
-                slot.job, slot.job_started, slot.last_seen = job, time.monotonic(), time.monotonic()
-                return
-        raise RuntimeError("submit() without a free worker")
+        """To the worker with the most room: jobs spread over the processes before any runs two."""
+        slot = max(self._slots, key=lambda slot: slot.free())
+        if slot.free() == 0 or slot.conn is None:
+            raise RuntimeError("submit() without a free worker")
+        slot.conn.send(RunJob(job))
+        now = time.monotonic()
+        slot.running[job.job_id] = _Running(job, started=now, last_seen=now)
 
     def in_flight(self) -> list[InFlight]:
         now_wall, now = time.time(), time.monotonic()
         return [
-            InFlight(slot.job.job_id, slot.spec.index, slot.process.pid if slot.process else None,
-                     now_wall - (now - slot.job_started))
-            for slot in self._slots if slot.job is not None
+            InFlight(running.job.job_id, slot.spec.index, slot.process.pid if slot.process else None,
+                     now_wall - (now - running.started))
+            for slot in self._slots for running in slot.running.values()
         ]
 
     def worker_pids(self) -> list[int | None]:
@@ -190,9 +211,9 @@ class LocalPool:
         return outcomes
 
     def _on_message(self, slot: _Slot, message: FromWorker, strict_start: bool) -> Outcome | None:
-        slot.last_seen = time.monotonic()
-        if slot.doomed is not None:
-            return None  # already judged hung: a late word does not save it (its job is retried elsewhere)
+        slot.last_seen = now = time.monotonic()
+        if slot.doomed is not None and not (isinstance(message, Done) and message.job_id != slot.doomed[0].culprit):
+            return None  # judged hung: a late word does not save it; a neighbour's job that ended still counts
         if isinstance(message, Ready):
             slot.ready, slot.startup_failures = True, 0
         elif isinstance(message, StartupFailed):
@@ -202,22 +223,28 @@ class LocalPool:
             if strict_start or slot.startup_failures >= self.max_startup_failures:
                 self._kill_all()
                 raise PoolBroken(f"worker {slot.spec.index} could not start: {message.error}")
-        elif isinstance(message, Done) and slot.job is not None and message.job_id == slot.job.job_id:
-            slot.job = None
+        elif isinstance(message, Done) and slot.running.pop(message.job_id, None) is not None:
             slot.jobs_done += 1
             self._retire_if_spent(slot, message.rss_mb)
             return Outcome(message.job_id, message.report_json)
-        return None  # a Heartbeat: last_seen is all it says
+        elif isinstance(message, Heartbeat) and message.job_id in slot.running:
+            slot.running[message.job_id].last_seen = now
+        return None
 
     def _retire_if_spent(self, slot: _Slot, rss_mb: float) -> None:
-        """Between jobs, a worker past its job count or memory limit is told to stop; _reap replaces it."""
-        if self.max_jobs and slot.jobs_done >= self.max_jobs:
-            reason = f"{slot.jobs_done} jobs done (worker_max_jobs {self.max_jobs})"
-        elif self.max_rss_mb and rss_mb > self.max_rss_mb:
-            reason = f"{rss_mb:.0f} MiB resident (worker_max_rss_mb {self.max_rss_mb:.0f})"
-        else:
+        """A worker past its job count or memory limit takes no more jobs, and is told to stop once its
+        running ones have ended; _reap replaces it."""
+        if not slot.spent:
+            if self.max_jobs and slot.jobs_done >= self.max_jobs:
+                reason = f"{slot.jobs_done} jobs done (worker_max_jobs {self.max_jobs})"
+            elif self.max_rss_mb and rss_mb > self.max_rss_mb:
+                reason = f"{rss_mb:.0f} MiB resident (worker_max_rss_mb {self.max_rss_mb:.0f})"
+            else:
+                return
+            _log.info("worker_recycled", worker=slot.spec.index, reason=reason)
+            slot.spent = True
+        if slot.running:
             return
-        _log.info("worker_recycled", worker=slot.spec.index, reason=reason)
         slot.ready, slot.retiring_since = False, time.monotonic()
         try:
             if slot.conn is not None:
@@ -227,18 +254,19 @@ class LocalPool:
 
     # -- supervision -------------------------------------------------------------------------------------
 
-    def _trouble(self, slot: _Slot, now: float) -> str | None:
+    def _trouble(self, slot: _Slot, now: float) -> _Trouble | None:
         """Why this worker must be replaced, if it must."""
         if slot.process is None:
-            return "restart"
+            return _Trouble("restart")
         if not slot.process.is_alive():
-            return f"worker exited with code {slot.process.exitcode}"
-        if slot.job is not None and now - slot.job_started > self.job_timeout_s:
-            return f"job timed out after {self.job_timeout_s:.0f} s"
-        if slot.job is not None and now - slot.last_seen > self.heartbeat_timeout_s:
-            return f"worker silent for {self.heartbeat_timeout_s:.0f} s"  # idle workers have nothing to report
-        if not slot.ready and now - slot.last_seen > self.startup_timeout_s:
-            return "worker did not finish starting"
+            return _Trouble(f"worker exited with code {slot.process.exitcode}")
+        for job_id, running in slot.running.items():
+            if now - running.started > self.job_timeout_s:
+                return _Trouble(f"job timed out after {self.job_timeout_s:.0f} s", job_id)
+            if now - running.last_seen > self.heartbeat_timeout_s:  # idle workers have nothing to report
+                return _Trouble(f"job silent for {self.heartbeat_timeout_s:.0f} s", job_id)
+        if not slot.ready and not slot.spent and now - slot.last_seen > self.startup_timeout_s:
+            return _Trouble("worker did not finish starting")
         return None
 
     def _reap(self) -> list[Outcome]:
@@ -256,29 +284,32 @@ class LocalPool:
                     self._kill(slot)
                     self._spawn(slot)
                     self.recycled += 1
-            elif (reason := self._trouble(slot, now)) is not None:
+            elif (trouble := self._trouble(slot, now)) is not None:
                 if slot.process is not None and slot.process.is_alive() and self.stack_dump_s > 0:
-                    self._ask_for_stack(slot, reason, now)
+                    self._ask_for_stack(slot, trouble, now)
                 else:
-                    self._replace(slot, reason, outcomes)
+                    self._replace(slot, trouble, outcomes)
         return outcomes
 
-    def _ask_for_stack(self, slot: _Slot, reason: str, now: float) -> None:
+    def _ask_for_stack(self, slot: _Slot, trouble: _Trouble, now: float) -> None:
         """A hung worker prints its Python stack (faulthandler, on stderr) before it is killed."""
         assert slot.process is not None and slot.process.pid is not None
-        _log.warning("worker_hung", worker=slot.spec.index, reason=reason, job=slot.job.job_id if slot.job else None)
+        _log.warning("worker_hung", worker=slot.spec.index, reason=trouble.reason, job=trouble.culprit)
         try:
             os.kill(slot.process.pid, STACK_SIGNAL)
         except ProcessLookupError:
             pass
-        slot.ready, slot.doomed = False, (reason, now + self.stack_dump_s)
+        slot.ready, slot.doomed = False, (trouble, now + self.stack_dump_s)
 
-    def _replace(self, slot: _Slot, reason: str, outcomes: list[Outcome]) -> None:
+    def _replace(self, slot: _Slot, trouble: _Trouble, outcomes: list[Outcome]) -> None:
         if slot.process is not None:
-            _log.warning("worker_replaced", worker=slot.spec.index, reason=reason,
-                         job=slot.job.job_id if slot.job else None)
-        if slot.job is not None:
-            outcomes.append(Outcome(slot.job.job_id, None, failure=reason))
+            _log.warning("worker_replaced", worker=slot.spec.index, reason=trouble.reason, job=trouble.culprit)
+        for job_id in slot.running:
+            if trouble.culprit is None or job_id == trouble.culprit:
+                outcomes.append(Outcome(job_id, None, failure=trouble.reason))
+            else:
+                outcomes.append(Outcome(job_id, None, failure=f"its worker was replaced: another {trouble.reason}",
+                                        charged=False))
         self._kill(slot)
         self._spawn(slot)
         self.restarts += 1
@@ -287,20 +318,20 @@ class LocalPool:
         """Let running jobs finish for up to ``grace_s``, then stop every worker. Returns the outcomes."""
         outcomes: list[Outcome] = []
         deadline = time.monotonic() + grace_s
-        while any(slot.job is not None for slot in self._slots) and time.monotonic() < deadline:
+        while any(slot.running for slot in self._slots) and time.monotonic() < deadline:
             outcomes += self._receive(min(0.5, max(0.0, deadline - time.monotonic())))
-            for slot in self._slots:  # a worker that dies now is not replaced: its job stays claimed
-                if slot.job is not None and slot.process is not None and not slot.process.is_alive():
-                    slot.job = None
+            for slot in self._slots:  # a worker that dies now is not replaced: its jobs stay claimed
+                if slot.running and slot.process is not None and not slot.process.is_alive():
+                    slot.running = {}
         for slot in self._slots:
-            if slot.conn is not None and slot.job is None and slot.process is not None and slot.process.is_alive():
+            if slot.conn is not None and not slot.running and slot.process is not None and slot.process.is_alive():
                 try:
                     slot.conn.send(Stop())
                 except OSError:
                     pass
         for slot in self._slots:
             if slot.process is not None:
-                slot.process.join(timeout=2 if slot.job is None else 0)
+                slot.process.join(timeout=0 if slot.running else 2)
             self._kill(slot)
-            slot.job = None
+            slot.running = {}
         return outcomes

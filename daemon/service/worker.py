@@ -1,4 +1,5 @@
-"""The worker process: loads its engine(s) once, warms them up, then runs jobs sent over a pipe.
+"""The worker process: loads its engine(s) once, warms them up, then runs jobs sent over a pipe, each on a
+thread of its own (up to ``WorkerSpec.jobs`` at once, sharing the engines).
 
 Runs in a "spawn" child: no state is inherited, everything it needs is in ``WorkerSpec``. It speaks in the
 records of ``daemon.service.messages``. Heartbeats come from the work itself (``heartbeat.progress``), so a
@@ -56,11 +57,13 @@ class PipelineRunner:
         self.params = {name: Params.model_validate_json(text) for name, text in spec.profiles.items()}
         self.engines: dict[str, Engine] = {}
         by_detector: dict[str, Engine] = {}
+        # Several jobs at once share the engine; on a GPU their calls on one input shape run as one batch.
+        shared = spec.jobs * spec.max_batch if spec.jobs > 1 and spec.device != "cpu" else 0
         for name, params in self.params.items():
             key = params.detector.model_dump_json()
             if key not in by_detector:
                 heartbeat.progress()  # loading and warming up are work too: beat between the steps
-                engine = Engine.load(params.detector, runtime)
+                engine = Engine.load(params.detector, runtime, shared_batches=shared)
                 heartbeat.progress()
                 engine.warm_up()  # first-run allocations now, not on the first file
                 by_detector[key] = engine
@@ -73,7 +76,7 @@ class PipelineRunner:
 
         params = self.params[job.profile]
         report = process_file(Path(job.src), Path(job.dst), params, self.engines[job.profile], name=job.name,
-                              edits=job.edits, progress=heartbeat.progress)
+                              edits=job.edits, progress=heartbeat.for_this_job())
         if report.disposition == "review" and Path(job.dst).exists():
             heartbeat.progress()
             sheet = Path(job.dst).with_name(Path(job.dst).name + ".contact.jpg")
@@ -142,26 +145,41 @@ def worker_main(conn, spec: WorkerSpec) -> None:
     from daemon import log
 
     log.configure(spec.log_level)
-    send_lock = threading.Lock()  # the pipeline may report progress from a helper thread
+    send_lock = threading.Lock()  # jobs run on threads of their own, and report as they move
 
     def send(message: FromWorker) -> None:
         with send_lock:
             conn.send(message)
 
-    heartbeat.install(heartbeat.Beater(send, spec.heartbeat_s))
+    beater = heartbeat.Beater(send, spec.heartbeat_s)
+    heartbeat.install(beater)
     try:
         runner = load_runner(spec)
     except Exception as exc:  # noqa: BLE001 - any failure to start is reported, then the parent decides
         send(StartupFailed(f"{type(exc).__name__}: {exc}"))
         return
     send(Ready(pid=os.getpid(), device=spec.device))
+
+    def run_and_report(job: JobSpec) -> None:
+        heartbeat.running(job.job_id)
+        report = run_job(runner, job)
+        send(Done(job.job_id, report.to_json(), rss_mb()))
+        beater.forget(job.job_id)
+
+    # Each job on a thread of its own, up to spec.jobs at once (the pool sends no more); this thread listens.
+    # Daemon threads: a parent gone (the pipe closed) ends the process with its jobs, which nobody would collect.
+    jobs: list[threading.Thread] = []
     while True:
         try:
             message = conn.recv()
         except (EOFError, OSError):
             break
         if isinstance(message, Stop):
+            for thread in jobs:
+                thread.join()  # sent only while no job runs: a safeguard, never a wait
             break
         if isinstance(message, RunJob):
-            report = run_job(runner, message.job)
-            send(Done(message.job.job_id, report.to_json(), rss_mb()))
+            jobs = [thread for thread in jobs if thread.is_alive()]
+            thread = threading.Thread(target=run_and_report, args=(message.job,), name="veil-job", daemon=True)
+            thread.start()
+            jobs.append(thread)

@@ -30,6 +30,7 @@ class WorkerSpec:
     spin_wait: bool = False
     max_batch: int = 1  # RuntimeParams().max_batch; the workforce passes [service] max_batch
     classes_side_by_side: bool | None = None  # RuntimeParams().classes_side_by_side; likewise
+    jobs: int = 1  # jobs at once, on threads sharing the engines ([service] jobs_per_worker)
     profiles: dict[str, str] = field(default_factory=dict)  # profile name -> Params as JSON
     runner: str = "daemon.service.worker:PipelineRunner"  # "module:Class"; unit tests inject fakes here
     heartbeat_s: float = 1.0  # at most one heartbeat per this many seconds, however fast the work moves

@@ -33,7 +33,7 @@ def worker_specs(settings: Settings, models: ActiveSelection, runner: str) -> li
     return [
         WorkerSpec(index=i, device=devices[i], threads=inference_threads(service.threads, devices[i], devices),
                    precision=service.precision, spin_wait=service.spin_wait, max_batch=service.max_batch,
-                   classes_side_by_side=service.classes_side_by_side,
+                   classes_side_by_side=service.classes_side_by_side, jobs=service.jobs_per_worker,
                    model_dir=str(service.model_dir) if service.model_dir else None, profiles=profiles,
                    runner=runner, log_level=service.log_level)
         for i in range(service.workers)

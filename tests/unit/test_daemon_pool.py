@@ -38,12 +38,30 @@ class CopyRunner:
             for _ in range(10):  # a long job that moves: it beats, so it is not silent
                 time.sleep(0.3)
                 progress()
+        if data == b"busy":
+            for _ in range(100):  # moves for 30 s, beating: outlives a neighbour found hung
+                time.sleep(0.3)
+                progress()
+        if data == b"meet":
+            meet(Path(job.src))
         if data == b"raise":
             Path(job.dst).write_bytes(b"partial")
             raise RuntimeError("boom")
         Path(job.dst).write_bytes(data.upper())
         return QCReport(veil_version="t", created_at=datetime.now(timezone.utc), input=FileInfo(name=job.name),
                         output=FileInfo(name=job.name), params={"pid": self.pid})
+
+
+def meet(src: Path) -> None:
+    """Returns once every "meet" job in the folder has arrived here: only jobs running at once all return."""
+    src.with_suffix(".here").touch()
+    expected = {path.with_suffix(".here") for path in src.parent.iterdir() if path.read_bytes() == b"meet"}
+    deadline = time.monotonic() + 20
+    while not all(path.exists() for path in expected):
+        if time.monotonic() > deadline:
+            raise RuntimeError("alone: the other jobs did not run at the same time")
+        time.sleep(0.05)
+        progress()
 
 
 def stuck_in_the_fake_runner() -> None:
@@ -55,8 +73,8 @@ class BrokenRunner:
         raise RuntimeError("model file missing")
 
 
-def make_pool(runner: str = f"{HERE}:CopyRunner", workers: int = 1, **kwargs) -> LocalPool:
-    specs = [WorkerSpec(index=i, device="cpu", threads=1, model_dir=None, runner=runner, heartbeat_s=0.2)
+def make_pool(runner: str = f"{HERE}:CopyRunner", workers: int = 1, jobs: int = 1, **kwargs) -> LocalPool:
+    specs = [WorkerSpec(index=i, device="cpu", threads=1, model_dir=None, runner=runner, heartbeat_s=0.2, jobs=jobs)
              for i in range(workers)]
     options = {"job_timeout_s": 30.0, "heartbeat_timeout_s": 10.0, "startup_timeout_s": 60.0}
     options.update(kwargs)
@@ -211,3 +229,66 @@ def test_workers_are_recycled_between_jobs_past_their_limits(pool, tmp_path, lim
         first_seen.setdefault(pid, "abcde"[len(first_seen)])
     assert "".join(first_seen[pid] for pid in pids) == pattern
     assert p.restarts == 0 and p.recycled == len(set(pattern)) - 1
+
+
+# -- several jobs per worker ([service] jobs_per_worker) -------------------------------------------------------
+
+
+def _pid_of(outcome) -> int:
+    assert outcome.failure is None, outcome.failure
+    report = QCReport.from_json(outcome.report_json)
+    assert report.disposition != "failed", report.error  # e.g. "alone": a meeting job that ran by itself
+    return report.params["pid"]
+
+
+def test_a_worker_runs_its_jobs_at_once(pool, tmp_path):
+    p = pool(jobs=3)
+    assert p.free_slots() == 3
+    for name in "abc":
+        p.submit(job(tmp_path, name, b"meet"))  # each returns only once all three are running
+    assert p.free_slots() == 0
+    assert len(p.in_flight()) == 3
+    outcomes = collect(p, 3)
+    assert len({_pid_of(o) for o in outcomes}) == 1  # one process ran all three
+    assert p.free_slots() == 3
+
+
+def test_jobs_spread_over_the_workers_before_any_runs_two(pool, tmp_path):
+    p = pool(workers=2, jobs=2)
+    p.submit(job(tmp_path, "a", b"meet"))
+    p.submit(job(tmp_path, "b", b"meet"))
+    assert len({_pid_of(o) for o in collect(p, 2)}) == 2
+
+
+def test_a_silent_job_is_found_while_its_neighbour_beats_and_the_neighbour_is_not_charged(pool, tmp_path):
+    p = pool(jobs=2, heartbeat_timeout_s=1.5, stack_dump_s=0.5)
+    p.submit(job(tmp_path, "busy", b"busy"))  # beats every 0.3 s for 30 s: the worker is never quiet
+    p.submit(job(tmp_path, "stuck", b"stuck"))  # never beats
+    outcomes = {o.job_id: o for o in collect(p, 2, deadline_s=25)}
+    assert "silent" in outcomes["stuck"].failure and outcomes["stuck"].charged
+    assert "another job silent" in outcomes["busy"].failure and not outcomes["busy"].charged
+    assert p.restarts == 1
+
+
+def test_a_spent_worker_takes_no_more_jobs_and_is_replaced_only_once_its_jobs_end(pool, tmp_path):
+    p = pool(jobs=2, max_jobs=1)
+    p.submit(job(tmp_path, "slow", b"slow"))  # 3 s
+    p.submit(job(tmp_path, "quick", b"data"))
+    [quick] = collect(p, 1)
+    assert quick.job_id == "quick" and p.free_slots() == 0  # spent after one job: its free slot is not offered
+    [slow] = collect(p, 1)
+    assert slow.job_id == "slow" and _pid_of(slow) == _pid_of(quick)  # never recycled mid-job
+    deadline = time.monotonic() + 60
+    while p.free_slots() < 2:  # the replacement loads
+        assert time.monotonic() < deadline
+        p.poll(0.1)
+    assert p.recycled == 1 and p.restarts == 0 and p.worker_pids()[0] != _pid_of(slow)
+
+
+def test_a_neighbour_that_ends_while_the_hung_job_s_stack_is_taken_is_published(pool, tmp_path):
+    p = pool(jobs=2, heartbeat_timeout_s=1.0, stack_dump_s=5.0)
+    p.submit(job(tmp_path, "stuck", b"stuck"))  # found silent after 1 s, killed 5 s later
+    p.submit(job(tmp_path, "slow", b"slow"))  # ends after 3 s, in between
+    outcomes = {o.job_id: o for o in collect(p, 2, deadline_s=25)}
+    assert outcomes["slow"].failure is None and (tmp_path / "slow.out").read_bytes() == b"SLOW"
+    assert "silent" in outcomes["stuck"].failure and p.restarts == 1

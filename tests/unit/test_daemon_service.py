@@ -18,7 +18,8 @@ RUNNER = f"{__name__}:CopyRunner"  # the fake job function, imported by the spaw
 
 
 class CopyRunner:
-    """Stands in for the pipeline: "crash" kills the worker, anything else is upper-cased."""
+    """Stands in for the pipeline: "crash" kills the worker, "stuck" hangs, "busy" takes 6 s; the rest is
+    upper-cased."""
 
     def __init__(self, spec) -> None:
         pass
@@ -29,9 +30,17 @@ class CopyRunner:
 
         from pipeline.qc import FileInfo
 
+        from daemon.service.heartbeat import progress
+
         data = Path(job.src).read_bytes()
         if data == b"crash":
             os._exit(3)
+        if data == b"stuck":
+            time.sleep(3600)  # no progress: the heartbeat stops
+        if data == b"busy":
+            for _ in range(20):  # moves for 6 s, beating
+                time.sleep(0.3)
+                progress()
         Path(job.dst).write_bytes(data.upper())
         return QCReport(veil_version="t", created_at=datetime.now(timezone.utc), input=FileInfo(name=job.name),
                         output=FileInfo(name=job.name))
@@ -206,3 +215,21 @@ def test_worker_max_jobs_reaches_the_pool(tmp_path):
     finally:
         service.stop_internals(5)
     assert recycled >= 1 and service.counters.retried == 0  # replaced between jobs, never during one
+
+
+def test_a_job_whose_neighbour_hung_is_retried_without_losing_a_try(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "stuck.jpg").write_bytes(b"stuck")
+    (tmp_path / "in" / "busy.jpg").write_bytes(b"busy")
+    # One try each, both in one worker at once: the stuck file's hang kills the busy one's first try too.
+    service = make_service(tmp_path, jobs_per_worker=2, max_attempts=1, heartbeat_timeout_s=1.5)
+    service.start_internals()
+    try:
+        run_until(service, lambda: service.counters.failed + service.counters.done == 2)
+    finally:
+        service.stop_internals(5)
+    assert outputs(tmp_path / "failed") == ["stuck.jpg", "stuck.jpg.veil.json"]
+    assert "silent" in QCReport.from_json((tmp_path / "failed" / "stuck.jpg.veil.json").read_bytes()).error.message
+    assert outputs(tmp_path / "out") == ["busy.jpg", "busy.jpg.veil.json"]
+    assert (tmp_path / "out" / "busy.jpg").read_bytes() == b"BUSY"
+    assert service.counters.retried == 2  # the busy file did run twice: its first try ended with the worker

@@ -47,3 +47,34 @@ def test_the_service_batches_as_the_pipeline_does_by_default(tmp_path):
 def test_spinning_is_off_by_default(tmp_path):
     folder = FolderSettings(name="f", ingest=tmp_path / "in", output=tmp_path / "out")
     assert load_settings(None, folders=[folder]).service.spin_wait is False
+
+
+def test_jobs_per_worker_reaches_every_local_worker_and_a_celery_node_runs_one_at_a_time(tmp_path):
+    from daemon.dispatch.node import unit_spec
+
+    folder = FolderSettings(name="f", ingest=tmp_path / "in", output=tmp_path / "out")
+    assert load_settings(None, folders=[folder]).service.jobs_per_worker == 1 == WorkerSpec(0, "cpu", 0, None).jobs
+    settings = load_settings(None, folders=[folder], service={"workers": 2, "jobs_per_worker": 3})
+    runner = "daemon.service.worker:PipelineRunner"
+    assert [spec.jobs for spec in worker_specs(settings, ActiveSelection(), runner)] == [3, 3]
+    assert unit_spec(settings, ActiveSelection(), "cpu", runner).jobs == 1
+
+
+@pytest.mark.parametrize(("device", "jobs", "shared"), [("cpu", 2, 0), ("cuda", 1, 0), ("cuda", 2, 8)])
+def test_a_gpu_worker_with_several_jobs_batches_their_calls_together(monkeypatch, device, jobs, shared):
+    """Plumbing only (no GPU here): what the worker asks the engine for. That shared batches find what the
+    shipped engine finds is tests/integration/test_batched_calls.py's."""
+    from pipeline.detect.engine import Engine
+    from pipeline.params import Params
+
+    from daemon.service.worker import PipelineRunner
+
+    asked = []
+
+    class Loaded:
+        def warm_up(self) -> None:
+            pass
+
+    monkeypatch.setattr(Engine, "load", classmethod(lambda cls, detector, runtime, **kw: asked.append(kw) or Loaded()))
+    PipelineRunner(WorkerSpec(0, device, 0, None, max_batch=4, jobs=jobs, profiles={"p": Params().model_dump_json()}))
+    assert asked == [{"shared_batches": shared}]
