@@ -1,0 +1,143 @@
+"""`veil serve` end to end on videos dropped at once: layouts of the worker pool (processes x jobs each,
+``[service] workers`` and ``jobs_per_worker``) against each other, rounds alternating.
+
+    .venv/bin/python bench/gpu.py --render /tmp/clips --frames 60       # clips with faces and plates (or your own)
+    .venv/bin/python bench/worker_jobs.py --clips /tmp/clips [--layouts 2x1,1x2] [--rounds 3] [--device cpu]
+
+Per layout and round: a fresh `veil serve` at the shipped profile on temporary folders, its workers on
+``--device``; once it is ready, every clip (``--copies`` times) is moved into its ingest at once, and the
+clock runs until the last sidecar is published. Prints, per round, frames/s summed over the files (all their
+frames over the wall time), then the medians per layout and their ratio to the first layout's. Every file
+must end "done" or "review": a failed one stops the run. On a GPU host, ``--device cuda`` measures what
+several videos in one worker (their network calls batched together) give against a process each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def frame_count(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for packet in container.demux(video=0) if packet.size)
+
+
+def config(root: Path, workers: int, jobs: int, device: str) -> Path:
+    path = root / "veil.toml"
+    path.write_text(f"""
+[service]
+instance = "bench"
+workers = {workers}
+jobs_per_worker = {jobs}
+devices = ["{device}"]
+state_dir = "{root / 'state'}"
+[watch]
+settle_s = 0.2
+rescan_interval_s = 1.0
+[[folders]]
+ingest = "{root / 'in'}"
+output = "{root / 'out'}"
+""")
+    (root / "in").mkdir()
+    return path
+
+
+def status(root: Path) -> dict:
+    try:
+        return json.loads((root / "state" / "status-bench.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def wait(condition, deadline_s: float, what: str, daemon: subprocess.Popen) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if daemon.poll() is not None:
+            raise SystemExit(f"veil serve exited with {daemon.returncode} while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def sidecars(root: Path) -> list[Path]:
+    return [p for folder in ("out", "review", "failed") for p in (root / folder).rglob("*.veil.json")]
+
+
+def one_round(clips: list[Path], copies: int, workers: int, jobs: int, device: str) -> float:
+    """Seconds from the drop to the last sidecar, for every clip ``copies`` times."""
+    with tempfile.TemporaryDirectory(prefix="veil-bench-") as scratch:
+        root = Path(scratch)
+        staged = root / "staged"
+        staged.mkdir()
+        names = []
+        for copy in range(copies):
+            for clip in clips:
+                name = f"{copy}-{clip.name}"
+                shutil.copyfile(clip, staged / name)
+                names.append(name)
+        log = open(root / "serve.log", "wb")
+        daemon = subprocess.Popen([sys.executable, "-m", "daemon.cli", "serve", "--config",
+                                   str(config(root, workers, jobs, device))], cwd=REPO, stdout=log, stderr=log,
+                                  env={**os.environ, "NOTIFY_SOCKET": ""})
+        try:
+            wait(lambda: status(root).get("state") == "running" and status(root).get("pid") == daemon.pid, 600,
+                 "the workers to load", daemon)
+            started = time.perf_counter()
+            for name in names:  # a rename: each file arrives whole
+                (staged / name).rename(root / "in" / name)
+            wait(lambda: len(sidecars(root)) >= len(names), 3600, "every file", daemon)
+            wall = time.perf_counter() - started
+        finally:
+            daemon.terminate()
+            daemon.wait(120)
+            log.close()
+        failed = [p.name for p in sidecars(root) if p.parent.name == "failed"]
+        if failed:
+            raise SystemExit(f"failed: {failed}; see the log of a rerun")
+        return wall
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=Path, required=True, help="a folder of *.mp4")
+    parser.add_argument("--layouts", default="2x1,1x2", help="workers x jobs_per_worker, comma-separated")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--copies", type=int, default=1, help="each clip dropped this many times")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    clips = sorted(args.clips.glob("*.mp4"))
+    if not clips:
+        parser.error(f"no *.mp4 in {args.clips}")
+    frames = args.copies * sum(frame_count(clip) for clip in clips)
+    layouts = [tuple(int(n) for n in layout.split("x")) for layout in args.layouts.split(",")]
+    print(f"{len(clips) * args.copies} files, {frames} frames, device {args.device}, {os.cpu_count()} cores")
+    rates: dict[tuple[int, ...], list[float]] = {layout: [] for layout in layouts}
+    for round_ in range(args.rounds):
+        for layout in layouts if round_ % 2 == 0 else reversed(layouts):
+            wall = one_round(clips, args.copies, *layout, args.device)
+            rates[layout].append(frames / wall)
+            print(f"round {round_ + 1}, {layout[0]} workers x {layout[1]} jobs: {wall:.1f} s, "
+                  f"{frames / wall:.2f} frames/s summed", flush=True)
+    first = statistics.median(rates[layouts[0]])
+    for layout, values in rates.items():
+        median = statistics.median(values)
+        print(f"{layout[0]} workers x {layout[1]} jobs: median {median:.2f} frames/s summed, "
+              f"{median / first:.2f}x {layouts[0][0]}x{layouts[0][1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
