@@ -3,9 +3,6 @@ moving-camera masking targets."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import av
@@ -23,16 +20,7 @@ from tests.conftest import EVAL, require_eval
 from tests.fake_engines import FrameByFrame
 from tests.integration.pattern_clips import ffmpeg, pattern
 
-needs_ffprobe = pytest.mark.skipif(not shutil.which("ffprobe"), reason="needs ffprobe")
 FACES_ONLY = DetectorParams(classes=("face",))
-
-
-def ffprobe(path: Path) -> dict:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_packets", "-show_format", "-show_streams", "-of", "json", str(path)],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    return json.loads(out)
 
 
 def flat_clip(path: Path, frames: int = 12, size=(96, 64)) -> None:
