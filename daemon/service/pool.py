@@ -294,7 +294,8 @@ class LocalPool:
     def _ask_for_stack(self, slot: _Slot, trouble: _Trouble, now: float) -> None:
         """A hung worker prints its Python stack (faulthandler, on stderr) before it is killed."""
         assert slot.process is not None and slot.process.pid is not None
-        _log.warning("worker_hung", worker=slot.spec.index, reason=trouble.reason, job=trouble.culprit)
+        _log.warning("worker_hung", worker=slot.spec.index, reason=trouble.reason, job=trouble.culprit,
+                     jobs=list(slot.running))
         try:
             os.kill(slot.process.pid, STACK_SIGNAL)
         except ProcessLookupError:
@@ -303,7 +304,8 @@ class LocalPool:
 
     def _replace(self, slot: _Slot, trouble: _Trouble, outcomes: list[Outcome]) -> None:
         if slot.process is not None:
-            _log.warning("worker_replaced", worker=slot.spec.index, reason=trouble.reason, job=trouble.culprit)
+            _log.warning("worker_replaced", worker=slot.spec.index, reason=trouble.reason, job=trouble.culprit,
+                         jobs=list(slot.running))
         for job_id in slot.running:
             if trouble.culprit is None or job_id == trouble.culprit:
                 outcomes.append(Outcome(job_id, None, failure=trouble.reason))
