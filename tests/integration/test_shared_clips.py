@@ -5,6 +5,7 @@ footage (none goes to review)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,13 +15,13 @@ from pipeline.qc import QCReport
 from pipeline.video.process import process_video
 
 from tests.conftest import EVAL, missing
-from tests.integration.test_video_media import video_stream
-from tests.integration.test_video_process import ffprobe, needs_ffprobe
+from tests.integration.test_video_media import ffprobe, video_stream
 
 # Every clip the folder holds, as the media contract ran before; "(absent)" fails under CI, skips locally.
 CLIPS = sorted(p.name for p in (EVAL / "videos").glob("*.mp4")) or ["(absent)"]
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
+needs_ffprobe = pytest.mark.skipif(not shutil.which("ffprobe"), reason="needs ffprobe")
 
 
 @pytest.fixture(scope="module", params=CLIPS)
@@ -37,7 +38,7 @@ def published(request, tmp_path_factory, engine) -> tuple[Path, Path, QCReport]:
 def test_shared_clips_keep_frames_duration_audio_and_drop_data(published):
     src, dst, report = published
     assert report.disposition in ("done", "review"), report.error
-    before, after = ffprobe(src), ffprobe(dst)
+    before, after = ffprobe(src, "packets"), ffprobe(dst, "packets")
     vin, vout = video_stream(before), video_stream(after)
     assert int(vout["nb_read_packets"]) == int(vin["nb_read_packets"]) == report.video["frames_written"]
     assert float(after["format"]["duration"]) == pytest.approx(float(before["format"]["duration"]), abs=0.05)

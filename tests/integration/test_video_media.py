@@ -30,9 +30,11 @@ SRC = pattern("160x120")
 TONE = ["-f", "lavfi", "-i", "sine=frequency=300:sample_rate=44100"]
 
 
-def ffprobe(path: Path) -> dict:
+def ffprobe(path: Path, count: str = "frames") -> dict:
+    """ffprobe's format and streams; ``count``: "frames" decodes every frame (``nb_read_frames``), "packets"
+    only reads them (``nb_read_packets``, quick on long clips)."""
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-show_format", "-show_streams", "-of", "json", str(path)],
+        ["ffprobe", "-v", "error", f"-count_{count}", "-show_format", "-show_streams", "-of", "json", str(path)],
         check=True, capture_output=True, text=True,
     ).stdout
     return json.loads(out)
