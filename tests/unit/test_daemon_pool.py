@@ -162,11 +162,14 @@ def test_workers_that_cannot_start_stop_the_pool(tmp_path):
         p.start()
 
 
-def test_stop_waits_for_running_jobs(pool, tmp_path):
-    p = pool()
-    p.submit(job(tmp_path, "a", b"abc"))
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_stop_waits_for_running_jobs(pool, tmp_path, jobs):
+    p = pool(jobs=jobs)
+    names = ["a", "b"][:jobs]
+    for name in names:
+        p.submit(job(tmp_path, name, b"slow"))  # 3 s each, at once in one worker
     outcomes = p.stop(30)
-    assert [o.job_id for o in outcomes] == ["a"]
+    assert sorted(o.job_id for o in outcomes) == names and all(o.failure is None for o in outcomes)
     assert all(pid is None for pid in p.worker_pids())
 
 
