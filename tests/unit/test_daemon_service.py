@@ -68,16 +68,22 @@ def outputs(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
-def test_a_file_that_kills_its_worker_every_time_is_failed_and_the_service_goes_on(tmp_path):
+def serve_until_each_ended(tmp_path: Path, files: dict[str, bytes], **service_settings) -> Service:
+    """Drop ``files`` into the ingest folder, run the service until each is published or failed, stop it."""
     (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "bad.jpg").write_bytes(b"crash")
-    (tmp_path / "in" / "good.jpg").write_bytes(b"good")
-    service = make_service(tmp_path)
+    for name, data in files.items():
+        (tmp_path / "in" / name).write_bytes(data)
+    service = make_service(tmp_path, **service_settings)
     service.start_internals()
     try:
-        run_until(service, lambda: service.counters.failed + service.counters.done == 2)
+        run_until(service, lambda: service.counters.failed + service.counters.done == len(files))
     finally:
         service.stop_internals(5)
+    return service
+
+
+def test_a_file_that_kills_its_worker_every_time_is_failed_and_the_service_goes_on(tmp_path):
+    service = serve_until_each_ended(tmp_path, {"bad.jpg": b"crash", "good.jpg": b"good"})
     assert outputs(tmp_path / "failed") == ["bad.jpg", "bad.jpg.veil.json"]
     report = QCReport.from_json((tmp_path / "failed" / "bad.jpg.veil.json").read_bytes())
     assert report.error.message.startswith("gave up after 2 attempts") and "exited with code 3" in report.error.message
@@ -218,16 +224,9 @@ def test_worker_max_jobs_reaches_the_pool(tmp_path):
 
 
 def test_a_job_whose_neighbour_hung_is_retried_without_losing_a_try(tmp_path):
-    (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "stuck.jpg").write_bytes(b"stuck")
-    (tmp_path / "in" / "busy.jpg").write_bytes(b"busy")
     # One try each, both in one worker at once: the stuck file's hang kills the busy one's first try too.
-    service = make_service(tmp_path, jobs_per_worker=2, max_attempts=1, heartbeat_timeout_s=1.5)
-    service.start_internals()
-    try:
-        run_until(service, lambda: service.counters.failed + service.counters.done == 2)
-    finally:
-        service.stop_internals(5)
+    service = serve_until_each_ended(tmp_path, {"stuck.jpg": b"stuck", "busy.jpg": b"busy"}, jobs_per_worker=2,
+                                     max_attempts=1, heartbeat_timeout_s=1.5)
     assert outputs(tmp_path / "failed") == ["stuck.jpg", "stuck.jpg.veil.json"]
     assert "silent" in QCReport.from_json((tmp_path / "failed" / "stuck.jpg.veil.json").read_bytes()).error.message
     assert outputs(tmp_path / "out") == ["busy.jpg", "busy.jpg.veil.json"]
