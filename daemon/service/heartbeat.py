@@ -68,8 +68,8 @@ def progress() -> None:
 
 
 def for_this_job() -> Callable[[], None]:
-    """``progress`` bound to this thread's job, for work that beats from helper threads of its own (a video's
-    decoding and detection threads)."""
+    """``progress`` bound to this thread's job, for work that may beat from threads it starts, where the
+    thread's own job (``running``) is not known."""
     job_id = getattr(_current, "job_id", None)
 
     def beat() -> None:
