@@ -199,6 +199,7 @@ class MaskParams(_Strict):
 class OutputParams(_Strict):
     jpeg_quality: int = Field(default=95, ge=1, le=100)
     webp_quality: int = Field(default=95, ge=1, le=100)
+    heif_quality: int = Field(default=90, ge=1, le=100)  # HEIC/HEIF (x265) and AVIF outputs
     max_pixels: int = Field(default=150_000_000, ge=1)  # refuse larger images: decompression bombs
 
 

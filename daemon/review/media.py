@@ -1,6 +1,6 @@
 """Pictures for the review page, always from the MASKED result (review/, spotcheck/), never the original.
 
-Images are re-encoded as JPEG (browsers cannot show every format Veil writes, TIFF say). A video frame N is
+Images are re-encoded as JPEG (browsers cannot show every format Veil writes: TIFF, HEIC say). A video frame N is
 decoded from the masked output with PyAV; a reader stays open per video so scrubbing forward is cheap, and
 recent frames are kept encoded. Track boxes come from the video's boxes companion. Every file is opened
 without following links (rework/confined.py); libraries that want a path get ``/proc/self/fd/N`` of the
@@ -22,6 +22,7 @@ from typing import Any, Callable, Generator, Iterator
 import numpy as np
 from PIL import Image, ImageOps
 
+import pipeline.media.image  # noqa: F401 - registers the HEIC/HEIF reader with Pillow: a result may be one
 from pipeline.media.video import DecodedFrame, VideoReader
 from pipeline.video.qc import BOXES_SUFFIX
 

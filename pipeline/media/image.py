@@ -2,7 +2,9 @@
 
 Loading hands back two arrays: ``pixels`` in the form that will be saved (masked in place) and ``rgb``,
 an 8-bit RGB view for the detectors. Saving builds a fresh image from the array, so no EXIF, XMP, GPS or
-maker notes survive; only the ICC colour profile is carried over.
+maker notes survive; only the ICC colour profile is carried over. HEIC/HEIF (phones' photos) is read and
+written through pillow-heif, AVIF through Pillow's own plugin; of a HEIF file only the primary image is
+read: its thumbnails, depth maps and auxiliary images (portrait mattes) are never decoded and never written.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.errors import InputError
@@ -19,13 +22,17 @@ from pipeline.params import OutputParams
 
 # Our own explicit limit replaces Pillow's global one (checked before any pixel is decoded).
 Image.MAX_IMAGE_PIXELS = None
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
 
 FORMAT_BY_SUFFIX = {
     ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".webp": "WEBP",
     ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".gif": "GIF",
+    ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF",
 }
-SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF"}  # GIF: single frame only
+SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "HEIF", "AVIF"}  # GIF: single frame only
 _ALPHA_FREE = {"JPEG", "BMP"}
+_EIGHT_BIT = {"JPEG", "WEBP", "BMP", "HEIF", "AVIF"}  # 16-bit samples are reduced to 8 for these
+_LOSSY_QUALITY = {"WEBP": "webp_quality", "HEIF": "heif_quality", "AVIF": "heif_quality"}
 
 
 @dataclass
@@ -55,7 +62,8 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
         raise InputError(f"corrupt image header: {type(error).__name__}") from error
     with image:
         if image.format not in SUPPORTED_FORMATS:
-            raise InputError(f"image format {image.format} is not supported (JPEG, PNG, WebP, TIFF, BMP, GIF)")
+            raise InputError(f"image format {image.format} is not supported "
+                             "(JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC/HEIF, AVIF)")
         width, height = image.size
         if width * height > max_pixels:
             raise InputError(f"image of {width}x{height} exceeds the pixel limit of {max_pixels} (decompression bomb?)")
@@ -72,7 +80,7 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
             image.load()
             image = ImageOps.exif_transpose(image)
         except (OSError, ValueError, SyntaxError) as error:
-            raise InputError(f"corrupt or truncated image data: {error}") from error
+            raise InputError(f"corrupt or truncated image data: {str(error).strip()}") from error
         except Exception as error:  # and other types from damaged data (found by fuzzing)
             raise InputError(f"corrupt image data: {type(error).__name__}") from error
         pixels, mode, notes = _normalise(image)
@@ -125,16 +133,16 @@ def save_image(loaded: LoadedImage, path: Path, target_format: str, params: Outp
     if target_format in _ALPHA_FREE and image.mode in ("LA", "RGBA"):
         image = image.convert("RGB" if image.mode == "RGBA" else "L")
         notes.append(f"{target_format} has no alpha channel: transparency dropped")
-    if target_format in ("JPEG", "WEBP", "BMP") and image.mode == "I;16":
+    if target_format in _EIGHT_BIT and image.mode == "I;16":
         image = Image.fromarray((loaded.pixels >> 8).astype(np.uint8))
         notes.append(f"{target_format} cannot hold 16-bit samples: reduced to 8-bit")
     options: dict = {}
-    if loaded.icc_profile and target_format in ("JPEG", "PNG", "WEBP", "TIFF"):
+    if loaded.icc_profile and target_format in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF", "AVIF"):
         options["icc_profile"] = loaded.icc_profile
     if target_format == "JPEG":
         options.update(quality=params.jpeg_quality, subsampling=0 if params.jpeg_quality >= 90 else 2)
-    elif target_format == "WEBP":
-        options.update(quality=params.webp_quality)
+    elif target_format in _LOSSY_QUALITY:
+        options.update(quality=getattr(params, _LOSSY_QUALITY[target_format]))
     elif target_format == "TIFF":
         options.update(compression="tiff_lzw")
     image.save(path, format=target_format, **options)

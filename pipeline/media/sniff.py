@@ -47,11 +47,19 @@ def read_head(path: Path, size: int = 64) -> bytes:
         return handle.read(size)
 
 
+# ISO base media files ("ftyp" at offset 4, like MP4) whose major brand is a still image: HEIC/HEIF, AVIF. The
+# sequence brands (msf1, hevc, avis) go the same way: the image loader reads their primary image alone.
+_STILL_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"mif2", b"msf1", b"avif", b"avis",
+                 b"avci"}
+
+
 def sniff(path: Path) -> MediaKind:
     head = read_head(path, 256)
     if not head:
         raise InputError("empty file (0 bytes)")
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image"
+    if head[4:8] == b"ftyp" and head[8:12] in _STILL_BRANDS:
         return "image"
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return "video"

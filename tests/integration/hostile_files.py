@@ -1,6 +1,7 @@
 """Broken and odd files for the hostile-input tests: truncated and mislabelled files, decompression bombs, odd
-dimensions and pixel formats, animated and multi-page images, odd videos (variable frame rate, rotated, audio
-only, damaged in the middle), odd names, and the whole batch that one daemon takes at once."""
+dimensions and pixel formats, animated and multi-page images (phones' HEIC and AVIF among them), odd videos
+(variable frame rate, rotated, audio only, damaged in the middle), odd names, and the whole batch that one
+daemon takes at once."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pillow_heif
 from PIL import Image
 
 from tests.integration.serve_harness import write_video
 
 W, H = 64, 48
+pillow_heif.register_heif_opener()  # HEIC written here with the library Veil reads it with, not by Veil
 
 
 def noise(seed: int, w: int = W, h: int = H, channels: int = 3) -> np.ndarray:
@@ -138,6 +141,14 @@ def hostile_batch(tmp: Path) -> dict[str, tuple[set[str], str | None]]:
         "animated and multi-page images are refused")
     pages = [Image.fromarray(noise(12 + i)) for i in range(2)]
     put("multipage.tif", encoded(pages[0], "TIFF", save_all=True, append_images=pages[1:]), {"failed"},
+        "animated and multi-page images are refused")
+    # Phones' formats.
+    heic = encoded(Image.fromarray(noise(14)), "HEIF", quality=80)
+    put("phone.heic", heic, ok)
+    put("truncated.heic", heic[: len(heic) // 2], {"failed"}, "truncated")
+    put("burst.heic", encoded(pages[0], "HEIF", save_all=True, append_images=pages[1:]), {"failed"},
+        "animated and multi-page images are refused")
+    put("animated.avif", encoded(pages[0], "AVIF", save_all=True, append_images=pages[1:]), {"failed"},
         "animated and multi-page images are refused")
     # Videos.
     write_audio_only(tmp / "audio-only.mp4", "mp4", "aac")

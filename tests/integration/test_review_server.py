@@ -52,8 +52,13 @@ def decoded(jpeg: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")).astype(int)
 
 
-def test_the_picture_served_is_the_masked_result_never_the_original(tmp_path, face_engine, serve):
+@pytest.mark.parametrize("suffix", [".jpg", ".heic"])
+def test_the_picture_served_is_the_masked_result_never_the_original(tmp_path, face_engine, serve, suffix):
     photo = eval_set("dlib_faces_voc") / "images" / "2008_001322.jpg"
+    if suffix != photo.suffix:  # a phone's HEIC: browsers cannot show it, the page gets a JPEG of it
+        with Image.open(photo) as image:
+            image.save(tmp_path / f"phone{suffix}", quality=90)
+        photo = tmp_path / f"phone{suffix}"
     settings = settings_for(tmp_path, FACES)
     item = put_in_review(settings.folders[0], photo, face_engine, FACES)
     port = serve(settings)
@@ -94,3 +99,21 @@ def test_the_queue_comes_a_page_at_a_time_and_a_bad_query_is_refused(tmp_path, s
     response = connection.getresponse()
     assert response.status == 400 and "sort must be one of" in json.loads(response.read())["error"]
     connection.close()
+
+
+def test_the_review_station_reads_heic_without_the_pipeline_loaded(tmp_path):
+    """`veil review` is a process of its own: the page's picture module registers the HEIC reader itself."""
+    import ast
+    import subprocess
+    import sys
+
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    Image.new("RGB", (32, 24), (200, 30, 30)).save(tmp_path / "result.heic")
+    probe = ("import sys, daemon.review.media; from PIL import Image; assert 'pipeline.run' not in sys.modules; "
+             f"print(Image.open({str(tmp_path / 'result.heic')!r}).convert('RGB').getpixel((5, 5)))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    red, green, blue = ast.literal_eval(result.stdout)
+    assert red > 150 and green < 80 and blue < 80

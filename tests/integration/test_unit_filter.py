@@ -22,7 +22,9 @@ from typing import Any
 
 import av
 import numpy as np
+import pillow_heif
 import pytest
+from PIL import Image
 
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
 
@@ -113,7 +115,8 @@ def test_the_filter_is_active_in_the_child_and_absent_without_it(policy):
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> Path:
     """Two photos of faces, two of plates (real, from ../shared/eval: for plates the first, 1280x720, and the
-    smallest, 326x249, which the plate model sees tiled) and a real 16-frame clip with sound."""
+    smallest, 326x249, which the plate model sees tiled), the first again as a phone's HEIC (libheif decodes
+    it, x265 encodes the result) and a real 16-frame clip with sound."""
     folder = tmp_path_factory.mktemp("inputs")
     for name in ("dlib_faces_voc", "openalpr_endtoend"):
         source = eval_set(name)
@@ -121,6 +124,10 @@ def inputs(tmp_path_factory) -> Path:
         chosen = images[:2] if name == "dlib_faces_voc" else [images[0], min(images, key=lambda i: i["width"] * i["height"])]
         for image in chosen:
             shutil.copy(source / "images" / image["file_name"], folder / f"{name}-{Path(image['file_name']).name}")
+        if name == "openalpr_endtoend":
+            pillow_heif.register_heif_opener()
+            with Image.open(source / "images" / images[0]["file_name"]) as photo:
+                photo.convert("RGB").save(folder / f"{name}-phone.heic", quality=90)
     clip(folder / "clip.mp4")
     return folder
 
@@ -175,8 +182,8 @@ def published(out: Path) -> dict[str, Any]:
 def test_veil_process_under_the_filter_publishes_what_it_publishes_without(policy, inputs, unconfined, tmp_path):
     expected = published(unconfined)
     reports = {path.name: QCReport.from_json(path.read_bytes()) for path in unconfined.glob("*" + SIDECAR_SUFFIX)}
-    # The run without the filter did the real work: five files, both models, faces and plates found, sound kept.
-    assert len(reports) == 5 and all(r.disposition in ("done", "review") for r in reports.values())
+    # The run without the filter did the real work: six files, both models, faces and plates found, sound kept.
+    assert len(reports) == 6 and all(r.disposition in ("done", "review") for r in reports.values())
     assert all({m.name for m in r.models} == {"centerface", "platedet"} for r in reports.values())
     assert all(r.counts["face"] > 0 for name, r in reports.items() if name.startswith(("dlib", "clip")))
     assert all(r.counts["license_plate"] > 0 for name, r in reports.items() if name.startswith("openalpr"))
@@ -250,13 +257,14 @@ def test_veil_serve_under_the_filter_notifies_reloads_and_publishes(policy, inpu
     daemon.launcher = jailed(policy, [])  # ... -- python -m daemon.cli serve
     daemon.start(env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "2000000"})
     wait_for(lambda: said("READY=1"), 120, "READY=1")
-    names = ["dlib_faces_voc-2007_007763.jpg", "openalpr_endtoend-AYO9034.jpg", "clip.mp4"]
+    names = ["dlib_faces_voc-2007_007763.jpg", "openalpr_endtoend-AYO9034.jpg", "openalpr_endtoend-phone.heic",
+             "clip.mp4"]
     daemon.ingest.mkdir(parents=True, exist_ok=True)
     for name in names:  # copied under a hidden name, then renamed: complete on arrival
         shutil.copy(inputs / name, daemon.ingest / f".{name}.part")
         (daemon.ingest / f".{name}.part").rename(daemon.ingest / name)
     # Each wait reads the notifications too: a full socket queue would block the daemon's next one.
-    wait_for(lambda: said("READY=1") and daemon.finished() == len(names), 180, "the three files")
+    wait_for(lambda: said("READY=1") and daemon.finished() == len(names), 180, "the four files")
     daemon.proc.send_signal(signal.SIGHUP)  # ExecReload=: the workers are stopped and spawned again
     wait_for(lambda: said("READY=1") == 2 and daemon.events("reloaded"), 120, "the reload")
     assert said("WATCHDOG=1") >= 1

@@ -34,7 +34,8 @@ def _valid_images() -> list[bytes]:
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)
     out = []
-    for fmt, mode in (("JPEG", "RGB"), ("PNG", "RGBA"), ("GIF", "P"), ("TIFF", "RGB"), ("BMP", "RGB"), ("WEBP", "RGB")):
+    for fmt, mode in (("JPEG", "RGB"), ("PNG", "RGBA"), ("GIF", "P"), ("TIFF", "RGB"), ("BMP", "RGB"), ("WEBP", "RGB"),
+                      ("HEIF", "RGB"), ("AVIF", "RGB")):
         buffer = io.BytesIO()
         Image.fromarray(pixels).convert(mode).save(buffer, format=fmt)
         out.append(buffer.getvalue())
@@ -43,7 +44,7 @@ def _valid_images() -> list[bytes]:
 
 VALID = _valid_images()
 MAGICS = [b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"II*\x00", b"MM\x00*", b"BM", b"RIFF\0\0\0\0WEBP",
-          b"\x1a\x45\xdf\xa3", b"\0\0\0\x18ftypisom", b"\0\0\x01\xba"]
+          b"\x1a\x45\xdf\xa3", b"\0\0\0\x18ftypisom", b"\0\0\x01\xba", b"\0\0\0\x1cftypheic", b"\0\0\0\x20ftypavif"]
 
 
 @st.composite

@@ -38,17 +38,21 @@ def test_exif_orientation_is_applied_before_detection(tmp_path):
     assert loaded.rgb[:10].mean() > 200  # the band is now on top
 
 
-def test_output_has_no_exif_gps_xmp_or_serial_but_keeps_icc(tmp_path):
+@pytest.mark.parametrize("suffix, image_format", [(".jpg", "JPEG"), (".heic", "HEIF"), (".avif", "AVIF")])
+def test_output_has_no_exif_gps_xmp_or_serial_but_keeps_icc(tmp_path, suffix, image_format):
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    path = tmp_path / "in.jpg"
+    path = tmp_path / f"in{suffix}"
     Image.new("RGB", (32, 32), (10, 200, 30)).save(
         path, exif=_exif_with_gps_and_orientation(1), icc_profile=icc, xmp=b"<x:xmpmeta>secret place</x:xmpmeta>"
     )
+    assert all(secret in path.read_bytes() for secret in (b"SERIAL-12345", b"CameraMaker", b"secret place"))
     loaded = load_image(path, LIMIT)
-    out = tmp_path / "out.jpg"
-    save_image(loaded, out, "JPEG", OutputParams())
+    assert loaded.format == image_format
+    out = tmp_path / f"out{suffix}"
+    save_image(loaded, out, output_format(out.name, loaded.format), OutputParams())
     data = out.read_bytes()
     with Image.open(out) as image:
+        assert image.format == image_format
         assert not image.getexif()
         assert image.info.get("icc_profile") == icc
         assert "xmp" not in image.info
@@ -56,21 +60,23 @@ def test_output_has_no_exif_gps_xmp_or_serial_but_keeps_icc(tmp_path):
         assert secret not in data
 
 
+@pytest.mark.parametrize("out_suffix", ["", ".heic", ".avif"])  # "": the input's own format
 @pytest.mark.parametrize(
     "mode, saved_as",
     [("L", "L"), ("LA", "LA"), ("RGBA", "RGBA"), ("P", "RGB"), ("1", "L"), ("I;16", "I;16"), ("CMYK", "RGB")],
 )
-def test_pixel_modes_are_handled(tmp_path, mode, saved_as):
+def test_pixel_modes_are_handled(tmp_path, mode, saved_as, out_suffix):
     suffix = ".jpg" if mode == "CMYK" else ".png"
     path = tmp_path / f"in{suffix}"
     Image.new(mode, (24, 16)).save(path)
     loaded = load_image(path, LIMIT)
     assert loaded.mode == saved_as
     assert loaded.rgb.shape == (16, 24, 3) and loaded.rgb.dtype == np.uint8
-    out = tmp_path / f"out{suffix}"
-    save_image(loaded, out, output_format(out.name, loaded.format), OutputParams())
+    out = tmp_path / f"out{out_suffix or suffix}"
+    notes = save_image(loaded, out, output_format(out.name, loaded.format), OutputParams())
     with Image.open(out) as image:
         assert image.size == (24, 16)
+    assert bool(notes) == (saved_as == "I;16" and out_suffix != "")  # HEIF and AVIF: 8-bit, said so
 
 
 def test_alpha_is_dropped_with_a_note_when_the_name_says_jpeg(tmp_path):
@@ -104,19 +110,22 @@ def test_bad_images_raise_a_clear_input_error(tmp_path, content, message):
         load_image(path, LIMIT)
 
 
-def test_truncated_jpeg_is_refused(tmp_path):
+@pytest.mark.parametrize("image_format", ["JPEG", "HEIF"])
+def test_truncated_images_are_refused(tmp_path, image_format):
     buffer = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(buffer, "JPEG")
-    path = tmp_path / "cut.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(buffer, image_format)
+    path = tmp_path / "cut"
     path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
     with pytest.raises(InputError, match="corrupt or truncated"):
         load_image(path, LIMIT)
 
 
-def test_animated_gif_is_refused_by_rule(tmp_path):
-    path = tmp_path / "anim.gif"
+@pytest.mark.parametrize("name", ["anim.gif", "anim.avif", "burst.heic"])
+def test_animated_and_multi_image_files_are_refused_by_rule(tmp_path, name):
+    path = tmp_path / name
     frames = [Image.new("RGB", (8, 8), (80 * i, 0, 0)) for i in range(3)]
     frames[0].save(path, save_all=True, append_images=frames[1:])
+    assert sniff(path) == "image"
     with pytest.raises(InputError, match="3 frames"):
         load_image(path, LIMIT)
 
@@ -129,6 +138,10 @@ def test_animated_gif_is_refused_by_rule(tmp_path):
         (b"RIFF\0\0\0\0WEBPVP8 ", "image"),
         (b"RIFF\0\0\0\0AVI LIST", "video"),
         (b"\0\0\0\x18ftypmp42" + b"\0" * 20, "video"),
+        (b"\0\0\0\x18ftypisom" + b"\0" * 20, "video"),
+        (b"\0\0\0\x1cftypheic\0\0\0\0mif1heic", "image"),  # a phone's HEIC photo
+        (b"\0\0\0\x1cftypmif1\0\0\0\0mif1heic", "image"),
+        (b"\0\0\0\x20ftypavif\0\0\0\0avifmif1", "image"),
         (b"\x1a\x45\xdf\xa3" + b"\0" * 20, "video"),
         (b"just some text", "unknown"),
     ],
