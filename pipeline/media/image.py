@@ -30,6 +30,9 @@ FORMAT_BY_SUFFIX = {
     ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF",
 }
 SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "HEIF", "AVIF"}  # GIF: single frame only
+# A JPEG whose multi-picture data (MPF) holds secondary images: phones' HDR gain maps and depth maps, previews,
+# a stereo camera's second view. Pillow calls it MPO. The primary image is the photo; the others are dropped.
+_MULTI_PICTURE = "MPO"
 _ALPHA_FREE = {"JPEG", "BMP"}
 _EIGHT_BIT = {"JPEG", "WEBP", "BMP", "HEIF", "AVIF"}  # 16-bit samples are reduced to 8 for these
 _LOSSY_QUALITY = {"WEBP": "webp_quality", "HEIF": "heif_quality", "AVIF": "heif_quality"}
@@ -61,7 +64,7 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
     except Exception as error:  # Pillow's parsers raise KeyError, TypeError ... on damaged headers
         raise InputError(f"corrupt image header: {type(error).__name__}") from error
     with image:
-        if image.format not in SUPPORTED_FORMATS:
+        if image.format not in SUPPORTED_FORMATS | {_MULTI_PICTURE}:
             raise InputError(f"image format {image.format} is not supported "
                              "(JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC/HEIF, AVIF)")
         width, height = image.size
@@ -71,11 +74,13 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
             frames = getattr(image, "n_frames", 1)  # TIFF walks its pages here: damage shows up here too
         except Exception as error:  # KeyError, TypeError ... from damaged page headers
             raise InputError(f"corrupt image pages: {type(error).__name__}") from error
-        if frames > 1:
+        if frames > 1 and image.format != _MULTI_PICTURE:
             # Masking one frame of many would publish the others unmasked: refuse the whole file.
             raise InputError(f"{image.format} with {frames} frames: animated and multi-page images are refused")
         icc = image.info.get("icc_profile")
-        source_format = image.format
+        source_format = "JPEG" if image.format == _MULTI_PICTURE else image.format
+        dropped = [f"JPEG with {frames - 1} secondary image(s) in its multi-picture data (gain map, depth map, "
+                   "preview): only the primary image is kept"] if image.format == _MULTI_PICTURE else []
         try:
             image.load()
             image = ImageOps.exif_transpose(image)
@@ -84,7 +89,7 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
         except Exception as error:  # and other types from damaged data (found by fuzzing)
             raise InputError(f"corrupt image data: {type(error).__name__}") from error
         pixels, mode, notes = _normalise(image)
-    return LoadedImage(pixels, mode, _detection_view(pixels, mode), source_format, icc, notes)
+    return LoadedImage(pixels, mode, _detection_view(pixels, mode), source_format, icc, dropped + notes)
 
 
 def _normalise(image: Image.Image) -> tuple[np.ndarray, str, list[str]]:

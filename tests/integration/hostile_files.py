@@ -150,6 +150,7 @@ def hostile_batch(tmp: Path) -> dict[str, tuple[set[str], str | None]]:
         "animated and multi-page images are refused")
     put("animated.avif", encoded(pages[0], "AVIF", save_all=True, append_images=pages[1:]), {"failed"},
         "animated and multi-page images are refused")
+    put("gain-map.jpg", encoded(pages[0], "MPO", save_all=True, append_images=pages[1:]), ok)  # primary kept
     # Videos.
     write_audio_only(tmp / "audio-only.mp4", "mp4", "aac")
     expect["audio-only.mp4"] = ({"failed"}, "no video stream")

@@ -1,6 +1,7 @@
-"""Phones' photos, HEIC (and AVIF), through `veil process` with no flag: every face and plate of real photos
+"""Phones' photos, HEIC, AVIF and JPEG with secondary images (an HDR gain map, a depth map: JPEG multi-picture
+data, which shows the scene too), through `veil process` with no flag: every face and plate of real photos
 masked, judged on the published pixels alone against the decoded input; each result keeps its name and
-format, and the camera's make, serial number and GPS position do not survive."""
+format, with no secondary image, and the camera's make, serial number and GPS position do not survive."""
 
 from __future__ import annotations
 
@@ -27,7 +28,15 @@ def camera_exif() -> Image.Exif:
     return exif
 
 
-@pytest.mark.parametrize("suffix, image_format", [(".heic", "HEIF"), (".avif", "AVIF")])
+def save_as_phone(image: Image.Image, path, image_format: str) -> None:
+    if image_format == "JPEG":  # with a gain-map-like secondary image: the scene again, small and grey
+        gain_map = image.convert("L").convert("RGB").resize((image.width // 4, image.height // 4))
+        image.save(path, format="MPO", save_all=True, append_images=[gain_map], quality=90, exif=camera_exif())
+    else:
+        image.save(path, quality=90, exif=camera_exif())
+
+
+@pytest.mark.parametrize("suffix, image_format", [(".heic", "HEIF"), (".avif", "AVIF"), (".jpg", "JPEG")])
 def test_phone_photos_are_masked_and_published_in_their_own_format(mixed_scenes, tmp_path, suffix, image_format):
     inputs = tmp_path / "in"
     inputs.mkdir()
@@ -35,7 +44,7 @@ def test_phone_photos_are_masked_and_published_in_their_own_format(mixed_scenes,
     for scene in mixed_scenes[:3]:
         name = scene.path.stem + suffix
         with Image.open(scene.path) as image:
-            image.convert("RGB").save(inputs / name, quality=90, exif=camera_exif())
+            save_as_phone(image.convert("RGB"), inputs / name, image_format)
         assert all(secret in (inputs / name).read_bytes() for secret in SECRETS)
         scenes[name] = Scene(inputs / name, scene.boxes)  # judged against the decoded input, as a viewer shows it
 
@@ -43,7 +52,7 @@ def test_phone_photos_are_masked_and_published_in_their_own_format(mixed_scenes,
     name, scene = next(iter(scenes.items()))
     copy = tmp_path / f"copy{suffix}"
     with Image.open(scene.path) as image:
-        image.save(copy, quality=90)
+        image.save(copy, format=image_format, quality=90)
     with pytest.raises(AssertionError, match="not masked"):
         assert_masked(scene, copy)
 
@@ -54,7 +63,8 @@ def test_phone_photos_are_masked_and_published_in_their_own_format(mixed_scenes,
         published = tmp_path / "out" / name
         report = QCReport.from_json((tmp_path / "out" / f"{name}.veil.json").read_text())
         assert report.counts["face"] >= 1 and report.counts["license_plate"] >= 1, report.counts
+        assert any("secondary image" in note for note in report.output.notes) == (image_format == "JPEG")
         with Image.open(published) as image:
-            assert image.format == image_format and not image.getexif()
+            assert image.format == image_format and not image.getexif() and getattr(image, "n_frames", 1) == 1
         assert not any(secret in published.read_bytes() for secret in SECRETS)
         assert_masked(scene, published)

@@ -39,6 +39,9 @@ def _valid_images() -> list[bytes]:
         buffer = io.BytesIO()
         Image.fromarray(pixels).convert(mode).save(buffer, format=fmt)
         out.append(buffer.getvalue())
+    buffer = io.BytesIO()  # a JPEG with a secondary image (multi-picture data), as phones write gain maps
+    Image.fromarray(pixels).save(buffer, format="MPO", save_all=True, append_images=[Image.fromarray(pixels[::2, ::2])])
+    out.append(buffer.getvalue())
     return out
 
 

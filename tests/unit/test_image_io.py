@@ -79,6 +79,27 @@ def test_pixel_modes_are_handled(tmp_path, mode, saved_as, out_suffix):
     assert bool(notes) == (saved_as == "I;16" and out_suffix != "")  # HEIF and AVIF: 8-bit, said so
 
 
+def test_a_jpeg_with_secondary_images_keeps_its_primary_upright_and_drops_the_rest(tmp_path):
+    """Phones write HDR gain maps and depth maps as JPEG multi-picture data (Pillow's MPO): they show the
+    scene too, so they must not survive; the photo itself is processed, upright, as a JPEG."""
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :10] = 255  # a white band on the left of the stored image
+    path = tmp_path / "phone.jpg"
+    gain_map = Image.fromarray(pixels).convert("L").convert("RGB").resize((20, 10))
+    Image.fromarray(pixels).save(path, format="MPO", save_all=True, append_images=[gain_map],
+                                 exif=_exif_with_gps_and_orientation(6))
+    with Image.open(path) as image:
+        assert image.format == "MPO" and image.n_frames == 2
+    loaded = load_image(path, LIMIT)
+    assert loaded.format == "JPEG" and loaded.rgb.shape == (40, 20, 3) and loaded.rgb[:10].mean() > 200
+    assert any("secondary image" in note for note in loaded.notes)
+    out = tmp_path / "out.jpg"
+    save_image(loaded, out, output_format(out.name, loaded.format), OutputParams())
+    with Image.open(out) as image:
+        assert image.format == "JPEG" and getattr(image, "n_frames", 1) == 1 and not image.getexif()
+    assert b"MPF\x00" not in out.read_bytes()
+
+
 def test_alpha_is_dropped_with_a_note_when_the_name_says_jpeg(tmp_path):
     path = tmp_path / "in.png"
     Image.new("RGBA", (8, 8), (1, 2, 3, 4)).save(path)
