@@ -101,7 +101,7 @@ def jpeg_quality(path: Path) -> int | None:
 
     try:
         with Image.open(path) as image:
-            tables = getattr(image, "quantization", None) if image.format == "JPEG" else None
+            tables = getattr(image, "quantization", None) if image.format in ("JPEG", "MPO") else None  # MPO: with a gain map
     except OSError:
         return None
     if not tables or 0 not in tables:

@@ -75,6 +75,16 @@ def test_jpeg_quality_is_read_from_the_header_and_low_quality_is_blocky(tmp_path
         assert frame_stats(np.array(Image.open(path)))["blockiness"] > pristine + 0.2
 
 
+def test_a_jpeg_with_a_gain_map_has_its_quality_read_too(tmp_path):
+    """Phones' JPEGs with secondary images (Pillow's MPO) beside plain ones from the same camera: one codec,
+    one quality, no format change between them."""
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(_scene(1)).save(path, format="MPO", save_all=True, quality=75,
+                                    append_images=[Image.fromarray(_scene(2)).resize((32, 32))])
+    assert Image.open(path).format == "MPO"
+    assert abs(jpeg_quality(path) - 75) <= 2
+
+
 def test_jpeg_quality_of_other_formats_is_none(tmp_path):
     path = tmp_path / "x.png"
     Image.fromarray(_scene()).save(path)
