@@ -46,7 +46,7 @@ PLATFORM = ["--python-version", "3.12", "--implementation", "cp", "--only-binary
             "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64"]
 # Veil's imports the device's image lacks, at the versions this checkout runs with.
 WHEELS = ("av", "pydantic", "pydantic-core", "pydantic-settings", "annotated-types", "typing-inspection",
-          "typing-extensions", "python-dotenv", "structlog")
+          "typing-extensions", "python-dotenv", "structlog", "pillow", "pillow-heif")
 FATBIN_MAGIC = 0xBA55ED50  # a fat binary's header in the .nv_fatbin section: one per compiled CUDA file
 
 
@@ -54,7 +54,7 @@ def download(requirement: str, into: Path) -> Path:
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", *PLATFORM, "-d", str(into), requirement],
                    check=True)
     name = requirement.split("==")[0].replace("-", "_").lower()
-    return next(p for p in into.glob("*.whl") if p.name.lower().startswith(name))
+    return next(p for p in into.glob("*.whl") if p.name.lower().startswith(name + "-"))  # not pillow_heif for pillow
 
 
 def fatbin_section(library: bytes) -> tuple[int, int]:
