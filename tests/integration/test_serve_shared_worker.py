@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("models_installed")
 
 SCENES = (("openalpr_endtoend", 1, 0), ("openalpr_endtoend", 8, 1))  # (plate set, image id, seed)
 SIZE, FRAMES = (640, 360), 30
-MIN_SIDE = 12  # a box clipped by the frame's edge to a sliver is judged by the sidecar's scoring, not here
+MIN_SIDE = 12  # a box the frame's edge cuts to a sliver holds too few pixels to judge by their share
 
 
 @pytest.fixture(scope="module")
