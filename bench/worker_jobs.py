@@ -7,7 +7,8 @@
 Per layout and round: a fresh `veil serve` at the shipped profile on temporary folders, its workers on
 ``--device``; once it is ready, every clip (``--copies`` times) is moved into its ingest at once, and the
 clock runs until the last sidecar is published. Prints, per round, frames/s summed over the files (all their
-frames over the wall time), then the medians per layout and their ratio to the first layout's. Every file
+frames over the wall time) and the highest resident memory of the service and its workers together
+(sampled), then the medians per layout and their ratio to the first layout's. Every file
 must end "done" or "review": a failed one stops the run. On a GPU host, ``--device cuda`` measures what
 several videos in one worker (their network calls batched together) give against a process each.
 """
@@ -72,12 +73,24 @@ def wait(condition, deadline_s: float, what: str, daemon: subprocess.Popen) -> N
         time.sleep(0.05)
 
 
+def resident_mib(pids: list[int]) -> float:
+    """The resident memory of these processes together, now (a process gone counts nothing)."""
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def sidecars(root: Path) -> list[Path]:
     return [p for folder in ("out", "review", "failed") for p in (root / folder).rglob("*.veil.json")]
 
 
-def one_round(clips: list[Path], copies: int, workers: int, jobs: int, device: str) -> float:
-    """Seconds from the drop to the last sidecar, for every clip ``copies`` times."""
+def one_round(clips: list[Path], copies: int, workers: int, jobs: int, device: str) -> tuple[float, float]:
+    """Seconds from the drop to the last sidecar, for every clip ``copies`` times, and the most MiB resident
+    in the service and its workers together meanwhile."""
     with tempfile.TemporaryDirectory(prefix="veil-bench-") as scratch:
         root = Path(scratch)
         staged = root / "staged"
@@ -95,10 +108,18 @@ def one_round(clips: list[Path], copies: int, workers: int, jobs: int, device: s
         try:
             wait(lambda: status(root).get("state") == "running" and status(root).get("pid") == daemon.pid, 600,
                  "the workers to load", daemon)
+            pids = [daemon.pid, *(worker["pid"] for worker in status(root)["workers"] if worker["pid"])]
+            peak = 0.0
+
+            def published_all() -> bool:
+                nonlocal peak
+                peak = max(peak, resident_mib(pids))
+                return len(sidecars(root)) >= len(names)
+
             started = time.perf_counter()
             for name in names:  # a rename: each file arrives whole
                 (staged / name).rename(root / "in" / name)
-            wait(lambda: len(sidecars(root)) >= len(names), 3600, "every file", daemon)
+            wait(published_all, 3600, "every file", daemon)
             wall = time.perf_counter() - started
         finally:
             daemon.terminate()
@@ -107,7 +128,7 @@ def one_round(clips: list[Path], copies: int, workers: int, jobs: int, device: s
         failed = [p.name for p in sidecars(root) if p.parent.name == "failed"]
         if failed:
             raise SystemExit(f"failed: {failed}; see the log of a rerun")
-        return wall
+        return wall, peak
 
 
 def main() -> int:
@@ -125,17 +146,20 @@ def main() -> int:
     layouts = [tuple(int(n) for n in layout.split("x")) for layout in args.layouts.split(",")]
     print(f"{len(clips) * args.copies} files, {frames} frames, device {args.device}, {os.cpu_count()} cores")
     rates: dict[tuple[int, ...], list[float]] = {layout: [] for layout in layouts}
+    peaks: dict[tuple[int, ...], list[float]] = {layout: [] for layout in layouts}
     for round_ in range(args.rounds):
         for layout in layouts if round_ % 2 == 0 else reversed(layouts):
-            wall = one_round(clips, args.copies, *layout, args.device)
+            wall, peak = one_round(clips, args.copies, *layout, args.device)
             rates[layout].append(frames / wall)
+            peaks[layout].append(peak)
             print(f"round {round_ + 1}, {layout[0]} workers x {layout[1]} jobs: {wall:.1f} s, "
-                  f"{frames / wall:.2f} frames/s summed", flush=True)
+                  f"{frames / wall:.2f} frames/s summed, {peak:.0f} MiB resident at most", flush=True)
     first = statistics.median(rates[layouts[0]])
     for layout, values in rates.items():
         median = statistics.median(values)
         print(f"{layout[0]} workers x {layout[1]} jobs: median {median:.2f} frames/s summed, "
-              f"{median / first:.2f}x {layouts[0][0]}x{layouts[0][1]}")
+              f"{median / first:.2f}x {layouts[0][0]}x{layouts[0][1]}; "
+              f"median of the peaks {statistics.median(peaks[layout]):.0f} MiB resident")
     return 0
 
 
