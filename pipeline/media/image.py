@@ -9,6 +9,7 @@ read: its thumbnails, depth maps and auxiliary images (portrait mattes) are neve
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,8 @@ SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "HEIF", "AVIF"
 # A JPEG whose multi-picture data (MPF) holds secondary images: phones' HDR gain maps and depth maps, previews,
 # a stereo camera's second view. Pillow calls it MPO. The primary image is the photo; the others are dropped.
 _MULTI_PICTURE = "MPO"
+# A motion photo (Google's format, Samsung's too) flags in its XMP the short video appended after the still.
+_MOTION_PHOTO = re.compile(rb"(MotionPhoto|MicroVideo)(=\"|>)1")
 _ALPHA_FREE = {"JPEG", "BMP"}
 _EIGHT_BIT = {"JPEG", "WEBP", "BMP", "HEIF", "AVIF"}  # 16-bit samples are reduced to 8 for these
 _LOSSY_QUALITY = {"WEBP": "webp_quality", "HEIF": "heif_quality", "AVIF": "heif_quality"}
@@ -83,8 +86,7 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
             raise InputError(f"{image.format} with {frames} frames: animated and multi-page images are refused")
         icc = image.info.get("icc_profile")
         source_format = "JPEG" if image.format == _MULTI_PICTURE else image.format
-        dropped = [f"JPEG with {frames - 1} secondary image(s) in its multi-picture data (gain map, depth map, "
-                   "preview): only the primary image is kept"] if image.format == _MULTI_PICTURE else []
+        dropped = _dropped_parts(image, frames)
         try:
             image.load()
             image = ImageOps.exif_transpose(image)
@@ -94,6 +96,19 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
             raise InputError(f"corrupt image data: {type(error).__name__}") from error
         pixels, mode, notes = _normalise(image)
     return LoadedImage(pixels, mode, _detection_view(pixels, mode), source_format, icc, dropped + notes)
+
+
+def _dropped_parts(image: Image.Image, frames: int) -> list[str]:
+    """Notes on what a file carries besides its picture that is never read nor published (the output is
+    built from the picture's pixels alone), for the sidecar."""
+    notes = []
+    if image.format == _MULTI_PICTURE:
+        notes.append(f"JPEG with {frames - 1} secondary image(s) in its multi-picture data (gain map, depth map, "
+                     "preview): only the primary image is kept")
+    xmp = image.info.get("xmp") or b""
+    if _MOTION_PHOTO.search(xmp.encode() if isinstance(xmp, str) else xmp):
+        notes.append("motion photo: the video it carries after the still is dropped, only the still is kept")
+    return notes
 
 
 def _normalise(image: Image.Image) -> tuple[np.ndarray, str, list[str]]:

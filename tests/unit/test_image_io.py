@@ -123,6 +123,28 @@ def test_phone_formats_are_written_as_well_as_at_the_encoders_slower_defaults(tm
     assert fast.stat().st_size <= 1.15 * default.stat().st_size
 
 
+MOTION_XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+              b'<rdf:Description xmlns:GCamera="http://ns.google.com/photos/1.0/camera/" GCamera:MotionPhoto="1"'
+              b' GCamera:MotionPhotoVersion="1"/></rdf:RDF></x:xmpmeta>')
+
+
+@pytest.mark.parametrize("motion", [True, False])
+def test_a_motion_photo_s_video_is_dropped_and_said_so(tmp_path, motion):
+    """A phone's motion photo: a JPEG, then the short video of the scene appended after it. The video never
+    reaches the output (built from the still's pixels); the sidecar says it was there."""
+    path = tmp_path / "motion.jpg"
+    xmp = MOTION_XMP if motion else MOTION_XMP.replace(b'MotionPhoto="1"', b'MotionPhoto="0"')
+    Image.new("RGB", (32, 24), (10, 200, 30)).save(path, xmp=xmp)
+    with path.open("ab") as handle:
+        handle.write(b"\0\0\0\x18ftypmp42" + b"\0" * 64 + b"the video of the scene")
+    assert sniff(path) == "image"
+    loaded = load_image(path, LIMIT)
+    assert any("motion photo" in note for note in loaded.notes) == motion
+    out = tmp_path / "out.jpg"
+    save_image(loaded, out, "JPEG", OutputParams())
+    assert b"ftyp" not in out.read_bytes() and b"the video of the scene" not in out.read_bytes()
+
+
 def test_alpha_is_dropped_with_a_note_when_the_name_says_jpeg(tmp_path):
     path = tmp_path / "in.png"
     Image.new("RGBA", (8, 8), (1, 2, 3, 4)).save(path)
