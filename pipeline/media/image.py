@@ -34,7 +34,7 @@ SUPPORTED_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF", "HEIF", "AVIF"
 # A JPEG whose multi-picture data (MPF) holds secondary images: phones' HDR gain maps and depth maps, previews,
 # a stereo camera's second view. Pillow calls it MPO. The primary image is the photo; the others are dropped.
 _MULTI_PICTURE = "MPO"
-# A motion photo (Google's format, Samsung's too) flags in its XMP the short video appended after the still.
+# A motion photo (Google's format) flags in its XMP the short video appended after the still.
 _MOTION_PHOTO = re.compile(rb"(MotionPhoto|MicroVideo)(=\"|>)1")
 _ALPHA_FREE = {"JPEG", "BMP"}
 _EIGHT_BIT = {"JPEG", "WEBP", "BMP", "HEIF", "AVIF"}  # 16-bit samples are reduced to 8 for these
