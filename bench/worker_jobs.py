@@ -16,11 +16,9 @@ several videos in one worker (their network calls batched together) give against
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,48 +27,14 @@ from pathlib import Path
 import av
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.integration.serve_harness import SHIPPED_PROFILE, Daemon, wait_for
 
 
 def frame_count(path: Path) -> int:
     with av.open(str(path)) as container:
         return sum(1 for packet in container.demux(video=0) if packet.size)
-
-
-def config(root: Path, workers: int, jobs: int, device: str) -> Path:
-    path = root / "veil.toml"
-    path.write_text(f"""
-[service]
-instance = "bench"
-workers = {workers}
-jobs_per_worker = {jobs}
-devices = ["{device}"]
-state_dir = "{root / 'state'}"
-[watch]
-settle_s = 0.2
-rescan_interval_s = 1.0
-[[folders]]
-ingest = "{root / 'in'}"
-output = "{root / 'out'}"
-""")
-    (root / "in").mkdir()
-    return path
-
-
-def status(root: Path) -> dict:
-    try:
-        return json.loads((root / "state" / "status-bench.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def wait(condition, deadline_s: float, what: str, daemon: subprocess.Popen) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        if daemon.poll() is not None:
-            raise SystemExit(f"veil serve exited with {daemon.returncode} while waiting for {what}")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def resident_mib(pids: list[int]) -> float:
@@ -101,30 +65,30 @@ def one_round(clips: list[Path], copies: int, workers: int, jobs: int, device: s
                 name = f"{copy}-{clip.name}"
                 shutil.copyfile(clip, staged / name)
                 names.append(name)
-        log = open(root / "serve.log", "wb")
-        daemon = subprocess.Popen([sys.executable, "-m", "daemon.cli", "serve", "--config",
-                                   str(config(root, workers, jobs, device))], cwd=REPO, stdout=log, stderr=log,
-                                  env={**os.environ, "NOTIFY_SOCKET": ""})
+        # threads = 0: the cores shared among the CPU workers, as the service's default does.
+        daemon = Daemon(root, workers=workers, jobs_per_worker=jobs, threads=0, device=device, settle_s=0.2,
+                        profile=SHIPPED_PROFILE, log_file_names=False)
+        daemon.ingest.mkdir()
+        daemon.start().wait_ready(600)
         try:
-            wait(lambda: status(root).get("state") == "running" and status(root).get("pid") == daemon.pid, 600,
-                 "the workers to load", daemon)
-            pids = [daemon.pid, *(worker["pid"] for worker in status(root)["workers"] if worker["pid"])]
+            assert daemon.proc is not None
+            status = daemon.status() or {}
+            pids = [daemon.proc.pid, *(worker["pid"] for worker in status["workers"] if worker["pid"])]
             peak = 0.0
 
             def published_all() -> bool:
                 nonlocal peak
+                assert daemon.proc is not None and daemon.proc.poll() is None, f"veil serve exited: {daemon.log_path}"
                 peak = max(peak, resident_mib(pids))
                 return len(sidecars(root)) >= len(names)
 
             started = time.perf_counter()
             for name in names:  # a rename: each file arrives whole
-                (staged / name).rename(root / "in" / name)
-            wait(published_all, 3600, "every file", daemon)
+                (staged / name).rename(daemon.ingest / name)
+            wait_for(published_all, 3600, "every file")
             wall = time.perf_counter() - started
         finally:
-            daemon.terminate()
-            daemon.wait(120)
-            log.close()
+            daemon.stop()
         failed = [p.name for p in sidecars(root) if p.parent.name == "failed"]
         if failed:
             raise SystemExit(f"failed: {failed}; see the log of a rerun")

@@ -111,7 +111,7 @@ class Daemon:
     def __init__(self, root: Path, *, instance: str = "t1", workers: int = 1, extra: str = "", settle_s: float = 0.3,
                  stop_timeout_s: float = 30.0, profile: str = FAST_PROFILE, ingest: Path | None = None,
                  output: Path | None = None, log_file_names: bool = True, jobs_per_worker: int = 1,
-                 heartbeat_timeout_s: float = 30) -> None:
+                 heartbeat_timeout_s: float = 30, threads: int = 1, device: str = "cpu") -> None:
         self.root = root
         self.instance = instance
         self.ingest = ingest or root / "in"
@@ -124,7 +124,8 @@ class Daemon:
 instance = "{instance}"
 workers = {workers}
 jobs_per_worker = {jobs_per_worker}
-threads = 1
+devices = ["{device}"]
+threads = {threads}
 state_dir = "{self.state}"
 log_file_names = {str(log_file_names).lower()}
 stop_timeout_s = {stop_timeout_s}
