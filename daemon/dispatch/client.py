@@ -110,7 +110,10 @@ class CeleryDispatcher:
     def free_slots(self) -> int:
         return self.dispatch.max_in_flight - len(self._jobs)
 
-    def submit(self, job: JobSpec) -> None:
+    def idle_workers(self) -> int:
+        return self.free_slots()  # a Celery child runs one job at a time: every job runs alone
+
+    def submit(self, job: JobSpec, *, alone: bool = False) -> None:
         sent = _Sent(job, limits_for(Path(job.src), self.dispatch), time.time())
         self._jobs[job.job_id] = sent
         self._send(sent)

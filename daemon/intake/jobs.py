@@ -79,6 +79,7 @@ class JobRecord(BaseModel):
     state: JobState = "claimed"
     attempts: int = 0  # dispatches so far, counted before each one
     failures: list[str] = []  # why earlier attempts ended without a result
+    alone: bool = False  # run in a worker of its own: a worker died under it and other jobs, the cause unknown
     targets: dict[str, str] = {}  # staged file name -> final path, fixed before publishing
 
 

@@ -309,10 +309,13 @@ class Service:
     def _dispatch(self) -> None:
         assert self._pool is not None
         while self._queue and self._pool.free_slots() > 0:
-            job = self._queue.popleft()
+            job = self._queue[0]
             if job.record.attempts >= self.settings.service.max_attempts:
-                self._started_publisher().give_up(job)
+                self._started_publisher().give_up(self._queue.popleft())
                 continue
+            if job.record.alone and not self._pool.idle_workers():
+                break  # it waits, first in line, for a worker to empty (rare: only after a crash)
+            self._queue.popleft()
             if not self._remote:  # a remote worker does it under the job's lock (daemon/dispatch/task.py)
                 shutil.rmtree(job.staging, ignore_errors=True)  # leftovers of an interrupted attempt
                 job.staging.mkdir(parents=True)
@@ -320,7 +323,8 @@ class Service:
             job.save()  # counted before it runs: a file that kills the whole service still runs out of tries
             folder = self.settings.folder(job.record.folder)
             self._pool.submit(JobSpec(job_id=job.id, profile=folder.profile, src=str(job.input_path),
-                                      dst=str(job.staged_output), name=job.record.rel, edits=zone_edits(folder)))
+                                      dst=str(job.staged_output), name=job.record.rel, edits=zone_edits(folder)),
+                              alone=job.record.alone)
             self._running[job.id] = job
 
     def _handle(self, outcome: Outcome) -> None:
@@ -337,7 +341,8 @@ class Service:
         if failure or outcome.report_json is None:
             job.record.failures.append(failure or "unknown")
             if not outcome.charged:
-                job.record.attempts -= 1  # a neighbour in its worker hung: this try is not counted against it
+                job.record.attempts -= 1  # a neighbour hung, or a crash no job can be blamed for: not its try
+            job.record.alone = job.record.alone or outcome.alone
             job.save()
             self.counters.retried += 1
             _log.warning("job_attempt_failed", job=job.id, folder=job.record.folder, attempt=job.record.attempts,

@@ -6,7 +6,9 @@ workers, each running up to ``WorkerSpec.jobs`` jobs at once: a crashed worker, 
 heartbeat stops or that runs past the timeout, is killed and replaced, and its jobs come back as failed
 attempts for the service to retry or to fail. A job that stopped making progress has its worker asked for
 its Python stack (it lands on stderr, in the log) before the kill. The neighbours of a job found hung or
-overdue come back uncharged: the attempt was not theirs to lose. A worker past ``max_jobs`` jobs or
+overdue come back uncharged: the attempt was not theirs to lose. A worker that dies with several jobs
+running blames none of them: they come back uncharged, to run again each in a worker of its own, where a
+second crash is its own. A worker past ``max_jobs`` jobs or
 ``max_rss_mb`` of memory takes no more jobs and is replaced once its running ones end, never during one
 (gunicorn's ``max_requests``).
 """
@@ -32,7 +34,8 @@ class Outcome:
     job_id: str
     report_json: str | None  # the sidecar to publish, when the job ran to an end (any disposition)
     failure: str | None = None  # why the attempt ended without a report (crash, hang, timeout)
-    charged: bool = True  # False: a neighbour in the same worker hung or overran; this try does not count
+    charged: bool = True  # False: a neighbour hung or overran, or the worker died under several jobs
+    alone: bool = False  # its next attempt must run without neighbours: its worker died under several jobs
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,17 @@ class Dispatcher(Protocol):
 
     def free_slots(self) -> int: ...
 
-    def submit(self, job: JobSpec) -> None: ...
+    def submit(self, job: JobSpec, *, alone: bool = False) -> None:
+        """``alone``: in an idle worker, which takes no other job while it runs."""
+        ...
 
     def poll(self, timeout: float) -> list[Outcome]: ...
 
     def in_flight(self) -> list[InFlight]: ...
+
+    def idle_workers(self) -> int:
+        """Workers ready with no job running: where a job to run ``alone`` may go."""
+        ...
 
     def stop(self, grace_s: float) -> list[Outcome]: ...
 
@@ -70,6 +79,7 @@ class _Running:
     job: JobSpec
     started: float  # monotonic
     last_seen: float  # its last heartbeat
+    alone: bool = False  # no other job may join it in its worker
 
 
 @dataclass(frozen=True)
@@ -93,7 +103,12 @@ class _Slot:
     doomed: tuple[_Trouble, float] | None = None  # (why, when to kill): hung, its stack asked for
 
     def free(self) -> int:
-        return self.spec.jobs - len(self.running) if self.ready and not self.spent else 0
+        if not self.ready or self.spent or any(running.alone for running in self.running.values()):
+            return 0
+        return self.spec.jobs - len(self.running)
+
+    def idle(self) -> bool:
+        return self.free() == self.spec.jobs
 
 
 class LocalPool:
@@ -156,14 +171,18 @@ class LocalPool:
     def free_slots(self) -> int:
         return sum(slot.free() for slot in self._slots)
 
-    def submit(self, job: JobSpec) -> None:
-        """To the worker with the most room: jobs spread over the processes before any runs two."""
+    def idle_workers(self) -> int:
+        return sum(slot.idle() for slot in self._slots)
+
+    def submit(self, job: JobSpec, *, alone: bool = False) -> None:
+        """To the worker with the most room: jobs spread over the processes before any runs two. ``alone``: to
+        an idle worker, which then takes no other job until this one ends."""
         slot = max(self._slots, key=lambda slot: slot.free())
-        if slot.free() == 0 or slot.conn is None:
-            raise RuntimeError("submit() without a free worker")
+        if (alone and not slot.idle()) or slot.free() == 0 or slot.conn is None:
+            raise RuntimeError(f"submit() without {'an idle' if alone else 'a free'} worker")
         slot.conn.send(RunJob(job))
         now = time.monotonic()
-        slot.running[job.job_id] = _Running(job, started=now, last_seen=now)
+        slot.running[job.job_id] = _Running(job, started=now, last_seen=now, alone=alone)
 
     def in_flight(self) -> list[InFlight]:
         now_wall, now = time.time(), time.monotonic()
@@ -306,9 +325,13 @@ class LocalPool:
         if slot.process is not None:
             _log.warning("worker_replaced", worker=slot.spec.index, reason=trouble.reason, job=trouble.culprit,
                          jobs=list(slot.running))
+        shared = len(slot.running) > 1
         for job_id in slot.running:
-            if trouble.culprit is None or job_id == trouble.culprit:
+            if job_id == trouble.culprit or (trouble.culprit is None and not shared):
                 outcomes.append(Outcome(job_id, None, failure=trouble.reason))
+            elif trouble.culprit is None:  # any of them may have caused it: each runs next in a worker alone
+                outcomes.append(Outcome(job_id, None, failure=f"{trouble.reason}, running {len(slot.running)} jobs",
+                                        charged=False, alone=True))
             else:
                 outcomes.append(Outcome(job_id, None, failure=f"its worker was replaced: another {trouble.reason}",
                                         charged=False))

@@ -295,3 +295,29 @@ def test_a_neighbour_that_ends_while_the_hung_job_s_stack_is_taken_is_published(
     outcomes = {o.job_id: o for o in collect(p, 2, deadline_s=25)}
     assert outcomes["slow"].failure is None and (tmp_path / "slow.out").read_bytes() == b"SLOW"
     assert "silent" in outcomes["stuck"].failure and p.restarts == 1
+
+
+def test_a_worker_that_dies_under_several_jobs_blames_none_and_each_runs_next_alone(pool, tmp_path):
+    p = pool(jobs=2)
+    p.submit(job(tmp_path, "slow", b"slow"))
+    p.submit(job(tmp_path, "crash", b"crash"))
+    outcomes = {o.job_id: o for o in collect(p, 2)}
+    for outcome in outcomes.values():  # either may have killed it
+        assert not outcome.charged and outcome.alone and "exited with code 3, running 2 jobs" in outcome.failure
+    deadline = time.monotonic() + 60
+    while p.idle_workers() == 0:  # the replacement loads
+        assert time.monotonic() < deadline
+        p.poll(0.2)
+    p.submit(job(tmp_path, "crash", b"crash"), alone=True)
+    assert p.free_slots() == 0 and p.idle_workers() == 0  # it has the worker to itself
+    with pytest.raises(RuntimeError, match="idle"):
+        p.submit(job(tmp_path, "other", b"data"), alone=True)
+    [again] = collect(p, 1)
+    assert again.charged and not again.alone and again.failure == "worker exited with code 3"  # its own crash now
+
+
+def test_a_crash_under_one_job_of_a_shared_worker_is_that_job_s(pool, tmp_path):
+    p = pool(jobs=2)
+    p.submit(job(tmp_path, "crash", b"crash"))
+    [outcome] = collect(p, 1)
+    assert outcome.charged and not outcome.alone

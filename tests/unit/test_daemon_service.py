@@ -232,3 +232,14 @@ def test_a_job_whose_neighbour_hung_is_retried_without_losing_a_try(tmp_path):
     assert outputs(tmp_path / "out") == ["busy.jpg", "busy.jpg.veil.json"]
     assert (tmp_path / "out" / "busy.jpg").read_bytes() == b"BUSY"
     assert service.counters.retried == 2  # the busy file did run twice: its first try ended with the worker
+
+
+def test_a_file_that_kills_its_worker_and_a_neighbour_costs_the_neighbour_no_try(tmp_path):
+    # One try each, both in one worker at once: the crash ends both tries, and neither is blamed; each runs
+    # again alone, where the crash is the bad file's own.
+    service = serve_until_each_ended(tmp_path, {"bad.jpg": b"crash", "busy.jpg": b"busy"}, jobs_per_worker=2,
+                                     max_attempts=1)
+    assert outputs(tmp_path / "failed") == ["bad.jpg", "bad.jpg.veil.json"]
+    assert outputs(tmp_path / "out") == ["busy.jpg", "busy.jpg.veil.json"]
+    assert (tmp_path / "out" / "busy.jpg").read_bytes() == b"BUSY"
+    assert service.counters.retried == 3  # both ended with the shared worker, then the bad file alone
