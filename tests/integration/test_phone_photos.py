@@ -1,13 +1,15 @@
 """Phones' photos, HEIC, AVIF and JPEG with secondary images (an HDR gain map, a depth map: JPEG multi-picture
 data, which shows the scene too), through `veil process` with no flag: every face and plate of real photos
 masked, judged on the published pixels alone against the decoded input; each result keeps its name and
-format, with no secondary image, and the camera's make, serial number and GPS position do not survive."""
+format, with no secondary image, and the camera's make, serial number and GPS position do not survive. A photo
+stored on its side with the rotation that turns it upright (HEIF's `irot`, as phones write it) is masked
+where a viewer shows its faces and plates, and published upright."""
 
 from __future__ import annotations
 
 import pillow_heif
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from pipeline.qc import QCReport
 
@@ -67,4 +69,32 @@ def test_phone_photos_are_masked_and_published_in_their_own_format(mixed_scenes,
         with Image.open(published) as image:
             assert image.format == image_format and not image.getexif() and getattr(image, "n_frames", 1) == 1
         assert not any(secret in published.read_bytes() for secret in SECRETS)
+        assert_masked(scene, published)
+
+
+@pytest.mark.parametrize("suffix, image_format", [(".heic", "HEIF"), (".avif", "AVIF")])
+def test_a_photo_stored_on_its_side_is_masked_as_shown_and_published_upright(mixed_scenes, tmp_path, suffix,
+                                                                              image_format):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    scenes = {}
+    for scene in mixed_scenes[3:5]:
+        name = scene.path.stem + suffix
+        with Image.open(scene.path) as image:
+            upright = image.convert("RGB")
+        exif = camera_exif()
+        exif[0x0112] = 6  # shown turned a quarter clockwise: the encoders write it as the item's rotation (irot)
+        upright.transpose(Image.Transpose.ROTATE_90).save(inputs / name, quality=90, exif=exif.tobytes())
+        assert b"irot" in (inputs / name).read_bytes()
+        with Image.open(inputs / name) as stored:  # as a viewer shows it: upright again
+            assert ImageOps.exif_transpose(stored).size == upright.size
+        scenes[name] = Scene(scene.path, scene.boxes)  # judged against the upright original
+
+    result = veil("process", inputs, "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+
+    for name, scene in scenes.items():
+        published = tmp_path / "out" / name
+        with Image.open(published) as image:  # upright, with nothing left that would turn it again
+            assert image.format == image_format and not image.getexif() and b"irot" not in published.read_bytes()
         assert_masked(scene, published)
