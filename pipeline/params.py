@@ -245,6 +245,9 @@ class VideoParams(_Strict):
     # against a camera-like 1080p input, bench/video.py's PSNR column); x264 threads itself to every core.
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"] = "veryfast"
     pix_fmt: Literal["yuv420p", "yuv444p"] = "yuv420p"
+    # Every audio stream copied packet for packet ("keep"), or none ("drop": voices and what they say identify
+    # people too; the sidecar lists the streams under dropped_streams).
+    audio: Literal["keep", "drop"] = "keep"
     # Detect on every k-th frame; tracks (interpolated between detections) and re-detection cover the others.
     # 3 is a third of the detector's cost with no leak on the moving-camera evaluation (docs/video.md).
     detect_stride: int = Field(default=3, ge=1, le=30)

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from pipeline.detect.engine import Engine
 from pipeline.detect.runtime import RuntimeParams
 from pipeline.errors import ModelError
-from pipeline.params import DetectorParams, MaskParams, OutputParams, Params
+from pipeline.params import DetectorParams, MaskParams, OutputParams, Params, VideoParams
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
 from pipeline.run import process_file
 
@@ -41,6 +41,8 @@ def register(subparsers) -> None:
                         help="where the results and their sidecars go (created if missing)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing outputs (default: refuse, and fail that file)")
+    parser.add_argument("--drop-audio", action="store_true",
+                        help="leave videos' audio streams out (default: copied unchanged)")
     add_params_arguments(parser)
     parser.set_defaults(handler=run)
 
@@ -72,6 +74,7 @@ def params_from_arguments(args: argparse.Namespace) -> tuple[Params, RuntimePara
         detector=DetectorParams(classes=classes),
         mask=MaskParams(style=args.style, shape=args.shape, margin=args.margin, face_margin=args.face_margin),
         output=OutputParams(jpeg_quality=args.jpeg_quality),
+        video=VideoParams(audio="drop" if getattr(args, "drop_audio", False) else "keep"),  # process only
     )
     return params, RuntimeParams(device=args.device, threads=args.threads, model_dir=args.model_dir)
 

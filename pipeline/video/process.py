@@ -366,7 +366,7 @@ class VideoJob:
             frames_declared=info.frame_count, frames_decoded=result.frames_decoded,
             frames_written=result.frames_written, frames_detected=counters.frames_detected,
             detect_stride=video.detect_stride, duration_in_s=info.duration_s, audio_streams=list(result.audio_codecs),
-            dropped_streams=list(info.dropped_streams), tracks=self._tracks(),
+            dropped_streams=[*info.dropped_streams, *result.dropped_audio], tracks=self._tracks(),
             untracked_detections=max(0, counters.untracked), detection_gaps=len(counters.gaps),
             detection_gap_frames=counters.gaps[:MAX_LISTED], review_band_frames=dict(counters.review_frames),
             decode_warnings=log.warnings[:MAX_LISTED], decode_warning_count=log.warnings.total,

@@ -154,3 +154,23 @@ def test_the_street_photo_of_issue_12_comes_out_with_its_plate_masked(tmp_path):
     outside = changed.mean()
     assert inside > 0.5, f"only {inside:.0%} of the plate's pixels changed: the plate is readable"
     assert outside < 0.2  # the measure is not just JPEG noise everywhere
+
+
+def test_audio_is_copied_by_default_and_left_out_with_drop_audio(tmp_path):
+    from tests.integration.pattern_clips import ffmpeg, pattern
+    from tests.integration.test_video_media import TONE, audio_packet_digest, ffprobe
+
+    clip = tmp_path / "in" / "talk.mp4"
+    clip.parent.mkdir()
+    ffmpeg(*pattern("160x120"), *TONE, "-t", "0.8", "-c:v", "libx264", "-c:a", "aac", str(clip))
+    for flags, out in (((), tmp_path / "kept"), (("--drop-audio",), tmp_path / "dropped")):
+        result = veil("process", clip, "-o", out, *flags)
+        assert result.returncode == 0, result.stderr
+    kept = QCReport.from_json((tmp_path / "kept" / "talk.mp4.veil.json").read_text()).video
+    assert kept["audio_streams"] == ["aac"] and kept["dropped_streams"] == []
+    assert audio_packet_digest(tmp_path / "kept" / "talk.mp4") == audio_packet_digest(clip)
+    dropped = QCReport.from_json((tmp_path / "dropped" / "talk.mp4.veil.json").read_text()).video
+    assert dropped["audio_streams"] == [] and dropped["dropped_streams"] == ["audio:1"]
+    streams = ffprobe(tmp_path / "dropped" / "talk.mp4")["streams"]
+    assert [s["codec_type"] for s in streams] == ["video"]
+    assert int(streams[0]["nb_read_frames"]) == dropped["frames_written"] == kept["frames_written"] > 0

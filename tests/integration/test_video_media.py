@@ -258,3 +258,13 @@ def test_unreadable_input_is_an_input_error(tmp_path, content):
     src.write_bytes(content)
     with pytest.raises(InputError):
         probe_video(src)
+
+
+def test_audio_streams_are_left_out_when_asked(tmp_path):
+    src, dst = tmp_path / "two.mkv", tmp_path / "out.mkv"
+    ffmpeg(*SRC, *TONE, *TONE, "-t", "0.8", "-map", "0", "-map", "1", "-map", "2", "-c:v", "libx264",
+           "-c:a", "flac", str(src))
+    result = copy(src, dst, audio="drop")
+    assert result.audio_codecs == () and result.dropped_audio == ("audio:1", "audio:2")
+    assert [s["codec_type"] for s in ffprobe(dst)["streams"]] == ["video"]
+    assert int(video_stream(ffprobe(dst))["nb_read_frames"]) == int(video_stream(ffprobe(src))["nb_read_frames"])

@@ -36,7 +36,8 @@ _END = object()  # end of stream on a hand-off
 class TranscodeResult:
     frames_decoded: int
     frames_written: int
-    audio_codecs: tuple[str, ...]
+    audio_codecs: tuple[str, ...]  # copied
+    dropped_audio: tuple[str, ...]  # "audio:1", ...: left out (VideoParams.audio)
     decode_log: DecodeLog
 
 
@@ -82,8 +83,10 @@ def transcode(
     lines = _Lines(in_flight, early=early is not None)
     writer: VideoWriter | None = None
     try:
-        with VideoReader(src, audio_sink=lines.to_writer.put, clock=clock) as reader:
-            writer = VideoWriter(dst, info, params, reader.audio, container=container, input_stream=reader.video,
+        keep_audio = params.audio == "keep"
+        with VideoReader(src, audio_sink=lines.to_writer.put if keep_audio else None, clock=clock) as reader:
+            copied = reader.audio if keep_audio else []
+            writer = VideoWriter(dst, info, params, copied, container=container, input_stream=reader.video,
                                  clock=clock, finish=late)
             started = writer
             lines.crew.start("decode", lambda: _decode(reader, lines, clock))
@@ -91,7 +94,8 @@ def transcode(
                 lines.crew.start("early", lambda: _look(early, lines))
             lines.crew.start("encode", lambda: _encode(started, lines, info, clock))
             decoded = _run_stage(lines, stage)
-            audio = tuple(s.codec_context.name for s in reader.audio)
+            audio = tuple(s.codec_context.name for s in copied)
+            dropped = tuple(f"audio:{s.index}" for s in reader.audio if s not in copied)
             decode_log = reader.log
     except BaseException:
         if writer is not None:
@@ -99,7 +103,7 @@ def transcode(
         raise
     if writer.frames_written != decoded:
         raise ProcessingError(f"{decoded} frame(s) decoded but {writer.frames_written} written")
-    return TranscodeResult(decoded, writer.frames_written, audio, decode_log)
+    return TranscodeResult(decoded, writer.frames_written, audio, dropped, decode_log)
 
 
 def _decode(reader: VideoReader, lines: _Lines, clock: StageClock) -> None:
