@@ -19,6 +19,7 @@ import pillow_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.errors import InputError
+from pipeline.media.jpeg_end import bytes_after_picture
 from pipeline.params import OutputParams
 
 # Our own explicit limit replaces Pillow's global one (checked before any pixel is decoded).
@@ -86,7 +87,7 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
             raise InputError(f"{image.format} with {frames} frames: animated and multi-page images are refused")
         icc = image.info.get("icc_profile")
         source_format = "JPEG" if image.format == _MULTI_PICTURE else image.format
-        dropped = _dropped_parts(image, frames)
+        dropped = _dropped_parts(image, frames, path)
         try:
             image.load()
             image = ImageOps.exif_transpose(image)
@@ -98,7 +99,7 @@ def load_image(path: Path, max_pixels: int) -> LoadedImage:
     return LoadedImage(pixels, mode, _detection_view(pixels, mode), source_format, icc, dropped + notes)
 
 
-def _dropped_parts(image: Image.Image, frames: int) -> list[str]:
+def _dropped_parts(image: Image.Image, frames: int, path: Path) -> list[str]:
     """Notes on what a file carries besides its picture that is never read nor published (the output is
     built from the picture's pixels alone), for the sidecar."""
     notes = []
@@ -108,6 +109,9 @@ def _dropped_parts(image: Image.Image, frames: int) -> list[str]:
     xmp = image.info.get("xmp") or b""
     if _MOTION_PHOTO.search(xmp.encode() if isinstance(xmp, str) else xmp):
         notes.append("motion photo: the video it carries after the still is dropped, only the still is kept")
+    elif image.format == "JPEG" and (extra := bytes_after_picture(path.read_bytes())):
+        notes.append(f"{extra} bytes after the picture's end (an appended video, a maker's trailer) are dropped, "
+                     "only the picture is kept")
     return notes
 
 

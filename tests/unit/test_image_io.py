@@ -13,6 +13,7 @@ from PIL import Image, ImageCms
 
 from pipeline.errors import InputError
 from pipeline.media.image import load_image, output_format, save_image
+from pipeline.media.jpeg_end import picture_end
 from pipeline.media.sniff import sniff
 from pipeline.params import OutputParams
 
@@ -140,9 +141,32 @@ def test_a_motion_photo_s_video_is_dropped_and_said_so(tmp_path, motion):
     assert sniff(path) == "image"
     loaded = load_image(path, LIMIT)
     assert any("motion photo" in note for note in loaded.notes) == motion
+    assert any("after the picture's end" in note for note in loaded.notes) != motion  # one note, either way
     out = tmp_path / "out.jpg"
     save_image(loaded, out, "JPEG", OutputParams())
     assert b"ftyp" not in out.read_bytes() and b"the video of the scene" not in out.read_bytes()
+
+
+@pytest.mark.parametrize("options", [{}, {"progressive": True}, {"restart_marker_blocks": 2}])
+def test_only_data_after_a_jpeg_s_picture_is_noted(tmp_path, options):
+    """A thumbnail-like JPEG inside a segment (its own end marker included), the scans of a progressive file,
+    restart markers and a camera's zero padding are all part of the picture or nothing; a maker's trailer
+    after it is noted."""
+    rng = np.random.default_rng(5)
+    inner = tmp_path / "thumbnail.jpg"
+    Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(inner)
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(
+        path, quality=90, comment=inner.read_bytes(), **options)
+    assert picture_end(path.read_bytes()) == path.stat().st_size
+    with path.open("ab") as handle:
+        handle.write(b"\0" * 300)
+    assert not load_image(path, LIMIT).notes
+    with path.open("ab") as handle:
+        handle.write(b"MotionPhoto_Data" + bytes(range(1, 255)) * 4)
+    [note] = load_image(path, LIMIT).notes
+    assert note.startswith("1032 bytes after the picture's end")
+    assert picture_end(path.read_bytes()[:-1400]) is None  # cut inside the picture: no end to find
 
 
 def test_alpha_is_dropped_with_a_note_when_the_name_says_jpeg(tmp_path):
