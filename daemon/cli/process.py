@@ -7,15 +7,19 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from pipeline.detect.engine import Engine
 from pipeline.detect.runtime import RuntimeParams
 from pipeline.errors import ModelError
-from pipeline.params import DetectorParams, MaskParams, OutputParams, Params, VideoParams
+from pipeline.params import Params
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
 from pipeline.run import process_file
+
+from daemon.cli.context import add_config_argument, settings_for
+from daemon.config.settings import DEFAULT_PROFILE, SYSTEM_CONFIG, ConfigError
 
 
 @dataclass(frozen=True)
@@ -49,18 +53,21 @@ def register(subparsers) -> None:
 
 def add_params_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("detection and masking")
-    group.add_argument("--classes", default="face,license_plate",
-                       help="comma-separated: face, license_plate (default: %(default)s)")
-    group.add_argument("--style", choices=["blur", "mosaic", "solid"], default="blur",
-                       help="how regions are masked (default: %(default)s)")
-    group.add_argument("--shape", choices=["box", "ellipse"], default="box",
-                       help="shape of the masked region (default: %(default)s)")
-    group.add_argument("--margin", type=float, default=MaskParams().margin,
-                       help="plates: grown on each side, share of size (default: %(default)s)")
-    group.add_argument("--face-margin", type=float, default=MaskParams().face_margin,
-                       help="faces: grown on each side after squaring, share of size (default: %(default)s)")
-    group.add_argument("--jpeg-quality", type=int, default=OutputParams().jpeg_quality,
-                       help="quality of JPEG outputs, 1-100 (default: %(default)s)")
+    group.add_argument("--profile", metavar="NAME",
+                       help="start from this profile of the service's configuration (--config, else $VEIL_CONFIG or "
+                            f"{SYSTEM_CONFIG}), as `veil serve` runs it; the flags below change it (default: the "
+                            f"shipped settings; with --config alone, its {DEFAULT_PROFILE!r} profile)")
+    add_config_argument(parser)  # where --profile is read
+    group.add_argument("--classes", help=f"comma-separated: face, license_plate (default: {','.join(_SHIPPED.detector.classes)})")
+    group.add_argument("--style", choices=["blur", "mosaic", "solid"],
+                       help=f"how regions are masked (default: {_SHIPPED.mask.style})")
+    group.add_argument("--shape", choices=["box", "ellipse"], help=f"shape of the masked region (default: {_SHIPPED.mask.shape})")
+    group.add_argument("--margin", type=float,
+                       help=f"plates: grown on each side, share of size (default: {_SHIPPED.mask.margin})")
+    group.add_argument("--face-margin", type=float,
+                       help=f"faces: grown on each side after squaring, share of size (default: {_SHIPPED.mask.face_margin})")
+    group.add_argument("--jpeg-quality", type=int,
+                       help=f"quality of JPEG outputs, 1-100 (default: {_SHIPPED.output.jpeg_quality})")
     group.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
     group.add_argument("--threads", type=int, default=0,
                        help="onnxruntime intra-op threads (default: %(default)s, all cores)")
@@ -68,15 +75,35 @@ def add_params_arguments(parser: argparse.ArgumentParser) -> None:
                        help="folder with the detector models (default: the environment's share/veil/models)")
 
 
+_SHIPPED = Params()
+
+
 def params_from_arguments(args: argparse.Namespace) -> tuple[Params, RuntimeParams]:
-    classes = tuple(c.strip() for c in args.classes.split(",") if c.strip())
-    params = Params(
-        detector=DetectorParams(classes=classes),
-        mask=MaskParams(style=args.style, shape=args.shape, margin=args.margin, face_margin=args.face_margin),
-        output=OutputParams(jpeg_quality=args.jpeg_quality),
-        video=VideoParams(audio="drop" if getattr(args, "drop_audio", False) else "keep"),  # process only
-    )
+    """The profile (``--profile``; else the shipped ``Params()``) with the flags given laid over it."""
+    chosen = args.profile is not None or args.config is not None
+    base = _profile(args.profile or DEFAULT_PROFILE, args.config) if chosen else _SHIPPED
+    flags: dict[str, dict[str, Any]] = {
+        "detector": {"classes": None if args.classes is None else tuple(c.strip() for c in args.classes.split(",") if c.strip())},
+        "mask": {"style": args.style, "shape": args.shape, "margin": args.margin, "face_margin": args.face_margin},
+        "output": {"jpeg_quality": args.jpeg_quality},
+        "video": {"audio": "drop" if getattr(args, "drop_audio", False) else None},  # a flag of process alone
+    }
+    given = {section: {key: value for key, value in keys.items() if value is not None} for section, keys in flags.items()}
+    params = base.model_copy(update={
+        section: getattr(base, section).model_validate({**getattr(base, section).model_dump(), **keys})
+        for section, keys in given.items() if keys
+    })
     return params, RuntimeParams(device=args.device, threads=args.threads, model_dir=args.model_dir)
+
+
+def _profile(name: str, config: Path | None) -> Params:
+    settings = settings_for(config)
+    if settings is None:
+        raise ValueError(f"--profile {name}: no configuration (give --config FILE, set $VEIL_CONFIG, or install "
+                         f"{SYSTEM_CONFIG})")
+    if name not in settings.profiles:
+        raise ValueError(f"--profile {name}: not in the configuration (profiles: {', '.join(sorted(settings.profiles))})")
+    return settings.profiles[name]
 
 
 def load_from_arguments(args: argparse.Namespace) -> tuple[Params, Engine] | None:
@@ -84,7 +111,7 @@ def load_from_arguments(args: argparse.Namespace) -> tuple[Params, Engine] | Non
     try:
         params, runtime = params_from_arguments(args)
         return params, Engine.load(params.detector, runtime)
-    except (ModelError, ValueError) as error:
+    except (ModelError, ValueError, ConfigError) as error:
         print(f"veil: cannot start: {error}", file=sys.stderr)
         return None
 

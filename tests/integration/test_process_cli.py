@@ -174,3 +174,27 @@ def test_audio_is_copied_by_default_and_left_out_with_drop_audio(tmp_path):
     streams = ffprobe(tmp_path / "dropped" / "talk.mp4")["streams"]
     assert [s["codec_type"] for s in streams] == ["video"]
     assert int(streams[0]["nb_read_frames"]) == dropped["frames_written"] == kept["frames_written"] > 0
+
+
+def test_a_profile_of_the_service_configuration_is_what_process_runs(tmp_path, mixed_scenes):
+    """`veil process --config FILE --profile NAME` masks as `veil serve` would with that profile: here solid fill,
+    every class (the profile leaves the classes at the shipped ones), judged on the published pixels."""
+    from tests.integration.pixel_check import assert_masked, box_slices, pixels
+
+    config = tmp_path / "veil.toml"
+    config.write_text(f'[[folders]]\nname = "share"\ningest = "{tmp_path}/share"\noutput = "{tmp_path}/done"\n'
+                      'profile = "site"\n\n[profiles.site.mask]\nstyle = "solid"\n')
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    scene = mixed_scenes[0]
+    shutil.copy(scene.path, inputs / scene.path.name)
+    result = veil("process", inputs, "-o", tmp_path / "out", "--config", config, "--profile", "site")
+    assert result.returncode == 0, result.stderr
+    published = tmp_path / "out" / scene.path.name
+    assert QCReport.from_json(published.with_name(published.name + ".veil.json").read_text()).params["mask"]["style"] == "solid"
+    assert_masked(scene, published)
+    output = pixels(published)
+    for _, x1, y1, x2, y2 in scene.boxes:  # filled: the middle of every box is one colour
+        w, h = x2 - x1, y2 - y1
+        ys, xs = box_slices((x1 + 0.3 * w, y1 + 0.3 * h, x2 - 0.3 * w, y2 - 0.3 * h), output.shape)
+        assert output[ys, xs].std(axis=(0, 1)).max() < 1, (x1, y1, x2, y2)  # the shipped blur: 2.7-3.4

@@ -124,3 +124,60 @@ def test_help_is_plain_text_with_every_option_explained_and_its_default(capsys):
     assert "--jpeg-quality JPEG_QUALITY quality of JPEG outputs, 1-100 (default: 95)" in flat
     assert "--model-dir MODEL_DIR folder with the detector models" in flat
     assert "(default: blur)" in flat and "(default: face,license_plate)" in flat
+
+
+SITE_CONFIG = """
+[[folders]]
+name = "share"
+ingest = "{root}/in"
+output = "{root}/out"
+profile = "site"
+
+[profiles.default.mask]
+style = "mosaic"
+
+[profiles.site.mask]
+style = "solid"
+margin = 0.3
+
+[profiles.site.video]
+audio = "drop"
+"""
+
+
+def arguments(*flags: str) -> tuple[Params, object]:
+    args = cli.build_parser().parse_args(["process", "in", "-o", "out", *flags])
+    return cmd_process.params_from_arguments(args)
+
+
+@pytest.fixture
+def site_config(tmp_path, monkeypatch) -> Path:
+    monkeypatch.delenv("VEIL_CONFIG", raising=False)
+    path = tmp_path / "veil.toml"
+    path.write_text(SITE_CONFIG.format(root=tmp_path))
+    return path
+
+
+def test_no_flag_runs_the_shipped_settings_and_a_flag_changes_only_its_key():
+    assert arguments()[0] == Params()
+    params, _ = arguments("--style", "solid", "--drop-audio")
+    assert params == Params.model_validate({"mask": {"style": "solid"}, "video": {"audio": "drop"}})
+
+
+def test_a_profile_of_the_service_configuration_runs_as_serve_runs_it_with_flags_laid_over(site_config):
+    site = Params.model_validate({"mask": {"style": "solid", "margin": 0.3}, "video": {"audio": "drop"}})
+    assert arguments("--config", str(site_config), "--profile", "site")[0] == site
+    params, _ = arguments("--config", str(site_config), "--profile", "site", "--margin", "0.25", "--classes", "face")
+    assert params.mask == site.mask.model_copy(update={"margin": 0.25}) and params.video == site.video
+    assert params.detector.classes == ("face",)
+    assert arguments("--config", str(site_config))[0].mask.style == "mosaic"  # its default profile
+
+
+def test_a_profile_that_cannot_be_found_is_refused_by_name(site_config, monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match=r"--profile night: not in the configuration \(profiles: default, site\)"):
+        arguments("--config", str(site_config), "--profile", "night")
+    monkeypatch.setattr("daemon.cli.context.SYSTEM_CONFIG", tmp_path / "absent.toml")
+    with pytest.raises(ValueError, match="--profile site: no configuration"):
+        arguments("--profile", "site")
+    monkeypatch.setenv("VEIL_CONFIG", str(site_config))
+    assert arguments("--profile", "site")[0].mask.style == "solid"
