@@ -18,9 +18,6 @@ from pipeline.params import Params
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
 from pipeline.run import process_file
 
-from daemon.cli.context import add_config_argument, settings_for
-from daemon.config.settings import DEFAULT_PROFILE, SYSTEM_CONFIG, ConfigError
-
 
 @dataclass(frozen=True)
 class Job:
@@ -55,9 +52,9 @@ def add_params_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("detection and masking")
     group.add_argument("--profile", metavar="NAME",
                        help="start from this profile of the service's configuration (--config, else $VEIL_CONFIG or "
-                            f"{SYSTEM_CONFIG}), as `veil serve` runs it; the flags below change it (default: the "
-                            f"shipped settings; with --config alone, its {DEFAULT_PROFILE!r} profile)")
-    add_config_argument(parser)  # where --profile is read
+                            "/etc/veil/veil.toml), as `veil serve` runs it; the flags below change it (default: the "
+                            "shipped settings; with --config alone, its 'default' profile)")
+    group.add_argument("--config", type=Path, help="the service's configuration that --profile is read from")
     group.add_argument("--classes", help=f"comma-separated: face, license_plate (default: {','.join(_SHIPPED.detector.classes)})")
     group.add_argument("--style", choices=["blur", "mosaic", "solid"],
                        help=f"how regions are masked (default: {_SHIPPED.mask.style})")
@@ -81,7 +78,7 @@ _SHIPPED = Params()
 def params_from_arguments(args: argparse.Namespace) -> tuple[Params, RuntimeParams]:
     """The profile (``--profile``; else the shipped ``Params()``) with the flags given laid over it."""
     chosen = args.profile is not None or args.config is not None
-    base = _profile(args.profile or DEFAULT_PROFILE, args.config) if chosen else _SHIPPED
+    base = _profile(args.profile, args.config) if chosen else _SHIPPED
     flags: dict[str, dict[str, Any]] = {
         "detector": {"classes": None if args.classes is None else tuple(c.strip() for c in args.classes.split(",") if c.strip())},
         "mask": {"style": args.style, "shape": args.shape, "margin": args.margin, "face_margin": args.face_margin},
@@ -96,8 +93,16 @@ def params_from_arguments(args: argparse.Namespace) -> tuple[Params, RuntimePara
     return params, RuntimeParams(device=args.device, threads=args.threads, model_dir=args.model_dir)
 
 
-def _profile(name: str, config: Path | None) -> Params:
-    settings = settings_for(config)
+def _profile(name: str | None, config: Path | None) -> Params:
+    """A profile of the service's configuration. Imported here: the settings' libraries cost a plain run's start."""
+    from daemon.cli.context import settings_for
+    from daemon.config.settings import DEFAULT_PROFILE, SYSTEM_CONFIG, ConfigError
+
+    name = name or DEFAULT_PROFILE
+    try:
+        settings = settings_for(config)
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
     if settings is None:
         raise ValueError(f"--profile {name}: no configuration (give --config FILE, set $VEIL_CONFIG, or install "
                          f"{SYSTEM_CONFIG})")
@@ -111,7 +116,7 @@ def load_from_arguments(args: argparse.Namespace) -> tuple[Params, Engine] | Non
     try:
         params, runtime = params_from_arguments(args)
         return params, Engine.load(params.detector, runtime)
-    except (ModelError, ValueError, ConfigError) as error:
+    except (ModelError, ValueError) as error:
         print(f"veil: cannot start: {error}", file=sys.stderr)
         return None
 
