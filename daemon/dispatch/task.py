@@ -28,11 +28,9 @@ from daemon.config.settings import Settings
 from daemon.dispatch.payload import JobResult, TaskPayload
 from daemon.fsutil import write_atomic
 from daemon.intake.jobs import LOCK_NAME, Job, JobRecord, job_lock
-from daemon.intake.zones import zone_edits
 from daemon.publish.outputs import missing_results, publish
-from daemon.service.claiming import changed_since_claim
+from daemon.service.claiming import changed_since_claim, job_spec
 from daemon.service.worker import Runner, run_job
-from daemon.service.worker_spec import JobSpec
 
 DELIVERIES_NAME = "deliveries"
 
@@ -90,10 +88,7 @@ def _advance(job: Job, settings: Settings, runner: Runner, soft_limit_s: float |
         return JobResult(job_id=job.id, status="gone")  # released by `veil serve` at a stop: not ours now
     shutil.rmtree(job.staging, ignore_errors=True)  # a killed try's leftovers never reach a result
     job.staging.mkdir(parents=True)
-    folder = settings.folder(job.record.folder)
-    spec = JobSpec(job_id=job.id, profile=folder.profile, src=str(job.input_path), dst=str(job.staged_output),
-                   name=job.record.rel, edits=zone_edits(folder))
-    report = _named_time_limit(run_job(runner, spec), soft_limit_s)
+    report = _named_time_limit(run_job(runner, job_spec(job, settings.folder(job.record.folder))), soft_limit_s)
     failure = changed_since_claim(job)
     if failure:
         job.save()  # the new size and time of the input, for the next try

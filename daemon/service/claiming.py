@@ -1,14 +1,17 @@
-"""Claiming: complete files taken from the watchers, folder by folder in turn, into their claim areas; and
-the check, when a job comes back, that its input did not change while it ran."""
+"""Claiming: complete files taken from the watchers, folder by folder in turn, into their claim areas; what a
+claimed job is dispatched as; and the check, when a job comes back, that its input did not change while it ran."""
 
 from __future__ import annotations
 
 import os
 
 from daemon import log
+from daemon.config.settings import FolderSettings
 from daemon.intake.jobs import ClaimArea, Job
 from daemon.intake.stability import StableFile
 from daemon.intake.watcher import FolderWatcher
+from daemon.intake.zones import zone_edits
+from daemon.service.worker_spec import JobSpec
 
 _log = log.get("veil.service")
 
@@ -50,6 +53,12 @@ class Claimer:
         _log.info("job_claimed", job=job.id, folder=job.record.folder, size=job.record.size,
                   **log.name_field(job.record.rel))
         return job
+
+
+def job_spec(job: Job, folder: FolderSettings) -> JobSpec:
+    """What a worker is told of a claimed job of ``folder``: its files, its folder's profile and camera zones."""
+    return JobSpec(job_id=job.id, profile=folder.profile, src=str(job.input_path), dst=str(job.staged_output),
+                   name=job.record.rel, edits=zone_edits(folder))
 
 
 def changed_since_claim(job: Job) -> str | None:

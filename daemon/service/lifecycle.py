@@ -1,13 +1,13 @@
 """The service: start, main loop, reload, stop. Signal handlers only set flags; the loop does the work.
 
-Start builds the service's parts in order on an ``ExitStack`` and stop closes it, so each part's teardown
-is written once, and a failure at any step undoes exactly what had started, in reverse: the folders and
-their locks (folders.py), drift monitoring, the publisher (publisher.py), the workers (models loaded and
-warmed up), the jobs a previous run left (recovery.py), the watchers with their start-up rescan, the rework
-thread. Then READY=1. The loop claims complete files, keeps the workers fed (at most one waiting job per
-worker: a flood stays in ingest, not in memory), publishes results and pings the systemd watchdog. SIGTERM
-stops intake, gives running jobs ``stop_timeout_s`` to finish, and puts everything unfinished back. SIGHUP
-re-reads the configuration; an invalid one is refused and the service keeps its current one.
+Start builds the service's parts in order on an ``ExitStack`` and stop closes it, so each part's teardown is
+written once, and a failure at any step undoes exactly what had started, in reverse: the folders and their locks
+(folders.py), drift monitoring, the publisher (publisher.py), the workers (models loaded and warmed up), the
+jobs a previous run left (recovery.py), the watchers with their start-up rescan, the rework thread. Then
+READY=1. The loop claims complete files, keeps the workers fed (one waiting job per job slot: a flood stays in
+ingest, not in memory), publishes results and pings the systemd watchdog. SIGTERM stops intake, gives running
+jobs ``stop_timeout_s`` to finish, and puts everything unfinished back. SIGHUP re-reads the configuration; an
+invalid one is refused and the service keeps its current one.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from daemon.config.settings import ConfigError, Settings, load_settings
 from daemon.drift.service import DriftService
 from daemon.intake.jobs import ClaimArea, Job
 from daemon.intake.watcher import FolderWatcher, InotifyHub
-from daemon.intake.zones import record_zones, zone_edits, zones_audit_log
+from daemon.intake.zones import record_zones, zones_audit_log
 from daemon.models.registry import ActiveSelection, Registry, RegistryError
 from daemon.review.rework_watch import ReworkQueue
-from daemon.service.claiming import Claimer, changed_since_claim
+from daemon.service.claiming import Claimer, changed_since_claim, job_spec
 from daemon.service.folders import FolderError, locked_folders
 from daemon.service.notify import Notifier, watchdog_interval_s
 from daemon.service.pool import Dispatcher, Outcome, PoolBroken
@@ -42,7 +42,6 @@ from daemon.service.publisher import Publisher
 from daemon.service.recovery import recover
 from daemon.service.snapshot import Lifetime, status_snapshot
 from daemon.service.status import Counters, status_line, status_path, write_status
-from daemon.service.worker_spec import JobSpec
 from daemon.service.workforce import inference_threads, make_dispatcher, worker_specs
 
 __all__ = ["Service", "StartupError", "inference_threads"]
@@ -309,22 +308,18 @@ class Service:
     def _dispatch(self) -> None:
         assert self._pool is not None
         while self._queue and self._pool.free_slots() > 0:
-            job = self._queue[0]
-            if job.record.attempts >= self.settings.service.max_attempts:
-                self._started_publisher().give_up(self._queue.popleft())
-                continue
-            if job.record.alone and not self._pool.idle_workers():
+            if self._queue[0].record.alone and not self._pool.idle_workers():
                 break  # it waits, first in line, for a worker to empty (rare: only after a crash)
-            self._queue.popleft()
+            job = self._queue.popleft()
+            if job.record.attempts >= self.settings.service.max_attempts:
+                self._started_publisher().give_up(job)
+                continue
             if not self._remote:  # a remote worker does it under the job's lock (daemon/dispatch/task.py)
                 shutil.rmtree(job.staging, ignore_errors=True)  # leftovers of an interrupted attempt
                 job.staging.mkdir(parents=True)
             job.record.attempts += 1
             job.save()  # counted before it runs: a file that kills the whole service still runs out of tries
-            folder = self.settings.folder(job.record.folder)
-            self._pool.submit(JobSpec(job_id=job.id, profile=folder.profile, src=str(job.input_path),
-                                      dst=str(job.staged_output), name=job.record.rel, edits=zone_edits(folder)),
-                              alone=job.record.alone)
+            self._pool.submit(job_spec(job, self.settings.folder(job.record.folder)), alone=job.record.alone)
             self._running[job.id] = job
 
     def _handle(self, outcome: Outcome) -> None:
