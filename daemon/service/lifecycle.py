@@ -352,7 +352,7 @@ class Service:
     # -- reload ------------------------------------------------------------------------------------------
 
     def _do_reload(self) -> None:
-        self.notifier.send(RELOADING=1, MONOTONIC_USEC=time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000)
+        self.notifier.reloading()
         try:
             new = load_settings(self.config_path, **self.overrides)
         except ConfigError as exc:

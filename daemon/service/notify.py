@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 
 class Notifier:
@@ -46,7 +47,8 @@ class Notifier:
         return self.send(WATCHDOG=1)
 
     def reloading(self) -> bool:
-        return self.send(RELOADING=1)
+        """systemd's Type=notify-reload takes RELOADING=1 only with the monotonic time it was sent at."""
+        return self.send(RELOADING=1, MONOTONIC_USEC=time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000)
 
     def stopping(self, status: str = "stopping") -> bool:
         return self.send(STOPPING=1, STATUS=status)

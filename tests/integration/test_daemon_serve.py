@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -58,6 +59,8 @@ def test_sd_notify_sequence_on_a_real_socket(tmp_path, daemons):
     mark = len(messages)
     daemon.proc.send_signal(signal.SIGHUP)
     reloading = wait_for(lambda: seen("RELOADING", "1", after=mark), 30, "RELOADING=1")
+    sent_at_us = int(messages[reloading - 1]["MONOTONIC_USEC"])  # Type=notify-reload ignores RELOADING without it
+    assert 0 < time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000 - sent_at_us < 60_000_000
     wait_for(lambda: seen("READY", "1", after=reloading), 120, "READY=1 after the reload")
     mark = len(messages)
     assert daemon.stop() == 0
