@@ -90,7 +90,9 @@ class ClassSettings(ClassThresholds):
     scales: ScalePlan
 
 
-FACE_PLAN = ScalePlan(max_side=1920, upscale_below=1024, tile_above=2400, tile_size=1280, downscale=True, rotate_180=True,
+# CenterFace finds faces down to about 10 px at their own size, half that at twice it: photos up to 1400 px (the
+# plate plan's bound too) get the 2x view, for about 8% more time a photo there (docs/evaluation.md#distant-faces).
+FACE_PLAN = ScalePlan(max_side=1920, upscale_below=1401, tile_above=2400, tile_size=1280, downscale=True, rotate_180=True,
                       rotate_90=True, tilt_45=True)
 # platedet letterboxes to 640 (``max_side``; ``upscale_below`` means 2x tiles). It finds many small or foreign
 # plates only at twice the size (openalpr_endtoend: 97.0% whole, 99.2% with 2x tiles): 1-2 MP photos get those too.
@@ -230,7 +232,8 @@ class TrackerParams(_Strict):
 # whole frame, plus tiles as tall as a 1080p frame (two cover 1920x1080 at 0.59 scale; 960 px tiles took six at 0.67).
 UPRIGHT_ONLY = {"rotate_90": False, "tilt_45": False}  # a plan's update that leaves out its turned and tilted views
 VIDEO_PLANS: dict[str, ScalePlan] = {
-    "face": FACE_PLAN.model_copy(update={"downscale": False, "rotate_180": False, **UPRIGHT_ONLY}),
+    # Frames up to 1024 px only get the 2x view: on a 720p frame it would cost four frame passes.
+    "face": FACE_PLAN.model_copy(update={"upscale_below": 1024, "downscale": False, "rotate_180": False, **UPRIGHT_ONLY}),
     "license_plate": PLATE_PLAN.model_copy(update={"upscale_below": 0, "tile_size": 1080, "tile_overlap": 0.2}),
 }
 

@@ -1,5 +1,5 @@
 """Development sets made harder the way cameras make photos harder: underexposed, at night with sensor noise,
-out of focus, shaken, heavily compressed, at half the resolution. Each photo of a COCO set is degraded and
+out of focus, shaken, heavily compressed, at half the resolution, far away in a wider shot. Each photo of a COCO set is degraded and
 written as a JPEG with its boxes (scaled with the photo), ready for ``veil eval``. The drift control set
 (daemon/drift/control.py) perturbs its photos with the same functions.
 """
@@ -54,6 +54,19 @@ def downscale(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(rgb, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
 
 
+WIDE_SHOT = (1280, 720)  # ``distant``'s frame: a 720p still, the size of many cameras' pictures
+
+
+def distant(rgb: np.ndarray) -> np.ndarray:
+    """Far away in a wider shot: the photo at a third of its size (faces of 7 to 50 px in rbnr_faces), at the top
+    left of a grey frame of at least ``WIDE_SHOT``, so the picture is large and its faces small."""
+    height, width = rgb.shape[:2]
+    small = cv2.resize(rgb, (max(1, width // 3), max(1, height // 3)), interpolation=cv2.INTER_AREA)
+    frame = np.full((max(WIDE_SHOT[1], small.shape[0]), max(WIDE_SHOT[0], small.shape[1]), 3), 120, np.uint8)
+    frame[: small.shape[0], : small.shape[1]] = small
+    return frame
+
+
 @dataclass(frozen=True)
 class Degradation:
     pixels: Callable[[np.ndarray], np.ndarray]
@@ -70,6 +83,7 @@ DEGRADATIONS: dict[str, Degradation] = {
     "jpeg_q20": Degradation(lambda rgb: rgb, jpeg_quality=20),
     "grayscale_ir": Degradation(grayscale),
     "downscale": Degradation(downscale, box_scale=0.5),
+    "distant": Degradation(distant, box_scale=1 / 3),
 }
 
 

@@ -8,7 +8,7 @@ import tomllib
 import pytest
 from pydantic import ValidationError
 
-from pipeline.params import DEFAULT_CLASSES, DetectorParams, ModelSpec, Params, ScalePlan, VideoParams
+from pipeline.params import DEFAULT_CLASSES, FACE_PLAN, DetectorParams, ModelSpec, Params, ScalePlan, VideoParams
 from pipeline.records import ObjectClass
 
 FACE, PLATE = ObjectClass.FACE, ObjectClass.LICENSE_PLATE
@@ -76,18 +76,21 @@ def test_the_defaults_are_the_figures_from_before_per_class():
     assert detector.for_class(FACE).model == ModelSpec(name="centerface", family="centerface", classes=("face",))
     assert detector.for_class(PLATE).model == ModelSpec(name="platedet", family="yolov8", classes=("license_plate",),
                                                         input_size=640)
-    assert detector.for_class(FACE).scales == ScalePlan(max_side=1920, upscale_below=1024, tile_above=2400,
+    assert detector.for_class(FACE).scales == ScalePlan(max_side=1920, upscale_below=1401, tile_above=2400,
                                                         tile_size=1280, downscale=True, rotate_180=True, rotate_90=True,
                                                         tilt_45=True)
     assert detector.for_class(PLATE).scales == ScalePlan(max_side=640, upscale_below=1401, tile_above=1400, tile_size=960)
     assert video.scales["face"] == detector.for_class(FACE).scales.model_copy(
-        update={"downscale": False, "rotate_180": False, "rotate_90": False, "tilt_45": False})
+        update={"upscale_below": 1024, "downscale": False, "rotate_180": False, "rotate_90": False, "tilt_45": False})
     assert video.scales["license_plate"] == ScalePlan(max_side=640, upscale_below=0, tile_above=1400, tile_size=1080,
                                                       tile_overlap=0.2)
 
 
 def test_an_old_profile_loads_as_the_same_params():
-    assert Params.model_validate(tomllib.loads(OLD_PROFILE)) == Params()
+    # The old layout, with the face plan's 2x view below 1024 px as it was shipped then (1401 since 5 December).
+    old_face_plan = {"scales": {**FACE_PLAN.model_dump(), "upscale_below": 1024}}
+    assert Params.model_validate(tomllib.loads(OLD_PROFILE)) == Params.model_validate(
+        {"detector": {"per_class": {"face": old_face_plan}}})
 
 
 def test_a_sidecar_dump_reads_back_the_same():
