@@ -48,6 +48,9 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
+_SHIPPED = Params()
+
+
 def add_params_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("detection and masking")
     group.add_argument("--profile", metavar="NAME",
@@ -71,8 +74,6 @@ def add_params_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model-dir", type=Path, default=None,
                        help="folder with the detector models (default: the environment's share/veil/models)")
 
-
-_SHIPPED = Params()
 
 
 def params_from_arguments(args: argparse.Namespace) -> tuple[Params, RuntimeParams]:

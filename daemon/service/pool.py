@@ -1,16 +1,15 @@
 """Dispatch behind one small interface, and the local backend: N spawned worker processes.
 
-``Dispatcher`` is what the service loop uses: submit a job, receive outcomes. The multi-host backend
-(Celery on RabbitMQ, ``daemon.dispatch.client``) implements the same methods. The local pool watches its
-workers, each running up to ``WorkerSpec.jobs`` jobs at once: a crashed worker, or one with a job whose
-heartbeat stops or that runs past the timeout, is killed and replaced, and its jobs come back as failed
-attempts for the service to retry or to fail. A job that stopped making progress has its worker asked for
-its Python stack (it lands on stderr, in the log) before the kill. The neighbours of a job found hung or
-overdue come back uncharged: the attempt was not theirs to lose. A worker that dies with several jobs
-running blames none of them: they come back uncharged, to run again each in a worker of its own, where a
-second crash is its own. A worker past ``max_jobs`` jobs or
-``max_rss_mb`` of memory takes no more jobs and is replaced once its running ones end, never during one
-(gunicorn's ``max_requests``).
+``Dispatcher`` is what the service loop uses: submit a job, receive outcomes. The multi-host backend (Celery
+on RabbitMQ, ``daemon.dispatch.client``) implements the same methods. The local pool watches its workers, each
+running up to ``WorkerSpec.jobs`` jobs at once: a crashed worker, or one with a job whose heartbeat stops or
+that runs past the timeout, is killed and replaced, and its jobs come back as failed attempts for the service
+to retry or to fail. A job that stopped making progress has its worker asked for its Python stack (it lands on
+stderr, in the log) before the kill. The neighbours of a job found hung or overdue come back uncharged: the
+attempt was not theirs to lose. A worker that dies with several jobs running blames none of them: they come
+back uncharged, to run again each in a worker of its own, where a second crash is its own. A worker past
+``max_jobs`` jobs or ``max_rss_mb`` of memory takes no more jobs and is replaced once its running ones end,
+never during one (gunicorn's ``max_requests``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Development sets made harder the way cameras make photos harder: underexposed, at night with sensor noise,
-out of focus, shaken, heavily compressed, at half the resolution, far away in a wider shot. Each photo of a COCO set is degraded and
-written as a JPEG with its boxes (scaled with the photo), ready for ``veil eval``. The drift control set
-(daemon/drift/control.py) perturbs its photos with the same functions.
+out of focus, shaken, heavily compressed, at half the resolution, far away in a wider shot. Each photo of a
+COCO set is degraded and written as a JPEG with its boxes (scaled with the photo), ready for ``veil eval``.
+The drift control set (daemon/drift/control.py) perturbs its photos with the same functions.
 """
 
 from __future__ import annotations
