@@ -1,5 +1,5 @@
 """Build a development set made harder: each photo of SET turned on its side (pipeline/eval/sideways.py),
-tilted (pipeline/eval/tilted.py), or underexposed, at night, blurred, compressed or downscaled
+tilted (pipeline/eval/tilted.py), or underexposed, at night, blurred, compressed, downscaled or far away
 (pipeline/eval/degraded.py), its boxes following it. Ready for ``veil eval``:
 
     .venv/bin/python tools/build_harder_set.py --set ../shared/eval/cmu_mit_faces --kind night --out /tmp/night [--every N]
