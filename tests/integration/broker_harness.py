@@ -3,10 +3,12 @@
 The broker must answer on 127.0.0.1:5672 (guest/guest); `.ci/run` starts it. Locally a test without it is
 skipped; under CI (``CI=true``) it fails. Each test gets its own vhost (``rabbitmqctl``), deleted afterwards;
 where rabbitmqctl is not usable, a queue prefix of its own on "/", whose queues are deleted afterwards.
+A test marked ``stops_broker`` has the broker to itself: the test processes share a lock (`_broker_lock`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -14,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +38,15 @@ def broker_answers() -> bool:
             return True
     except OSError:
         return False
+
+
+def _answers_within(seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not broker_answers():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
 
 
 def _rabbitmqctl(*args: str) -> bool:
@@ -91,13 +103,28 @@ class Broker:
                     pass
 
 
+@contextmanager
+def _broker_lock(where: Path, *, alone: bool) -> Iterator[None]:
+    """A lock the test processes share: a test that stops the broker takes it alone (exclusive), every other
+    broker test shares it, so no test finds the broker gone, or loses it mid-run, because of a neighbour."""
+    with open(where / "broker.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture
-def broker():
-    if not broker_answers():
-        missing(f"RabbitMQ on {BROKER_HOST}:{BROKER_PORT} (rabbitmq-server -detached)")
-    corner = Broker()
-    yield corner
-    corner.close()
+def broker(request, tmp_path_factory):
+    # The test processes' base folders share a parent (pytest-xdist): the lock file lives there.
+    alone = request.node.get_closest_marker("stops_broker") is not None
+    with _broker_lock(tmp_path_factory.getbasetemp().parent, alone=alone):
+        if not _answers_within(30):  # a broker just restarted may take a few seconds to listen
+            missing(f"RabbitMQ on {BROKER_HOST}:{BROKER_PORT} (rabbitmq-server -detached)")
+        corner = Broker()
+        yield corner
+        corner.close()
 
 
 class Worker:
