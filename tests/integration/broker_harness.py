@@ -2,8 +2,9 @@
 
 The broker must answer on 127.0.0.1:5672 (guest/guest); `.ci/run` starts it. Locally a test without it is
 skipped; under CI (``CI=true``) it fails. Each test gets its own vhost (``rabbitmqctl``), deleted afterwards;
-where rabbitmqctl is not usable, a queue prefix of its own on "/", whose queues are deleted afterwards.
-A test marked ``stops_broker`` has the broker to itself: the test processes share a lock (`_broker_lock`).
+where rabbitmqctl is not usable, a queue prefix of its own on "/", whose queues are deleted afterwards. A test
+marked ``broker_alone`` (it stops the broker, or changes it for every channel) has it to itself: the test
+processes share a lock (`_broker_lock`).
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ class Broker:
 
 @contextmanager
 def _broker_lock(where: Path, *, alone: bool) -> Iterator[None]:
-    """A lock the test processes share: a test that stops the broker takes it alone (exclusive), every other
-    broker test shares it, so no test finds the broker gone, or loses it mid-run, because of a neighbour."""
+    """A lock the test processes share: a test that stops the broker, or changes a broker-wide setting, takes
+    it alone (exclusive); every other broker test shares it, so none is hit by a neighbour's change."""
     with open(where / "broker.lock", "a+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
         try:
@@ -118,7 +119,7 @@ def _broker_lock(where: Path, *, alone: bool) -> Iterator[None]:
 @pytest.fixture
 def broker(request, tmp_path_factory):
     # The test processes' base folders share a parent (pytest-xdist): the lock file lives there.
-    alone = request.node.get_closest_marker("stops_broker") is not None
+    alone = request.node.get_closest_marker("broker_alone") is not None
     with _broker_lock(tmp_path_factory.getbasetemp().parent, alone=alone):
         if not _answers_within(30):  # a broker just restarted may take a few seconds to listen
             missing(f"RabbitMQ on {BROKER_HOST}:{BROKER_PORT} (rabbitmq-server -detached)")

@@ -154,7 +154,7 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run([tool, *args], check=True, capture_output=True, timeout=120)
 
 
-@pytest.mark.stops_broker
+@pytest.mark.broker_alone
 def test_a_broker_restart_mid_run_loses_nothing_and_publishes_nothing_twice(tmp_path, broker, daemons, workers):
     daemon = daemons(tmp_path, extra=broker.dispatch_toml())
     worker = workers(daemon, "w1", env={"VEIL_TEST_SLOW_S": "4"}).start()

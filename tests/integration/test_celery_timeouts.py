@@ -99,6 +99,7 @@ def _run_slow_job(tmp_path, broker, daemons, workers, timeout_ms: int):
     return daemon, worker
 
 
+@pytest.mark.broker_alone  # the consumer timeout is set broker-wide
 def test_a_job_shorter_than_the_consumer_timeout_is_delivered_once(tmp_path, broker, daemons, workers):
     daemon, worker = _run_slow_job(tmp_path, broker, daemons, workers, 15000)
     wait_for(lambda: daemon.finished() == 1, 60, "the file to be published")
@@ -110,6 +111,7 @@ def test_a_job_shorter_than_the_consumer_timeout_is_delivered_once(tmp_path, bro
     assert daemon.stop() == 0
 
 
+@pytest.mark.broker_alone  # the consumer timeout is set broker-wide
 def test_control_a_job_longer_than_the_consumer_timeout_costs_its_node_and_runs_again(
         tmp_path, broker, daemons, workers):
     daemon, worker = _run_slow_job(tmp_path, broker, daemons, workers, 2000)
