@@ -79,6 +79,7 @@ class _Running:
     started: float  # monotonic
     last_seen: float  # its last heartbeat
     alone: bool = False  # no other job may join it in its worker
+    delivered: bool = True  # False: its worker had died (not yet noticed) before the job could be sent
 
 
 @dataclass(frozen=True)
@@ -179,9 +180,13 @@ class LocalPool:
         slot = max(self._slots, key=lambda slot: slot.free())
         if (alone and not slot.idle()) or slot.free() == 0 or slot.conn is None:
             raise RuntimeError(f"submit() without {'an idle' if alone else 'a free'} worker")
-        slot.conn.send(RunJob(job))
+        try:
+            slot.conn.send(RunJob(job))
+            delivered = True
+        except OSError:  # the worker died since the last poll: _reap replaces it and gives the job back uncharged
+            slot.ready, delivered = False, False
         now = time.monotonic()
-        slot.running[job.job_id] = _Running(job, started=now, last_seen=now, alone=alone)
+        slot.running[job.job_id] = _Running(job, started=now, last_seen=now, alone=alone, delivered=delivered)
 
     def in_flight(self) -> list[InFlight]:
         now_wall, now = time.time(), time.monotonic()
@@ -324,9 +329,12 @@ class LocalPool:
         if slot.process is not None:
             _log.warning("worker_replaced", worker=slot.spec.index, reason=trouble.reason, job=trouble.culprit,
                          jobs=list(slot.running))
-        shared = len(slot.running) > 1
-        for job_id in slot.running:
-            if job_id == trouble.culprit or (trouble.culprit is None and not shared):
+        shared = sum(running.delivered for running in slot.running.values()) > 1
+        for job_id, running in slot.running.items():
+            if not running.delivered:
+                outcomes.append(Outcome(job_id, None, failure=f"its worker was gone before the job reached it: "
+                                        f"{trouble.reason}", charged=False, alone=running.alone))
+            elif job_id == trouble.culprit or (trouble.culprit is None and not shared):
                 outcomes.append(Outcome(job_id, None, failure=trouble.reason))
             elif trouble.culprit is None:  # any of them may have caused it: each runs next in a worker alone
                 outcomes.append(Outcome(job_id, None, failure=f"{trouble.reason}, running {len(slot.running)} jobs",

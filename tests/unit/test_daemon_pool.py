@@ -316,6 +316,35 @@ def test_a_worker_that_dies_under_several_jobs_blames_none_and_each_runs_next_al
     assert again.charged and not again.alone and again.failure == "worker exited with code 3"  # its own crash now
 
 
+def _exited(pid: int) -> bool:
+    """The child has died and is not yet reaped (a zombie): the pool has not noticed."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_a_job_sent_to_a_worker_that_died_unnoticed_comes_back_uncharged(pool, tmp_path):
+    p = pool(jobs=2)
+    [pid] = p.worker_pids()
+    assert pid is not None
+    p.submit(job(tmp_path, "crash", b"crash"))
+    deadline = time.monotonic() + 30
+    while not _exited(pid):  # no poll meanwhile: the pool still counts a free place in that worker
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert p.free_slots() == 1
+    p.submit(job(tmp_path, "late", b"late"))  # its pipe is broken: no exception, the job is held for _reap
+    assert p.free_slots() == 0
+    outcomes = {o.job_id: o for o in collect(p, 2)}
+    assert outcomes["crash"].charged and not outcomes["crash"].alone  # the only job it had: its own crash
+    assert not outcomes["late"].charged and "gone before the job reached it" in outcomes["late"].failure
+    deadline = time.monotonic() + 60
+    while p.free_slots() == 0:  # the replacement loads
+        assert time.monotonic() < deadline
+        p.poll(0.2)
+    p.submit(job(tmp_path, "late", b"late"))
+    [done] = collect(p, 1)
+    assert done.failure is None and (tmp_path / "late.out").read_bytes() == b"LATE"
+
+
 def test_a_crash_under_one_job_of_a_shared_worker_is_that_job_s(pool, tmp_path):
     p = pool(jobs=2)
     p.submit(job(tmp_path, "crash", b"crash"))

@@ -18,8 +18,8 @@ RUNNER = f"{__name__}:CopyRunner"  # the fake job function, imported by the spaw
 
 
 class CopyRunner:
-    """Stands in for the pipeline: "crash" kills the worker, "stuck" hangs, "busy" takes 6 s; the rest is
-    upper-cased."""
+    """Stands in for the pipeline: "crash" kills the worker ("crash late" after a second), "stuck" hangs,
+    "busy" takes 6 s; the rest is upper-cased."""
 
     def __init__(self, spec) -> None:
         pass
@@ -34,6 +34,9 @@ class CopyRunner:
 
         data = Path(job.src).read_bytes()
         if data == b"crash":
+            os._exit(3)
+        if data == b"crash late":  # once a neighbour has surely been sent to this worker too
+            time.sleep(1)
             os._exit(3)
         if data == b"stuck":
             time.sleep(3600)  # no progress: the heartbeat stops
@@ -237,7 +240,7 @@ def test_a_job_whose_neighbour_hung_is_retried_without_losing_a_try(tmp_path):
 def test_a_file_that_kills_its_worker_and_a_neighbour_costs_the_neighbour_no_try(tmp_path):
     # One try each, both in one worker at once: the crash ends both tries, and neither is blamed; each runs
     # again alone, where the crash is the bad file's own.
-    service = serve_until_each_ended(tmp_path, {"bad.jpg": b"crash", "busy.jpg": b"busy"}, jobs_per_worker=2,
+    service = serve_until_each_ended(tmp_path, {"bad.jpg": b"crash late", "busy.jpg": b"busy"}, jobs_per_worker=2,
                                      max_attempts=1)
     assert outputs(tmp_path / "failed") == ["bad.jpg", "bad.jpg.veil.json"]
     assert outputs(tmp_path / "out") == ["busy.jpg", "busy.jpg.veil.json"]
