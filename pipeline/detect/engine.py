@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import NamedTuple, TypeVar, cast
 
 import numpy as np
 import onnxruntime as ort
@@ -24,9 +24,17 @@ from pipeline.detect.shared_batches import SharedBatches
 from pipeline.detect.views import Views, detector_views
 from pipeline.detect.windows import Window, batches, plan_windows, roi_windows
 from pipeline.errors import ModelError, QuantizationError
-from pipeline.params import UPRIGHT_ONLY, DetectorParams, ModelSpec, ScalePlan
+from pipeline.params import DetectorParams, ModelSpec, ScalePlan
 from pipeline.qc import ModelRecord
 from pipeline.records import Detections, ObjectClass
+
+
+class DeepFinds(NamedTuple):
+    """A keyframe's deep pass (``Engine.detect_deep``)."""
+
+    everything: Detections
+    light: Detections  # what the light frame plan's share of it saw
+    tilted: Detections  # what the 45-degree views added: confident faces the upright views had not found as surely
 
 
 @dataclass(frozen=True)
@@ -126,30 +134,31 @@ class Engine:
 
     def detect_deep(
         self, rgb: np.ndarray, light: dict[ObjectClass, ScalePlan], only: frozenset[ObjectClass] | None = None,
-        views: Views | None = None,
-    ) -> tuple[Detections, Detections]:
-        """The photo plan (each class's configured scales, less the quarter turns) on a video keyframe, and what
-        the light frame plan ``light`` alone saw there: (everything, light). The light plan's windows are run
-        once and shared, so the deep pass costs only the windows the light plan lacks. ``views``: as
-        ``detect_frames``."""
+        views: Views | None = None, tilted: bool = True,
+    ) -> DeepFinds:
+        """The photo plan (each class's configured scales, less the quarter turns, and less the 45-degree views
+        unless ``tilted``) on a video keyframe. The light plan's windows are run once and shared, so the deep
+        pass costs only the windows the light plan lacks. ``views``: as ``detect_frames``."""
         height, width = rgb.shape[:2]
         fed = self.views(rgb, only) if views is None else views
 
-        def one(detector: _Loaded, _: Callable[[], None]) -> tuple[Detections, Detections]:
+        def one(detector: _Loaded, _: Callable[[], None]) -> tuple[Detections, Detections, Detections]:
             view = fed[detector.object_class]
             fixed = detector.network.fixed_input
             light_windows = plan_windows(height, width, light.get(detector.object_class, detector.scales), fixed)
-            # Without the quarter turns: frames are turned upright by the stream's rotation (docs/video.md); and
-            # without the tilted views, which would double a keyframe's face passes (docs/evaluation.md#tilted-photos).
-            deep = detector.scales.model_copy(update=UPRIGHT_ONLY)
+            # Without the quarter turns: frames are turned upright by the stream's rotation (docs/video.md).
+            deep = detector.scales.model_copy(update={"rotate_90": False, "tilt_45": tilted and detector.scales.tilt_45})
             extra = [w for w in plan_windows(height, width, deep, fixed) if w not in light_windows]
             floor = self.params.thresholds(detector.object_class).review_floor
-            return self._run_windows(detector, view, light_windows, floor), self._run_windows(detector, view, extra, floor)
+            seen = self._run_windows(detector, view, light_windows, floor)
+            upright = Detections.concat([seen, self._run_windows(detector, view, [w for w in extra if not w.turned], floor)])
+            leaning = self._run_windows(detector, view, [w for w in extra if w.turned], floor)
+            confident = self.params.thresholds(detector.object_class).threshold
+            return upright, seen, sideways_finds(leaning, upright, confident)  # held to the photos' rules
 
         found = self._each_class(one, only=only)
-        seen = [light_found for light_found, _ in found]
-        everything = [part for pair in found for part in pair]
-        return self.merged(Detections.concat(everything)), self.merged(Detections.concat(seen))
+        upright, seen, added = (Detections.concat([parts[i] for parts in found]) for i in range(3))
+        return DeepFinds(self.merged(Detections.concat([upright, added])), self.merged(seen), self.merged(added))
 
     def views(self, rgb: np.ndarray, only: Collection[ObjectClass] | None = None) -> Views:
         """What each class's detector (those in ``only``, if given) sees of ``rgb``: levelled if it is

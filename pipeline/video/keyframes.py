@@ -53,6 +53,7 @@ class KeyframeClock:
         self._next_due: float | None = None
         self._last_deep = -np.inf
         self._histogram: np.ndarray | None = None
+        self.cut = False  # whether the last frame ``due`` was a scene cut
 
     def due(self, time_s: float, grey: np.ndarray | None) -> bool:
         """``grey``: the frame in grey, at any size (``pipeline.track.motion.small_grey``); None only when the
@@ -61,7 +62,7 @@ class KeyframeClock:
             raise ValueError("a clock that watches for scene cuts needs every frame in grey")
         cut = self._scene_cut(grey) if self.on_cuts and grey is not None else False
         timed = self.interval_s > 0 and (self._next_due is None or time_s >= self._next_due - 1e-6)
-        cut = cut and time_s - self._last_deep >= _MIN_CUT_GAP_S
+        cut = self.cut = cut and time_s - self._last_deep >= _MIN_CUT_GAP_S
         if not (timed or cut):
             return False
         self.stats.keyframes += 1
@@ -78,6 +79,35 @@ class KeyframeClock:
         if previous is None:
             return False
         return cv2.compareHist(previous, histogram, cv2.HISTCMP_BHATTACHARYYA) > CUT_DISTANCE
+
+
+class TiltedViews:
+    """Which keyframes also get the photo plan's 45-degree face views: a scene's first keyframe (the clip's
+    first, or a cut), each keyframe after one where they added a face the upright views had not found, and
+    otherwise every ``every``-th keyframe (0: none). A camera held askew leans every face of a shot, and there
+    the upright views miss the small ones; on an upright shot the tilted views find nothing new, and running
+    them on every keyframe would cost about a sixth of a clip's time."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self._skipped = max(0, every - 1)  # keyframes in a row they were not run on: the first one is due
+        self._adding = False  # they added a face on the last keyframe they ran on
+        self.keyframes = 0  # keyframes they ran on, for the QC sidecar
+        self.added = 0  # faces they added there
+
+    def due(self, cut: bool) -> bool:
+        """Called once per keyframe, in order; ``cut``: it is the first after a scene cut."""
+        if not self.every:
+            return False
+        due = cut or self._adding or self._skipped + 1 >= self.every
+        self._skipped = 0 if due else self._skipped + 1
+        self.keyframes += due
+        return due
+
+    def ran(self, added: int) -> None:
+        """What the tilted views added on this keyframe (nothing where they were not due)."""
+        self._adding = added > 0
+        self.added += added
 
 
 def light_misses(deep: Detections, light: Detections, detector: DetectorParams) -> tuple[int, Detections]:

@@ -36,7 +36,7 @@ from pipeline.report import output_info, record_video, start_report
 from pipeline.timing import StageClock
 from pipeline.track.bytetrack import TrackObservation
 from pipeline.track.motion import CameraMotion, small_grey
-from pipeline.video.keyframes import KeyframeClock, LightBlindness, light_misses, tracks_of
+from pipeline.video.keyframes import KeyframeClock, LightBlindness, TiltedViews, light_misses, tracks_of
 from pipeline.video.light_plan import scene_plans
 from pipeline.video.plan import FramePlan, MaskPlanner
 from pipeline.video.qc import BOXES_SUFFIX, MAX_LISTED, BoxesWriter, class_label
@@ -95,6 +95,7 @@ def process_video(
 @dataclass(frozen=True)
 class _Look:
     deep: bool  # a keyframe: by its time, or the first after a scene cut
+    cut: bool  # the first frame after a scene cut
     motion: np.ndarray | None  # the camera's motion from the frame before (None: camera motion is off)
     searched: frozenset[ObjectClass]  # empty: the stride skips the frame
     views: Future[Views]  # what each searched class's detector sees of the frame (Engine.views), being made
@@ -106,6 +107,7 @@ class _Waiting:
 
     frame: DecodedFrame
     deep: bool  # a keyframe: the photo plan on every class
+    cut: bool  # the first frame after a scene cut
     searched: frozenset[ObjectClass]  # empty: the stride skips the frame
     motion: np.ndarray | None
     scales: dict[ObjectClass, ScalePlan]  # the light plans
@@ -131,6 +133,8 @@ class VideoJob:
         self.fps = float(info.average_rate) if info.average_rate else DEFAULT_FPS
         self.keyframes = KeyframeClock(self.video.keyframe_interval_s, on_cuts=self.video.keyframe_on_cuts)
         self.blindness = LightBlindness()
+        tilted = ObjectClass.FACE in self.classes and params.detector.for_class(ObjectClass.FACE).scales.tilt_45
+        self.tilted_views = TiltedViews(self.video.tilted_keyframes_every if tilted else 0)
         horizon = math.ceil(self.video.keyframe_interval_s * self.fps)
         self.planner = MaskPlanner(self.video.covering(horizon), params.detector, (info.width, info.height),
                                    mask_review_band=params.mask.mask_review_band)
@@ -170,7 +174,7 @@ class VideoJob:
             motion = self.camera.update(grey, scale) if self.camera is not None and grey is not None else None
         searched = self.classes if deep else searched_classes(frame.index, self.video, self.classes)
         views = self.ahead.submit(self._views, frame.rgb, searched)
-        self.looks[frame.index] = _Look(deep, motion, searched, views)
+        self.looks[frame.index] = _Look(deep, deep and self.keyframes.cut, motion, searched, views)
 
     def _views(self, rgb: np.ndarray, searched: frozenset[ObjectClass]) -> Views:
         if not searched:
@@ -202,7 +206,7 @@ class VideoJob:
         were at its first)."""
         searched = seen.searched
         scales = self._light_scales(searched) if searched and not seen.deep else self.scales
-        return _Waiting(frame, seen.deep, searched, seen.motion, scales, seen.views.result())
+        return _Waiting(frame, seen.deep, seen.cut, searched, seen.motion, scales, seen.views.result())
 
     def _run_pending(self) -> list[FramePlan]:
         """Run the waiting frames' light passes as one batch, then track and plan each frame in order."""
@@ -226,7 +230,9 @@ class VideoJob:
         detections, light = waiting.detections, None
         if waiting.deep:
             with self.clock.measure("detect"):
-                detections, light = self.engine.detect_deep(frame.rgb, self.scales, only=searched, views=waiting.views)
+                detections, light, added = self.engine.detect_deep(frame.rgb, self.scales, only=searched, views=waiting.views,
+                                                                   tilted=self.tilted_views.due(waiting.cut))
+            self.tilted_views.ran(len(added))
         if self.features is not None:
             with self.clock.measure("features"):  # drift statistics, before masking, on fully searched frames
                 self.features.frame(frame.index, frame.rgb, detections if everything else None)
@@ -373,6 +379,7 @@ class VideoJob:
             corrupt_frames=log.corrupt_frames[:MAX_LISTED], keyframes=self.keyframes.stats.keyframes,
             scene_cuts=self.keyframes.stats.scene_cuts, keyframe_objects=self.keyframes.stats.deep_found,
             light_plan_missed=self.keyframes.stats.light_missed, light_blind_intervals=self.blindness.blind_intervals(),
+            tilted_keyframes=self.tilted_views.keyframes, tilted_faces=self.tilted_views.added,
             light_plans=dict(self.light_plans),
             stage_seconds=self.clock.seconds(),
         )

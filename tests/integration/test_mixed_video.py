@@ -112,7 +112,7 @@ def test_the_detectors_views_are_made_ahead_of_detection_and_mask_exactly_as_mad
     # The views made again on the detection thread, as before: the engine ignores those made ahead.
     detect_frames, detect_deep = engine.detect_frames, engine.detect_deep
     monkeypatch.setattr(engine, "detect_frames", lambda images, scales, only, views=None: detect_frames(images, scales, only))
-    monkeypatch.setattr(engine, "detect_deep", lambda rgb, light, only=None, views=None: detect_deep(rgb, light, only))
+    monkeypatch.setattr(engine, "detect_deep", lambda rgb, light, only=None, views=None, tilted=True: detect_deep(rgb, light, only, tilted=tilted))
     on_stage = tmp_path / "on_stage" / src.name
     on_stage.parent.mkdir()
     process_video(src, on_stage, Params(), engine, name=src.name)

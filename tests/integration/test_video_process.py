@@ -9,6 +9,7 @@ import av
 import numpy as np
 import pytest
 
+from pipeline.detect.engine import DeepFinds
 from pipeline.params import DetectorParams, Params
 from pipeline.qc import QCReport
 from pipeline.records import ObjectClass
@@ -80,9 +81,9 @@ def test_a_failure_mid_stream_removes_partial_files(tmp_path):
 
             return Detections.empty()
 
-        def detect_deep(self, rgb, light, only=None, views=None):  # keyframes (frames 0 and 30) count as calls too
+        def detect_deep(self, rgb, light, only=None, views=None, tilted=True):  # keyframes (frames 0 and 30) count as calls too
             found = self.detect(rgb)
-            return found, found
+            return DeepFinds(found, found, found[:0])
 
     with pytest.raises(RuntimeError):
         process_video(src, dst, Params(), Exploding(), name="clip.mp4")

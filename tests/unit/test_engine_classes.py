@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.detect.engine import Engine, _Loaded
 from pipeline.detect.windows import plan_windows
-from pipeline.params import DEFAULT_CLASSES, UPRIGHT_ONLY, DetectorParams, ModelSpec, ScalePlan
+from pipeline.params import DEFAULT_CLASSES, UPRIGHT_ONLY, VIDEO_PLANS, DetectorParams, ModelSpec, ScalePlan
 from pipeline.qc import ModelRecord
 from pipeline.records import ObjectClass
 
@@ -277,3 +277,14 @@ def test_side_by_side_is_on_for_a_gpu_and_off_for_the_cpu_unless_set():
     assert RuntimeParams(device="cuda").side_by_side and RuntimeParams(device="cuda:1").side_by_side
     assert RuntimeParams(classes_side_by_side=True).side_by_side
     assert not RuntimeParams(device="cuda", classes_side_by_side=False).side_by_side
+
+
+def test_a_keyframe_s_deep_pass_is_the_photo_plan_less_its_quarter_turns_tilted_views_included():
+    # Frames are upright by the stream's rotation, but a camera held askew leans every face: the keyframe deep
+    # pass keeps the photo plan's 45-degree views (docs/video.md, the deep pass on keyframes).
+    engine, networks = stub_engine(("face", "license_plate"))
+    engine.detect_deep(IMAGE, {ObjectClass.from_label(label): plan for label, plan in VIDEO_PLANS.items()})
+    deep = FACE_PLAN.model_copy(update={"rotate_90": False})
+    upright = deep.model_copy(update={"tilt_45": False})
+    assert len(networks[ObjectClass.FACE].seen) == expected_windows(deep, None) == expected_windows(upright, None) + 2
+    assert len(networks[ObjectClass.LICENSE_PLATE].seen) == expected_windows(PLATE_PLAN, 640)

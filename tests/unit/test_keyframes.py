@@ -9,7 +9,7 @@ import pytest
 from pipeline.params import DetectorParams, VideoParams
 from pipeline.records import Detections, ObjectClass
 from pipeline.track.bytetrack import TrackObservation
-from pipeline.video.keyframes import KeyframeClock, LightBlindness, light_misses, tracks_of
+from pipeline.video.keyframes import KeyframeClock, LightBlindness, TiltedViews, light_misses, tracks_of
 
 
 def grey(level: int) -> np.ndarray:
@@ -31,13 +31,38 @@ def test_keyframes_come_once_per_interval_of_media_time_whatever_the_frame_rate(
 def test_a_scene_cut_brings_the_deep_pass_forward_and_a_pan_does_not():
     clock = KeyframeClock(10.0)
     frames = [noise(1)] * 10 + [grey(20)] * 5  # a textured scene, then a cut to a dark one
-    due = [i for i, frame in enumerate(frames) if clock.due(i / 30, frame)]
-    assert due == [0, 10]
+    due = {i: clock.cut for i, frame in enumerate(frames) if clock.due(i / 30, frame)}
+    assert due == {0: False, 10: True}  # the first keyframe by its time, the second by the cut
     assert clock.stats.scene_cuts == 1
     panning = KeyframeClock(10.0)
     scene = noise(2)
     due = [i for i in range(10) if panning.due(i / 30, np.roll(scene, 4 * i, axis=1))]
     assert due == [0]  # the same picture moving: its histogram stays
+
+
+def tilted_keyframes(views: TiltedViews, adds: dict[int, int], cuts: set[int], keyframes: int = 12) -> list[int]:
+    """The keyframes the tilted views run on, with ``adds`` faces added on the keyframes so numbered."""
+    due = []
+    for keyframe in range(keyframes):
+        if views.due(keyframe in cuts):
+            due.append(keyframe)
+            views.ran(adds.get(keyframe, 0))
+        else:
+            views.ran(0)
+    return due
+
+
+def test_tilted_views_run_on_every_nth_keyframe_of_an_upright_shot():
+    assert tilted_keyframes(TiltedViews(5), {}, set()) == [0, 5, 10]
+    assert tilted_keyframes(TiltedViews(1), {}, set()) == list(range(12))
+    assert tilted_keyframes(TiltedViews(0), {0: 3}, {4}) == []  # off
+
+
+def test_tilted_views_keep_running_while_they_add_faces_and_start_again_on_a_new_scene():
+    views = TiltedViews(5)
+    # they find leaning faces on keyframes 0-2, nothing on 3; a cut at 7; nothing after
+    assert tilted_keyframes(views, {0: 2, 1: 1, 2: 4}, {7}) == [0, 1, 2, 3, 7]
+    assert views.keyframes == 5 and views.added == 7
 
 
 def test_flashes_trigger_at_most_one_deep_pass_per_fifth_of_a_second():

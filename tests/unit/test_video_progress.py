@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.detect.engine import DeepFinds
 from pipeline.params import DetectorParams, Params
 from pipeline.records import Detections, ObjectClass
 from pipeline.run import process_file
@@ -28,8 +29,8 @@ class OneFace(FrameByFrame):
     def detect(self, rgb, scales=None, only=None, progress=None):
         return Detections.of(np.array([[20, 10, 50, 40]], np.float32), np.array([0.9], np.float32), ObjectClass.FACE)
 
-    def detect_deep(self, rgb, light, only=None, views=None):  # a keyframe: the photo plan, and the light plan's share
-        return self.detect(rgb), self.detect(rgb)
+    def detect_deep(self, rgb, light, only=None, views=None, tilted=True):  # a keyframe: the photo plan, and the light plan's share
+        return DeepFinds(self.detect(rgb), self.detect(rgb), Detections.empty())
 
     def detect_around(self, rgb, boxes, context, scales, progress):
         self.redetections += 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.detect.engine import DeepFinds
 from pipeline.params import DetectorParams, Params, VideoParams
 from pipeline.records import Detections, ObjectClass
 from pipeline.run import process_file
@@ -27,8 +28,8 @@ class StillFace(FrameByFrame):
     def detect(self, rgb, scales=None, only=None, progress=None):
         return Detections.of(np.array([[20, 10, 50, 40]], np.float32), np.array([0.9], np.float32), ObjectClass.FACE)
 
-    def detect_deep(self, rgb, light, only=None, views=None):
-        return self.detect(rgb), self.detect(rgb)
+    def detect_deep(self, rgb, light, only=None, views=None, tilted=True):
+        return DeepFinds(self.detect(rgb), self.detect(rgb), Detections.empty())
 
     def detect_around(self, rgb, boxes, context, scales, progress):
         self.windows.append(sum(len(b) for b in boxes.values()))
