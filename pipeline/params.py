@@ -290,9 +290,9 @@ class VideoParams(_Strict):
     # one interval, so a face only the photo plan finds stays masked from one keyframe to the next.
     keyframe_interval_s: float = Field(default=1.0, ge=0.0, le=60.0)
     keyframe_on_cuts: bool = True
-    # The photo plan's 45-degree face views (tilt_45: a camera held askew leans every face) cost a keyframe as
-    # much again: they run on a scene's first keyframe, on each after one where they added a face, and
-    # otherwise on every this-many-th keyframe (1: every keyframe; 0: never). pipeline/video/keyframes.py.
+    # The photo plan's 45-degree face views (tilt_45: a camera held askew leans every face) on keyframes: on a
+    # scene's first, on each after one where they added a face, and otherwise on every this-many-th keyframe
+    # (1: every keyframe, a tenth more of a clip's time; 0: never). pipeline/video/keyframes.py.
     tilted_keyframes_every: int = Field(default=5, ge=0, le=1000)
     # A file goes to review when the light frame plan saw nothing, over a whole keyframe interval, of a class
     # the deep pass found at both ends (pipeline/video/keyframes.py, LightBlindness): only tracks masked the

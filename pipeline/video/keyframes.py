@@ -85,8 +85,8 @@ class TiltedViews:
     """Which keyframes also get the photo plan's 45-degree face views: a scene's first keyframe (the clip's
     first, or a cut), each keyframe after one where they added a face the upright views had not found, and
     otherwise every ``every``-th keyframe (0: none). A camera held askew leans every face of a shot, and there
-    the upright views miss the small ones; on an upright shot the tilted views find nothing new, and running
-    them on every keyframe would cost about a sixth of a clip's time."""
+    the upright views miss many; on an upright shot the tilted views find nothing new, and running them on
+    every keyframe would cost a tenth more of a clip's time (docs/video.md#evaluation-on-video)."""
 
     def __init__(self, every: int) -> None:
         self.every = every
