@@ -35,7 +35,7 @@ LIMITS = {"photo_soft_limit_s": 30.0, "max_job_s": 30.0, "hard_grace_s": 5.0, "c
 def test_a_job_past_its_soft_limit_fails_closed(tmp_path, broker, daemons, workers):
     # A long grace (the hard limit at 17 s, the job sleeping 20 s): on a loaded machine the child's clean
     # failure must not be overtaken by the hard kill, which would deliver the job again.
-    limits = {**LIMITS, "photo_soft_limit_s": 2.0, "hard_grace_s": 15.0}
+    limits = {**LIMITS, "photo_soft_limit_s": 2.0, "hard_grace_s": 15.0, "consumer_timeout_s": 60.0}
     daemon = daemons(tmp_path, extra=broker.dispatch_toml(**limits))
     worker = workers(daemon, "w1", env={"VEIL_TEST_SLOW_S": "20"}).start()
     daemon.start().wait_ready()
