@@ -18,7 +18,7 @@ RUNNER = f"{__name__}:CopyRunner"  # the fake job function, imported by the spaw
 
 
 class CopyRunner:
-    """Stands in for the pipeline: "crash" kills the worker ("crash late" after a second), "stuck" hangs,
+    """Stands in for the pipeline: "crash" kills the worker ("crash late" after 2 s), "stuck" hangs,
     "busy" takes 6 s; the rest is upper-cased."""
 
     def __init__(self, spec) -> None:
@@ -35,8 +35,8 @@ class CopyRunner:
         data = Path(job.src).read_bytes()
         if data == b"crash":
             os._exit(3)
-        if data == b"crash late":  # once a neighbour has surely been sent to this worker too
-            time.sleep(1)
+        if data == b"crash late":  # once a neighbour has surely been sent to this worker too (busy runs 6 s)
+            time.sleep(2)
             os._exit(3)
         if data == b"stuck":
             time.sleep(3600)  # no progress: the heartbeat stops
