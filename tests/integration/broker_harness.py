@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,15 +38,6 @@ def broker_answers() -> bool:
             return True
     except OSError:
         return False
-
-
-def _answers_within(seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not broker_answers():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
 
 
 def _rabbitmqctl(*args: str) -> bool:
@@ -121,7 +111,9 @@ def broker(request, tmp_path_factory):
     # The test processes' base folders share a parent (pytest-xdist): the lock file lives there.
     alone = request.node.get_closest_marker("broker_alone") is not None
     with _broker_lock(tmp_path_factory.getbasetemp().parent, alone=alone):
-        if not _answers_within(30):  # a broker just restarted may take a few seconds to listen
+        try:
+            wait_for(broker_answers, 30, "the broker")  # a broker just restarted may take a few seconds to listen
+        except AssertionError:
             missing(f"RabbitMQ on {BROKER_HOST}:{BROKER_PORT} (rabbitmq-server -detached)")
         corner = Broker()
         yield corner

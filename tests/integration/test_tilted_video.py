@@ -1,10 +1,10 @@
 """A camera held askew, at the SHIPPED defaults (``Params()``, the default engine, every class): every face of
-the clip leans 45 degrees, where the upright frame plans miss the small ones. The keyframe deep pass keeps
+the clip leans 45 degrees, where the upright frame plans miss many of them. The keyframe deep pass keeps
 the photo plan's tilted views (``tilt_45``), so what they find once a second is masked from one keyframe to
 the next, and a clip whose faces only they see goes to review.
 
 The clip is the one ``veil eval-video --set deep --tilt 45`` renders from cmu_mit_faces-9 (a grey group photo
-of small faces; its third clip: seed 7 + 2). The published pixels are read from the boxes companion by the
+of shaded faces; its third clip: seed 7 + 2). The published pixels are read from the boxes companion by the
 evaluation's own scorer, not from the sidecar's counts. The control, without the tilted views, leaves 40% of
 the box-frames unmasked (59.3% masked, 5 faces never; 96.0% with them, 5 December): they are what masks them.
 """
