@@ -4,13 +4,17 @@ the photo plan's tilted views (``tilt_45``), so what they find once a second is 
 the next, and a clip whose faces only they see goes to review.
 
 The clip is the one ``veil eval-video --set deep --tilt 45`` renders from cmu_mit_faces-9 (a grey group photo
-of shaded faces; its third clip: seed 7 + 2). The published pixels are read from the boxes companion by the
-evaluation's own scorer, not from the sidecar's counts. The control, without the tilted views, leaves 40% of
+of shaded faces; its third clip: seed 7 + 2). Two checks, neither from the sidecar's counts: the boxes
+companion scored by the evaluation's own scorer, and the published frames compared with the input's inside
+every labelled box (``tests/published_pixels.changed``). The control, without the tilted views, leaves 40% of
 the box-frames unmasked (59.3% masked, 5 faces never; 96.0% with them, 5 December): they are what masks them.
+On the pixels alone: 701 of 730 box-frames changed, 452 without the views.
 """
 
 from __future__ import annotations
 
+import av
+import numpy as np
 import pytest
 
 from pipeline.detect.engine import Engine
@@ -20,6 +24,7 @@ from pipeline.records import ObjectClass
 from pipeline.video.process import companion_name, process_video
 
 from tests.conftest import eval_set
+from tests.published_pixels import changed
 
 PHOTO = DEEP_ONLY_PHOTOS[2]  # cmu_mit_faces-9
 TILT = 45.0
@@ -44,6 +49,20 @@ def run(clip, params: Params, engine: Engine, tmp_path):
     return report, result
 
 
+def frames(path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def changed_box_frames(clip, published) -> tuple[int, int]:
+    """Judged on the decoded pixels alone: (labelled box-frames, those the published clip changed)."""
+    src, truth = clip
+    boxes = [(before, after, (x1, y1, x2 - x1, y2 - y1))
+             for before, after, gt in zip(frames(src), frames(published), truth.frames, strict=True)
+             for x1, y1, x2, y2 in gt["boxes"]]
+    return len(boxes), sum(changed(before, after, bbox) for before, after, bbox in boxes)
+
+
 def test_faces_on_a_tilted_camera_are_masked_at_the_shipped_defaults(clip, engine, tmp_path):
     assert Params().detector.for_class(ObjectClass.FACE).scales.tilt_45
     report, result = run(clip, Params(), engine, tmp_path)
@@ -51,6 +70,9 @@ def test_faces_on_a_tilted_camera_are_masked_at_the_shipped_defaults(clip, engin
           f"never masked {result.never_masked}, {report.disposition}")
     assert result.masked_box_frames >= MIN_RECALL * result.box_frames
     assert result.never_masked <= 1  # the control leaves 5 faces never masked
+    labelled, masked = changed_box_frames(clip, tmp_path / "out.mp4")  # the published pixels, not the companion
+    print(f"tilted clip: the published pixels changed in {masked}/{labelled} box-frames")
+    assert labelled == result.box_frames and masked >= MIN_RECALL * labelled
     # Only the keyframes' tilted views see these faces: the light plan is blind to them, and says so.
     assert report.disposition == "review"
     video = report.video or {}
@@ -62,3 +84,6 @@ def test_without_the_tilted_views_a_tilted_camera_leaks(clip, tmp_path):
     report, result = run(clip, untilted, Engine.load(untilted.detector), tmp_path)
     assert result.masked_box_frames < 0.75 * result.box_frames
     assert result.never_masked >= 3
+    labelled, masked = changed_box_frames(clip, tmp_path / "out.mp4")
+    print(f"without the tilted views: the published pixels changed in {masked}/{labelled} box-frames")
+    assert masked < MIN_RECALL * labelled  # the pixel measure tells the two apart
