@@ -294,6 +294,9 @@ class VideoParams(_Strict):
     # scene's first, on each after one where they added a face, and otherwise on every this-many-th keyframe
     # (1: every keyframe, a tenth more of a clip's time; 0: never). pipeline/video/keyframes.py.
     tilted_keyframes_every: int = Field(default=5, ge=0, le=1000)
+    # A file goes to review when those views saw faces the light plan's views did not, at both ends of a keyframe
+    # interval: the shot leans, and leaning faces are found less surely. Off: noted in the sidecar, not routed.
+    tilted_review: bool = True
     # A file goes to review when the light frame plan saw nothing, over a whole keyframe interval, of a class
     # the deep pass found at both ends (pipeline/video/keyframes.py, LightBlindness): only tracks masked the
     # frames between, so a short leak there cannot be ruled out. Off: such files are noted, not routed.

@@ -102,9 +102,13 @@ class VideoSummary(_Model):
     keyframe_objects: int = 0
     light_plan_missed: int = 0
     light_blind_intervals: dict[str, int] = {}
-    # Keyframes that also got the 45-degree face views, and the faces those added (``TiltedViews``).
+    # Keyframes that also got the 45-degree face views, the faces those added, the light passes between
+    # keyframes that got them because the shot leaned, and the keyframe intervals that leaned at both ends
+    # (``TiltedViews``).
     tilted_keyframes: int = 0
     tilted_faces: int = 0
+    tilted_frames: int = 0
+    tilted_intervals: int = 0
     # The light passes by what they searched (pipeline/video/light_plan.py): "face x1", "face x0.5", ...; "plates,
     # tiles" or "plates, whole frame" (no plate known).
     light_plans: dict[str, int] = {}

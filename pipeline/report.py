@@ -203,6 +203,12 @@ def _video_findings(summary: VideoSummary, params: Params) -> list[Finding]:
             f"found one at both ends: tracks masked the frames between, but a brief leak there is possible",
             leak_risk=params.video.light_blind_review,
         ))
+    if summary.tilted_intervals:
+        findings.append(Finding(
+            "leaning shot", f"the 45-degree face views saw faces the light frame plan did not at both ends of "
+            f"{summary.tilted_intervals} keyframe interval(s): the shot leans, and leaning faces are found less surely",
+            leak_risk=params.video.tilted_review,
+        ))
     missed, found = summary.light_plan_missed, summary.keyframe_objects
     if missed and not summary.light_blind_intervals:
         findings.append(Finding(

@@ -16,11 +16,12 @@ from pipeline.detect.base import Detector
 from pipeline.detect.catalogue import default_model_dir, find_file, find_source
 from pipeline.detect.families import family
 from pipeline.detect.mosaic import detect_packed
-from pipeline.detect.nms import merge, overlapping
+from pipeline.detect.nms import merge
 from pipeline.detect.onnx import load_session
 from pipeline.detect.precision import exact_int8_kernels
 from pipeline.detect.runtime import RuntimeParams
 from pipeline.detect.shared_batches import SharedBatches
+from pipeline.detect.sideways import sideways_finds, unseen_upright
 from pipeline.detect.views import Views, detector_views
 from pipeline.detect.windows import Window, batches, plan_windows, roi_windows
 from pipeline.errors import ModelError, QuantizationError
@@ -35,6 +36,9 @@ class DeepFinds(NamedTuple):
     everything: Detections
     light: Detections  # what the light frame plan's share of it saw
     tilted: Detections  # what the 45-degree views added: confident faces the upright views had not found as surely
+    # Of those, the faces the light plan's share had not found surely: where they see them, the shot leans. A
+    # head leaning a little in an upright shot is found by both, the tilted view more surely.
+    tilted_unseen: Detections
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,6 @@ ROI_MAX_PACKED_WINDOWS = 64
 # 400 MB. Plan windows and frames are bounded by ``max_batch`` alone.
 BATCH_PIXELS = 1920 * 1088
 
-SAME_FACE_SHARE = 0.5  # a sideways find and an upright one sharing half the smaller's area are one face
 # The classes' threads side by side, for all the callers of one engine together (each caller runs its first
 # class itself): enough for a GPU host's videos on threads of one process; more would wait their turn.
 MOST_CLASS_THREADS = 32
@@ -142,7 +145,7 @@ class Engine:
         height, width = rgb.shape[:2]
         fed = self.views(rgb, only) if views is None else views
 
-        def one(detector: _Loaded, _: Callable[[], None]) -> tuple[Detections, Detections, Detections]:
+        def one(detector: _Loaded, _: Callable[[], None]) -> tuple[Detections, Detections, Detections, Detections]:
             view = fed[detector.object_class]
             fixed = detector.network.fixed_input
             light_windows = plan_windows(height, width, light.get(detector.object_class, detector.scales), fixed)
@@ -154,11 +157,13 @@ class Engine:
             upright = Detections.concat([seen, self._run_windows(detector, view, [w for w in extra if not w.turned], floor)])
             leaning = self._run_windows(detector, view, [w for w in extra if w.turned], floor)
             confident = self.params.thresholds(detector.object_class).threshold
-            return upright, seen, sideways_finds(leaning, upright, confident)  # held to the photos' rules
+            added = sideways_finds(leaning, upright, confident)  # held to the photos' rules
+            return upright, seen, added, unseen_upright(added, seen, confident)
 
         found = self._each_class(one, only=only)
-        upright, seen, added = (Detections.concat([parts[i] for parts in found]) for i in range(3))
-        return DeepFinds(self.merged(Detections.concat([upright, added])), self.merged(seen), self.merged(added))
+        upright, seen, added, unseen = (Detections.concat([parts[i] for parts in found]) for i in range(4))
+        return DeepFinds(self.merged(Detections.concat([upright, added])), self.merged(seen), self.merged(added),
+                         self.merged(unseen))
 
     def views(self, rgb: np.ndarray, only: Collection[ObjectClass] | None = None) -> Views:
         """What each class's detector (those in ``only``, if given) sees of ``rgb``: levelled if it is
@@ -325,20 +330,6 @@ class Engine:
     def warm_up(self) -> None:
         """One pass on a blank image, so the first real file does not pay for lazy initialisation."""
         self.detect(np.zeros((64, 64, 3), dtype=np.uint8))
-
-
-def sideways_finds(turned: Detections, upright: Detections, confident: float) -> Detections:
-    """What the quarter-turned views add: their confident finds, less those of a face that the upright views
-    found at least as surely. They find faces lying on their side, which the upright views miss; on an
-    upright photo their review-band finds are background, and their box of an upright face sits differently
-    and would widen the merged box (docs/evaluation.md#sideways-photos)."""
-    turned = turned[turned.scores >= confident]
-    if not len(turned):  # no turned view ran (video frames, plates), or it found nothing sure
-        return turned
-    known = upright[upright.scores >= confident]
-    surer = known.scores[None, :] >= turned.scores[:, None]
-    found_upright = np.asarray((overlapping(turned.boxes, known.boxes, SAME_FACE_SHARE) & surer).any(axis=1), dtype=bool)
-    return turned[~found_upright]
 
 
 def at_floors(candidates: Detections, detector: DetectorParams,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.params import DetectorParams
+from pipeline.params import DetectorParams, ScalePlan
 from pipeline.records import Detections, ObjectClass
 from pipeline.track.bytetrack import TrackObservation
 from pipeline.track.matching import iou_matrix, overlapped
@@ -86,14 +86,23 @@ class TiltedViews:
     first, or a cut), each keyframe after one where they added a face the upright views had not found, and
     otherwise every ``every``-th keyframe (0: none). A camera held askew leans every face of a shot, and there
     the upright views miss many; on an upright shot the tilted views find nothing new, and running them on
-    every keyframe would cost a tenth more of a clip's time (docs/video.md#evaluation-on-video)."""
+    every keyframe would cost a tenth more of a clip's time (docs/video.md#evaluation-on-video).
+
+    Where they found a face the light plan's views did not find surely on the last keyframe, the shot leans:
+    until the next keyframe, the light plan's face pass on the frames between gets them too (``light_plans``),
+    so the tracks of leaning faces are found again there rather than carried on their predictions alone.
+    Where they did so at both ends of a keyframe interval, the lean is the shot's, not a one-off find: the
+    file goes to review (``video.tilted_review``), since leaning faces are found less surely than upright ones."""
 
     def __init__(self, every: int) -> None:
         self.every = every
         self._skipped = max(0, every - 1)  # keyframes in a row they were not run on: the first one is due
         self._adding = False  # they added a face on the last keyframe they ran on
+        self._leaning = False  # and one the light plan's views did not find surely
         self.keyframes = 0  # keyframes they ran on, for the QC sidecar
         self.added = 0  # faces they added there
+        self.frames = 0  # light passes between keyframes that got them
+        self.leaning_intervals = 0  # keyframe intervals that lean at both ends: a leaning shot
 
     def due(self, cut: bool) -> bool:
         """Called once per keyframe, in order; ``cut``: it is the first after a scene cut."""
@@ -104,10 +113,19 @@ class TiltedViews:
         self.keyframes += due
         return due
 
-    def ran(self, added: int) -> None:
-        """What the tilted views added on this keyframe (nothing where they were not due)."""
-        self._adding = added > 0
+    def ran(self, added: int, unseen: int) -> None:
+        """What the tilted views added on this keyframe (nothing where they were not due), and how many of
+        those faces the light plan's views had not found surely."""
+        self.leaning_intervals += self._leaning and unseen > 0
+        self._adding, self._leaning = added > 0, unseen > 0
         self.added += added
+
+    def light_plans(self, plans: dict[ObjectClass, ScalePlan]) -> dict[ObjectClass, ScalePlan]:
+        """A light pass's plans: the face plan with its 45-degree views, at its own scale, while the shot leans."""
+        if not (self._leaning and ObjectClass.FACE in plans):
+            return plans
+        self.frames += 1
+        return {**plans, ObjectClass.FACE: plans[ObjectClass.FACE].model_copy(update={"tilt_45": True})}
 
 
 def light_misses(deep: Detections, light: Detections, detector: DetectorParams) -> tuple[int, Detections]:

@@ -230,9 +230,9 @@ class VideoJob:
         detections, light = waiting.detections, None
         if waiting.deep:
             with self.clock.measure("detect"):
-                detections, light, added = self.engine.detect_deep(frame.rgb, self.scales, only=searched, views=waiting.views,
-                                                                   tilted=self.tilted_views.due(waiting.cut))
-            self.tilted_views.ran(len(added))
+                detections, light, added, unseen = self.engine.detect_deep(
+                    frame.rgb, self.scales, only=searched, views=waiting.views, tilted=self.tilted_views.due(waiting.cut))
+            self.tilted_views.ran(len(added), len(unseen))
         if self.features is not None:
             with self.clock.measure("features"):  # drift statistics, before masking, on fully searched frames
                 self.features.frame(frame.index, frame.rgb, detections if everything else None)
@@ -267,14 +267,14 @@ class VideoJob:
         """The frame plans as the scene asks for them (pipeline/video/light_plan.py), only behind a deep pass
         that backs them up."""
         if not (self.video.scene_plans and self.video.keyframe_interval_s):
-            return self.scales
+            return self.tilted_views.light_plans(self.scales)
         plans, scale, plate_tiles = scene_plans(self.scales, self.planner.current, max(self.info.width, self.info.height),
                                                 self.video, self.plate_input)
         if ObjectClass.FACE in searched:
             self.light_plans[f"face x{scale:g}"] += 1
         if ObjectClass.LICENSE_PLATE in searched:
             self.light_plans["plates, tiles" if plate_tiles else "plates, whole frame"] += 1
-        return plans
+        return self.tilted_views.light_plans(plans)
 
     def _redetect_around_tracks(self, frame: DecodedFrame, classes: frozenset[ObjectClass]) -> None:
         """On a frame the stride skips (or for a class not searched on it), look again around every live track
@@ -380,8 +380,8 @@ class VideoJob:
             scene_cuts=self.keyframes.stats.scene_cuts, keyframe_objects=self.keyframes.stats.deep_found,
             light_plan_missed=self.keyframes.stats.light_missed, light_blind_intervals=self.blindness.blind_intervals(),
             tilted_keyframes=self.tilted_views.keyframes, tilted_faces=self.tilted_views.added,
-            light_plans=dict(self.light_plans),
-            stage_seconds=self.clock.seconds(),
+            tilted_frames=self.tilted_views.frames, tilted_intervals=self.tilted_views.leaning_intervals,
+            light_plans=dict(self.light_plans), stage_seconds=self.clock.seconds(),
         )
 
     def _tracks(self) -> list[TrackSummary]:

@@ -83,7 +83,7 @@ def test_a_failure_mid_stream_removes_partial_files(tmp_path):
 
         def detect_deep(self, rgb, light, only=None, views=None, tilted=True):  # keyframes (frames 0 and 30) count as calls too
             found = self.detect(rgb)
-            return DeepFinds(found, found, found[:0])
+            return DeepFinds(found, found, found[:0], found[:0])
 
     with pytest.raises(RuntimeError):
         process_video(src, dst, Params(), Exploding(), name="clip.mp4")

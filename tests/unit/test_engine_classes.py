@@ -288,3 +288,26 @@ def test_a_keyframe_s_deep_pass_is_the_photo_plan_less_its_quarter_turns_tilted_
     upright = deep.model_copy(update={"tilt_45": False})
     assert len(networks[ObjectClass.FACE].seen) == expected_windows(deep, None) == expected_windows(upright, None) + 2
     assert len(networks[ObjectClass.LICENSE_PLATE].seen) == expected_windows(PLATE_PLAN, 640)
+
+
+def leaning_face(upright_score: float) -> type[StubNetwork]:
+    """Finds the centred square in every input: at 0.95 in a tilted view (its canvas is square), at
+    ``upright_score`` in the others."""
+
+    class Leaning(StubNetwork):
+        def __call__(self, rgb: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+            boxes, _ = super().__call__(rgb, min_score)
+            return boxes, np.array([0.95 if rgb.shape[0] == rgb.shape[1] else upright_score], dtype=np.float32)
+
+    return Leaning
+
+
+@pytest.mark.parametrize(("upright_score", "unseen"), [(0.6, 0), (0.3, 1)])
+def test_a_keyframe_s_tilted_finds_are_unseen_only_where_the_light_plan_found_no_face_surely(upright_score, unseen):
+    """A face the light plan's views found surely (0.6) but less surely than a tilted view: the tilted find is
+    added and leads the merge (the photo rule), but the light plan sees that face, so it says nothing of a
+    leaning shot. One they found only in the review band (0.3) is unseen."""
+    engine, _ = stub_engine(("face",), leaning_face(upright_score))
+    found = engine.detect_deep(IMAGE, {ObjectClass.FACE: VIDEO_PLANS["face"]})
+    assert found.everything.scores.tolist() == pytest.approx([0.95])
+    assert len(found.tilted) == 1 and len(found.tilted_unseen) == unseen

@@ -40,15 +40,17 @@ def test_a_scene_cut_brings_the_deep_pass_forward_and_a_pan_does_not():
     assert due == [0]  # the same picture moving: its histogram stays
 
 
-def tilted_keyframes(views: TiltedViews, adds: dict[int, int], cuts: set[int], keyframes: int = 12) -> list[int]:
-    """The keyframes the tilted views run on, with ``adds`` faces added on the keyframes so numbered."""
+def tilted_keyframes(views: TiltedViews, adds: dict[int, int], cuts: set[int], keyframes: int = 12,
+                     unseen: dict[int, int] | None = None) -> list[int]:
+    """The keyframes the tilted views run on, with ``adds`` faces added on the keyframes so numbered, ``unseen``
+    of them (none if not given) faces the light plan's views had not found surely."""
     due = []
     for keyframe in range(keyframes):
         if views.due(keyframe in cuts):
             due.append(keyframe)
-            views.ran(adds.get(keyframe, 0))
+            views.ran(adds.get(keyframe, 0), (unseen or {}).get(keyframe, 0))
         else:
-            views.ran(0)
+            views.ran(0, 0)
     return due
 
 
@@ -63,6 +65,28 @@ def test_tilted_views_keep_running_while_they_add_faces_and_start_again_on_a_new
     # they find leaning faces on keyframes 0-2, nothing on 3; a cut at 7; nothing after
     assert tilted_keyframes(views, {0: 2, 1: 1, 2: 4}, {7}) == [0, 1, 2, 3, 7]
     assert views.keyframes == 5 and views.added == 7
+    assert views.leaning_intervals == 0  # the light plan's views found every one of them too (less surely)
+
+
+def test_a_shot_leans_over_the_intervals_with_faces_only_the_tilted_views_see_at_both_ends():
+    views = TiltedViews(5)
+    assert tilted_keyframes(views, {0: 2, 1: 1, 2: 4, 3: 1}, set(), unseen={0: 1, 1: 1, 3: 1}) == [0, 1, 2, 3, 4, 9]
+    assert views.leaning_intervals == 1  # keyframes 0-1; keyframe 2 added only faces the light plan saw too
+
+
+def test_a_shot_leans_from_a_keyframe_where_the_tilted_views_saw_a_face_the_light_plan_missed_to_the_next():
+    views = TiltedViews(5)
+    plans = VideoParams().frame_plans()
+    leaning = []
+    # keyframe 0: a face only the tilted views see; 1: one the light plan's views found too, less surely; 2: none
+    for added, unseen in [(2, 1), (1, 0), (0, 0)]:
+        views.ran(*((added, unseen) if views.due(False) else (0, 0)))
+        light = views.light_plans(plans)  # a light pass between this keyframe and the next
+        leaning.append(light[ObjectClass.FACE].tilt_45)
+        assert light[ObjectClass.LICENSE_PLATE] == plans[ObjectClass.LICENSE_PLATE]
+        assert light[ObjectClass.FACE].max_side == plans[ObjectClass.FACE].max_side  # at the light plan's own scale
+    assert leaning == [True, False, False] and views.frames == 1
+    assert not plans[ObjectClass.FACE].tilt_45  # the plans handed in are left as they were
 
 
 def test_flashes_trigger_at_most_one_deep_pass_per_fifth_of_a_second():

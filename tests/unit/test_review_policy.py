@@ -115,6 +115,17 @@ def test_the_light_plan_blind_over_a_keyframe_interval_is_a_leak_risk():
     assert report.disposition == "done" and "saw no face over 1 keyframe interval(s)" in report.review_notes[-1]
 
 
+def test_a_leaning_shot_is_a_leak_risk_and_a_one_off_tilted_find_is_not():
+    report = video_report(Params(), keyframes=3, tilted_keyframes=3, tilted_faces=9, tilted_intervals=2)
+    assert report.disposition == "review"
+    assert report.review_reasons == ["the 45-degree face views saw faces the light frame plan did not at both ends of 2 "
+                                     "keyframe interval(s): the shot leans, and leaning faces are found less surely"]
+    one_off = video_report(Params(), keyframes=3, tilted_keyframes=2, tilted_faces=1, tilted_frames=29)
+    assert one_off.disposition == "done" and one_off.review_reasons == []
+    off = video_report(Params(video=VideoParams(tilted_review=False)), keyframes=3, tilted_faces=9, tilted_intervals=2)
+    assert off.disposition == "done" and "both ends of 2 keyframe interval(s)" in off.review_notes[-1]
+
+
 def test_light_plan_misses_that_lasted_no_interval_are_noted_not_routed():
     report = video_report(Params(), keyframes=3, keyframe_objects=4, light_plan_missed=2)
     assert report.disposition == "done" and report.review_reasons == []

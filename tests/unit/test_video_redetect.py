@@ -29,7 +29,7 @@ class StillFace(FrameByFrame):
         return Detections.of(np.array([[20, 10, 50, 40]], np.float32), np.array([0.9], np.float32), ObjectClass.FACE)
 
     def detect_deep(self, rgb, light, only=None, views=None, tilted=True):
-        return DeepFinds(self.detect(rgb), self.detect(rgb), Detections.empty())
+        return DeepFinds(self.detect(rgb), self.detect(rgb), Detections.empty(), Detections.empty())
 
     def detect_around(self, rgb, boxes, context, scales, progress):
         self.windows.append(sum(len(b) for b in boxes.values()))
