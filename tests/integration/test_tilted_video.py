@@ -1,8 +1,8 @@
 """A camera held askew, at the SHIPPED defaults (``Params()``, the default engine, every class): every face of
 the clip leans 45 degrees, where the upright frame plans miss many of them. The keyframe deep pass keeps
-the photo plan's tilted views (``tilt_45``); where they add faces, the shot leans, and the light passes up to
-the next keyframe get them too, so the tracks of leaning faces are found again between keyframes. A shot
-that leans over a whole keyframe interval goes to review.
+the photo plan's tilted views (``tilt_45``); where they see faces the light plan's views do not, the shot
+leans, and the light passes up to the next keyframe get them too, so the tracks of leaning faces are found
+again between keyframes. A shot that leans over a whole keyframe interval goes to review.
 
 The clip is the one ``veil eval-video --set deep --tilt 45`` renders from cmu_mit_faces-9 (a grey group photo
 of shaded faces; its third clip: seed 7 + 2). Two checks, neither from the sidecar's counts: the boxes
