@@ -291,8 +291,9 @@ class VideoParams(_Strict):
     keyframe_interval_s: float = Field(default=1.0, ge=0.0, le=60.0)
     keyframe_on_cuts: bool = True
     # The photo plan's 45-degree face views (tilt_45: a camera held askew leans every face) on keyframes: on a
-    # scene's first, on each after one where they added a face, and otherwise on every this-many-th keyframe
-    # (1: every keyframe, a tenth more of a clip's time; 0: never). pipeline/video/keyframes.py.
+    # scene's first, on each after one where they added a face or the camera rolled 20 degrees, and otherwise
+    # on every this-many-th keyframe (1: every keyframe, a tenth more of a clip's time; 0: never).
+    # pipeline/video/keyframes.py.
     tilted_keyframes_every: int = Field(default=5, ge=0, le=1000)
     # A file goes to review when those views saw faces the light plan's views did not, at both ends of a keyframe
     # interval: the shot leans, and leaning faces are found less surely. Off: noted in the sidecar, not routed.

@@ -34,6 +34,8 @@ def register(subparsers) -> None:
     parser.add_argument("--track-margin", type=float, default=None, help="extra margin on track masks (default: the setting's)")
     parser.add_argument("--tilt", type=float, default=0.0,
                         help="roll the camera this many degrees throughout: every face leaning over (default: 0)")
+    parser.add_argument("--tilt-over", type=_frames, default=(0, 0), metavar="FIRST,LAST",
+                        help="roll over to --tilt between these frames instead, mid-shot (default: from the start)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", type=Path, help="keep the clips and outputs in this folder")
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         eval_set = replace(chosen_set, seed=args.seed, **_overrides(args))
         with tempfile.TemporaryDirectory(prefix="veil-eval-video-") as tmp:
             work = args.keep / eval_set.name if args.keep else Path(tmp)
-            summary, _ = run_set(eval_set, args.shared_eval, work, params, engine, motion=Motion(tilt_deg=args.tilt), log=print)
+            summary, _ = run_set(eval_set, args.shared_eval, work, params, engine, motion=Motion(tilt_deg=args.tilt, tilt_over=args.tilt_over), log=print)
         summaries[eval_set.name] = summary
         ok = (summary["mask_recall"] >= TARGET_RECALL and summary["longest_unmasked_run"] <= TARGET_MAX_RUN
               and not summary["objects_never_masked"])
@@ -96,3 +98,11 @@ def _format(name: str, s: dict, ok: bool) -> str:
         f"  review: {r['routed']}/{s['clips']} clip(s) routed ({r['review_rate']:.1%}); leaking clips {r['leaking']}, "
         f"{r['captured']} of them routed"
     )
+
+
+def _frames(text: str) -> tuple[int, int]:
+    """``FIRST,LAST``: two frame numbers, the first before the last."""
+    first, last = (int(part) for part in text.split(","))
+    if not 0 <= first < last:
+        raise argparse.ArgumentTypeError(f"expected FIRST,LAST with 0 <= FIRST < LAST, got {text!r}")
+    return first, last

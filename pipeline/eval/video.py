@@ -1,9 +1,8 @@
 """Video ground truth without annotated video: a virtual camera moving over annotated photos.
 
-A clip is rendered from one photo of an evaluation set (COCO JSON): the camera pans, zooms, rolls a
-little and shakes; each frame averages sub-frame renders across the shutter time (motion blur); the clip
-is compressed with H.264. Every frame's boxes follow from the camera's transform, so they are known
-exactly. The same seed gives the same clip.
+A clip is rendered from one photo of an evaluation set (COCO JSON): the camera pans, zooms, rolls and shakes;
+each frame averages sub-frame renders across the shutter time (motion blur); the clip is compressed with H.264.
+Every frame's boxes follow from the camera's transform, so they are known exactly. The same seed, the same clip.
 
 Metrics, computed from the boxes companion that ``process_video`` writes (the regions as masked):
 
@@ -44,7 +43,6 @@ UNANNOTATED_IOU = 0.3
 COVERED = 0.9  # a ground-truth box counts as masked when this share of its pixels is masked
 MIN_VISIBLE = 0.5  # an object is in the ground truth of a frame when this share of it is inside the frame
 MIN_SIDE = 6.0  # ... and its visible part is at least this many pixels on each side
-
 # The evaluation sets used for each class, and the smallest object (source pixels) a photo may hold.
 FACE_SETS = ("rbnr_faces", "dlib_faces_voc")
 PLATE_SETS = ("ucsd_lp", "openalpr_endtoend")
@@ -60,6 +58,7 @@ class Motion:
     zoom: tuple[float, float] = (1.0, 1.5)  # zoom range over the clip, relative to the starting view
     roll_deg: float = 1.5  # slow roll amplitude
     tilt_deg: float = 0.0  # a steady roll under the slow one: a camera held askew, every face leaning over
+    tilt_over: tuple[int, int] = (0, 0)  # frames of a roll to ``tilt_deg`` mid-shot ((0, 0): askew throughout)
     shake_px: float = 2.5  # hand-held shake (standard deviation)
     shutter_samples: int = 3  # sub-frames averaged per frame: motion blur
     crf: int = 26  # H.264 compression of the rendered clip
@@ -133,7 +132,9 @@ def _camera(frame: float, frames: int, photo_wh: tuple[int, int], out_wh: tuple[
     travel = (frame * motion.pan_px + extra) / zoom  # photo pixels
     total = ((frames - 1) * motion.pan_px + motion.whip_frames * (motion.whip_px - motion.pan_px)) / zoom
     centre = focus + np.array([travel - total / 2, 0.3 * (travel - total / 2) * math.sin(progress * math.pi)])
-    roll = math.radians(motion.tilt_deg + motion.roll_deg * math.sin(2 * math.pi * progress))
+    first, last = motion.tilt_over
+    askew = float(np.clip((frame - first) / (last - first), 0, 1)) if last > first else 1.0
+    roll = math.radians(motion.tilt_deg * askew + motion.roll_deg * math.sin(2 * math.pi * progress))
     cos, sin = math.cos(roll) * zoom, math.sin(roll) * zoom
     shift = np.array([ow / 2, oh / 2]) + shake
     linear = np.array([[cos, -sin], [sin, cos]])
@@ -357,9 +358,8 @@ class EvalSet:
     photos: tuple[str, ...] = ()  # these photos (ClipSpec names), in this order, instead of a random pick
 
 
-# Photos whose labelled faces the photo plan finds and the light frame plan misses when the photo fills a
-# 1280x720 frame (tools/find_deep_only.py): grey group photos, small tilted faces. Clips of them test the
-# keyframe deep pass: without it such a face stays unmasked for the whole clip.
+# Photos whose labelled faces the photo plan finds and the light frame plan misses in a 1280x720 frame
+# (tools/find_deep_only.py): grey group photos. Without the keyframe deep pass a face stays unmasked throughout.
 DEEP_ONLY_PHOTOS = ("cmu_mit_faces-2", "cmu_mit_faces-5", "cmu_mit_faces-9", "cmu_mit_faces-27")
 
 DEFAULT_SETS = (

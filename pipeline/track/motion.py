@@ -10,6 +10,7 @@ and applied to every track before it is predicted.
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Executor, Future
 
 import cv2
@@ -92,6 +93,11 @@ def warp_boxes(boxes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     corners = boxes[:, [0, 1, 2, 1, 0, 3, 2, 3]].reshape(-1, 4, 2)  # (x1, y1), (x2, y1), (x1, y2), (x2, y2)
     moved = corners @ matrix[:, :2].T + matrix[:, 2]
     return np.concatenate([moved.min(axis=1), moved.max(axis=1)], axis=1)
+
+
+def roll_degrees(matrix: np.ndarray) -> float:
+    """How far a 2x3 similarity transform turns the picture, in degrees (its sign says which way)."""
+    return math.degrees(math.atan2(matrix[1, 0], matrix[0, 0]))
 
 
 def invert(matrix: np.ndarray) -> np.ndarray:

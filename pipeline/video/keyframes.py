@@ -18,12 +18,16 @@ from pipeline.params import DetectorParams, ScalePlan
 from pipeline.records import Detections, ObjectClass
 from pipeline.track.bytetrack import TrackObservation
 from pipeline.track.matching import iou_matrix, overlapped
+from pipeline.track.motion import roll_degrees
 
 _THUMB = (64, 36)  # a scene cut changes the whole picture: a thumbnail's histogram shows it
 _BINS = 32
 CUT_DISTANCE = 0.5  # Bhattacharyya distance between consecutive frames' histograms above this: a new scene
 _MIN_CUT_GAP_S = 0.2  # flashes and strobes: at most one cut-triggered deep pass per this much media time
 SAME_OBJECT_IOU = 0.3  # a light-plan detection this close to a deep one saw the same object
+# The camera rolled this far since the tilted views last looked: they look again on the next keyframe. A hand
+# holding a camera rolls it a few degrees; faces upright views miss lean 30 degrees and more.
+ROLLED_DEGREES = 20.0
 
 
 @dataclass
@@ -83,8 +87,9 @@ class KeyframeClock:
 
 class TiltedViews:
     """Which keyframes also get the photo plan's 45-degree face views: a scene's first keyframe (the clip's
-    first, or a cut), each keyframe after one where they added a face the upright views had not found, and
-    otherwise every ``every``-th keyframe (0: none). A camera held askew leans every face of a shot, and there
+    first, or a cut), each keyframe after one where they added a face the upright views had not found, the
+    first after the camera rolled ``ROLLED_DEGREES`` or more since they last ran (``rolled``: a camera turned
+    askew mid-shot), and otherwise every ``every``-th keyframe (0: none). A camera held askew leans every face of a shot, and there
     the upright views miss many; on an upright shot the tilted views find nothing new, and running them on
     every keyframe would cost a tenth more of a clip's time (docs/video.md#evaluation-on-video).
 
@@ -99,6 +104,7 @@ class TiltedViews:
         self._skipped = max(0, every - 1)  # keyframes in a row they were not run on: the first one is due
         self._adding = False  # they added a face on the last keyframe they ran on
         self._leaning = False  # and one the light plan's views did not find surely
+        self._roll = 0.0  # degrees the camera rolled since they last ran
         self.keyframes = 0  # keyframes they ran on, for the QC sidecar
         self.added = 0  # faces they added there
         self.frames = 0  # light passes between keyframes that got them
@@ -108,10 +114,16 @@ class TiltedViews:
         """Called once per keyframe, in order; ``cut``: it is the first after a scene cut."""
         if not self.every:
             return False
-        due = cut or self._adding or self._skipped + 1 >= self.every
+        due = cut or self._adding or abs(self._roll) >= ROLLED_DEGREES or self._skipped + 1 >= self.every
         self._skipped = 0 if due else self._skipped + 1
+        self._roll = 0.0 if due else self._roll
         self.keyframes += due
         return due
+
+    def rolled(self, motion: np.ndarray | None) -> None:
+        """Every frame, in order: the camera's motion into it (``CameraMotion``; None where it is not followed)."""
+        if motion is not None:
+            self._roll += roll_degrees(motion)
 
     def ran(self, added: int, unseen: int) -> None:
         """What the tilted views added on this keyframe (nothing where they were not due), and how many of

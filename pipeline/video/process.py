@@ -228,6 +228,7 @@ class VideoJob:
         frame, searched = waiting.frame, waiting.searched
         everything = searched == self.classes
         detections, light = waiting.detections, None
+        self.tilted_views.rolled(waiting.motion)
         if waiting.deep:
             with self.clock.measure("detect"):
                 detections, light, added, unseen = self.engine.detect_deep(
@@ -365,9 +366,7 @@ class VideoJob:
     def _summary(self, result: TranscodeResult, container: str) -> VideoSummary:
         info, video, counters, log = self.info, self.video, self.counters, result.decode_log
         return VideoSummary(
-            container=container,
-            codec_in=info.codec,
-            codec_out=ENCODER_BY_CODEC[video.codec],
+            container=container, codec_in=info.codec, codec_out=ENCODER_BY_CODEC[video.codec],
             width=info.width, height=info.height, rotation=info.rotation,
             frames_declared=info.frame_count, frames_decoded=result.frames_decoded,
             frames_written=result.frames_written, frames_detected=counters.frames_detected,

@@ -22,6 +22,7 @@ from pipeline.detect.engine import Engine
 from pipeline.eval.video import DEEP_ONLY_PHOTOS, Motion, load_specs, render_clip, score_clip
 from pipeline.params import Params
 from pipeline.records import ObjectClass
+from pipeline.video import keyframes
 from pipeline.video.keyframes import TiltedViews
 from pipeline.video.process import companion_name, process_video
 
@@ -109,3 +110,38 @@ def test_without_the_tilted_views_a_tilted_camera_leaks(clip, tmp_path):
     labelled, masked = changed_box_frames(clip, tmp_path / "out.mp4")
     print(f"without the tilted views: the published pixels changed in {masked}/{labelled} box-frames")
     assert masked < MIN_RECALL * labelled  # the pixel measure tells the two apart
+
+
+# The camera rolls over to 45 degrees mid-shot, with no cut: frames 40-55 of 150, keyframes at 0, 30, 60, 90
+# and 120. The tilted views looked on keyframe 0 and found the shot upright; left to their every-5th
+# schedule they would not look again within the clip.
+ROLLED = Motion(tilt_deg=TILT, tilt_over=(40, 55), pan_px=1.5, whip_px=6.0)
+
+
+@pytest.fixture(scope="module")
+def rolled_clip(tmp_path_factory):
+    spec = next(s for s in load_specs(eval_set("cmu_mit_faces"), (ObjectClass.FACE,)) if s.name == PHOTO)
+    work = tmp_path_factory.mktemp("rolled-video")
+    truth = render_clip(spec, work / "clip.mp4", size=(1280, 720), frames=150, seed=9, motion=ROLLED)
+    return work / "clip.mp4", truth
+
+
+def test_a_camera_rolled_askew_mid_shot_is_searched_tilted_from_the_next_keyframe(rolled_clip, engine, tmp_path):
+    """5 December: 1281 of 1292 box-frames masked, the longest unmasked run 7 frames, routed as a leaning
+    shot; without the roll bringing the tilted views forward, 1233, a run of 52 frames, and published as done."""
+    report, result = run(rolled_clip, Params(), engine, tmp_path)
+    labelled, masked = changed_box_frames(rolled_clip, tmp_path / "out.mp4")
+    print(f"rolled mid-shot: {result.masked_box_frames}/{result.box_frames} box-frames masked, pixels changed in "
+          f"{masked}/{labelled}, longest run {max(result.longest_unmasked_run.values())}, {report.disposition}")
+    assert result.masked_box_frames >= 0.98 * result.box_frames and masked >= 0.98 * labelled
+    assert max(result.longest_unmasked_run.values()) <= 15  # under half a keyframe interval
+    video = report.video or {}
+    assert video["tilted_keyframes"] >= 3 and report.disposition == "review"
+
+
+def test_without_the_roll_a_camera_rolled_mid_shot_leaks_unrouted(rolled_clip, engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(keyframes, "ROLLED_DEGREES", float("inf"))
+    report, result = run(rolled_clip, Params(), engine, tmp_path)
+    print(f"rolled mid-shot, no roll trigger: {result.masked_box_frames}/{result.box_frames} box-frames masked")
+    assert max(result.longest_unmasked_run.values()) >= 30  # a whole keyframe interval
+    assert (report.video or {})["tilted_keyframes"] == 1 and report.disposition == "done"

@@ -3,12 +3,14 @@ light plan was blind over a whole interval."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from pipeline.params import DetectorParams, VideoParams
 from pipeline.records import Detections, ObjectClass
 from pipeline.track.bytetrack import TrackObservation
+from pipeline.track.motion import roll_degrees
 from pipeline.video.keyframes import KeyframeClock, LightBlindness, TiltedViews, light_misses, tracks_of
 
 
@@ -87,6 +89,32 @@ def test_a_shot_leans_from_a_keyframe_where_the_tilted_views_saw_a_face_the_ligh
         assert light[ObjectClass.FACE].max_side == plans[ObjectClass.FACE].max_side  # at the light plan's own scale
     assert leaning == [True, False, False] and views.frames == 1
     assert not plans[ObjectClass.FACE].tilt_45  # the plans handed in are left as they were
+
+
+def turning(degrees: float) -> np.ndarray:
+    """The camera's motion into a frame (``CameraMotion``): the picture turned ``degrees``, nothing else."""
+    return cv2.getRotationMatrix2D((640.0, 360.0), degrees, 1.0)
+
+
+def test_roll_degrees_reads_the_turn_of_a_camera_motion():
+    assert abs(roll_degrees(turning(30.0))) == pytest.approx(30.0)
+    assert roll_degrees(turning(30.0)) == pytest.approx(-roll_degrees(turning(-30.0)))
+    assert roll_degrees(np.array([[1.0, 0.0, 5.0], [0.0, 1.0, -3.0]])) == 0.0  # a pan turns nothing
+
+
+def test_a_camera_that_rolls_far_brings_the_tilted_views_to_the_next_keyframe():
+    views = TiltedViews(5)
+    assert views.due(False)  # keyframe 0: a scene's first
+    views.ran(0, 0)
+    due = []
+    for keyframe in range(1, 8):
+        for _ in range(30):  # the frames up to this keyframe: a hand's shake, then a roll of 1 degree a frame
+            views.rolled(turning(1.0 if keyframe == 3 else (-0.5 if keyframe % 2 else 0.5)))
+        views.rolled(None)  # camera motion not followed on a frame: no roll
+        due.append(views.due(False))
+        views.ran(0, 0)
+    assert due == [False, False, True, False, False, False, False]  # keyframe 3 after the roll, then every 5th
+    assert views.keyframes == 2
 
 
 def test_flashes_trigger_at_most_one_deep_pass_per_fifth_of_a_second():
