@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         eval_set = replace(chosen_set, seed=args.seed, **_overrides(args))
         with tempfile.TemporaryDirectory(prefix="veil-eval-video-") as tmp:
             work = args.keep / eval_set.name if args.keep else Path(tmp)
-            summary, _ = run_set(eval_set, args.shared_eval, work, params, engine, motion=Motion(tilt_deg=args.tilt, tilt_over=args.tilt_over), log=print)
+            motion = Motion(tilt_deg=args.tilt, tilt_over=args.tilt_over)
+            summary, _ = run_set(eval_set, args.shared_eval, work, params, engine, motion=motion, log=print)
         summaries[eval_set.name] = summary
         ok = (summary["mask_recall"] >= TARGET_RECALL and summary["longest_unmasked_run"] <= TARGET_MAX_RUN
               and not summary["objects_never_masked"])
@@ -72,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         print(_format(eval_set.name, summary, ok))
     if args.json:
         args.json.write_text(json.dumps({"stride": video.detect_stride, "plate_every": video.plate_every, "tilt": args.tilt,
-                                         "track_margin": video.track_margin, "sets": summaries}, indent=2))
+                                         "tilt_over": list(args.tilt_over), "track_margin": video.track_margin,
+                                         "sets": summaries}, indent=2))
     return 1 if failed else 0
 
 
