@@ -43,3 +43,12 @@ def test_a_run_of_one_command_imports_no_other_commands_module():
     assert imported_after("build_parser('process')") == ({"daemon.cli.process"}, False)  # no drift statistics
     every, _ = imported_after("build_parser()")
     assert set(COMMANDS.values()) <= every
+
+
+def test_eval_video_reads_a_mid_shot_roll_as_two_frames_in_order():
+    parser = build_parser("eval-video")
+    assert parser.parse_args(["eval-video", "--tilt", "45", "--tilt-over", "40,55"]).tilt_over == (40, 55)
+    assert parser.parse_args(["eval-video"]).tilt_over == (0, 0)  # askew from the start, if at all
+    for wrong in ("55,40", "40", "a,b"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["eval-video", "--tilt-over", wrong])
