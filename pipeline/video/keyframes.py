@@ -89,9 +89,10 @@ class TiltedViews:
     """Which keyframes also get the photo plan's 45-degree face views: a scene's first keyframe (the clip's
     first, or a cut), each keyframe after one where they added a face the upright views had not found, the
     first after the camera rolled ``ROLLED_DEGREES`` or more since they last ran (``rolled``: a camera turned
-    askew mid-shot), and otherwise every ``every``-th keyframe (0: none). A camera held askew leans every face of a shot, and there
-    the upright views miss many; on an upright shot the tilted views find nothing new, and running them on
-    every keyframe would cost a tenth more of a clip's time (docs/video.md#evaluation-on-video).
+    askew mid-shot), and otherwise every ``every``-th keyframe (0: none). A camera held askew leans every
+    face of a shot, and there the upright views miss many; on an upright shot the tilted views find nothing
+    new, and running them on every keyframe would cost a tenth more of a clip's time
+    (docs/video.md#evaluation-on-video).
 
     Where they found a face the light plan's views did not find surely on the last keyframe, the shot leans:
     until the next keyframe, the light plan's face pass on the frames between gets them too (``light_plans``),

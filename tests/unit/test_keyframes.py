@@ -108,7 +108,7 @@ def test_a_camera_that_rolls_far_brings_the_tilted_views_to_the_next_keyframe():
     views.ran(0, 0)
     due = []
     for keyframe in range(1, 8):
-        for _ in range(30):  # the frames up to this keyframe: a hand's shake, then a roll of 1 degree a frame
+        for _ in range(30):  # the frames up to this keyframe: swaying 15 degrees and back, then rolling 30
             views.rolled(turning(1.0 if keyframe == 3 else (-0.5 if keyframe % 2 else 0.5)))
         views.rolled(None)  # camera motion not followed on a frame: no roll
         due.append(views.due(False))
