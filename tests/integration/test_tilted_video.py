@@ -9,7 +9,8 @@ of shaded faces; its third clip: seed 7 + 2). Two checks, neither from the sidec
 companion scored by the evaluation's own scorer, and the published frames compared with the input's inside
 every labelled box (``tests/published_pixels.changed``). 5 December: 727 of 730 box-frames masked at the
 shipped defaults; 701 with the tilted views on keyframes only (the light passes upright); 433 (59.3%, 5 faces
-never) without the tilted views.
+never) without the tilted views. A second clip of the same photo has the camera roll over to 45 degrees
+mid-shot, which brings the tilted views to the next keyframe.
 """
 
 from __future__ import annotations
