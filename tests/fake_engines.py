@@ -1,5 +1,5 @@
-"""What fake engines in tests share: they define ``detect``, and the video path also calls ``detect_frames`` and
-``views``."""
+"""What fake engines in tests share: they define ``detect``, and the video path also calls ``detect_frames``,
+``views`` and ``tilts``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ class FrameByFrame:
 
     def views(self, rgb, only=None):
         return {}  # a fake's detect looks at the picture itself
+
+    def tilts(self, object_class):
+        return False  # a fake's detect_deep has no tilted views to run
 
     def detect_frames(self, images, scales, only, views=None):
         return [self.detect(rgb, plan, classes) for rgb, plan, classes in zip(images, scales, only)]  # type: ignore[attr-defined]

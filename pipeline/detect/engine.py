@@ -165,6 +165,10 @@ class Engine:
         return DeepFinds(self.merged(Detections.concat([upright, added])), self.merged(seen), self.merged(added),
                          self.merged(unseen))
 
+    def tilts(self, object_class: ObjectClass) -> bool:
+        """Whether ``detect_deep``, asked for them, runs the 45-degree views for ``object_class``: its plan has them."""
+        return any(d.object_class == object_class and d.scales.tilt_45 for d in self._detectors)
+
     def views(self, rgb: np.ndarray, only: Collection[ObjectClass] | None = None) -> Views:
         """What each class's detector (those in ``only``, if given) sees of ``rgb``: levelled if it is
         underexposed, the plates' view smoothed then or sharpened if it is out of focus, as far as the profile

@@ -133,7 +133,7 @@ class VideoJob:
         self.fps = float(info.average_rate) if info.average_rate else DEFAULT_FPS
         self.keyframes = KeyframeClock(self.video.keyframe_interval_s, on_cuts=self.video.keyframe_on_cuts)
         self.blindness = LightBlindness()
-        tilted = ObjectClass.FACE in self.classes and params.detector.for_class(ObjectClass.FACE).scales.tilt_45
+        tilted = ObjectClass.FACE in self.classes and engine.tilts(ObjectClass.FACE)  # as the engine's plan runs them
         self.tilted_views = TiltedViews(self.video.tilted_keyframes_every if tilted else 0)
         horizon = math.ceil(self.video.keyframe_interval_s * self.fps)
         self.planner = MaskPlanner(self.video.covering(horizon), params.detector, (info.width, info.height),

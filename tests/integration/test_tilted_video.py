@@ -106,6 +106,7 @@ def test_tilted_views_on_keyframes_alone_leave_more_unmasked(clip, engine, shipp
 def test_without_the_tilted_views_a_tilted_camera_leaks(clip, tmp_path):
     untilted = Params.model_validate({"detector": {"per_class": {"face": {"scales": {"tilt_45": False}}}}})
     report, result = run(clip, untilted, Engine.load(untilted.detector), tmp_path)
+    assert (report.video or {})["tilted_keyframes"] == 0
     assert result.masked_box_frames < 0.75 * result.box_frames
     assert result.never_masked >= 3
     labelled, masked = changed_box_frames(clip, tmp_path / "out.mp4")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -288,6 +289,14 @@ def test_a_keyframe_s_deep_pass_is_the_photo_plan_less_its_quarter_turns_tilted_
     upright = deep.model_copy(update={"tilt_45": False})
     assert len(networks[ObjectClass.FACE].seen) == expected_windows(deep, None) == expected_windows(upright, None) + 2
     assert len(networks[ObjectClass.LICENSE_PLATE].seen) == expected_windows(PLATE_PLAN, 640)
+
+
+def test_the_engine_says_which_classes_its_deep_pass_tilts():
+    """What the video job's count of tilted keyframes goes by: the engine's own plans, not the profile's."""
+    engine, _ = stub_engine(("face", "license_plate"))
+    assert engine.tilts(ObjectClass.FACE) and not engine.tilts(ObjectClass.LICENSE_PLATE)
+    engine._detectors[0] = replace(engine._detectors[0], scales=FACE_PLAN.model_copy(update={"tilt_45": False}))
+    assert not engine.tilts(ObjectClass.FACE)
 
 
 def leaning_face(upright_score: float) -> type[StubNetwork]:
