@@ -213,7 +213,8 @@ class TrackerParams(_Strict):
     match_iou: float = Field(default=0.2, gt=0.0, le=1.0)  # first stage: high-score detections vs tracks
     low_match_iou: float = Field(default=0.4, gt=0.0, le=1.0)  # second stage: low-score detections
     # Fast motion: high-score detections left over after IoU matching may still join a track whose predicted
-    # centre is within this many box sizes (times the square root of the frames since its last match).
+    # centre is within this many box sizes (times the square root of the frames since its last match), if
+    # the track was found on its class's last search (a lost one is re-found by overlap only).
     centre_gate: float = Field(default=1.5, ge=0.0, le=10.0)
     lost_frames: int = Field(default=30, ge=0, le=600)  # a lost track is kept (and can be re-found) this long
     # A track last seen touching the frame's edge is leaving, or half out of view, where no detector finds a

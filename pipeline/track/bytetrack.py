@@ -123,13 +123,16 @@ class ByteTracker:
         pairs, free_tracks, free_high = assign(iou_matrix(track_boxes, dets.boxes[high]), self.params.match_iou)
         for ti, di in pairs:
             observations.append(self._match(tracks[ti], frame_index, dets, int(high[di])))
-        if self.params.centre_gate > 0 and free_tracks and free_high:
-            gaps = np.array([frame_index - tracks[ti].last_matched for ti in free_tracks])
-            near = centre_similarity(track_boxes[free_tracks], dets.boxes[high[free_high]], self.params.centre_gate * np.sqrt(gaps))
+        # Only a track found on its class's last search is chased far: one that missed it has lost its object,
+        # and a face found far from it is more likely another, whose own new track is back-filled.
+        chasing = [ti for ti in free_tracks if not tracks[ti].lost]
+        if self.params.centre_gate > 0 and chasing and free_high:
+            gaps = np.array([frame_index - tracks[ti].last_matched for ti in chasing])
+            near = centre_similarity(track_boxes[chasing], dets.boxes[high[free_high]], self.params.centre_gate * np.sqrt(gaps))
             pairs_far, _, _ = assign(near, 1e-6)
             for ri, ci in pairs_far:
-                observations.append(self._match(tracks[free_tracks[ri]], frame_index, dets, int(high[free_high[ci]])))
-            taken_t = {free_tracks[ri] for ri, _ in pairs_far}
+                observations.append(self._match(tracks[chasing[ri]], frame_index, dets, int(high[free_high[ci]])))
+            taken_t = {chasing[ri] for ri, _ in pairs_far}
             taken_d = {free_high[ci] for _, ci in pairs_far}
             free_tracks = [ti for ti in free_tracks if ti not in taken_t]
             free_high = [di for di in free_high if di not in taken_d]

@@ -176,6 +176,21 @@ def test_centre_gate_follows_a_whip_but_not_a_different_sized_object():
     assert near[0, 2] == 0  # close but a third of the size: another object
 
 
+def test_the_centre_gate_chases_live_tracks_only():
+    # 100 px away: 2.5 box sizes, inside the gate of a track matched 3 frames ago (1.5 x sqrt(3) = 2.6).
+    live = tracker()
+    (first,) = live.step(0, dets((100, 100, 140, 140, 0.9, FACE)))
+    (moved,) = live.step(3, dets((200, 100, 240, 140, 0.9, FACE)))
+    assert moved.track_id == first.track_id and moved.matched
+    # Searched and not found on frame 3, the track is lost: a face as far away on frame 6 is another one.
+    lost = tracker()
+    (first,) = lost.step(0, dets((100, 100, 140, 140, 0.9, FACE)))
+    lost.step(3, Detections.empty())
+    observations = lost.step(6, dets((200, 100, 240, 140, 0.9, FACE)))
+    (found,) = [o for o in observations if o.matched]
+    assert found.track_id != first.track_id
+
+
 def test_whip_pan_keeps_the_id():
     t = tracker()
     ids = set()

@@ -91,6 +91,16 @@ def test_track_first_seen_late_is_backfilled_before_its_first_detection():
     assert all(not p.tracks for p in plans[:3])  # beyond backfill_frames: nothing
 
 
+def test_a_face_found_near_a_lost_track_gets_its_own_track_and_back_fill():
+    # A face sits unseen from frame 0 while another, found once on frame 0, is not found again. When the
+    # first is found (frame 9), 3 box sizes from the lost one, it starts its own track, back-filled to frame 0:
+    # taken into the lost track instead, that track's mask would slide across between the two.
+    frames = [det((100, 100, 140, 140))] + [Detections.empty()] * 8 + [det((220, 100, 260, 140))] * 6
+    plans, _ = run(frames, detect_stride=1, temporal_dilation=0)
+    assert all(covers(plans[i], (240, 120)) for i in range(15))
+    assert len({t.track_id for p in plans for t in p.tracks}) == 2
+
+
 def test_lost_track_is_masked_on_its_prediction_for_lost_mask_frames():
     frames = [det((10 * i, 0, 10 * i + 40, 40)) for i in range(10)] + [Detections.empty()] * 10
     plans, _ = run(frames, lost_mask_frames=4, temporal_dilation=0)
