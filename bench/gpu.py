@@ -55,7 +55,8 @@ from pipeline.detect.engine import Engine
 from pipeline.detect.runtime import RuntimeParams
 from pipeline.detect.shared_batches import SharedBatches
 from pipeline.eval.mixed_scenes import build_mixed_set
-from pipeline.eval.video import ClipResult, GroundTruth, Motion, load_specs, render_clip, score_clip
+from pipeline.eval.video import GroundTruth, Motion, load_specs, render_clip, score_clip
+from pipeline.eval.video_summary import ClipResult
 from pipeline.params import Params, VideoParams
 from pipeline.records import ObjectClass
 from pipeline.timing import StageClock

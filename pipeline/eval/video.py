@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from pipeline.detect.windows import turned_ellipses
+from pipeline.eval.video_summary import ClipResult, frame_ranges, summarise
 from pipeline.mask import coverage, pixel_bounds
 from pipeline.params import MaskParams, Params
 from pipeline.records import MaskRegion, ObjectClass
@@ -202,24 +203,6 @@ def _visible(spec: ClipSpec, boxes: np.ndarray, width: int, height: int) -> dict
     }
 
 
-@dataclass
-class ClipResult:
-    name: str
-    box_frames: int
-    masked_box_frames: int
-    longest_unmasked_run: dict[int, int]  # object id -> frames
-    frames: int
-    hota_input: dict  # TrackEval's per-sequence data, all tracks
-    hota_input_annotated: dict  # the same without tracks that never touch a ground-truth box (see UNANNOTATED_IOU)
-    never_masked: int = 0  # objects present on some frame and masked on none
-    disposition: str = ""  # the QC verdict (done, review), set by run_set
-    review_reasons: list[str] = field(default_factory=list)
-
-    @property
-    def recall(self) -> float:
-        return self.masked_box_frames / self.box_frames if self.box_frames else 1.0
-
-
 def score_clip(name: str, truth: GroundTruth, boxes_file: Path, mask_params: MaskParams,
                classes: tuple[ObjectClass, ...]) -> ClipResult:
     """Compare the masks and tracks in ``boxes_file`` with ``truth``."""
@@ -233,6 +216,7 @@ def score_clip(name: str, truth: GroundTruth, boxes_file: Path, mask_params: Mas
     runs: dict[int, int] = {}
     longest: dict[int, int] = {}
     masked_frames: dict[int, int] = {}
+    unmasked: dict[int, list[int]] = {}
     gt_ids, tr_ids, sims = [], [], []
     seen = 0
     for record, gt in zip(records, truth.frames):
@@ -254,6 +238,7 @@ def score_clip(name: str, truth: GroundTruth, boxes_file: Path, mask_params: Mas
                 runs[object_id] = 0
             else:
                 runs[object_id] = runs.get(object_id, 0) + 1
+                unmasked.setdefault(object_id, []).append(seen - 1)
             longest[object_id] = max(longest.get(object_id, 0), runs[object_id])
         for object_id in [o for o in runs if o not in present]:
             runs[object_id] = 0  # out of view ends a run
@@ -270,7 +255,8 @@ def score_clip(name: str, truth: GroundTruth, boxes_file: Path, mask_params: Mas
     kept = [[j for j, t in enumerate(f) if t in touching] for f in tr_ids]
     annotated = _trackeval_data(gt_ids, [[f[j] for j in k] for f, k in zip(tr_ids, kept)], [s[:, k] for s, k in zip(sims, kept)])
     never = sum(1 for count in masked_frames.values() if not count)
-    return ClipResult(name, box_frames, masked, longest, seen, _trackeval_data(gt_ids, tr_ids, sims), annotated, never)
+    return ClipResult(name, box_frames, masked, longest, seen, _trackeval_data(gt_ids, tr_ids, sims), annotated, never,
+                      unmasked_frames=unmasked)
 
 
 def _trackeval_data(gt_ids: list[list[int]], tr_ids: list[list[int]], sims: list[np.ndarray]) -> dict:
@@ -287,61 +273,6 @@ def _trackeval_data(gt_ids: list[list[int]], tr_ids: list[list[int]], sims: list
         "tracker_ids": [np.array([tr_map[o] for o in f], dtype=int) for f in tr_ids],
         "similarity_scores": [s.reshape(len(g), len(t)) for s, g, t in zip(sims, gt_ids, tr_ids)],
     }
-
-
-def tracking_scores(results: list[ClipResult], *, annotated: bool) -> dict[str, float]:
-    """IDF1 and HOTA over all clips (TrackEval combines the sequences as its benchmarks do)."""
-    from trackeval.metrics import HOTA, Identity
-
-    hota, identity = HOTA(), Identity({"THRESHOLD": 0.5, "PRINT_CONFIG": False})
-    data = {r.name: r.hota_input_annotated if annotated else r.hota_input for r in results}
-    per_hota = {name: hota.eval_sequence(d) for name, d in data.items()}
-    per_id = {name: identity.eval_sequence(d) for name, d in data.items()}
-    combined_hota = hota.combine_sequences(per_hota)
-    combined_id = identity.combine_sequences(per_id)
-    return {
-        "HOTA": float(np.mean(combined_hota["HOTA"])),
-        "DetA": float(np.mean(combined_hota["DetA"])),
-        "AssA": float(np.mean(combined_hota["AssA"])),
-        "IDF1": float(combined_id["IDF1"]),
-    }
-
-
-def summarise(results: list[ClipResult]) -> dict[str, Any]:
-    box_frames = sum(r.box_frames for r in results)
-    masked = sum(r.masked_box_frames for r in results)
-    longest = max((max(r.longest_unmasked_run.values(), default=0) for r in results), default=0)
-    summary: dict[str, Any] = {
-        "clips": len(results),
-        "frames": sum(r.frames for r in results),
-        "objects": sum(len(r.longest_unmasked_run) for r in results),
-        "box_frames": box_frames,
-        "masked_box_frames": masked,
-        "mask_recall": masked / box_frames if box_frames else 1.0,
-        "longest_unmasked_run": longest,
-        "objects_unmasked_2plus": sum(1 for r in results for v in r.longest_unmasked_run.values() if v >= 2),
-        "objects_never_masked": sum(r.never_masked for r in results),
-        "review": review_routing(results),
-        "per_clip": [
-            {"clip": r.name, "box_frames": r.box_frames, "masked_box_frames": r.masked_box_frames,
-             "longest_unmasked_run": r.longest_unmasked_run, "objects_never_masked": r.never_masked,
-             "disposition": r.disposition, "review_reasons": r.review_reasons}
-            for r in results
-        ],
-    }
-    summary["tracking_annotated"] = tracking_scores(results, annotated=True)
-    summary["tracking_all_tracks"] = tracking_scores(results, annotated=False)
-    return summary
-
-
-def review_routing(results: list[ClipResult]) -> dict[str, Any]:
-    """The review router as a classifier of leaks, as ``veil eval`` reports it for photos: the clips routed,
-    and of the clips that leak (some labelled box-frame unmasked), the share routed."""
-    routed = [r for r in results if r.disposition == "review"]
-    leaking = [r for r in results if r.masked_box_frames < r.box_frames]
-    captured = sum(1 for r in leaking if r.disposition == "review")
-    return {"routed": len(routed), "review_rate": round(len(routed) / max(1, len(results)), 4), "leaking": len(leaking),
-            "captured": captured, "leak_capture": round(captured / len(leaking), 4) if leaking else None}
 
 
 @dataclass(frozen=True)
@@ -396,5 +327,6 @@ def run_set(eval_set: EvalSet, shared_eval: Path, work: Path, params: Params, en
         results.append(result)
         log(f"{eval_set.name} {spec.name}: box-frames masked {result.masked_box_frames}/{result.box_frames} "
             f"({result.recall:.4%}), longest unmasked run per object {sorted(result.longest_unmasked_run.values(), reverse=True)}, "
-            f"never masked {result.never_masked}, {report.disposition}, {seconds:.1f}s")
+            f"never masked {result.never_masked}, {report.disposition}, {seconds:.1f}s"
+            + "".join(f"\n  object {o} unmasked on frames {frame_ranges(f)}" for o, f in result.unmasked_frames.items()))
     return summarise(results), results

@@ -11,16 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.eval.video import (
-    ClipResult,
-    ClipSpec,
-    GroundTruth,
-    Motion,
-    render_clip,
-    review_routing,
-    score_clip,
-    summarise,
-)
+from pipeline.eval.video import ClipSpec, GroundTruth, Motion, render_clip, score_clip
+from pipeline.eval.video_summary import ClipResult, frame_ranges, review_routing, summarise
 from pipeline.params import MaskParams
 from pipeline.records import ObjectClass
 from pipeline.track.matching import iou_matrix
@@ -119,7 +111,15 @@ def test_unmasked_frames_count_and_the_longest_run_is_found(clip, tmp_path):
     result = score_clip("c", truth, tmp_path / "b.jsonl.gz", MaskParams(), (ObjectClass.FACE,))
     assert result.box_frames - result.masked_box_frames == 3
     assert result.longest_unmasked_run[first] == 2
-    assert summarise([result])["objects_unmasked_2plus"] == 1
+    assert result.unmasked_frames == {first: [5, 6, 12]}
+    summary = summarise([result])
+    assert summary["objects_unmasked_2plus"] == 1
+    assert summary["per_clip"][0]["unmasked_frames"] == {first: "5-6,12"}
+
+
+def test_frame_ranges_are_written_as_runs():
+    assert frame_ranges([2, 3, 4, 9, 11, 12]) == "2-4,9,11-12"
+    assert frame_ranges([7]) == "7" and frame_ranges([]) == ""
 
 
 def test_the_review_router_is_scored_as_a_classifier_of_leaking_clips():
