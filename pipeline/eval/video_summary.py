@@ -18,7 +18,7 @@ class ClipResult:
     longest_unmasked_run: dict[int, int]  # object id -> frames
     frames: int
     hota_input: dict  # TrackEval's per-sequence data, all tracks
-    hota_input_annotated: dict  # the same without tracks that never touch a ground-truth box (see UNANNOTATED_IOU)
+    hota_input_annotated: dict  # the same without tracks that never touch a ground-truth box (pipeline.eval.video.UNANNOTATED_IOU)
     never_masked: int = 0  # objects present on some frame and masked on none
     disposition: str = ""  # the QC verdict (done, review), set by run_set
     review_reasons: list[str] = field(default_factory=list)
