@@ -18,14 +18,20 @@ def sideways_finds(turned: Detections, upright: Detections, confident: float) ->
     turned = turned[turned.scores >= confident]
     if not len(turned):  # no turned view ran (video frames, plates), or it found nothing sure
         return turned
-    known = upright[upright.scores >= confident]
+    same, known = _same_faces(turned, upright, confident)
     surer = known.scores[None, :] >= turned.scores[:, None]
-    found_upright = np.asarray((overlapping(turned.boxes, known.boxes, SAME_FACE_SHARE) & surer).any(axis=1), dtype=bool)
-    return turned[~found_upright]
+    return turned[~np.asarray((same & surer).any(axis=1), dtype=bool)]
 
 
 def unseen_upright(sideways: Detections, upright: Detections, confident: float) -> Detections:
     """Of ``sideways_finds``, the faces that no confident find of ``upright`` (some upright views' finds)
     overlaps: those the sideways views alone see surely."""
-    known = upright.boxes[upright.scores >= confident]
-    return sideways[~np.asarray(overlapping(sideways.boxes, known, SAME_FACE_SHARE).any(axis=1), dtype=bool)]
+    same, _ = _same_faces(sideways, upright, confident)
+    return sideways[~np.asarray(same.any(axis=1), dtype=bool)]
+
+
+def _same_faces(sideways: Detections, upright: Detections, confident: float) -> tuple[np.ndarray, Detections]:
+    """Which confident finds of ``upright`` each of ``sideways`` is the same face as (sideways x those), and
+    those finds."""
+    known = upright[upright.scores >= confident]
+    return overlapping(sideways.boxes, known.boxes, SAME_FACE_SHARE), known
