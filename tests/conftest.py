@@ -60,13 +60,16 @@ def require_models() -> None:
 
 
 def degraded_set(tmp_path_factory, name: str, kind: str, every: int) -> Path:
-    """The evaluation set ``name``'s every ``every``-th photo degraded by ``kind`` (pipeline/eval/degraded.py),
-    for the shipped models: its annotations.json (images/ beside it)."""
+    """The evaluation set ``name``'s every ``every``-th photo degraded by ``kind`` (pipeline/eval/degraded.py) or
+    its faces occluded (pipeline/eval/occluded.py), for the shipped models: its annotations.json (images/ beside
+    it)."""
     from pipeline.eval.degraded import build_degraded_set
+    from pipeline.eval.occluded import OCCLUSIONS, build_occluded_set
 
     source = eval_set(name)
     require_models()
-    return build_degraded_set(source, tmp_path_factory.mktemp(f"{kind}_{name}"), kind, every)
+    build = build_occluded_set if kind in OCCLUSIONS else build_degraded_set
+    return build(source, tmp_path_factory.mktemp(f"{kind}_{name}"), kind, every)
 
 
 def photos_of(gt: Path, names, into: str) -> Path:

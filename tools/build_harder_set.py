@@ -1,6 +1,7 @@
 """Build a development set made harder: each photo of SET turned on its side (pipeline/eval/sideways.py),
-tilted (pipeline/eval/tilted.py), or underexposed, at night, blurred, compressed, downscaled or far away
-(pipeline/eval/degraded.py), its boxes following it. Ready for ``veil eval``:
+tilted (pipeline/eval/tilted.py), underexposed, at night, overexposed, grainy, under a street lamp, blurred,
+compressed, downscaled or far away (pipeline/eval/degraded.py), or its faces behind sunglasses or a face mask
+or cut by the edge (pipeline/eval/occluded.py), its boxes following it. Ready for ``veil eval``:
 
     .venv/bin/python tools/build_harder_set.py --set ../shared/eval/cmu_mit_faces --kind night --out /tmp/night [--every N]
     .venv/bin/veil eval --gt /tmp/night/annotations.json --images /tmp/night/images --iou 0.3
@@ -15,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline.eval.degraded import DEGRADATIONS, build_degraded_set
+from pipeline.eval.occluded import OCCLUSIONS, build_occluded_set
 from pipeline.eval.sideways import build_sideways_set
 from pipeline.eval.tilted import build_tilted_set
 
@@ -25,7 +27,7 @@ TILTED = "tilted"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--set", type=Path, required=True, help="a COCO set: annotations.json and images/")
-    parser.add_argument("--kind", choices=[SIDEWAYS, TILTED, *sorted(DEGRADATIONS)], required=True)
+    parser.add_argument("--kind", choices=[SIDEWAYS, TILTED, *sorted(DEGRADATIONS), *OCCLUSIONS], required=True)
     parser.add_argument("--degrees", type=float, default=30.0, help="--kind tilted: by how much, each way in turn")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--every", type=int, default=1, help="every n-th photo by id (default: all)")
@@ -36,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         path = build_sideways_set(args.set, args.out, args.every)
     elif args.kind == TILTED:
         path = build_tilted_set(args.set, args.out, args.degrees, args.every)
+    elif args.kind in OCCLUSIONS:
+        path = build_occluded_set(args.set, args.out, args.kind, args.every)
     else:
         path = build_degraded_set(args.set, args.out, args.kind, args.every)
     data = json.loads(path.read_text())

@@ -1,7 +1,8 @@
 """Development sets made harder the way cameras make photos harder: underexposed, at night with sensor noise,
-out of focus, shaken, heavily compressed, at half the resolution, far away in a wider shot. Each photo of a
-COCO set is degraded and written as a JPEG with its boxes (scaled with the photo), ready for ``veil eval``.
-The drift control set (daemon/drift/control.py) perturbs its photos with the same functions.
+overexposed, grainy, under a street lamp's orange light, out of focus, shaken, heavily compressed, at half the
+resolution, far away in a wider shot. Each photo of a COCO set is degraded and written as a JPEG with its boxes
+(scaled with the photo), ready for ``veil eval``. The drift control set (daemon/drift/control.py) perturbs its
+photos with the same functions.
 """
 
 from __future__ import annotations
@@ -29,6 +30,23 @@ def night(rgb: np.ndarray) -> np.ndarray:
     set is built the same way every time)."""
     noise = np.random.default_rng(0).normal(0.0, 3.0, rgb.shape)
     return np.clip(rgb.astype(np.float32) * 0.15 + noise, 0, 255).astype(np.uint8)
+
+
+def overexposed(rgb: np.ndarray) -> np.ndarray:
+    """Washed out: 2.2 times the light over a raised black, the bright half clipped to white."""
+    return np.clip(rgb.astype(np.float32) * 2.2 + 30, 0, 255).astype(np.uint8)
+
+
+def iso_noise(rgb: np.ndarray) -> np.ndarray:
+    """A small sensor at high ISO in daylight: grain of 18 grey levels (one noise field for every photo)."""
+    noise = np.random.default_rng(1).normal(0.0, 18.0, rgb.shape)
+    return np.clip(rgb.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
+def sodium(rgb: np.ndarray) -> np.ndarray:
+    """Under a sodium street lamp: one orange hue, the colours gone and the contrast lowered."""
+    grey = rgb.astype(np.float32).mean(axis=2, keepdims=True)
+    return np.clip(grey * np.array([1.0, 0.7, 0.25]) * 0.8 + 20, 0, 255).astype(np.uint8)
 
 
 def blur(rgb: np.ndarray) -> np.ndarray:
@@ -78,6 +96,9 @@ DEGRADATIONS: dict[str, Degradation] = {
     "none": Degradation(lambda rgb: rgb),
     "darken": Degradation(darken),
     "night": Degradation(night),
+    "overexposed": Degradation(overexposed),
+    "iso_noise": Degradation(iso_noise),
+    "sodium": Degradation(sodium),
     "blur": Degradation(blur),
     "motion": Degradation(motion),
     "jpeg_q20": Degradation(lambda rgb: rgb, jpeg_quality=20),
