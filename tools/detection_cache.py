@@ -17,7 +17,7 @@ import numpy as np
 from pipeline.detect.engine import Engine, at_floors
 from pipeline.detect.nms import merge
 from pipeline.detect.runtime import RuntimeParams
-from pipeline.eval.images import AP_FLOOR, label_bounds
+from pipeline.eval.images import AP_FLOOR, annotations_per_image, label_bounds
 from pipeline.mask import coverage, plan_regions
 from pipeline.media.image import load_image
 from pipeline.params import Params
@@ -60,10 +60,7 @@ def shipped_coverage(shape: tuple[int, ...], candidates: Detections, params: Par
 def annotations_by_image(set_dir: Path) -> tuple[list[dict], dict[int, list[dict]]]:
     """The set's images, and its annotations per image id."""
     gt = json.loads((set_dir / "annotations.json").read_text())
-    by_image: dict[int, list[dict]] = {}
-    for annotation in gt["annotations"]:
-        by_image.setdefault(annotation["image_id"], []).append(annotation)
-    return gt["images"], by_image
+    return gt["images"], annotations_per_image(gt)
 
 
 def box_coverages(covered: np.ndarray, annotations: list[dict]) -> list[float]:

@@ -105,6 +105,14 @@ def label_bounds(annotation: dict, shape: tuple[int, ...]) -> tuple[int, int, in
     return pixel_bounds((x, y, x + w, y + h), shape)
 
 
+def annotations_per_image(gt: dict) -> dict[int, list[dict]]:
+    """A COCO ground truth's annotations, per image id."""
+    by_image: dict[int, list[dict]] = {}
+    for annotation in gt["annotations"]:
+        by_image.setdefault(annotation["image_id"], []).append(annotation)
+    return by_image
+
+
 def every_nth_image(gt: dict, every: int) -> dict:
     """A COCO ground truth cut to every ``every``-th image by id, with those images' annotations (the fixed
     subsets CI runs)."""
@@ -123,9 +131,7 @@ def evaluate(
     progress: Callable[[Iterable], Iterable] = lambda items: items,
 ) -> EvalReport:
     gt = json.loads(gt_path.read_text())
-    by_image: dict[int, list[dict]] = {}
-    for annotation in gt["annotations"]:
-        by_image.setdefault(annotation["image_id"], []).append(annotation)
+    by_image = annotations_per_image(gt)
     started = time.monotonic()
     results = [_evaluate_image(info, by_image.get(info["id"], []), images_dir, params, engine)
                for info in progress(gt["images"])]

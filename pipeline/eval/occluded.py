@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.eval.degraded import jpeg_bytes
-from pipeline.eval.images import every_nth_image
+from pipeline.eval.images import annotations_per_image, every_nth_image
 
 FACE = 1  # the COCO category of a face
 CUT_SHARE = 0.5  # where the cut runs through the face: half of it is left
@@ -76,9 +76,7 @@ def build_occluded_set(set_dir: Path, out_dir: Path, kind: str, every: int = 1) 
     (``OCCLUSIONS``), into ``out_dir`` (``images/`` and ``annotations.json``); return the annotations' path."""
     occlude = _covered if kind in COVERINGS else _cut
     gt = every_nth_image(json.loads((set_dir / "annotations.json").read_text()), every)
-    by_image: dict[int, list[dict]] = {}
-    for annotation in gt["annotations"]:
-        by_image.setdefault(annotation["image_id"], []).append(annotation)
+    by_image = annotations_per_image(gt)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
     for image in gt["images"]:

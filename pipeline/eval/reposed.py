@@ -15,7 +15,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from pipeline.eval.images import every_nth_image
+from pipeline.eval.images import annotations_per_image, every_nth_image
 
 JPEG_QUALITY = 95
 
@@ -33,9 +33,7 @@ def build_reposed_set(set_dir: Path, out_dir: Path, every: int, repose: Callable
     """Every ``every``-th photo of the COCO set in ``set_dir`` (by id), moved by ``repose(position, pixels)``,
     into ``out_dir`` (``images/`` and ``annotations.json``); return the annotations' path."""
     gt = every_nth_image(json.loads((set_dir / "annotations.json").read_text()), every)
-    by_image: dict[int, list[dict]] = {}
-    for annotation in gt["annotations"]:
-        by_image.setdefault(annotation["image_id"], []).append(annotation)
+    by_image = annotations_per_image(gt)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
     for position, image in enumerate(gt["images"]):
