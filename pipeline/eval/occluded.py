@@ -59,8 +59,8 @@ def _cut(rgb: np.ndarray, annotations: list[dict], kind: str) -> tuple[np.ndarra
     axis = CUTS[kind]
     first = min(faces, key=lambda a: a["bbox"][axis])
     cut = int(first["bbox"][axis] + CUT_SHARE * first["bbox"][axis + 2])
-    rgb = rgb[:, cut:] if axis == 0 else rgb[cut:]
     dx, dy = (cut, 0) if axis == 0 else (0, cut)
+    rgb = rgb[dy:, dx:]
     height, width = rgb.shape[:2]
     kept = []
     for annotation in annotations:

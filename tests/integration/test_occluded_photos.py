@@ -51,4 +51,3 @@ def test_published_photos_of_faces_behind_masks_are_masked_inside_the_faces(mask
     """The subset's photos with the most faces, through ``process_file`` with ``Params()``."""
     assert_masked_when_published(masked_faces, engine, tmp_path, min_boxes=20,
                                  min_recall=CASES["cmu_mit_faces", "face_mask"][1])
-
