@@ -119,7 +119,7 @@ def test_a_video_beats_for_its_own_job(clips, tmp_path):
 
 def test_two_videos_at_once_in_one_worker_are_masked_on_every_frame(clips, tmp_path, daemons):
     # A short heartbeat timeout: a video whose frames beat for its neighbour (or for no job) would be killed.
-    daemon = daemons(tmp_path, workers=1, jobs_per_worker=2, heartbeat_timeout_s=8,
+    daemon = daemons(tmp_path, workers=1, jobs_per_worker=2, heartbeat_timeout_s=20,
                      profile=SHIPPED_PROFILE).start().wait_ready()
     names = [clip.name for clip, _ in clips]
     for clip, _ in clips:
