@@ -85,6 +85,14 @@ def photos_of(gt: Path, names, into: str) -> Path:
     return narrowed
 
 
+def thinned(gt: Path, every: int, into: str) -> Path:
+    """The COCO set ``gt`` cut to every ``every``-th photo by id, written beside it as ``into``."""
+    from pipeline.eval.images import every_nth_image
+
+    kept = every_nth_image(json.loads(gt.read_text()), every)["images"]
+    return photos_of(gt, [image["file_name"] for image in kept], into)
+
+
 def mask_recall(gt: Path, params, engine, match_iou: float, label: str = "face") -> float:
     """``veil eval``'s mask recall of the class ``label`` on a COCO set (``images/`` beside ``gt``) with
     ``params`` and ``engine``."""
@@ -92,6 +100,17 @@ def mask_recall(gt: Path, params, engine, match_iou: float, label: str = "face")
 
     report = evaluate(gt, gt.parent / "images", params, engine, match_iou=match_iou)
     return next(r.mask_recall for r in report.classes if r.object_class == label)
+
+
+def cores_shared():
+    """The runtime of one test process: the cores shared among pytest-xdist's workers as ``veil serve`` shares
+    them among its CPU workers (``inference_threads``); each taking them all would oversubscribe them."""
+    from pipeline.detect.runtime import RuntimeParams
+
+    from daemon.service.workforce import inference_threads
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return RuntimeParams(threads=inference_threads(0, "cpu", ["cpu"] * workers))
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +125,7 @@ def engine():
     from pipeline.params import DetectorParams
 
     require_models()
-    return Engine.load(DetectorParams())
+    return Engine.load(DetectorParams(), cores_shared())
 
 
 @pytest.fixture(scope="session")
@@ -116,4 +135,4 @@ def face_engine():
     from pipeline.params import DetectorParams
 
     require_models()
-    return Engine.load(DetectorParams(classes=("face",)))
+    return Engine.load(DetectorParams(classes=("face",)), cores_shared())

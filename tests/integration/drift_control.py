@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import missing
+from tests.conftest import cores_shared, missing
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 EVAL = SHARED / "eval"
@@ -33,13 +33,12 @@ def require_eval() -> None:
 @functools.cache
 def _engine_and_params():
     from pipeline.detect.engine import Engine
-    from pipeline.detect.runtime import RuntimeParams
     from pipeline.params import Params
     from pipeline.records import ObjectClass
 
     params = Params()  # the shipped defaults: every class runs on every control image, whatever its set labels
     assert set(params.detector.classes) == {c.label for c in ObjectClass}, params.detector.classes
-    return Engine.load(params.detector, RuntimeParams(threads=2)), params
+    return Engine.load(params.detector, cores_shared()), params
 
 
 def control_records(cache) -> tuple[list[dict], object]:

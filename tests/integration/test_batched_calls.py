@@ -45,7 +45,7 @@ def assert_same_finds(got, want) -> None:
 
 @pytest.fixture(scope="module")
 def photos() -> list[np.ndarray]:
-    return _photos("openalpr_endtoend", 90) + _photos("rbnr_faces", 65)
+    return _photos("openalpr_endtoend", 135) + _photos("rbnr_faces", 65)  # 2 + 3 photos, both classes
 
 
 def test_the_shipped_sessions_take_uint8_pixels_and_the_plate_graph_a_batch(engine):

@@ -5,8 +5,8 @@ Photos: cmu_mit_faces' CI subset (every 4th photo by id, as in test_image_qualit
 its light with sensor noise (pipeline/eval/degraded.py, "night"). Two independent checks: ``evaluate`` on the
 evaluation's own masks, and the pixels of files that ``process_file`` published, judged without the sidecar.
 In float32 the face model finds these faces levelled or not (docs/evaluation.md#night-shots); the plates are
-where the levelling counts. ucsd_lp's every 3rd photo at night: its plates are masked at the shipped defaults,
-and one leaks where the levelled picture is not smoothed for the plate detector (the stretch amplifies the
+where the levelling counts. ucsd_lp's every 3rd photo at night: its plates are masked at the shipped defaults
+(measured on every other one, its every 6th: 100% on 6 December, to keep the suite's time), and one leaks where the levelled picture is not smoothed for the plate detector (the stretch amplifies the
 noise). Their published pixels are checked too.
 
 Video: test_mixed_video's moving camera over a mixed scene (faces and a plate), the scene made a night shot the
@@ -31,7 +31,7 @@ from pipeline.params import Params
 from pipeline.records import ObjectClass
 from pipeline.video.process import companion_name, process_video
 
-from tests.conftest import degraded_set, eval_set, mask_recall, photos_of, require_eval, require_models
+from tests.conftest import degraded_set, eval_set, mask_recall, photos_of, require_eval, require_models, thinned
 from tests.published_pixels import assert_masked_when_published, decoded
 
 EVERY = 4
@@ -83,8 +83,8 @@ def test_published_night_photos_are_masked_inside_the_faces(night_photos, engine
 @pytest.mark.shared
 @pytest.mark.slow
 def test_plates_on_night_photos_are_masked_at_the_shipped_defaults(night_plates, engine):
-    shipped = mask_recall(night_plates, Params(), engine, 0.5, "license_plate")
-    print(f"night ucsd_lp subset: plate mask recall {shipped}")
+    shipped = mask_recall(thinned(night_plates, 2, "thinned.json"), Params(), engine, 0.5, "license_plate")
+    print(f"night ucsd_lp every {PLATES_EVERY * 2}th photo: plate mask recall {shipped}")
     assert shipped >= MIN_PLATE_RECALL
 
 
