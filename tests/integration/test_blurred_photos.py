@@ -4,9 +4,9 @@ streak, and its plates are masked.
 
 ucsd_lp's every 3rd photo by id, each out of focus (pipeline/eval/degraded.py, "blur": a Gaussian a
 three-hundredth of the long side wide); the recall is measured on every other one of them (``THINNED``), to keep
-the suite's time. Two independent checks: ``evaluate`` on the evaluation's own masks, and
-the pixels of files that ``process_file`` published, judged without the sidecar. Without the sharpening, two
-large plates go unseen (int8 and float32 alike, docs/evaluation.md#out-of-focus-plates-sharpened).
+the suite's time. Two independent checks: ``evaluate`` on the evaluation's own masks, and the pixels of files
+that ``process_file`` published, judged without the sidecar. Without the sharpening, two large plates go unseen
+(int8 and float32 alike, docs/evaluation.md#out-of-focus-plates-sharpened).
 """
 
 from __future__ import annotations

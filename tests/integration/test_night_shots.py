@@ -6,8 +6,9 @@ its light with sensor noise (pipeline/eval/degraded.py, "night"). Two independen
 evaluation's own masks, and the pixels of files that ``process_file`` published, judged without the sidecar.
 In float32 the face model finds these faces levelled or not (docs/evaluation.md#night-shots); the plates are
 where the levelling counts. ucsd_lp's every 3rd photo at night: its plates are masked at the shipped defaults
-(measured on every other one, its every 6th: 100% on 6 December, to keep the suite's time), and one leaks where the levelled picture is not smoothed for the plate detector (the stretch amplifies the
-noise). Their published pixels are checked too.
+(measured on every other one, its every 6th: 100% on 6 December, to keep the suite's time), and one leaks where
+the levelled picture is not smoothed for the plate detector (the stretch amplifies the noise). Their published
+pixels are checked too.
 
 Video: test_mixed_video's moving camera over a mixed scene (faces and a plate), the scene made a night shot the
 same way. Without the levelling, the plate goes unmasked on a fifth of its frames (float32, 3 December).
