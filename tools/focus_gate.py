@@ -23,7 +23,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.detect import focus
-from pipeline.eval.degraded import DEGRADATIONS, jpeg_bytes
+from pipeline.eval.degraded import DEGRADATIONS
+from pipeline.eval.derived import jpeg_bytes
 from pipeline.eval.images import every_nth_image
 
 KINDS = ("none", "jpeg_q20", "downscale", "grayscale_ir", "darken", "night", "blur", "motion")

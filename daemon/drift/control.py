@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image
 
 from pipeline.detect.engine import Engine
-from pipeline.eval.degraded import DEGRADATIONS, Degradation, jpeg_bytes
+from pipeline.eval.degraded import DEGRADATIONS, Degradation
+from pipeline.eval.derived import jpeg_bytes
 from pipeline.features import detector_stats, image_features
 from pipeline.media.image import load_image
 from pipeline.params import Params

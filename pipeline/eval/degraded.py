@@ -1,23 +1,20 @@
 """Development sets made harder the way cameras make photos harder: underexposed, at night with sensor noise,
 overexposed, grainy, under a street lamp's orange light, out of focus, shaken, heavily compressed, at half the
 resolution, far away in a wider shot. Each photo of a COCO set is degraded and written as a JPEG with its boxes
-(scaled with the photo), ready for ``veil eval``. The drift control set (daemon/drift/control.py) perturbs its
+(scaled with the photo) by pipeline/eval/derived.py, ready for ``veil eval``. The drift control set (daemon/drift/control.py) perturbs its
 photos with the same functions.
 """
 
 from __future__ import annotations
 
-import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from pipeline.eval.images import every_nth_image
+from pipeline.eval.derived import build_derived_set
 
 
 def darken(rgb: np.ndarray) -> np.ndarray:
@@ -108,28 +105,15 @@ DEGRADATIONS: dict[str, Degradation] = {
 }
 
 
-def jpeg_bytes(rgb: np.ndarray, quality: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
-
-
 def build_degraded_set(set_dir: Path, out_dir: Path, name: str, every: int = 1) -> Path:
     """Every ``every``-th photo of the COCO set in ``set_dir`` (by id), degraded by ``DEGRADATIONS[name]``, into
     ``out_dir`` (``images/`` and ``annotations.json``); return the annotations' path."""
     degradation = DEGRADATIONS[name]
-    gt = every_nth_image(json.loads((set_dir / "annotations.json").read_text()), every)
-    (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    images = []
-    for image in gt["images"]:
-        rgb = np.asarray(Image.open(set_dir / "images" / image["file_name"]).convert("RGB"))
-        pixels = np.ascontiguousarray(degradation.pixels(rgb))
-        file_name = f"{Path(image['file_name']).with_suffix('').as_posix().replace('/', '_')}.jpg"
-        (out_dir / "images" / file_name).write_bytes(jpeg_bytes(pixels, degradation.jpeg_quality))
-        images.append({**image, "file_name": file_name, "width": pixels.shape[1], "height": pixels.shape[0]})
     scale = degradation.box_scale
-    annotations = [{**{k: v for k, v in a.items() if k != "segmentation"}, "bbox": [v * scale for v in a["bbox"]],
-                    "area": a.get("area", 0) * scale * scale} for a in gt["annotations"]]
-    path = out_dir / "annotations.json"
-    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": gt["categories"]}))
-    return path
+
+    def degrade(rgb: np.ndarray, annotations: list[dict]) -> tuple[np.ndarray, list[dict]]:
+        return degradation.pixels(rgb), [
+            {**{k: v for k, v in a.items() if k != "segmentation"}, "bbox": [v * scale for v in a["bbox"]],
+             "area": a.get("area", 0) * scale * scale} for a in annotations]
+
+    return build_derived_set(set_dir, out_dir, every, degrade, degradation.jpeg_quality)

@@ -5,21 +5,18 @@ or a photo cropped by hand show instead.
 Sunglasses and face masks are painted on every labelled face (its box is where the face is, so it is what must
 be masked, covered or not). A cut photo is cropped so that its left or top edge runs through the middle of the
 leftmost or topmost labelled face; each box is clipped to what is left of it, and a photo without a labelled
-face is left whole. Photos are written as JPEGs at the quality of pipeline/eval/degraded.py.
+face is left whole. Photos are written (pipeline/eval/derived.py) as JPEGs at the quality pipeline/eval/degraded.py uses.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from pipeline.eval.degraded import jpeg_bytes
-from pipeline.eval.images import annotations_per_image, every_nth_image
+from pipeline.eval.derived import build_derived_set
 
 FACE = 1  # the COCO category of a face
 CUT_SHARE = 0.5  # where the cut runs through the face: half of it is left
@@ -75,17 +72,4 @@ def build_occluded_set(set_dir: Path, out_dir: Path, kind: str, every: int = 1) 
     """Every ``every``-th photo of the COCO set in ``set_dir`` (by id), its faces occluded by ``kind``
     (``OCCLUSIONS``), into ``out_dir`` (``images/`` and ``annotations.json``); return the annotations' path."""
     occlude = _covered if kind in COVERINGS else _cut
-    gt = every_nth_image(json.loads((set_dir / "annotations.json").read_text()), every)
-    by_image = annotations_per_image(gt)
-    (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    images, annotations = [], []
-    for image in gt["images"]:
-        rgb = np.array(Image.open(set_dir / "images" / image["file_name"]).convert("RGB"))
-        pixels, boxes = occlude(rgb, by_image.get(image["id"], []), kind)
-        file_name = f"{Path(image['file_name']).with_suffix('').as_posix().replace('/', '_')}.jpg"
-        (out_dir / "images" / file_name).write_bytes(jpeg_bytes(pixels, JPEG_QUALITY))
-        images.append({**image, "file_name": file_name, "width": pixels.shape[1], "height": pixels.shape[0]})
-        annotations += boxes
-    path = out_dir / "annotations.json"
-    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": gt["categories"]}))
-    return path
+    return build_derived_set(set_dir, out_dir, every, lambda rgb, boxes: occlude(rgb, boxes, kind), JPEG_QUALITY)
