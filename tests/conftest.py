@@ -85,13 +85,13 @@ def photos_of(gt: Path, names, into: str) -> Path:
     return narrowed
 
 
-def thinned(gt: Path, every: int, into: str) -> Path:
-    """The COCO set ``gt`` cut to every ``every``-th photo by id, written beside it as ``into``."""
+def thinned(gt: Path, every: int, into: Path) -> Path:
+    """The COCO set ``gt`` cut to every ``every``-th photo by id, written to ``into`` (beside ``gt`` for
+    ``mask_recall``, which finds the images beside the annotations)."""
     from pipeline.eval.images import every_nth_image
 
-    narrowed = gt.with_name(into)
-    narrowed.write_text(json.dumps(every_nth_image(json.loads(gt.read_text()), every)))
-    return narrowed
+    into.write_text(json.dumps(every_nth_image(json.loads(gt.read_text()), every)))
+    return into
 
 
 def mask_recall(gt: Path, params, engine, match_iou: float, label: str = "face") -> float:

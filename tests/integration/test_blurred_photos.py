@@ -57,7 +57,8 @@ def test_plates_on_blurred_photos_are_masked_at_the_shipped_defaults(blurred_pla
     photos = sorted((blurred_plates.parent / "images").iterdir())
     assert sum(measure(decoded(photo)).out_of_focus for photo in photos) >= 0.95 * len(photos)
     assert Params().detector.sharpen_blurred
-    shipped = mask_recall(thinned(blurred_plates, THINNED, "thinned.json"), Params(), engine, 0.5, "license_plate")
+    cut = thinned(blurred_plates, THINNED, blurred_plates.with_name("thinned.json"))
+    shipped = mask_recall(cut, Params(), engine, 0.5, "license_plate")
     print(f"blurred ucsd_lp every {EVERY * THINNED}th photo: plate mask recall {shipped}")
     assert shipped >= MIN_PLATE_RECALL
 
@@ -105,7 +106,8 @@ def test_plates_on_shaken_photos_are_masked_at_the_shipped_defaults(shaken_plate
     measures = measured(shaken_plates)
     assert sum(blur.out_of_focus for blur in measures.values()) >= 0.75 * len(measures)
     assert len(streaked_under_the_blur_gate(measures)) >= len(measures) / 4
-    shipped = mask_recall(thinned(shaken_plates, THINNED, "thinned.json"), Params(), engine, 0.5, "license_plate")
+    cut = thinned(shaken_plates, THINNED, shaken_plates.with_name("thinned.json"))
+    shipped = mask_recall(cut, Params(), engine, 0.5, "license_plate")
     print(f"shaken openalpr_endtoend every {SHAKEN_EVERY * THINNED}th photo: plate mask recall {shipped}")
     assert shipped >= MIN_SHAKEN_RECALL
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from pipeline.detect.engine import Engine
-from pipeline.eval.images import AP_FLOOR, evaluate, every_nth_image
+from pipeline.eval.images import AP_FLOOR, evaluate
 from pipeline.media.image import load_image
 from pipeline.params import Params
 
-from tests.conftest import eval_set
+from tests.conftest import eval_set, thinned
 
 # set, class its ground truth labels, every n-th image (CI), minimum mask recall, maximum share of image area
 # masked outside the ground truth (plate sets: unlabelled faces and background plates are masked too)
@@ -35,21 +35,16 @@ CASES = [
 SUBSET_REVIEW_RATE = 0.10
 
 
-def subset(folder, every: int, into) -> None:
-    """Write the every-n-th-image subset of a set's ground truth to ``into``."""
-    into.write_text(json.dumps(every_nth_image(json.loads((folder / "annotations.json").read_text()), every)))
-
-
 @pytest.mark.shared
 @pytest.mark.slow
 @pytest.mark.parametrize("name, label, every, min_recall, max_outside", CASES, ids=[c[0] for c in CASES])
 def test_mask_recall_on_the_development_sets(tmp_path, engine, name, label, every, min_recall, max_outside):
     folder = eval_set(name)
-    subset(folder, every, tmp_path / "gt.json")
+    gt = thinned(folder / "annotations.json", every, tmp_path / "gt.json")
     params = Params()
     assert set(params.detector.classes) == {"face", "license_plate"}  # the shipped path, both classes
 
-    report = evaluate(tmp_path / "gt.json", folder / "images", params, engine)
+    report = evaluate(gt, folder / "images", params, engine)
     (result,) = [c for c in report.classes if c.object_class == label]  # the class the set labels
     leaks = [f"{leak['image']} {leak['bbox']} covered {leak['coverage']:.0%}" for leak in report.leaked_boxes]
     assert result.ground_truth > 0

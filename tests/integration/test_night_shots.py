@@ -85,8 +85,8 @@ def test_published_night_photos_are_masked_inside_the_faces(night_photos, engine
 @pytest.mark.shared
 @pytest.mark.slow
 def test_plates_on_night_photos_are_masked_at_the_shipped_defaults(night_plates, engine):
-    shipped = mask_recall(thinned(night_plates, PLATES_THINNED, "thinned.json"), Params(), engine, 0.5,
-                          "license_plate")
+    cut = thinned(night_plates, PLATES_THINNED, night_plates.with_name("thinned.json"))
+    shipped = mask_recall(cut, Params(), engine, 0.5, "license_plate")
     print(f"night ucsd_lp every {PLATES_EVERY * PLATES_THINNED}th photo: plate mask recall {shipped}")
     assert shipped >= MIN_PLATE_RECALL
 

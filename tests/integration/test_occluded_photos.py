@@ -10,6 +10,8 @@ in docs/evaluation.md#covered-and-cut-faces-washed-out-grainy-and-orange-photos.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,25 +31,29 @@ CASES = {("cmu_mit_faces", "face_mask"): (4, 0.93), ("rbnr_faces", "face_mask"):
 
 
 @pytest.fixture(scope="module")
-def masked_faces(tmp_path_factory) -> Path:
-    every, _ = CASES["cmu_mit_faces", "face_mask"]
-    return degraded_set(tmp_path_factory, "cmu_mit_faces", "face_mask", every)
+def occluded(tmp_path_factory) -> Callable[[str, str], Path]:
+    """The subset of ``CASES`` for (set, occlusion), built once for this module's tests."""
+
+    @functools.cache
+    def build(name: str, kind: str) -> Path:
+        return degraded_set(tmp_path_factory, name, kind, CASES[name, kind][0])
+
+    return build
 
 
 @pytest.mark.shared
 @pytest.mark.slow
 @pytest.mark.parametrize(("name", "kind"), sorted(CASES))
-def test_hidden_faces_are_masked_at_the_shipped_defaults(name, kind, engine, tmp_path_factory):
+def test_hidden_faces_are_masked_at_the_shipped_defaults(name, kind, engine, occluded):
     every, min_recall = CASES[name, kind]
-    gt = degraded_set(tmp_path_factory, name, kind, every)
-    recall = mask_recall(gt, Params(), engine, MATCH_IOU[name])
+    recall = mask_recall(occluded(name, kind), Params(), engine, MATCH_IOU[name])
     print(f"{name} every {every}th photo, {kind}: face mask recall {recall}")
     assert recall >= min_recall
 
 
 @pytest.mark.shared
 @pytest.mark.slow
-def test_published_photos_of_faces_behind_masks_are_masked_inside_the_faces(masked_faces, engine, tmp_path):
+def test_published_photos_of_faces_behind_masks_are_masked_inside_the_faces(occluded, engine, tmp_path):
     """The subset's photos with the most faces, through ``process_file`` with ``Params()``."""
-    assert_masked_when_published(masked_faces, engine, tmp_path, min_boxes=20,
+    assert_masked_when_published(occluded("cmu_mit_faces", "face_mask"), engine, tmp_path, min_boxes=20,
                                  min_recall=CASES["cmu_mit_faces", "face_mask"][1])
