@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.eval.derived import build_derived_set
+from pipeline.eval.derived import Derived, build_derived_set
 
 
 def darken(rgb: np.ndarray) -> np.ndarray:
@@ -111,9 +111,8 @@ def build_degraded_set(set_dir: Path, out_dir: Path, name: str, every: int = 1) 
     degradation = DEGRADATIONS[name]
     scale = degradation.box_scale
 
-    def degrade(rgb: np.ndarray, annotations: list[dict]) -> tuple[np.ndarray, list[dict]]:
-        return degradation.pixels(rgb), [
-            {**{k: v for k, v in a.items() if k != "segmentation"}, "bbox": [v * scale for v in a["bbox"]],
-             "area": a.get("area", 0) * scale * scale} for a in annotations]
+    def degrade(position: int, rgb: np.ndarray, annotations: list[dict]) -> Derived:
+        return Derived(degradation.pixels(rgb), [{**a, "bbox": [v * scale for v in a["bbox"]],
+                                                  "area": a.get("area", 0) * scale * scale} for a in annotations])
 
     return build_derived_set(set_dir, out_dir, every, degrade, degradation.jpeg_quality)

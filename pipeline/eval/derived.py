@@ -1,6 +1,8 @@
-"""Development sets derived from a COCO set photo by photo: every n-th photo by id is read, edited (degraded by a
-camera's faults in pipeline/eval/degraded.py, its faces hidden in pipeline/eval/occluded.py) and written as a JPEG
-with the boxes the edit gives it, ready for ``veil eval``.
+"""Development sets derived from a COCO set photo by photo. This is the loop every builder shares: every
+``every``-th photo by id read, edited and written as a JPEG, its boxes edited with it. The edits: moved as a
+whole (pipeline/eval/reposed.py: turned on its side, tilted), degraded by a camera's faults
+(pipeline/eval/degraded.py), its faces hidden (pipeline/eval/occluded.py). Labels of other kinds than boxes are
+not kept, as the edit may have moved them.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +18,19 @@ from PIL import Image
 
 from pipeline.eval.images import annotations_per_image, every_nth_image
 
-# One photo's pixels and its annotations in, the edited pixels and their annotations out.
-PhotoEdit = Callable[[np.ndarray, list[dict]], tuple[np.ndarray, list[dict]]]
+
+@dataclass(frozen=True)
+class Derived:
+    """One photo as edited."""
+
+    pixels: np.ndarray  # RGB
+    annotations: list[dict]  # its COCO annotations, as edited
+    name: str = ""  # added to the file's name: "left", "tilted"
+    record: dict = field(default_factory=dict)  # added to its image entry: how it was edited
+
+
+# (the photo's place in the set, its RGB pixels, its annotations) -> the photo as edited
+PhotoEdit = Callable[[int, np.ndarray, list[dict]], Derived]
 
 
 def jpeg_bytes(rgb: np.ndarray, quality: int) -> bytes:
@@ -32,14 +46,16 @@ def build_derived_set(set_dir: Path, out_dir: Path, every: int, edit: PhotoEdit,
     by_image = annotations_per_image(gt)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
-    for image in gt["images"]:
+    for position, image in enumerate(gt["images"]):
         rgb = np.array(Image.open(set_dir / "images" / image["file_name"]).convert("RGB"))
-        pixels, boxes = edit(rgb, by_image.get(image["id"], []))
-        pixels = np.ascontiguousarray(pixels)
-        file_name = f"{Path(image['file_name']).with_suffix('').as_posix().replace('/', '_')}.jpg"
+        derived = edit(position, rgb, by_image.get(image["id"], []))
+        pixels = np.ascontiguousarray(derived.pixels)
+        stem = Path(image["file_name"]).with_suffix("").as_posix().replace("/", "_")
+        file_name = f"{stem}_{derived.name}.jpg" if derived.name else f"{stem}.jpg"
         (out_dir / "images" / file_name).write_bytes(jpeg_bytes(pixels, jpeg_quality))
-        images.append({**image, "file_name": file_name, "width": pixels.shape[1], "height": pixels.shape[0]})
-        annotations += boxes
+        images.append({**image, "file_name": file_name, "width": pixels.shape[1], "height": pixels.shape[0],
+                       "source_file": image["file_name"], **derived.record})
+        annotations += [{k: v for k, v in a.items() if k != "segmentation"} for a in derived.annotations]
     path = out_dir / "annotations.json"
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": gt["categories"]}))
     return path

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.eval.derived import build_derived_set
+from pipeline.eval.derived import Derived, build_derived_set
 
 FACE = 1  # the COCO category of a face
 CUT_SHARE = 0.5  # where the cut runs through the face: half of it is left
@@ -72,4 +72,5 @@ def build_occluded_set(set_dir: Path, out_dir: Path, kind: str, every: int = 1) 
     """Every ``every``-th photo of the COCO set in ``set_dir`` (by id), its faces occluded by ``kind``
     (``OCCLUSIONS``), into ``out_dir`` (``images/`` and ``annotations.json``); return the annotations' path."""
     occlude = _covered if kind in COVERINGS else _cut
-    return build_derived_set(set_dir, out_dir, every, lambda rgb, boxes: occlude(rgb, boxes, kind), JPEG_QUALITY)
+    return build_derived_set(set_dir, out_dir, every, lambda _, rgb, boxes: Derived(*occlude(rgb, boxes, kind)),
+                             JPEG_QUALITY)
