@@ -2,8 +2,9 @@
 
 They take about five minutes of one core in float32 (72 detections at the shipped defaults), so they are kept in
 pytest's cache under a key made of everything they depend on: the model hashes, the features version, the chosen
-images and the perturbations. Any change recomputes them. The test command's workers (pytest-xdist) share that cache, image by image, each under a file
-lock: a worker measures the images no other worker is measuring, then waits for the rest.
+images and the perturbations. Any change recomputes them. The test command's workers (pytest-xdist) share that
+cache image by image, each under a file lock: a worker measures the images no other worker is measuring, then
+waits for the rest.
 """
 
 from __future__ import annotations
