@@ -1,8 +1,8 @@
 """Development sets made harder the way cameras make photos harder: underexposed, at night with sensor noise,
 overexposed, grainy, under a street lamp's orange light, out of focus, shaken, heavily compressed, at half the
 resolution, far away in a wider shot. Each photo of a COCO set is degraded and written as a JPEG with its boxes
-(scaled with the photo) by pipeline/eval/derived.py, ready for ``veil eval``. The drift control set (daemon/drift/control.py) perturbs its
-photos with the same functions.
+(scaled with the photo) by pipeline/eval/derived.py, ready for ``veil eval``. The drift control set
+(daemon/drift/control.py) perturbs its photos with the same functions.
 """
 
 from __future__ import annotations

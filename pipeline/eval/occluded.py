@@ -5,7 +5,8 @@ or a photo cropped by hand show instead.
 Sunglasses and face masks are painted on every labelled face (its box is where the face is, so it is what must
 be masked, covered or not). A cut photo is cropped so that its left or top edge runs through the middle of the
 leftmost or topmost labelled face; each box is clipped to what is left of it, and a photo without a labelled
-face is left whole. Photos are written (pipeline/eval/derived.py) as JPEGs at the quality pipeline/eval/degraded.py uses.
+face is left whole. Photos are written as JPEGs (pipeline/eval/derived.py) at the quality
+pipeline/eval/degraded.py uses.
 """
 
 from __future__ import annotations
