@@ -39,6 +39,14 @@ def jpeg_bytes(rgb: np.ndarray, quality: int) -> bytes:
     return buffer.getvalue()
 
 
+def _read_rgb(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as picture:
+            return np.array(picture.convert("RGB"))
+    except OSError as error:  # Pillow's UnidentifiedImageError is one, and so is a file cut short
+        raise ValueError(f"cannot read {path}: {error}") from error
+
+
 def build_derived_set(set_dir: Path, out_dir: Path, every: int, edit: PhotoEdit, jpeg_quality: int) -> Path:
     """Every ``every``-th photo of the COCO set in ``set_dir`` (by id), edited by ``edit``, into ``out_dir``
     (``images/`` and ``annotations.json``, the images flattened to one folder); return the annotations' path."""
@@ -47,7 +55,7 @@ def build_derived_set(set_dir: Path, out_dir: Path, every: int, edit: PhotoEdit,
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
     for position, image in enumerate(gt["images"]):
-        rgb = np.array(Image.open(set_dir / "images" / image["file_name"]).convert("RGB"))
+        rgb = _read_rgb(set_dir / "images" / image["file_name"])
         derived = edit(position, rgb, by_image.get(image["id"], []))
         pixels = np.ascontiguousarray(derived.pixels)
         stem = Path(image["file_name"]).with_suffix("").as_posix().replace("/", "_")

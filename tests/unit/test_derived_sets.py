@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from pipeline.eval.derived import Derived, build_derived_set
@@ -41,3 +42,17 @@ def test_every_nth_photo_is_edited_written_flat_and_its_boxes_kept_as_edited(tmp
     assert [a["bbox"] for a in gt["annotations"]] == [[2.5, 2.5, 5, 5]] * 3
     assert not any("segmentation" in a for a in gt["annotations"])  # the edit may have moved it
     assert gt["categories"] == [{"id": 1, "name": "face"}]
+
+
+def test_a_photo_that_cannot_be_read_is_named_in_a_clear_error(tmp_path):
+    (tmp_path / "set" / "images").mkdir(parents=True)
+    (tmp_path / "set" / "images" / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a whole JPEG")
+    (tmp_path / "set" / "annotations.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "cut.jpg", "width": 60, "height": 40}], "annotations": [],
+        "categories": [{"id": 1, "name": "face"}]}))
+
+    def unchanged(position: int, rgb: np.ndarray, boxes: list[dict]) -> Derived:
+        return Derived(rgb, boxes)
+
+    with pytest.raises(ValueError, match=r"cannot read .*cut\.jpg"):
+        build_derived_set(tmp_path / "set", tmp_path / "out", 1, unchanged, 90)
