@@ -16,12 +16,17 @@ from pathlib import Path
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
+        fsync_open_dir(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_open_dir(fd: int) -> None:
+    try:
         os.fsync(fd)
     except OSError as exc:  # some network filesystems refuse fsync on directories
         if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
             raise
-    finally:
-        os.close(fd)
 
 
 def _temp_name(final: Path, tag: str | None = None) -> Path:

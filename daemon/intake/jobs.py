@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict
 
 from daemon import log
 from daemon.config.settings import FolderSettings
-from daemon.fsutil import fsync_dir, write_atomic
+from daemon.fsutil import fsync_dir, fsync_open_dir, write_atomic
 from daemon.intake.stability import STATE_DIR_NAME, StableFile
 
 _log = log.get("veil.jobs")
@@ -116,13 +116,25 @@ class Job:
         self.record = JobRecord.model_validate_json((self.dir / "job.json").read_bytes())
 
 
-def _refuse_linked_parents(path: Path, ingest: Path) -> None:
-    """A folder on the way swapped for a symlink would make the rename take a file from outside the share."""
-    for parent in path.parents:
-        if parent == ingest:
-            return
-        if os.path.islink(parent):
-            raise OSError(errno.ELOOP, "a folder on the path is a symbolic link")
+@contextmanager
+def _share_folder(ingest: Path, rel: Path) -> Iterator[int]:
+    """A handle on the folder ``rel`` inside ``ingest``, opened one name at a time, never through a symbolic
+    link. A folder on the way swapped for a link would make a rename by path take a file from outside the
+    share; the rename goes through this handle, so a swap after this check moves nothing from there."""
+    fd = os.open(ingest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in rel.parts:
+            try:
+                inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise OSError(errno.ELOOP, "a folder on the path is a symbolic link") from None
+                raise
+            os.close(fd)
+            fd = inner
+        yield fd
+    finally:
+        os.close(fd)
 
 
 class ClaimArea:
@@ -154,38 +166,39 @@ class ClaimArea:
 
     def claim(self, stable: StableFile) -> Job | None:
         """Take ``stable`` for this instance, or None if it is gone or still changing."""
-        rel = stable.path.relative_to(self.folder.ingest).as_posix()
-        _refuse_linked_parents(stable.path, self.folder.ingest)
-        job_id = uuid.uuid4().hex[:16]
-        job = Job(
-            JobRecord(job_id=job_id, folder=self.folder.name, rel=rel, size=stable.size, mtime_ns=stable.mtime_ns,
-                      claimed_at=datetime.now(timezone.utc)),
-            self.root / job_id,
-        )
-        job.input_path.parent.mkdir(parents=True)
-        job.save()  # the journal exists before the input moves, so a crash in between loses nothing
-        try:
-            os.rename(stable.path, job.input_path)
-        except FileNotFoundError:
-            shutil.rmtree(job.dir, ignore_errors=True)  # another instance was faster, or the writer removed it
-            return None
-        st = os.lstat(job.input_path)  # not following a symlink swapped in since the file was checked
-        if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (stable.size, stable.mtime_ns):
-            self._give_back(job)  # still being written after all: return it and wait again
-            return None
-        fsync_dir(job.input_path.parent)
-        fsync_dir(stable.path.parent)
+        rel = stable.path.relative_to(self.folder.ingest)
+        with _share_folder(self.folder.ingest, rel.parent) as arrived_in:
+            job_id = uuid.uuid4().hex[:16]
+            job = Job(
+                JobRecord(job_id=job_id, folder=self.folder.name, rel=rel.as_posix(), size=stable.size,
+                          mtime_ns=stable.mtime_ns, claimed_at=datetime.now(timezone.utc)),
+                self.root / job_id,
+            )
+            job.input_path.parent.mkdir(parents=True)
+            job.save()  # the journal exists before the input moves, so a crash in between loses nothing
+            try:
+                os.rename(rel.name, job.input_path, src_dir_fd=arrived_in)
+            except FileNotFoundError:
+                shutil.rmtree(job.dir, ignore_errors=True)  # another instance was faster, or the writer removed it
+                return None
+            st = os.lstat(job.input_path)  # not following a symlink swapped in since the file was checked
+            if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (stable.size, stable.mtime_ns):
+                self._give_back(job)  # still being written after all: return it and wait again
+                return None
+            fsync_dir(job.input_path.parent)
+            fsync_open_dir(arrived_in)
         return job
 
     def _give_back(self, job: Job) -> bool:
-        original = self.folder.ingest / job.record.rel
-        try:
-            original.parent.mkdir(parents=True, exist_ok=True)
-            os.link(job.input_path, original)  # never over a new file of the same name
-        except FileExistsError:
-            return False
-        os.unlink(job.input_path)
-        fsync_dir(original.parent)
+        rel = Path(job.record.rel)
+        (self.folder.ingest / rel.parent).mkdir(parents=True, exist_ok=True)
+        with _share_folder(self.folder.ingest, rel.parent) as folder:
+            try:
+                os.link(job.input_path, rel.name, dst_dir_fd=folder)  # never over a new file of the same name
+            except FileExistsError:
+                return False
+            os.unlink(job.input_path)
+            fsync_open_dir(folder)
         shutil.rmtree(job.dir, ignore_errors=True)
         return True
 

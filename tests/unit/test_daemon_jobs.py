@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from daemon.config.settings import FolderSettings
+from daemon.intake import jobs
 from daemon.intake.jobs import ClaimArea, InstanceBusy
 from daemon.intake.stability import StableFile
 
@@ -116,3 +120,38 @@ def test_release_puts_the_input_back_without_overwriting(tmp_path):
     (f.ingest / "y.jpg").write_bytes(b"newcomer")
     assert not area.release(job)  # the name was taken meanwhile: keep ours for the next start
     assert (f.ingest / "y.jpg").read_bytes() == b"newcomer" and job.input_path.read_bytes() == b"mine"
+
+
+def test_a_folder_that_is_a_symbolic_link_is_never_claimed_through(tmp_path):
+    f = folder(tmp_path)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "x.jpg").write_bytes(b"secret")
+    (f.ingest / "linked").symlink_to(tmp_path / "outside", target_is_directory=True)
+    st = (tmp_path / "outside" / "x.jpg").stat()
+    area = ClaimArea(f, "a")
+    with pytest.raises(OSError, match="symbolic link"):
+        area.claim(StableFile(f.ingest / "linked" / "x.jpg", st.st_size, st.st_mtime_ns))
+    assert list(tmp_path.rglob("x.jpg")) == [tmp_path / "outside" / "x.jpg"]  # nothing moved, nothing copied
+
+
+def test_a_folder_swapped_for_a_link_after_the_check_takes_nothing_from_outside(tmp_path, monkeypatch):
+    """The swap between the check and the rename: the rename goes through the folder that was checked."""
+    f = folder(tmp_path)
+    stable = arrive(f, "sub/x.jpg", b"dropped")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "x.jpg").write_bytes(b"dropped")  # the same size: it would pass the claim's check
+    os.utime(tmp_path / "outside" / "x.jpg", ns=(stable.mtime_ns, stable.mtime_ns))
+    checked = jobs._share_folder
+
+    @contextmanager
+    def swapped_after_the_check(ingest: Path, rel: Path) -> Iterator[int]:
+        with checked(ingest, rel) as handle:
+            (ingest / "sub").rename(ingest / "moved")
+            (ingest / "sub").symlink_to(tmp_path / "outside", target_is_directory=True)
+            yield handle
+
+    monkeypatch.setattr(jobs, "_share_folder", swapped_after_the_check)
+    job = ClaimArea(f, "a").claim(stable)
+    assert job is not None
+    assert (tmp_path / "outside" / "x.jpg").exists()  # left where it was
+    assert not (f.ingest / "moved" / "x.jpg").exists()  # the file dropped in the share is the one taken
