@@ -9,7 +9,10 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -27,6 +30,27 @@ def fsync_open_dir(fd: int) -> None:
     except OSError as exc:  # some network filesystems refuse fsync on directories
         if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
             raise
+
+
+@contextmanager
+def folder_within(root: Path, rel: Path) -> Iterator[int]:
+    """A handle on the folder ``rel`` inside ``root`` (an ingest folder), opened one name at a time, never
+    through a symbolic link. A folder on the way swapped for a link would make a rename or link by path take a
+    file from outside the share, or put one there; through this handle, a swap after the check moves nothing."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in rel.parts:
+            try:
+                inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except OSError as exc:  # a link gives ENOTDIR (O_DIRECTORY) or ELOOP (O_NOFOLLOW)
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR) and stat.S_ISLNK(os.lstat(name, dir_fd=fd).st_mode):
+                    raise OSError(errno.ELOOP, "a folder on the path is a symbolic link") from None
+                raise
+            os.close(fd)
+            fd = inner
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def _temp_name(final: Path, tag: str | None = None) -> Path:

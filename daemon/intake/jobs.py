@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict
 
 from daemon import log
 from daemon.config.settings import FolderSettings
-from daemon.fsutil import fsync_dir, fsync_open_dir, write_atomic
+from daemon.fsutil import folder_within, fsync_dir, fsync_open_dir, write_atomic
 from daemon.intake.stability import STATE_DIR_NAME, StableFile
 
 _log = log.get("veil.jobs")
@@ -116,27 +116,6 @@ class Job:
         self.record = JobRecord.model_validate_json((self.dir / "job.json").read_bytes())
 
 
-@contextmanager
-def _share_folder(ingest: Path, rel: Path) -> Iterator[int]:
-    """A handle on the folder ``rel`` inside ``ingest``, opened one name at a time, never through a symbolic
-    link. A folder on the way swapped for a link would make a rename by path take a file from outside the
-    share; the rename goes through this handle, so a swap after this check moves nothing from there."""
-    fd = os.open(ingest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for name in rel.parts:
-            try:
-                inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise OSError(errno.ELOOP, "a folder on the path is a symbolic link") from None
-                raise
-            os.close(fd)
-            fd = inner
-        yield fd
-    finally:
-        os.close(fd)
-
-
 class ClaimArea:
     """This instance's processing folder inside one ingest folder."""
 
@@ -167,7 +146,7 @@ class ClaimArea:
     def claim(self, stable: StableFile) -> Job | None:
         """Take ``stable`` for this instance, or None if it is gone or still changing."""
         rel = stable.path.relative_to(self.folder.ingest)
-        with _share_folder(self.folder.ingest, rel.parent) as arrived_in:
+        with folder_within(self.folder.ingest, rel.parent) as arrived_in:
             job_id = uuid.uuid4().hex[:16]
             job = Job(
                 JobRecord(job_id=job_id, folder=self.folder.name, rel=rel.as_posix(), size=stable.size,
@@ -192,7 +171,7 @@ class ClaimArea:
     def _give_back(self, job: Job) -> bool:
         rel = Path(job.record.rel)
         (self.folder.ingest / rel.parent).mkdir(parents=True, exist_ok=True)
-        with _share_folder(self.folder.ingest, rel.parent) as folder:
+        with folder_within(self.folder.ingest, rel.parent) as folder:
             try:
                 os.link(job.input_path, rel.name, dst_dir_fd=folder)  # never over a new file of the same name
             except FileExistsError:

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from pipeline.qc import SIDECAR_SUFFIX, QCReport
 
 from daemon.config.settings import FolderSettings
-from daemon.fsutil import fsync_dir, move_file, publish_bytes, publish_file, same_content
+from daemon.fsutil import folder_within, fsync_dir, fsync_open_dir, move_file, publish_bytes, publish_file, same_content
 from daemon.intake.jobs import ClaimArea, Job
 from daemon.intake.kept import KeptLedger
 
@@ -224,17 +224,23 @@ def finalize(job: Job, area: ClaimArea, folder: FolderSettings, disposition: str
 
 
 def _keep(payload: Path, folder: FolderSettings, rel: str) -> bool:
-    """Put the original back where it arrived, recorded as done first; False if a newcomer took the name."""
+    """Put the original back where it arrived, recorded as done first; False if a newcomer took the name, or
+    its folder is now a symbolic link (it might lead out of the share)."""
     st = payload.stat()
     KeptLedger(folder.ingest).record(rel, st.st_size, st.st_mtime_ns)
-    home = folder.ingest / rel
-    home.parent.mkdir(parents=True, exist_ok=True)
+    home = Path(rel)
     try:
-        os.link(payload, home)  # the same inode: size and mtime stay as recorded
+        (folder.ingest / home.parent).mkdir(parents=True, exist_ok=True)
+        with folder_within(folder.ingest, home.parent) as arrived_in:
+            os.link(payload, home.name, dst_dir_fd=arrived_in)  # the same inode: size and mtime stay as recorded
+            os.unlink(payload)
+            fsync_open_dir(arrived_in)
     except FileExistsError:
         return False  # a new file arrived under this name meanwhile: archive ours instead
-    os.unlink(payload)
-    fsync_dir(home.parent)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return False
+        raise
     return True
 
 

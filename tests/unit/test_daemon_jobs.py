@@ -141,7 +141,7 @@ def test_a_folder_swapped_for_a_link_after_the_check_takes_nothing_from_outside(
     (tmp_path / "outside").mkdir()
     (tmp_path / "outside" / "x.jpg").write_bytes(b"dropped")  # the same size: it would pass the claim's check
     os.utime(tmp_path / "outside" / "x.jpg", ns=(stable.mtime_ns, stable.mtime_ns))
-    checked = jobs._share_folder
+    checked = jobs.folder_within
 
     @contextmanager
     def swapped_after_the_check(ingest: Path, rel: Path) -> Iterator[int]:
@@ -150,7 +150,7 @@ def test_a_folder_swapped_for_a_link_after_the_check_takes_nothing_from_outside(
             (ingest / "sub").symlink_to(tmp_path / "outside", target_is_directory=True)
             yield handle
 
-    monkeypatch.setattr(jobs, "_share_folder", swapped_after_the_check)
+    monkeypatch.setattr(jobs, "folder_within", swapped_after_the_check)
     job = ClaimArea(f, "a").claim(stable)
     assert job is not None
     assert (tmp_path / "outside" / "x.jpg").exists()  # left where it was

@@ -209,3 +209,15 @@ def test_keep_archives_when_a_newcomer_took_the_name(tmp_path):
     finalize(job, area, f, "done")
     assert (f.ingest / "x.jpg").read_bytes() == b"newcomer"
     assert (f.originals / "x.jpg").read_bytes() == b"orig"
+
+
+def test_keep_archives_when_its_folder_became_a_link_out_of_the_share(tmp_path):
+    f, area = setup(tmp_path, on_success="keep")
+    job, report = claimed_job(f, area, "sub/x.jpg", b"orig")
+    (tmp_path / "outside").mkdir()
+    (f.ingest / "sub").rmdir()
+    (f.ingest / "sub").symlink_to(tmp_path / "outside", target_is_directory=True)
+    publish(job, f, report)
+    finalize(job, area, f, "done")
+    assert list((tmp_path / "outside").iterdir()) == []  # the original was not put out there
+    assert (f.originals / "sub" / "x.jpg").read_bytes() == b"orig"
