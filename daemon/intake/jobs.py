@@ -228,8 +228,12 @@ class ClaimArea:
         return jobs
 
     def remove_marker(self, stable: StableFile, marker: str | None) -> None:
-        if marker:
-            try:
-                os.unlink(str(stable.path) + marker)
-            except FileNotFoundError:
-                pass
+        if not marker:
+            return
+        rel = stable.path.relative_to(self.folder.ingest)
+        try:
+            with folder_within(self.folder.ingest, rel.parent) as folder:
+                os.unlink(rel.name + marker, dir_fd=folder)
+        except OSError as exc:  # gone, or its folder now a link that may lead out of the share: left alone
+            if exc.errno not in (errno.ENOENT, errno.ELOOP):
+                raise

@@ -155,3 +155,20 @@ def test_a_folder_swapped_for_a_link_after_the_check_takes_nothing_from_outside(
     assert job is not None
     assert (tmp_path / "outside" / "x.jpg").exists()  # left where it was
     assert not (f.ingest / "moved" / "x.jpg").exists()  # the file dropped in the share is the one taken
+
+
+def test_a_done_marker_is_removed_in_the_share_and_never_through_a_link(tmp_path):
+    f = folder(tmp_path)
+    area = ClaimArea(f, "a")
+    stable = arrive(f, "sub/x.jpg")
+    (f.ingest / "sub" / "x.jpg.done").touch()
+    area.remove_marker(stable, ".done")
+    assert not (f.ingest / "sub" / "x.jpg.done").exists()
+    area.remove_marker(stable, ".done")  # already gone: nothing to do
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "x.jpg.done").touch()
+    (f.ingest / "sub" / "x.jpg").unlink()
+    (f.ingest / "sub").rmdir()
+    (f.ingest / "sub").symlink_to(tmp_path / "outside", target_is_directory=True)
+    area.remove_marker(stable, ".done")
+    assert (tmp_path / "outside" / "x.jpg.done").exists()
