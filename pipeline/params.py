@@ -81,6 +81,9 @@ class ScalePlan(_Strict):
     rotate_180: bool = False  # also the whole image upside down (faces on playing cards, scans put in wrongly)
     rotate_90: bool = False  # also the whole image turned a quarter each way (sideways, with no EXIF orientation)
     tilt_45: bool = False  # also the whole image tilted 45 degrees each way (heads tilted, a camera held askew)
+    # Which of those two views: degrees counter-clockwise. A video's leaning shot narrows its light passes to
+    # the way its faces lean (pipeline/video/keyframes.py); a site whose cameras all lean one way may too.
+    tilt_sides: tuple[Literal[45, -45], ...] = Field(default=(45, -45), min_length=1)
 
 
 class ClassSettings(ClassThresholds):

@@ -103,11 +103,12 @@ class VideoSummary(_Model):
     light_plan_missed: int = 0
     light_blind_intervals: dict[str, int] = {}
     # Keyframes that also got the 45-degree face views, the faces those added, the light passes between
-    # keyframes that got them because the shot leaned, and the keyframe intervals that leaned at both ends
-    # (``TiltedViews``).
+    # keyframes that got them because the shot leaned (and of those views, the ones each got, by their degrees
+    # counter-clockwise: "+45", "-45"), and the keyframe intervals that leaned at both ends (``TiltedViews``).
     tilted_keyframes: int = 0
     tilted_faces: int = 0
     tilted_frames: int = 0
+    tilted_frame_views: dict[str, int] = {}
     tilted_intervals: int = 0
     # The light passes by what they searched (pipeline/video/light_plan.py): "face x1", "face x0.5", ...; "plates,
     # tiles" or "plates, whole frame" (no plate known).

@@ -39,6 +39,7 @@ class DeepFinds(NamedTuple):
     # Of those, the faces the light plan's share had not found surely: where they see them, the shot leans. A
     # head leaning a little in an upright shot is found by both, the tilted view more surely.
     tilted_unseen: Detections
+    leaning_sides: tuple[int, ...] = ()  # the tilted views (``ScalePlan.tilt_sides``) that saw those faces
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ class Engine:
         height, width = rgb.shape[:2]
         fed = self.views(rgb, only) if views is None else views
 
-        def one(detector: _Loaded, _: Callable[[], None]) -> tuple[Detections, Detections, Detections, Detections]:
+        def one(detector: _Loaded, _: Callable[[], None]) -> tuple[Detections, Detections, Detections, Detections, tuple[int, ...]]:
             view = fed[detector.object_class]
             fixed = detector.network.fixed_input
             light_windows = plan_windows(height, width, light.get(detector.object_class, detector.scales), fixed)
@@ -155,15 +156,20 @@ class Engine:
             floor = self.params.thresholds(detector.object_class).review_floor
             seen = self._run_windows(detector, view, light_windows, floor)
             upright = Detections.concat([seen, self._run_windows(detector, view, [w for w in extra if not w.turned], floor)])
-            leaning = self._run_windows(detector, view, [w for w in extra if w.turned], floor)
+            tilted_windows = [w for w in extra if w.turned]
             confident = self.params.thresholds(detector.object_class).threshold
-            added = sideways_finds(leaning, upright, confident)  # held to the photos' rules
-            return upright, seen, added, unseen_upright(added, seen, confident)
+            # Each view's finds apart (the same network calls), held to the photos' rules: the view that saw an
+            # unseen face is the way the shot leans.
+            leaning = self._run_views(detector, [(view, w) for w in tilted_windows], floor)
+            added = [sideways_finds(found, upright, confident) for found in leaning]
+            unseen = [unseen_upright(a, seen, confident) for a in added]
+            sides = tuple(int(w.tilt) for w, u in zip(tilted_windows, unseen) if len(u) and w.tilt)
+            return upright, seen, Detections.concat(added), Detections.concat(unseen), sides
 
         found = self._each_class(one, only=only)
-        upright, seen, added, unseen = (Detections.concat([parts[i] for parts in found]) for i in range(4))
+        upright, seen, added, unseen = (Detections.concat([cast(Detections, parts[i]) for parts in found]) for i in range(4))
         return DeepFinds(self.merged(Detections.concat([upright, added])), self.merged(seen), self.merged(added),
-                         self.merged(unseen))
+                         self.merged(unseen), tuple(sorted({side for parts in found for side in parts[4]})))
 
     def tilts(self, object_class: ObjectClass) -> bool:
         """Whether ``detect_deep``, asked for them, runs the 45-degree views for ``object_class``: its plan has them."""

@@ -121,7 +121,7 @@ def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
     return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
-TILT_DEGREES = 45.0  # ``tilt_45``: both tilted views, and the canvas their scale is held to, take this angle
+TILT_DEGREES = 45.0  # ``tilt_45``: the tilted views (``tilt_sides``) and the canvas their scale is held to
 
 
 def plan_windows(height: int, width: int, plan: ScalePlan, fixed_input: int | None) -> list[Window]:
@@ -138,7 +138,7 @@ def plan_windows(height: int, width: int, plan: ScalePlan, fixed_input: int | No
         # The tilted canvas is up to 1.41 times the picture's side: held to ``max_side`` as the whole pass is.
         grown = max(tilted_canvas(width, height, TILT_DEGREES)[1])
         tilt_scale = 1.0 if fixed_input else min(1.0, plan.max_side / grown)
-        windows += [Window(0, 0, width, height, tilt_scale, tilt=degrees) for degrees in (TILT_DEGREES, -TILT_DEGREES)]
+        windows += [Window(0, 0, width, height, tilt_scale, tilt=float(degrees)) for degrees in dict.fromkeys(plan.tilt_sides)]
     if plan.downscale and long_side * whole_scale >= 128:
         windows.append(Window(0, 0, width, height, whole_scale / 2))
     if plan.upscale_below and long_side < plan.upscale_below:

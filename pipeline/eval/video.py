@@ -324,6 +324,7 @@ def run_set(eval_set: EvalSet, shared_eval: Path, work: Path, params: Params, en
         seconds = time.perf_counter() - started
         result = score_clip(spec.name, truth, dst.with_name(companion_name(dst)), params.mask, (eval_set.object_class,))
         result.disposition, result.review_reasons = report.disposition, list(report.review_reasons)
+        result.seconds = seconds
         results.append(result)
         log(f"{eval_set.name} {spec.name}: box-frames masked {result.masked_box_frames}/{result.box_frames} "
             f"({result.recall:.4%}), longest unmasked run per object {sorted(result.longest_unmasked_run.values(), reverse=True)}, "

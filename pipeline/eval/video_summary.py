@@ -21,6 +21,7 @@ class ClipResult:
     hota_input_annotated: dict  # the same without tracks that never touch a ground-truth box (pipeline.eval.video.UNANNOTATED_IOU)
     never_masked: int = 0  # objects present on some frame and masked on none
     disposition: str = ""  # the QC verdict (done, review), set by run_set
+    seconds: float = 0.0  # process_video's wall time, rendering and scoring left out, set by run_set
     review_reasons: list[str] = field(default_factory=list)
     unmasked_frames: dict[int, list[int]] = field(default_factory=dict)  # object id -> the frames it was unmasked on
 

@@ -95,8 +95,10 @@ class TiltedViews:
     (docs/video.md#evaluation-on-video).
 
     Where they found a face the light plan's views did not find surely on the last keyframe, the shot leans:
-    until the next keyframe, the light plan's face pass on the frames between gets them too (``light_plans``),
-    so the tracks of leaning faces are found again there rather than carried on their predictions alone.
+    until the next keyframe, the light plan's face pass on the frames between gets the view that found it too
+    (``light_plans``; both where each found one), so the tracks of leaning faces are found again there rather
+    than carried on their predictions alone. A camera held askew leans its faces one way, and the other view
+    would cost as much again for nothing.
     Where they did so at both ends of a keyframe interval, the lean is the shot's, not a one-off find: the
     file goes to review (``video.tilted_review``), since leaning faces are found less surely than upright ones."""
 
@@ -104,11 +106,12 @@ class TiltedViews:
         self.every = every
         self._skipped = max(0, every - 1)  # keyframes in a row they were not run on: the first one is due
         self._adding = False  # they added a face on the last keyframe they ran on
-        self._leaning = False  # and one the light plan's views did not find surely
+        self._leaning: tuple[int, ...] = ()  # the views that found one the light plan's views did not find surely
         self._roll = 0.0  # degrees the camera rolled since they last ran
         self.keyframes = 0  # keyframes they ran on, for the QC sidecar
         self.added = 0  # faces they added there
         self.frames = 0  # light passes between keyframes that got them
+        self.frame_views: Counter[str] = Counter()  # and the tilted views those got, by their degrees
         self.leaning_intervals = 0  # keyframe intervals that lean at both ends: a leaning shot
 
     def due(self, cut: bool) -> bool:
@@ -126,19 +129,22 @@ class TiltedViews:
         if motion is not None:
             self._roll += roll_degrees(motion)
 
-    def ran(self, added: int, unseen: int) -> None:
-        """What the tilted views added on this keyframe (nothing where they were not due), and how many of
-        those faces the light plan's views had not found surely."""
-        self.leaning_intervals += self._leaning and unseen > 0
-        self._adding, self._leaning = added > 0, unseen > 0
+    def ran(self, added: int, leaning: tuple[int, ...]) -> None:
+        """What the tilted views added on this keyframe (nothing where they were not due), and which of them
+        (``ScalePlan.tilt_sides``) found faces the light plan's views had not found surely (``DeepFinds``)."""
+        self.leaning_intervals += bool(self._leaning and leaning)
+        self._adding, self._leaning = added > 0, leaning
         self.added += added
 
     def light_plans(self, plans: dict[ObjectClass, ScalePlan]) -> dict[ObjectClass, ScalePlan]:
-        """A light pass's plans: the face plan with its 45-degree views, at its own scale, while the shot leans."""
+        """A light pass's plans: while the shot leans, the face plan with the 45-degree views it leans by, at
+        the light plan's own scale."""
         if not (self._leaning and ObjectClass.FACE in plans):
             return plans
         self.frames += 1
-        return {**plans, ObjectClass.FACE: plans[ObjectClass.FACE].model_copy(update={"tilt_45": True})}
+        self.frame_views.update(f"{side:+d}" for side in self._leaning)
+        leaning = {"tilt_45": True, "tilt_sides": self._leaning}
+        return {**plans, ObjectClass.FACE: plans[ObjectClass.FACE].model_copy(update=leaning)}
 
 
 def light_misses(deep: Detections, light: Detections, detector: DetectorParams) -> tuple[int, Detections]:

@@ -231,9 +231,10 @@ class VideoJob:
         self.tilted_views.rolled(waiting.motion)
         if waiting.deep:
             with self.clock.measure("detect"):
-                detections, light, added, unseen = self.engine.detect_deep(
+                deep = self.engine.detect_deep(
                     frame.rgb, self.scales, only=searched, views=waiting.views, tilted=self.tilted_views.due(waiting.cut))
-            self.tilted_views.ran(len(added), len(unseen))
+            detections, light = deep.everything, deep.light
+            self.tilted_views.ran(len(deep.tilted), deep.leaning_sides)
         if self.features is not None:
             with self.clock.measure("features"):  # drift statistics, before masking, on fully searched frames
                 self.features.frame(frame.index, frame.rgb, detections if everything else None)
@@ -379,7 +380,8 @@ class VideoJob:
             scene_cuts=self.keyframes.stats.scene_cuts, keyframe_objects=self.keyframes.stats.deep_found,
             light_plan_missed=self.keyframes.stats.light_missed, light_blind_intervals=self.blindness.blind_intervals(),
             tilted_keyframes=self.tilted_views.keyframes, tilted_faces=self.tilted_views.added,
-            tilted_frames=self.tilted_views.frames, tilted_intervals=self.tilted_views.leaning_intervals,
+            tilted_frames=self.tilted_views.frames, tilted_frame_views=dict(self.tilted_views.frame_views),
+            tilted_intervals=self.tilted_views.leaning_intervals,
             light_plans=dict(self.light_plans), stage_seconds=self.clock.seconds(),
         )
 

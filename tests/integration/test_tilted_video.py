@@ -1,8 +1,8 @@
 """A camera held askew, at the SHIPPED defaults (``Params()``, the default engine, every class): every face of
 the clip leans 45 degrees, where the upright frame plans miss many of them. The keyframe deep pass keeps
 the photo plan's tilted views (``tilt_45``); where they see faces the light plan's views do not, the shot
-leans, and the light passes up to the next keyframe get them too, so the tracks of leaning faces are found
-again between keyframes. A shot that leans over a whole keyframe interval goes to review.
+leans, and the light passes up to the next keyframe get the view that saw them too, so the tracks of leaning
+faces are found again between keyframes. A shot that leans over a whole keyframe interval goes to review.
 
 The clip is the one ``veil eval-video --set deep --tilt 45`` renders from cmu_mit_faces-9 (a grey group photo
 of shaded faces; its third clip: seed 7 + 2). Two checks, neither from the sidecar's counts: the boxes
@@ -91,6 +91,8 @@ def test_faces_on_a_tilted_camera_are_masked_at_the_shipped_defaults(shipped):
     video = report.video or {}
     assert video["tilted_keyframes"] == video["keyframes"] == 3 and video["tilted_faces"] >= 3  # kept on: they add
     assert video["tilted_frames"] >= 20  # the light passes between keyframes leaned too (29 of them, 5 December)
+    # The camera leans one way: the light passes got the one tilted view that sees its faces upright.
+    assert sum(video["tilted_frame_views"].values()) == video["tilted_frames"]
     # A shot that leans over whole keyframe intervals goes to review: leaning faces are found less surely.
     assert video["tilted_intervals"] == 2 and report.disposition == "review"
     assert any("the shot leans" in reason for reason in report.review_reasons)

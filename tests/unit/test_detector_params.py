@@ -145,8 +145,11 @@ def test_a_partial_frame_plan_keeps_the_frame_defaults_but_an_old_key_the_photo_
         (VideoParams, {"face_scales": {"max_side": 640}, "scales": {"face": {"max_side": 800}}}, "keep scales only"),
         (DetectorParams, {"classes": ["cat"]}, "unknown class 'cat'"),
         (DetectorParams, {"per_class": {"face": {"threshold": 0.1, "review_floor": 0.2}}}, "above threshold"),
+        (DetectorParams, {"per_class": {"face": {"scales": {"tilt_sides": [30]}}}}, "tilt_sides"),
+        (DetectorParams, {"per_class": {"face": {"scales": {"tilt_sides": []}}}}, "tilt_sides"),
     ],
-    ids=["old and new thresholds", "old and new model", "old and new frame plan", "unknown class", "floor above"],
+    ids=["old and new thresholds", "old and new model", "old and new frame plan", "unknown class", "floor above",
+         "a tilt of another angle", "no tilt side"],
 )
 def test_contradictions_and_unknown_classes_are_refused(model, data, message):
     with pytest.raises(ValidationError, match=message):

@@ -320,3 +320,31 @@ def test_a_keyframe_s_tilted_finds_are_unseen_only_where_the_light_plan_found_no
     found = engine.detect_deep(IMAGE, {ObjectClass.FACE: VIDEO_PLANS["face"]})
     assert found.everything.scores.tolist() == pytest.approx([0.95])
     assert len(found.tilted) == 1 and len(found.tilted_unseen) == unseen
+
+
+class LeaningOneWay(StubNetwork):
+    """Finds the centred square surely in a tilted view (a square canvas) where the photo's bright corner lands
+    at the canvas's left edge, nowhere in the other tilted view, and at 0.3 (the review band) upright."""
+
+    def __call__(self, rgb: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+        boxes, _ = super().__call__(rgb, min_score)
+        if rgb.shape[0] != rgb.shape[1]:
+            return boxes, np.array([0.3], dtype=np.float32)
+        if rgb[:, : rgb.shape[1] // 10].max() > 128:
+            return boxes, np.array([0.95], dtype=np.float32)
+        return boxes[:0], np.zeros(0, dtype=np.float32)
+
+
+@pytest.mark.parametrize(("corner", "sides"), [((slice(0, 100), slice(0, 100)), (45,)),
+                                               ((slice(800, 900), slice(0, 100)), (-45,))])
+def test_a_keyframe_says_which_way_its_unseen_faces_lean(corner, sides):
+    """The light passes of a leaning shot get only the tilted view that saw its faces (pipeline/video/keyframes.py).
+    A picture tilted 45 degrees counter-clockwise brings its top-left corner to the left edge; clockwise, its
+    bottom-left corner."""
+    engine, _ = stub_engine(("face",), LeaningOneWay)
+    picture = IMAGE.copy()
+    picture[corner] = 255
+    found = engine.detect_deep(picture, {ObjectClass.FACE: VIDEO_PLANS["face"]})
+    assert len(found.tilted_unseen) == 1 and found.leaning_sides == sides
+    upright = engine.detect_deep(IMAGE, {ObjectClass.FACE: VIDEO_PLANS["face"]})  # no view sees it surely
+    assert len(upright.tilted) == 0 and upright.leaning_sides == ()

@@ -168,6 +168,8 @@ def test_plan_windows_adds_upscale_and_tiles_only_where_asked():
     assert [(w.scale, w.turns) for w in plan_windows(480, 640, sideways, None)] == [(1.0, 0), (1.0, 1), (1.0, 3), (2.0, 0)]
     tilted = plan.model_copy(update={"tilt_45": True})
     assert [(w.scale, w.tilt) for w in plan_windows(480, 640, tilted, None)] == [(1.0, 0), (1.0, 45), (1.0, -45), (2.0, 0)]
+    one_way = tilted.model_copy(update={"tilt_sides": (-45,)})  # a shot whose faces lean one way
+    assert [(w.scale, w.tilt) for w in plan_windows(480, 640, one_way, None)] == [(1.0, 0), (1.0, -45), (2.0, 0)]
     large = plan_windows(1080, 1920, tilted, None)[1]  # its tilted canvas, 2122 wide, is held to max_side
     assert max(large.crop_size) <= 1920 < max(tilted_canvas(1920, 1080, 45)[1])
     assert len(plan_windows(1080, 1920, plan, None)) == 1  # whole only

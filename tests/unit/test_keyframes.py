@@ -43,16 +43,16 @@ def test_a_scene_cut_brings_the_deep_pass_forward_and_a_pan_does_not():
 
 
 def tilted_keyframes(views: TiltedViews, adds: dict[int, int], cuts: set[int], keyframes: int = 12,
-                     unseen: dict[int, int] | None = None) -> list[int]:
-    """The keyframes the tilted views run on, with ``adds`` faces added on the keyframes so numbered, ``unseen``
-    of them (none if not given) faces the light plan's views had not found surely."""
+                     leaning: dict[int, tuple[int, ...]] | None = None) -> list[int]:
+    """The keyframes the tilted views run on, with ``adds`` faces added on the keyframes so numbered, and the
+    views that saw faces among them the light plan's views had not found surely (``leaning``; none if not given)."""
     due = []
     for keyframe in range(keyframes):
         if views.due(keyframe in cuts):
             due.append(keyframe)
-            views.ran(adds.get(keyframe, 0), (unseen or {}).get(keyframe, 0))
+            views.ran(adds.get(keyframe, 0), (leaning or {}).get(keyframe, ()))
         else:
-            views.ran(0, 0)
+            views.ran(0, ())
     return due
 
 
@@ -72,7 +72,7 @@ def test_tilted_views_keep_running_while_they_add_faces_and_start_again_on_a_new
 
 def test_a_shot_leans_over_the_intervals_with_faces_only_the_tilted_views_see_at_both_ends():
     views = TiltedViews(5)
-    assert tilted_keyframes(views, {0: 2, 1: 1, 2: 4, 3: 1}, set(), unseen={0: 1, 1: 1, 3: 1}) == [0, 1, 2, 3, 4, 9]
+    assert tilted_keyframes(views, {0: 2, 1: 1, 2: 4, 3: 1}, set(), leaning={0: (45,), 1: (-45,), 3: (45,)}) == [0, 1, 2, 3, 4, 9]
     assert views.leaning_intervals == 1  # keyframes 0-1; keyframe 2 added only faces the light plan saw too
 
 
@@ -80,14 +80,17 @@ def test_a_shot_leans_from_a_keyframe_where_the_tilted_views_saw_a_face_the_ligh
     views = TiltedViews(5)
     plans = VideoParams().frame_plans()
     leaning = []
-    # keyframe 0: a face only the tilted views see; 1: one the light plan's views found too, less surely; 2: none
-    for added, unseen in [(2, 1), (1, 0), (0, 0)]:
-        views.ran(*((added, unseen) if views.due(False) else (0, 0)))
+    # keyframe 0: a face only the view tilted 45 degrees clockwise sees; 1: faces only each view sees; 2: one
+    # the light plan's views found too, less surely; 3: none
+    for added, sides in [(2, (-45,)), (2, (45, -45)), (1, ()), (0, ())]:
+        views.ran(*((added, sides) if views.due(False) else (0, ())))
         light = views.light_plans(plans)  # a light pass between this keyframe and the next
-        leaning.append(light[ObjectClass.FACE].tilt_45)
+        face = light[ObjectClass.FACE]
+        leaning.append(face.tilt_sides if face.tilt_45 else ())
         assert light[ObjectClass.LICENSE_PLATE] == plans[ObjectClass.LICENSE_PLATE]
-        assert light[ObjectClass.FACE].max_side == plans[ObjectClass.FACE].max_side  # at the light plan's own scale
-    assert leaning == [True, False, False] and views.frames == 1
+        assert face.max_side == plans[ObjectClass.FACE].max_side  # at the light plan's own scale
+    assert leaning == [(-45,), (45, -45), (), ()] and views.frames == 2
+    assert views.frame_views == {"-45": 2, "+45": 1}  # for the sidecar
     assert not plans[ObjectClass.FACE].tilt_45  # the plans handed in are left as they were
 
 
@@ -105,14 +108,14 @@ def test_roll_degrees_reads_the_turn_of_a_camera_motion():
 def test_a_camera_that_rolls_far_brings_the_tilted_views_to_the_next_keyframe():
     views = TiltedViews(5)
     assert views.due(False)  # keyframe 0: a scene's first
-    views.ran(0, 0)
+    views.ran(0, ())
     due = []
     for keyframe in range(1, 8):
         for _ in range(30):  # the frames up to this keyframe: swaying 15 degrees and back, then rolling 30
             views.rolled(turning(1.0 if keyframe == 3 else (-0.5 if keyframe % 2 else 0.5)))
         views.rolled(None)  # camera motion not followed on a frame: no roll
         due.append(views.due(False))
-        views.ran(0, 0)
+        views.ran(0, ())
     assert due == [False, False, True, False, False, False, False]  # keyframe 3 after the roll, then every 5th
     assert views.keyframes == 2
 
