@@ -146,7 +146,7 @@ class Engine:
         height, width = rgb.shape[:2]
         fed = self.views(rgb, only) if views is None else views
 
-        def one(detector: _Loaded, _: Callable[[], None]) -> tuple[Detections, Detections, Detections, Detections, tuple[int, ...]]:
+        def one(detector: _Loaded, _: Callable[[], None]) -> tuple[list[Detections], tuple[int, ...]]:
             view = fed[detector.object_class]
             fixed = detector.network.fixed_input
             light_windows = plan_windows(height, width, light.get(detector.object_class, detector.scales), fixed)
@@ -164,12 +164,12 @@ class Engine:
             added = [sideways_finds(found, upright, confident) for found in leaning]
             unseen = [unseen_upright(a, seen, confident) for a in added]
             sides = tuple(int(w.tilt) for w, u in zip(tilted_windows, unseen) if len(u) and w.tilt)
-            return upright, seen, Detections.concat(added), Detections.concat(unseen), sides
+            return [upright, seen, Detections.concat(added), Detections.concat(unseen)], sides
 
         found = self._each_class(one, only=only)
-        upright, seen, added, unseen = (Detections.concat([cast(Detections, parts[i]) for parts in found]) for i in range(4))
+        upright, seen, added, unseen = (Detections.concat([finds[i] for finds, _ in found]) for i in range(4))
         return DeepFinds(self.merged(Detections.concat([upright, added])), self.merged(seen), self.merged(added),
-                         self.merged(unseen), tuple(sorted({side for parts in found for side in parts[4]})))
+                         self.merged(unseen), tuple(sorted({side for _, sides in found for side in sides})))
 
     def tilts(self, object_class: ObjectClass) -> bool:
         """Whether ``detect_deep``, asked for them, runs the 45-degree views for ``object_class``: its plan has them."""
